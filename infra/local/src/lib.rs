@@ -1,0 +1,8 @@
+//! The local API host: the embedded DynamoDB plus every Lambda function's router behind one port.
+//! Tests use the same pieces, so what runs locally is what is tested.
+
+pub mod emulator;
+pub mod host;
+
+pub use emulator::Emulator;
+pub use host::{connect_context, dispatch, into_lambda_request};

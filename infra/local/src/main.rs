@@ -1,0 +1,190 @@
+//! `cargo run -p local-api`: the whole API on http://127.0.0.1:3000 over an embedded DynamoDB whose
+//! data lives in `./.data/` and survives restarts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body as AxumBody;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use local_api::{connect_context, dispatch, into_lambda_request, Emulator};
+use shared::{AppContext, AppError};
+
+const TABLE_NAME: &str = "points-redemption";
+/// Bodies past this are refused before they are buffered; the routers enforce the API's 64 KiB.
+const HOST_BODY_LIMIT: usize = 1024 * 1024;
+const TTL_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    shared::telemetry::init_json_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(run(started)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("local-api: {message}");
+    ExitCode::FAILURE
+}
+
+async fn run(started: Instant) -> Result<(), String> {
+    let port: u16 = match std::env::var("PORT") {
+        Ok(raw) if !raw.trim().is_empty() => raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, got {raw:?}"))?,
+        _ => 3000,
+    };
+    let data_dir = PathBuf::from(std::env::var("DATA_DIR").unwrap_or_else(|_| "./.data".into()));
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("data directory {} is unusable: {e}", data_dir.display()))?;
+    let data_dir = data_dir
+        .canonicalize()
+        .map_err(|e| format!("data directory {} is unusable: {e}", data_dir.display()))?;
+
+    // Bind first, so a taken port fails before anything is written.
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        format!("cannot listen on {addr}: {e} (is another process using port {port}? set PORT)")
+    })?;
+
+    let db_path = data_dir.join("points.db");
+    let database = dynoxide::Database::new(&db_path.to_string_lossy())
+        .map_err(|e| format!("cannot open the database at {}: {e}", db_path.display()))?;
+    let emulator = Emulator::start(database)
+        .map_err(|e| format!("cannot start the embedded DynamoDB: {e}"))?;
+
+    let secret = local_jwt_secret(&data_dir)?;
+    let ctx = connect_context(emulator.endpoint(), TABLE_NAME, secret)
+        .await
+        .map_err(|e| format!("cannot prepare the table: {e}"))?;
+
+    spawn_ttl_sweeper(emulator.database().clone());
+
+    println!("Points redemption API listening on http://{addr}");
+    println!(
+        "Data: {} (keep points.db, -wal and -shm together)",
+        db_path.display()
+    );
+    tracing::info!(
+        url = %format!("http://{addr}"),
+        data = %db_path.display(),
+        dynamodb = emulator.endpoint(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "local API ready"
+    );
+
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(Arc::new(ctx));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    drop(emulator);
+    Ok(())
+}
+
+/// `JWT_SECRET` if set; otherwise a random secret generated once into the data directory, so tokens
+/// survive restarts without anyone having to invent a key.
+fn local_jwt_secret(data_dir: &Path) -> Result<Vec<u8>, String> {
+    if let Ok(secret) = std::env::var("JWT_SECRET") {
+        if !secret.trim().is_empty() {
+            if secret.len() < shared::config::MIN_JWT_SECRET_BYTES {
+                return Err("JWT_SECRET must be at least 32 bytes".into());
+            }
+            return Ok(secret.into_bytes());
+        }
+    }
+    let path = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing.trim().len() >= shared::config::MIN_JWT_SECRET_BYTES => {
+            return Ok(existing.trim().as_bytes().to_vec())
+        }
+        Ok(_) | Err(_) => {}
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// The emulator never expires TTL items on its own; AWS does, so the host sweeps on a timer.
+fn spawn_ttl_sweeper(database: dynoxide::Database) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TTL_SWEEP_EVERY);
+        loop {
+            interval.tick().await;
+            let db = database.clone();
+            match tokio::task::spawn_blocking(move || db.sweep_ttl()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(deleted)) => tracing::info!(deleted, "swept expired items"),
+                Ok(Err(err)) => tracing::warn!(error = %err, "TTL sweep failed"),
+                Err(err) => tracing::warn!(error = %err, "TTL sweep task failed"),
+            }
+        }
+    });
+}
+
+async fn handle(
+    State(ctx): State<Arc<AppContext>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let (mut parts, body) = req.into_parts();
+    let request_id = parts
+        .headers
+        .get(shared::http::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        parts.headers.insert(shared::http::REQUEST_ID_HEADER, value);
+    }
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+
+    let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
+        Ok(bytes) => dispatch(&ctx, into_lambda_request(parts, bytes.to_vec())).await,
+        Err(_) => shared::http::finish(
+            Err(AppError::PayloadTooLarge {
+                limit: shared::http::MAX_BODY_BYTES,
+            }),
+            &request_id,
+        ),
+    };
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        "request"
+    );
+    let (parts, body) = response.into_parts();
+    let bytes: Vec<u8> = body.as_ref().to_vec();
+    (parts.status, parts.headers, AxumBody::from(bytes)).into_response()
+}

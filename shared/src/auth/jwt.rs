@@ -1,0 +1,264 @@
+//! HS256 JSON Web Tokens. Access and refresh tokens share a key, so the `typ` claim is what stops
+//! one being used as the other.
+
+use std::time::Duration;
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Role;
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub typ: TokenKind,
+    /// Refresh tokens only: the rotation family this token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+}
+
+/// A freshly signed token with the claims it carries.
+#[derive(Debug, Clone)]
+pub struct SignedToken {
+    pub token: String,
+    pub claims: Claims,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
+        JwtKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    pub fn refresh_ttl(&self) -> Duration {
+        self.refresh_ttl
+    }
+
+    pub fn issue_access(
+        &self,
+        user_id: &str,
+        role: Role,
+        now: i64,
+    ) -> Result<SignedToken, AppError> {
+        self.sign(Claims {
+            sub: user_id.to_string(),
+            role,
+            iat: now,
+            exp: now + self.access_ttl.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().to_string(),
+            typ: TokenKind::Access,
+            fam: None,
+        })
+    }
+
+    pub fn issue_refresh(
+        &self,
+        user_id: &str,
+        role: Role,
+        family: &str,
+        now: i64,
+    ) -> Result<SignedToken, AppError> {
+        self.sign(Claims {
+            sub: user_id.to_string(),
+            role,
+            iat: now,
+            exp: now + self.refresh_ttl.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().to_string(),
+            typ: TokenKind::Refresh,
+            fam: Some(family.to_string()),
+        })
+    }
+
+    fn sign(&self, claims: Claims) -> Result<SignedToken, AppError> {
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(AppError::internal)?;
+        Ok(SignedToken { token, claims })
+    }
+
+    /// Verifies signature, algorithm (HS256 only: `none` and every other algorithm are refused),
+    /// expiry and token type. Every failure is the same 401 to the client.
+    pub fn verify(&self, token: &str, expected: TokenKind) -> Result<Claims, AppError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
+        let claims = decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| invalid_token())?
+            .claims;
+        if claims.typ != expected {
+            return Err(AppError::unauthenticated(
+                "wrong_token_type",
+                match expected {
+                    TokenKind::Access => "an access token is required",
+                    TokenKind::Refresh => "a refresh token is required",
+                },
+            ));
+        }
+        if expected == TokenKind::Refresh && claims.fam.is_none() {
+            return Err(invalid_token());
+        }
+        Ok(claims)
+    }
+}
+
+fn invalid_token() -> AppError {
+    AppError::unauthenticated("invalid_token", "the token is invalid or expired")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new(
+            SECRET,
+            Duration::from_secs(900),
+            Duration::from_secs(1_209_600),
+        )
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    fn code_of(err: AppError) -> &'static str {
+        match err {
+            AppError::Unauthenticated { code, .. } => code,
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_access_token_round_trips() {
+        let signed = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let claims = keys().verify(&signed.token, TokenKind::Access).unwrap();
+        assert_eq!(claims, signed.claims);
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn token_types_are_not_interchangeable() {
+        let access = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let refresh = keys()
+            .issue_refresh("u1", Role::Member, "fam", now())
+            .unwrap();
+        assert_eq!(
+            code_of(
+                keys()
+                    .verify(&access.token, TokenKind::Refresh)
+                    .unwrap_err()
+            ),
+            "wrong_token_type"
+        );
+        assert_eq!(
+            code_of(
+                keys()
+                    .verify(&refresh.token, TokenKind::Access)
+                    .unwrap_err()
+            ),
+            "wrong_token_type"
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let signed = keys()
+            .issue_access("u1", Role::Member, now() - 1000)
+            .unwrap();
+        assert_eq!(
+            code_of(keys().verify(&signed.token, TokenKind::Access).unwrap_err()),
+            "invalid_token"
+        );
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_refused() {
+        let other = JwtKeys::new(
+            b"another-secret-another-secret-!!",
+            Duration::from_secs(900),
+            Duration::from_secs(900),
+        );
+        let signed = other.issue_access("u1", Role::Merchant, now()).unwrap();
+        assert_eq!(
+            code_of(keys().verify(&signed.token, TokenKind::Access).unwrap_err()),
+            "invalid_token"
+        );
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused() {
+        let signed = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let payload = signed.token.split('.').nth(1).unwrap().to_string();
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"HS512","typ":"JWT"}"#,
+            r#"{"alg":"RS256","typ":"JWT"}"#,
+        ] {
+            let forged = format!("{}.{}.", URL_SAFE_NO_PAD.encode(header), payload);
+            assert_eq!(
+                code_of(keys().verify(&forged, TokenKind::Access).unwrap_err()),
+                "invalid_token"
+            );
+        }
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &signed.claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(
+            code_of(keys().verify(&hs512, TokenKind::Access).unwrap_err()),
+            "invalid_token"
+        );
+    }
+
+    #[test]
+    fn a_tampered_payload_is_refused() {
+        let signed = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let mut parts: Vec<String> = signed.token.split('.').map(str::to_string).collect();
+        let mut claims = signed.claims.clone();
+        claims.role = Role::Merchant;
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        assert_eq!(
+            code_of(
+                keys()
+                    .verify(&parts.join("."), TokenKind::Access)
+                    .unwrap_err()
+            ),
+            "invalid_token"
+        );
+    }
+}

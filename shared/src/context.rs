@@ -1,0 +1,42 @@
+//! What every function builds once at start-up and shares across invocations.
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::services::auth::AuthService;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppContext {
+    pub config: Config,
+    pub store: Store,
+    pub keys: JwtKeys,
+}
+
+impl AppContext {
+    pub fn new(config: Config, store: Store) -> Self {
+        let keys = JwtKeys::new(
+            &config.jwt_secret,
+            config.access_token_ttl,
+            config.refresh_token_ttl,
+        );
+        AppContext {
+            config,
+            store,
+            keys,
+        }
+    }
+
+    /// Connects the store described by `config` and opens its connection.
+    pub async fn connect(config: Config) -> Self {
+        let store = Store::connect(&config).await;
+        store.warm().await;
+        Self::new(config, store)
+    }
+
+    pub fn auth(&self) -> AuthService<'_> {
+        AuthService {
+            store: &self.store,
+            keys: &self.keys,
+        }
+    }
+}

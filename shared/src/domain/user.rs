@@ -1,0 +1,184 @@
+use serde::{Deserialize, Serialize};
+
+use super::Timestamp;
+use crate::error::FieldCheck;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Role {
+    Member,
+    Merchant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "MEMBER",
+            Role::Merchant => "MERCHANT",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Role> {
+        match raw {
+            "MEMBER" => Some(Role::Member),
+            "MERCHANT" => Some(Role::Merchant),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+}
+
+/// A registration that passed validation; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub user: User,
+}
+
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 150;
+pub const PASSWORD_MIN: usize = 8;
+/// Argon2 accepts long inputs, but hashing megabytes is a cheap denial of service.
+pub const PASSWORD_MAX: usize = 128;
+pub const EMAIL_MAX: usize = 254;
+
+/// Usernames and emails are unique regardless of case, so they are compared in this form.
+pub fn canonical(value: &str) -> String {
+    value.to_lowercase()
+}
+
+pub fn check_username(check: &mut FieldCheck, username: &str) {
+    let len = username.chars().count();
+    if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) {
+        check.fail(
+            "username",
+            format!("must be {USERNAME_MIN} to {USERNAME_MAX} characters"),
+        );
+    } else if !username
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '@' | '.' | '+' | '-' | '_'))
+    {
+        check.fail("username", "may contain only letters, digits and @ . + - _");
+    }
+}
+
+pub fn check_email(check: &mut FieldCheck, email: &str) {
+    if !is_valid_email(email) {
+        check.fail("email", "must be a valid email address");
+    }
+}
+
+pub fn check_password(check: &mut FieldCheck, password: &str) {
+    let len = password.chars().count();
+    if len < PASSWORD_MIN {
+        check.fail(
+            "password",
+            format!("must be at least {PASSWORD_MIN} characters"),
+        );
+    } else if len > PASSWORD_MAX {
+        check.fail(
+            "password",
+            format!("must be at most {PASSWORD_MAX} characters"),
+        );
+    } else if password.chars().all(|c| c.is_ascii_digit()) {
+        check.fail("password", "must not be entirely numeric");
+    }
+}
+
+/// A pragmatic address check: one `@`, a non-empty local part without spaces, and a dotted domain
+/// of letter/digit/hyphen labels. Deliverability is not this API's to prove.
+pub fn is_valid_email(email: &str) -> bool {
+    if email.len() > EMAIL_MAX || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    if local.is_empty() || local.len() > 64 || domain.contains('@') {
+        return false;
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return false;
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn username_problem(name: &str) -> bool {
+        let mut check = FieldCheck::new();
+        check_username(&mut check, name);
+        check.finish().is_err()
+    }
+
+    fn password_problem(password: &str) -> bool {
+        let mut check = FieldCheck::new();
+        check_password(&mut check, password);
+        check.finish().is_err()
+    }
+
+    #[test]
+    fn usernames_follow_the_character_rules() {
+        assert!(!username_problem("amy"));
+        assert!(!username_problem("amy.lin+shop@tw_-1"));
+        assert!(!username_problem("小明的店"));
+        assert!(username_problem("am"));
+        assert!(username_problem(&"a".repeat(151)));
+        assert!(!username_problem(&"a".repeat(150)));
+        assert!(username_problem("amy lin"));
+        assert!(username_problem("amy/lin"));
+    }
+
+    #[test]
+    fn passwords_need_length_and_not_only_digits() {
+        assert!(password_problem("short1"));
+        assert!(password_problem("12345678901"));
+        assert!(!password_problem("correct horse"));
+        assert!(password_problem(&"a".repeat(PASSWORD_MAX + 1)));
+    }
+
+    #[test]
+    fn emails_are_checked_pragmatically() {
+        assert!(is_valid_email("amy@example.com"));
+        assert!(is_valid_email("amy.lin+points@mail.example.com.tw"));
+        for bad in [
+            "amy",
+            "amy@",
+            "@example.com",
+            "amy@example",
+            "amy@@example.com",
+            "amy @example.com",
+            "amy@-example.com",
+            "amy@example..com",
+            ".amy@example.com",
+        ] {
+            assert!(!is_valid_email(bad), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn roles_parse_only_the_two_known_names() {
+        assert_eq!(Role::parse("MEMBER"), Some(Role::Member));
+        assert_eq!(Role::parse("MERCHANT"), Some(Role::Merchant));
+        assert_eq!(Role::parse("member"), None);
+        assert_eq!(Role::parse("ADMIN"), None);
+    }
+}

@@ -1,0 +1,328 @@
+//! The HTTP edge shared by every function: JSON bodies in, JSON responses out, and the single
+//! mapping from [`AppError`] to a status code and error body.
+
+use http::header::{
+    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::auth::{Claims, JwtKeys, TokenKind};
+use crate::domain::Role;
+use crate::error::{AppError, FieldErrors};
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a FieldErrors>,
+}
+
+/// The request id to log and echo: the caller's `X-Request-Id` when it is sane, else Lambda's.
+pub fn request_id(req: &Request) -> String {
+    let from_header = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
+    match from_header {
+        Some(id) => id.to_string(),
+        None => req
+            .lambda_context_ref()
+            .map(|ctx| ctx.request_id.clone())
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+    }
+}
+
+/// The path split into segments, ignoring empty ones, so `/api/auth/me/` and `/api/auth/me` match alike.
+pub fn segments(req: &Request) -> Vec<String> {
+    req.uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Refuses the request with 405 unless its method is one of `allowed`.
+pub fn allow(req: &Request, allowed: &'static [&'static str]) -> Result<(), AppError> {
+    if allowed.contains(&req.method().as_str())
+        || (req.method() == Method::HEAD && allowed.contains(&"GET"))
+    {
+        Ok(())
+    } else {
+        Err(AppError::MethodNotAllowed { allowed })
+    }
+}
+
+/// Parses the JSON body. Syntax errors are `malformed_json`; well-formed JSON of the wrong shape is
+/// `invalid_body` naming the offending field.
+pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
+    if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(AppError::UnsupportedMediaType {
+                message: "the request body must be application/json".into(),
+            });
+        }
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::bad_request(
+            "malformed_json",
+            "the request body must be a JSON object",
+        ));
+    }
+    // Through `Value` first: serde would otherwise accept a JSON array as a struct.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| {
+        AppError::bad_request("malformed_json", "the request body is not valid JSON")
+    })?;
+    if !value.is_object() {
+        let mut fields = FieldErrors::new();
+        fields.insert("body".into(), "must be a JSON object".into());
+        return Err(AppError::BadRequest {
+            code: "invalid_body",
+            message: "the request body has the wrong shape".into(),
+            fields,
+        });
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        json_problem(err.into_inner(), path)
+    })
+}
+
+fn json_problem(inner: serde_json::Error, path: String) -> AppError {
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let mut fields = FieldErrors::new();
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
+            fields.insert(field, data_problem(&inner));
+            AppError::BadRequest {
+                code: "invalid_body",
+                message: "the request body has the wrong shape".into(),
+                fields,
+            }
+        }
+        _ => AppError::bad_request("malformed_json", "the request body is not valid JSON"),
+    }
+}
+
+/// serde's message without its " at line 1 column 9" suffix, which means nothing to an API client.
+fn data_problem(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// The caller's access-token claims, optionally requiring a role (403 for the wrong one).
+pub fn authenticate(req: &Request, keys: &JwtKeys, role: Option<Role>) -> Result<Claims, AppError> {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AppError::unauthenticated("missing_token", "an access token is required"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            AppError::unauthenticated(
+                "missing_token",
+                "use the Authorization: Bearer <token> scheme",
+            )
+        })?;
+    let claims = keys.verify(token, TokenKind::Access)?;
+    if let Some(required) = role {
+        if claims.role != required {
+            return Err(AppError::Forbidden {
+                message: format!("this route is for {} accounts", required.as_str()),
+            });
+        }
+    }
+    Ok(claims)
+}
+
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Result<Response<Body>, AppError> {
+    let bytes = serde_json::to_vec(body).map_err(AppError::internal)?;
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::Binary(bytes))
+        .map_err(AppError::internal)
+}
+
+pub fn no_content() -> Result<Response<Body>, AppError> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .map_err(AppError::internal)
+}
+
+/// The single mapping from application error to HTTP status, headers and body.
+pub fn error_response(err: &AppError) -> Response<Body> {
+    let (status, code, message, fields): (StatusCode, &str, String, Option<&FieldErrors>) =
+        match err {
+            AppError::Validation { message, fields } => (
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                message.clone(),
+                Some(fields),
+            ),
+            AppError::BadRequest {
+                code,
+                message,
+                fields,
+            } => (
+                StatusCode::BAD_REQUEST,
+                code,
+                message.clone(),
+                (!fields.is_empty()).then_some(fields),
+            ),
+            AppError::Unauthenticated { code, message } => {
+                (StatusCode::UNAUTHORIZED, code, message.clone(), None)
+            }
+            AppError::Forbidden { message } => {
+                (StatusCode::FORBIDDEN, "forbidden", message.clone(), None)
+            }
+            AppError::NotFound { code, message } => {
+                (StatusCode::NOT_FOUND, code, message.clone(), None)
+            }
+            AppError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method".into(),
+                None,
+            ),
+            AppError::Conflict {
+                code,
+                message,
+                fields,
+            } => (
+                StatusCode::CONFLICT,
+                code,
+                message.clone(),
+                (!fields.is_empty()).then_some(fields),
+            ),
+            AppError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                err.to_string(),
+                None,
+            ),
+            AppError::UnsupportedMediaType { message } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                message.clone(),
+                None,
+            ),
+            AppError::Unprocessable { code, message } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                message.clone(),
+                None,
+            ),
+            AppError::TooManyRequests { code, message, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, code, message.clone(), None)
+            }
+            AppError::Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                err.to_string(),
+                None,
+            ),
+            AppError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "something went wrong on our side".into(),
+                    None,
+                )
+            }
+        };
+    let envelope = ErrorEnvelope {
+        error: ErrorBody {
+            code,
+            message: &message,
+            fields,
+        },
+    };
+    let body = serde_json::to_vec(&envelope)
+        .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal_error\",\"message\":\"\"}}".to_vec());
+    let mut response = Response::new(Body::Binary(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    match err {
+        AppError::MethodNotAllowed { allowed } => {
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                headers.insert(ALLOW, value);
+            }
+        }
+        AppError::Unauthenticated { .. } => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        AppError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | AppError::Unavailable { retry_after_secs } => {
+            headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Turns a handler's result into the response, adding the headers every route carries.
+pub fn finish(result: Result<Response<Body>, AppError>, request_id: &str) -> Response<Body> {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(err) => error_response(&err),
+    };
+    let headers = response.headers_mut();
+    // Responses carry tokens, balances and personal data: never cache any of them.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    response
+}

@@ -1,0 +1,18 @@
+//! The library every Lambda function of the points-redemption backend is built on.
+//!
+//! Layers, outermost first: [`http`] (request parsing and the one error→HTTP mapping), [`services`]
+//! (use cases), [`domain`] (types and rules), [`store`] (the single DynamoDB table).
+
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod services;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use context::AppContext;
+pub use error::AppError;

@@ -1,0 +1,258 @@
+use serde::{Deserialize, Serialize};
+
+use crate::auth::password::{
+    burn_equivalent_time, hash_password, on_blocking_pool, verify_password,
+};
+use crate::auth::{Claims, JwtKeys, TokenKind};
+use crate::domain::user::{check_email, check_password, check_username};
+use crate::domain::{PointAccount, Role, User};
+use crate::error::{AppError, FieldCheck};
+use crate::store::{RegisterOutcome, RotateOutcome, Store};
+
+/// Registration as the client sent it. Fields are optional here so that every missing one is
+/// reported together, instead of serde stopping at the first.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RegisterRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LoginRequest {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RefreshRequest {
+    pub refresh: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&User> for UserProfile {
+    fn from(user: &User) -> Self {
+        UserProfile {
+            id: user.id.clone(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            role: user.role,
+            created_at: user.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+pub struct AuthService<'a> {
+    pub store: &'a Store,
+    pub keys: &'a JwtKeys,
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn bad_credentials() -> AppError {
+    AppError::unauthenticated("invalid_credentials", "username or password is incorrect")
+}
+
+impl AuthService<'_> {
+    pub async fn register(&self, request: RegisterRequest) -> Result<UserProfile, AppError> {
+        let mut check = FieldCheck::new();
+        let username = check.required("username", request.username);
+        let email = check.required("email", request.email);
+        let password = check.required("password", request.password);
+        let role = check.required("role", request.role);
+        if let Some(username) = &username {
+            check_username(&mut check, username);
+        }
+        if let Some(email) = &email {
+            check_email(&mut check, email);
+        }
+        if let Some(password) = &password {
+            check_password(&mut check, password);
+        }
+        let role = role.and_then(|raw| {
+            let parsed = Role::parse(&raw);
+            if parsed.is_none() {
+                check.fail("role", "must be MEMBER or MERCHANT");
+            }
+            parsed
+        });
+        check.finish()?;
+        let (Some(username), Some(email), Some(password), Some(role)) =
+            (username, email, password, role)
+        else {
+            return Err(AppError::internal(
+                "validated registration is missing a field",
+            ));
+        };
+
+        let password_hash = on_blocking_pool(move || hash_password(&password)).await??;
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            username,
+            email,
+            role,
+            password_hash,
+            created_at: chrono::Utc::now(),
+        };
+        let account = (role == Role::Member).then(|| PointAccount::opening(&user.id));
+        match self.store.register_user(&user, account.as_ref()).await? {
+            RegisterOutcome::Created => Ok(UserProfile::from(&user)),
+            RegisterOutcome::Taken { username, email } => {
+                let mut fields = crate::error::FieldErrors::new();
+                if username {
+                    fields.insert("username".into(), "is already taken".into());
+                }
+                if email {
+                    fields.insert("email".into(), "is already registered".into());
+                }
+                Err(AppError::Conflict {
+                    code: if username {
+                        "username_taken"
+                    } else {
+                        "email_taken"
+                    },
+                    message: "an account with this username or email already exists".into(),
+                    fields,
+                })
+            }
+        }
+    }
+
+    /// Checks the password and returns the user, or the same `invalid_credentials` error whether
+    /// the username or the password was wrong.
+    pub async fn authenticate(&self, request: LoginRequest) -> Result<User, AppError> {
+        let mut check = FieldCheck::new();
+        let username = check.required("username", request.username);
+        let password = check.required("password", request.password);
+        check.finish()?;
+        let (Some(username), Some(password)) = (username, password) else {
+            return Err(AppError::internal("validated login is missing a field"));
+        };
+        if password.chars().count() > crate::domain::user::PASSWORD_MAX {
+            return Err(bad_credentials());
+        }
+
+        match self.store.find_user_by_username(&username).await? {
+            Some(user) => {
+                let hash = user.password_hash.clone();
+                let ok = on_blocking_pool(move || verify_password(&password, &hash)).await?;
+                if ok {
+                    Ok(user)
+                } else {
+                    Err(bad_credentials())
+                }
+            }
+            None => {
+                on_blocking_pool(move || burn_equivalent_time(&password)).await?;
+                Err(bad_credentials())
+            }
+        }
+    }
+
+    /// Issues an access token and the first refresh token of a new family.
+    pub async fn start_session(&self, user: &User) -> Result<TokenPair, AppError> {
+        let now = unix_now();
+        let family = uuid::Uuid::new_v4().to_string();
+        let access = self.keys.issue_access(&user.id, user.role, now)?;
+        let refresh = self.keys.issue_refresh(&user.id, user.role, &family, now)?;
+        self.store
+            .start_token_family(&family, &user.id, &refresh.claims.jti, refresh.claims.exp)
+            .await?;
+        Ok(self.pair(access.token, refresh.token))
+    }
+
+    pub async fn login(&self, request: LoginRequest) -> Result<TokenPair, AppError> {
+        let user = self.authenticate(request).await?;
+        self.start_session(&user).await
+    }
+
+    /// Exchanges a refresh token for a new pair. Each refresh token works once; presenting one that
+    /// was already exchanged revokes its whole family.
+    pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenPair, AppError> {
+        let claims = self.verified_refresh(request)?;
+        let family = claims.fam.clone().unwrap_or_default();
+        let now = unix_now();
+        let access = self.keys.issue_access(&claims.sub, claims.role, now)?;
+        let refresh = self
+            .keys
+            .issue_refresh(&claims.sub, claims.role, &family, now)?;
+        match self
+            .store
+            .rotate_refresh_token(
+                &family,
+                &claims.jti,
+                &refresh.claims.jti,
+                refresh.claims.exp,
+                now,
+            )
+            .await?
+        {
+            RotateOutcome::Rotated => Ok(self.pair(access.token, refresh.token)),
+            RotateOutcome::ReuseDetected => {
+                tracing::warn!(user_id = %claims.sub, "refresh token reuse detected; family revoked");
+                Err(AppError::unauthenticated(
+                    "token_reused",
+                    "this refresh token was already used; sign in again",
+                ))
+            }
+            RotateOutcome::Revoked => Err(AppError::unauthenticated(
+                "token_revoked",
+                "this session has ended; sign in again",
+            )),
+        }
+    }
+
+    pub async fn logout(&self, request: RefreshRequest) -> Result<(), AppError> {
+        let claims = self.verified_refresh(request)?;
+        self.store
+            .revoke_token_family(claims.fam.as_deref().unwrap_or_default())
+            .await
+    }
+
+    pub async fn me(&self, claims: &Claims) -> Result<UserProfile, AppError> {
+        match self.store.get_user(&claims.sub).await? {
+            Some(user) => Ok(UserProfile::from(&user)),
+            None => Err(AppError::unauthenticated(
+                "invalid_token",
+                "the token's user no longer exists",
+            )),
+        }
+    }
+
+    fn verified_refresh(&self, request: RefreshRequest) -> Result<Claims, AppError> {
+        let mut check = FieldCheck::new();
+        let token = check.required("refresh", request.refresh);
+        check.finish()?;
+        self.keys
+            .verify(&token.unwrap_or_default(), TokenKind::Refresh)
+    }
+
+    fn pair(&self, access: String, refresh: String) -> TokenPair {
+        TokenPair {
+            access,
+            refresh,
+            token_type: "Bearer".into(),
+            expires_in: self.keys.access_ttl().as_secs(),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Key shapes of the single table. See docs/data-model.md for the access patterns they serve.
+
+pub fn user_pk(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+pub const USER_PROFILE_SK: &str = "PROFILE";
+pub const ACCOUNT_SK: &str = "ACCOUNT";
+
+/// Uniqueness guards: one item per lower-cased username and email, written in the registration
+/// transaction with `attribute_not_exists`, so two users can never share either.
+pub fn username_pk(canonical_username: &str) -> String {
+    format!("USERNAME#{canonical_username}")
+}
+pub const USERNAME_SK: &str = "USERNAME";
+pub fn email_pk(canonical_email: &str) -> String {
+    format!("EMAIL#{canonical_email}")
+}
+pub const EMAIL_SK: &str = "EMAIL";
+
+pub fn token_family_pk(family: &str) -> String {
+    format!("TOKENFAMILY#{family}")
+}
+pub const TOKEN_FAMILY_SK: &str = "FAMILY";

@@ -1,0 +1,225 @@
+//! The one DynamoDB store. Every key, attribute name, condition expression and transaction of the
+//! single table lives under this module; callers see domain types and typed outcomes.
+
+mod keys;
+pub mod table;
+mod tokens;
+mod users;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use rand::Rng;
+
+use crate::config::Config;
+use crate::error::AppError;
+
+pub use tokens::RotateOutcome;
+pub use users::RegisterOutcome;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How many times a transaction cancelled only by contention (another transaction on the same
+/// item, or throttling) is retried before the client is told to come back later.
+const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
+const BACKOFF_BASE: Duration = Duration::from_millis(10);
+const BACKOFF_CAP: Duration = Duration::from_millis(400);
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+/// The result of a transaction that DynamoDB did not commit because a condition failed: the
+/// cancellation reason code of each item, in the order the items were sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cancelled {
+    pub reasons: Vec<String>,
+}
+
+impl Cancelled {
+    pub fn condition_failed(&self, index: usize) -> bool {
+        self.reasons
+            .get(index)
+            .is_some_and(|code| code == "ConditionalCheckFailed")
+    }
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Store {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Builds the SDK client from configuration. With an endpoint override (the local emulator) the
+    /// credentials are static dummies; on AWS the default provider chain (the Lambda role) applies.
+    pub async fn connect(config: &Config) -> Self {
+        let region = aws_config::Region::new(config.region.clone());
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
+        if let Some(endpoint) = &config.dynamodb_endpoint {
+            loader = loader.endpoint_url(endpoint).credentials_provider(
+                aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "static"),
+            );
+        }
+        let sdk_config = loader.load().await;
+        Store::new(Client::new(&sdk_config), config.table_name.clone())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// Opens the connection (TLS, credentials) during Lambda init instead of on the first request.
+    /// A miss on a key that never exists is the cheapest call the function's role may make.
+    pub async fn warm(&self) {
+        let result = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(table::PK, AttributeValue::S("WARMUP".into()))
+            .key(table::SK, AttributeValue::S("WARMUP".into()))
+            .send()
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = ?err.into_service_error(), "warm-up read failed");
+        }
+    }
+
+    /// Runs one `TransactWriteItems`. A cancellation caused only by contention is retried with
+    /// jittered exponential backoff; a cancellation by a failed condition is returned to the caller,
+    /// which reads the reasons by item index.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        client_request_token: Option<String>,
+    ) -> Result<Result<(), Cancelled>, AppError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .set_client_request_token(client_request_token.clone())
+                .send()
+                .await;
+            let retryable = match result {
+                Ok(_) => return Ok(Ok(())),
+                Err(err) => match classify_transaction_error(err) {
+                    TransactionFailure::Cancelled(cancelled) => {
+                        if cancelled.reasons.iter().any(|c| is_contention(c)) {
+                            true
+                        } else {
+                            return Ok(Err(cancelled));
+                        }
+                    }
+                    TransactionFailure::Contention => true,
+                    TransactionFailure::Other(detail) => return Err(AppError::Internal(detail)),
+                },
+            };
+            if retryable && attempt >= MAX_TRANSACTION_ATTEMPTS {
+                tracing::warn!(attempt, "transaction still contended after retries");
+                return Err(AppError::Unavailable {
+                    retry_after_secs: 1,
+                });
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+enum TransactionFailure {
+    Cancelled(Cancelled),
+    Contention,
+    Other(String),
+}
+
+fn is_contention(code: &str) -> bool {
+    matches!(
+        code,
+        "TransactionConflict"
+            | "ThrottlingError"
+            | "ProvisionedThroughputExceeded"
+            | "RequestLimitExceeded"
+    )
+}
+
+fn classify_transaction_error(err: SdkError<TransactWriteItemsError>) -> TransactionFailure {
+    match err.into_service_error() {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+            TransactionFailure::Cancelled(Cancelled {
+                reasons: cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|reason| reason.code().unwrap_or("None").to_string())
+                    .collect(),
+            })
+        }
+        TransactWriteItemsError::TransactionInProgressException(_)
+        | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+        | TransactWriteItemsError::RequestLimitExceeded(_)
+        | TransactWriteItemsError::ThrottlingException(_) => TransactionFailure::Contention,
+        other => TransactionFailure::Other(format!("transact_write_items: {other:?}")),
+    }
+}
+
+/// Full jitter: a random wait up to an exponentially growing, capped ceiling.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1 << attempt.min(10))
+        .min(BACKOFF_CAP);
+    let millis = rand::thread_rng().gen_range(1..=ceiling.as_millis().max(1) as u64);
+    Duration::from_millis(millis)
+}
+
+/// Serialises a record into an item, failing as an internal error (records are ours, so a failure
+/// here is a bug, not bad input).
+fn to_item<T: serde::Serialize>(record: &T) -> Result<Item, AppError> {
+    serde_dynamo::to_item(record).map_err(AppError::internal)
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, AppError> {
+    serde_dynamo::from_item(item).map_err(AppError::internal)
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_within_its_cap() {
+        for attempt in 1..20 {
+            let wait = backoff(attempt);
+            assert!(wait >= Duration::from_millis(1) && wait <= BACKOFF_CAP);
+        }
+    }
+
+    #[test]
+    fn cancellation_reasons_are_read_by_index() {
+        let cancelled = Cancelled {
+            reasons: vec!["None".into(), "ConditionalCheckFailed".into()],
+        };
+        assert!(!cancelled.condition_failed(0));
+        assert!(cancelled.condition_failed(1));
+        assert!(!cancelled.condition_failed(7));
+    }
+}

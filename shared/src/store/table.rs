@@ -1,0 +1,139 @@
+//! The single table's definition. It lives here once; `create_table` builds the emulator's table from
+//! it and a test proves `template.yaml` declares exactly the same keys, indexes and TTL attribute.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::error::AppError;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
+/// Epoch seconds; DynamoDB's TTL deletes the item some time after this passes, so reads must also
+/// treat an item past this time as absent.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDefinition {
+    pub name: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDefinition {
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+    /// Every key attribute of the table and its indexes; all are strings.
+    pub string_attributes: Vec<&'static str>,
+    /// Global secondary indexes; each projects all attributes.
+    pub indexes: Vec<IndexDefinition>,
+    pub ttl_attribute: &'static str,
+}
+
+pub fn table_definition() -> TableDefinition {
+    TableDefinition {
+        partition_key: PK,
+        sort_key: SK,
+        string_attributes: vec![PK, SK, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK],
+        indexes: vec![
+            IndexDefinition {
+                name: GSI1,
+                partition_key: GSI1_PK,
+                sort_key: GSI1_SK,
+            },
+            IndexDefinition {
+                name: GSI2,
+                partition_key: GSI2_PK,
+                sort_key: GSI2_SK,
+            },
+        ],
+        ttl_attribute: TTL_ATTRIBUTE,
+    }
+}
+
+fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, AppError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(AppError::internal)
+}
+
+/// Creates the table (on-demand, as in `template.yaml`) and enables TTL, unless it already exists.
+pub async fn ensure_table(client: &Client, table_name: &str) -> Result<(), AppError> {
+    let definition = table_definition();
+    let exists = match client.describe_table().table_name(table_name).send().await {
+        Ok(_) => true,
+        Err(err) => match err.into_service_error() {
+            aws_sdk_dynamodb::operation::describe_table::DescribeTableError::ResourceNotFoundException(_) => false,
+            other => return Err(AppError::internal(format!("describe table: {other:?}"))),
+        },
+    };
+    if exists {
+        return Ok(());
+    }
+
+    let mut create = client
+        .create_table()
+        .table_name(table_name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(definition.partition_key, KeyType::Hash)?)
+        .key_schema(key(definition.sort_key, KeyType::Range)?);
+    for attribute in &definition.string_attributes {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(*attribute)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(AppError::internal)?,
+        );
+    }
+    for index in &definition.indexes {
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.partition_key, KeyType::Hash)?)
+                .key_schema(key(index.sort_key, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(AppError::internal)?,
+        );
+    }
+    if let Err(err) = create.send().await {
+        // Two processes starting at once may both try; the loser's table already exists.
+        let service = err.into_service_error();
+        if !matches!(
+            service,
+            aws_sdk_dynamodb::operation::create_table::CreateTableError::ResourceInUseException(_)
+        ) {
+            return Err(AppError::internal(format!("create table: {service:?}")));
+        }
+    }
+    client
+        .update_time_to_live()
+        .table_name(table_name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(definition.ttl_attribute)
+                .enabled(true)
+                .build()
+                .map_err(AppError::internal)?,
+        )
+        .send()
+        .await
+        .map_err(|err| AppError::internal(format!("enable TTL: {:?}", err.into_service_error())))?;
+    Ok(())
+}

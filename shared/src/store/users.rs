@@ -1,0 +1,202 @@
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+
+use super::keys::*;
+use super::table::{PK, SK};
+use super::{from_item, s, to_item, Store};
+use crate::domain::user::canonical;
+use crate::domain::{PointAccount, Role, User};
+use crate::error::AppError;
+
+#[derive(Serialize, Deserialize)]
+struct UserRecord {
+    pk: String,
+    sk: String,
+    entity: String,
+    id: String,
+    username: String,
+    email: String,
+    role: Role,
+    password_hash: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GuardRecord {
+    pk: String,
+    sk: String,
+    entity: String,
+    user_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct AccountRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub user_id: String,
+    pub balance: i64,
+    pub total_earned: i64,
+    pub total_spent: i64,
+    /// Bumped by every balance change; a writer that read version v conditions on it, which makes
+    /// the `balance_after` it records exact.
+    pub version: i64,
+}
+
+impl From<UserRecord> for User {
+    fn from(r: UserRecord) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            role: r.role,
+            password_hash: r.password_hash,
+            created_at: r.created_at,
+        }
+    }
+}
+
+impl From<AccountRecord> for PointAccount {
+    fn from(r: AccountRecord) -> Self {
+        PointAccount {
+            user_id: r.user_id,
+            balance: r.balance,
+            total_earned: r.total_earned,
+            total_spent: r.total_spent,
+        }
+    }
+}
+
+/// What a registration attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    Created,
+    /// Another user already holds the username and/or the email (compared case-insensitively).
+    Taken {
+        username: bool,
+        email: bool,
+    },
+}
+
+impl Store {
+    fn put_new(&self, item: super::Item) -> Result<TransactWriteItem, AppError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(AppError::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Writes the user, both uniqueness guards and (for a member) the opening point account in one
+    /// transaction: either all exist afterwards or none does.
+    pub async fn register_user(
+        &self,
+        user: &User,
+        account: Option<&PointAccount>,
+    ) -> Result<RegisterOutcome, AppError> {
+        let username_guard = GuardRecord {
+            pk: username_pk(&canonical(&user.username)),
+            sk: USERNAME_SK.into(),
+            entity: "UsernameGuard".into(),
+            user_id: user.id.clone(),
+        };
+        let email_guard = GuardRecord {
+            pk: email_pk(&canonical(&user.email)),
+            sk: EMAIL_SK.into(),
+            entity: "EmailGuard".into(),
+            user_id: user.id.clone(),
+        };
+        let profile = UserRecord {
+            pk: user_pk(&user.id),
+            sk: USER_PROFILE_SK.into(),
+            entity: "User".into(),
+            id: user.id.clone(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            role: user.role,
+            password_hash: user.password_hash.clone(),
+            created_at: user.created_at,
+        };
+        // Index order matters: cancellation reasons are read by position below.
+        let mut items = vec![
+            self.put_new(to_item(&username_guard)?)?,
+            self.put_new(to_item(&email_guard)?)?,
+            self.put_new(to_item(&profile)?)?,
+        ];
+        if let Some(account) = account {
+            items.push(self.put_new(to_item(&AccountRecord {
+                pk: user_pk(&account.user_id),
+                sk: ACCOUNT_SK.into(),
+                entity: "PointAccount".into(),
+                user_id: account.user_id.clone(),
+                balance: account.balance,
+                total_earned: account.total_earned,
+                total_spent: account.total_spent,
+                version: 0,
+            })?)?);
+        }
+        match self.transact(items, None).await? {
+            Ok(()) => Ok(RegisterOutcome::Created),
+            Err(cancelled) => {
+                let username = cancelled.condition_failed(0);
+                let email = cancelled.condition_failed(1);
+                if !username && !email {
+                    // The user id is a fresh UUID, so only the guards can collide.
+                    return Err(AppError::internal(format!(
+                        "registration cancelled unexpectedly: {:?}",
+                        cancelled.reasons
+                    )));
+                }
+                Ok(RegisterOutcome::Taken { username, email })
+            }
+        }
+    }
+
+    async fn get_item<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| {
+                AppError::internal(format!("get_item: {:?}", err.into_service_error()))
+            })?;
+        output.item.map(from_item).transpose()
+    }
+
+    pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, AppError> {
+        Ok(self
+            .get_item::<UserRecord>(user_pk(user_id), USER_PROFILE_SK)
+            .await?
+            .map(User::from))
+    }
+
+    /// Finds a user by username, ignoring case, through the username guard.
+    pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, AppError> {
+        let guard = self
+            .get_item::<GuardRecord>(username_pk(&canonical(username)), USERNAME_SK)
+            .await?;
+        match guard {
+            Some(guard) => self.get_user(&guard.user_id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn get_point_account(&self, user_id: &str) -> Result<Option<PointAccount>, AppError> {
+        Ok(self
+            .get_item::<AccountRecord>(user_pk(user_id), ACCOUNT_SK)
+            .await?
+            .map(PointAccount::from))
+    }
+}
