@@ -1,1 +1,191 @@
+//! A test harness: each [`TestApi`] owns its own in-memory DynamoDB emulator and drives the same
+//! dispatch the local host and Lambda use, with `http::Request` values.
 
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::Select;
+use http::{HeaderMap, Method, StatusCode};
+use local_api::{connect_with_config, dispatch, into_lambda_request, Emulator};
+use serde_json::{json, Value};
+use shared::{AppContext, Config};
+
+pub const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApi {
+    pub ctx: AppContext,
+    emulator: Emulator,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl TestResponse {
+    /// The `error.code` of a JSON error body.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, expected: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            expected,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.raw)
+        );
+        self
+    }
+}
+
+impl TestApi {
+    pub async fn start() -> Arc<TestApi> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with a configuration adjusted by `tweak` (e.g. short token lifetimes).
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Arc<TestApi> {
+        let emulator = Emulator::in_memory().expect("start emulator");
+        let mut config = Config::local(
+            emulator.endpoint().to_string(),
+            "points-test".to_string(),
+            TEST_SECRET.to_vec(),
+        );
+        tweak(&mut config);
+        let ctx = connect_with_config(config).await.expect("prepare table");
+        Arc::new(TestApi { ctx, emulator })
+    }
+
+    pub fn emulator(&self) -> &Emulator {
+        &self.emulator
+    }
+
+    /// Sends a raw request through the host's dispatch.
+    pub async fn send(&self, request: http::Request<Vec<u8>>) -> TestResponse {
+        let (parts, body) = request.into_parts();
+        let response = dispatch(&self.ctx, into_lambda_request(parts, body)).await;
+        let (parts, body) = response.into_parts();
+        let raw: Vec<u8> = body.as_ref().to_vec();
+        let body = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&raw).unwrap_or(Value::Null)
+        };
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            raw,
+        }
+    }
+
+    /// Sends a JSON request, with a bearer token when given.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> TestResponse {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let bytes = match body {
+            Some(body) => {
+                builder = builder.header("content-type", "application/json");
+                serde_json::to_vec(&body).expect("serialise body")
+            }
+            None => Vec::new(),
+        };
+        self.send(builder.body(bytes).expect("build request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.call(Method::GET, path, None, token).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.call(Method::POST, path, Some(body), token).await
+    }
+
+    pub async fn register(&self, username: &str, role: &str) -> TestResponse {
+        self.post(
+            "/api/auth/register/",
+            json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": PASSWORD,
+                "role": role,
+            }),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> TestResponse {
+        self.post(
+            "/api/auth/login/",
+            json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    /// Registers and logs in; returns (user id, access token, refresh token).
+    pub async fn signed_up(&self, username: &str, role: &str) -> (String, String, String) {
+        let registered = self.register(username, role).await;
+        registered.assert_status(201);
+        let login = self.login(username, PASSWORD).await;
+        login.assert_status(200);
+        (
+            registered.body["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            login.body["access"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            login.body["refresh"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    }
+
+    /// How many items the table holds: the way tests prove a refused request wrote nothing.
+    pub async fn item_count(&self) -> i32 {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .ctx
+                .store
+                .client()
+                .scan()
+                .table_name(self.ctx.store.table_name())
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            total += page.count();
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return total,
+            }
+        }
+    }
+}

@@ -1,9 +1,23 @@
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body as AxumBody;
+use axum::extract::State;
+use axum::response::IntoResponse;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::store::table::ensure_table;
 use shared::{AppContext, AppError, Config};
+
+/// Bodies past this are refused before they are buffered; the routers enforce the API's 64 KiB.
+const HOST_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The HTTP server's router: every request goes through [`dispatch`], with one JSON log line each.
+pub fn router(ctx: Arc<AppContext>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(ctx)
+}
 
 /// Connects to the emulator at `endpoint`, creates the table if it is missing, and builds the
 /// context every router shares.
@@ -60,4 +74,44 @@ pub async fn dispatch(ctx: &AppContext, req: Request) -> Response<Body> {
             &request_id,
         )
     }
+}
+
+async fn handle(
+    State(ctx): State<Arc<AppContext>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let (mut parts, body) = req.into_parts();
+    let request_id = parts
+        .headers
+        .get(shared::http::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        parts.headers.insert(shared::http::REQUEST_ID_HEADER, value);
+    }
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+
+    let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
+        Ok(bytes) => dispatch(&ctx, into_lambda_request(parts, bytes.to_vec())).await,
+        Err(_) => shared::http::finish(
+            Err(AppError::PayloadTooLarge {
+                limit: shared::http::MAX_BODY_BYTES,
+            }),
+            &request_id,
+        ),
+    };
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        "request"
+    );
+    let (parts, body) = response.into_parts();
+    let bytes: Vec<u8> = body.as_ref().to_vec();
+    (parts.status, parts.headers, AxumBody::from(bytes)).into_response()
 }

@@ -5,4 +5,4 @@ pub mod emulator;
 pub mod host;
 
 pub use emulator::Emulator;
-pub use host::{connect_context, dispatch, into_lambda_request};
+pub use host::{connect_context, connect_with_config, dispatch, into_lambda_request, router};

@@ -7,15 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body as AxumBody;
-use axum::extract::State;
-use axum::response::IntoResponse;
-use local_api::{connect_context, dispatch, into_lambda_request, Emulator};
-use shared::{AppContext, AppError};
+use local_api::{connect_context, router, Emulator};
 
 const TABLE_NAME: &str = "points-redemption";
-/// Bodies past this are refused before they are buffered; the routers enforce the API's 64 KiB.
-const HOST_BODY_LIMIT: usize = 1024 * 1024;
 const TTL_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
@@ -83,10 +77,7 @@ async fn run(started: Instant) -> Result<(), String> {
         "local API ready"
     );
 
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(Arc::new(ctx));
-    axum::serve(listener, app)
+    axum::serve(listener, router(Arc::new(ctx)))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -147,44 +138,4 @@ fn spawn_ttl_sweeper(database: dynoxide::Database) {
             }
         }
     });
-}
-
-async fn handle(
-    State(ctx): State<Arc<AppContext>>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    let started = Instant::now();
-    let (mut parts, body) = req.into_parts();
-    let request_id = parts
-        .headers
-        .get(shared::http::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
-        parts.headers.insert(shared::http::REQUEST_ID_HEADER, value);
-    }
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_string();
-
-    let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
-        Ok(bytes) => dispatch(&ctx, into_lambda_request(parts, bytes.to_vec())).await,
-        Err(_) => shared::http::finish(
-            Err(AppError::PayloadTooLarge {
-                limit: shared::http::MAX_BODY_BYTES,
-            }),
-            &request_id,
-        ),
-    };
-    tracing::info!(
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id = %request_id,
-        "request"
-    );
-    let (parts, body) = response.into_parts();
-    let bytes: Vec<u8> = body.as_ref().to_vec();
-    (parts.status, parts.headers, AxumBody::from(bytes)).into_response()
 }

@@ -1,0 +1,194 @@
+//! What every route does with clients that get things wrong, and the headers every answer carries.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use api_tests::{TestApi, PASSWORD};
+use http::Method;
+use serde_json::json;
+
+fn raw_post(path: &str, content_type: Option<&str>, body: &[u8]) -> http::Request<Vec<u8>> {
+    let mut builder = http::Request::builder().method(Method::POST).uri(path);
+    if let Some(content_type) = content_type {
+        builder = builder.header("content-type", content_type);
+    }
+    builder.body(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400s_that_write_nothing() {
+    let api = TestApi::start().await;
+    let cases: [(&[u8], &str); 6] = [
+        (b"{\"username\": ", "malformed_json"),
+        (b"not json", "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[]", "invalid_body"),
+        (b"\"amy\"", "invalid_body"),
+        (b"{\"username\": 12, \"email\": \"a@example.com\", \"password\": \"x\", \"role\": \"MEMBER\"}", "invalid_body"),
+    ];
+    for (body, code) in cases {
+        let response = api
+            .send(raw_post(
+                "/api/auth/register/",
+                Some("application/json"),
+                body,
+            ))
+            .await;
+        response.assert_status(400);
+        assert_eq!(
+            response.error_code(),
+            code,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert!(response.body["error"]["message"].is_string());
+    }
+    let wrong_type = api
+        .send(raw_post(
+            "/api/auth/register/",
+            Some("application/json"),
+            br#"{"username": ["amy"]}"#,
+        ))
+        .await;
+    assert!(wrong_type.body["error"]["fields"]["username"].is_string());
+    assert_eq!(api.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_refused_with_413() {
+    let api = TestApi::start().await;
+    let big = json!({"username": "amy", "email": "amy@example.com", "password": PASSWORD, "role": "MEMBER", "padding": "x".repeat(65 * 1024)});
+    let response = api.post("/api/auth/register/", big, None).await;
+    response.assert_status(413);
+    assert_eq!(response.error_code(), "payload_too_large");
+    assert_eq!(api.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_non_json_content_type_is_refused_with_415() {
+    let api = TestApi::start().await;
+    let response = api
+        .send(raw_post(
+            "/api/auth/login/",
+            Some("application/x-www-form-urlencoded"),
+            b"username=amy",
+        ))
+        .await;
+    response.assert_status(415);
+    assert_eq!(response.error_code(), "unsupported_media_type");
+    // No content type at all is read as JSON, as curl users expect.
+    let untyped = api
+        .send(raw_post(
+            "/api/auth/login/",
+            None,
+            br#"{"username":"amy","password":"whatever1"}"#,
+        ))
+        .await;
+    untyped.assert_status(401);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_in_json() {
+    let api = TestApi::start().await;
+    for path in [
+        "/",
+        "/api/unknown/",
+        "/api/auth/",
+        "/api/auth/nope/",
+        "/api/auth/register/extra/",
+    ] {
+        let response = api.get(path, None).await;
+        response.assert_status(404);
+        assert_eq!(response.error_code(), "route_not_found", "{path}");
+    }
+    let wrong_method = api.get("/api/auth/register/", None).await;
+    wrong_method.assert_status(405);
+    assert_eq!(wrong_method.error_code(), "method_not_allowed");
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
+    let delete_me = api.call(Method::DELETE, "/api/auth/me/", None, None).await;
+    delete_me.assert_status(405);
+    assert_eq!(delete_me.header("allow"), Some("GET"));
+}
+
+#[tokio::test]
+async fn paths_match_with_or_without_the_trailing_slash() {
+    let api = TestApi::start().await;
+    let response = api
+        .post(
+            "/api/auth/register",
+            json!({"username": "amy", "email": "amy@example.com", "password": PASSWORD, "role": "MEMBER"}),
+            None,
+        )
+        .await;
+    response.assert_status(201);
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_standard_headers_and_echoes_the_request_id() {
+    let api = TestApi::start().await;
+    let request = http::Request::builder()
+        .method(Method::GET)
+        .uri("/api/auth/me/")
+        .header("x-request-id", "trace-abc-123")
+        .body(Vec::new())
+        .unwrap();
+    let response = api.send(request).await;
+    response.assert_status(401);
+    assert_eq!(response.header("x-request-id"), Some("trace-abc-123"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+    // Without one, a fresh id is made up and still echoed.
+    let generated = api.get("/api/auth/me/", None).await;
+    assert!(generated
+        .header("x-request-id")
+        .is_some_and(|id| !id.is_empty()));
+}
+
+/// One request over a real socket, through the same axum server `cargo run -p local-api` starts.
+fn http_exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_host_serves_real_http() {
+    let api = TestApi::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = local_api::router(Arc::new(api.ctx.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let body = r#"{"username":"amy","email":"amy@example.com","password":"correct horse","role":"MEMBER"}"#;
+    let request = format!(
+        "POST /api/auth/register/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let response = tokio::task::spawn_blocking(move || http_exchange(addr, &request))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("x-request-id:"));
+    assert!(response.contains("\"username\":\"amy\""));
+
+    // A body far past the limit is refused by the host before it is buffered.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let request = format!(
+        "POST /api/auth/login/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{huge}",
+        huge.len()
+    );
+    let response = tokio::task::spawn_blocking(move || http_exchange(addr, &request))
+        .await
+        .unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "{}",
+        &response[..response.len().min(200)]
+    );
+}

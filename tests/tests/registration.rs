@@ -1,0 +1,196 @@
+//! Scenarios of people signing up.
+
+use api_tests::{TestApi, PASSWORD};
+use futures::future::join_all;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_member_registers_and_gets_an_empty_point_account() {
+    let api = TestApi::start().await;
+    let response = api.register("amy", "MEMBER").await;
+    response.assert_status(201);
+    assert_eq!(response.body["username"], "amy");
+    assert_eq!(response.body["email"], "amy@example.com");
+    assert_eq!(response.body["role"], "MEMBER");
+    assert!(response.body.get("password").is_none());
+    assert!(
+        !String::from_utf8_lossy(&response.raw).contains("argon2"),
+        "hash leaked"
+    );
+
+    let id = response.body["id"].as_str().unwrap();
+    let account = api
+        .ctx
+        .store
+        .get_point_account(id)
+        .await
+        .unwrap()
+        .expect("account exists");
+    assert_eq!(
+        (account.balance, account.total_earned, account.total_spent),
+        (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_merchant_registers_without_a_point_account() {
+    let api = TestApi::start().await;
+    let response = api.register("tea_shop", "MERCHANT").await;
+    response.assert_status(201);
+    assert_eq!(response.body["role"], "MERCHANT");
+    let id = response.body["id"].as_str().unwrap();
+    assert!(api.ctx.store.get_point_account(id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn usernames_and_emails_are_unique_regardless_of_case() {
+    let api = TestApi::start().await;
+    api.register("Amy", "MEMBER").await.assert_status(201);
+
+    let same_name = api
+        .post(
+            "/api/auth/register/",
+            json!({"username": "aMY", "email": "other@example.com", "password": PASSWORD, "role": "MEMBER"}),
+            None,
+        )
+        .await;
+    same_name.assert_status(409);
+    assert_eq!(same_name.error_code(), "username_taken");
+    assert!(same_name.body["error"]["fields"]["username"].is_string());
+
+    let same_email = api
+        .post(
+            "/api/auth/register/",
+            json!({"username": "someone", "email": "AMY@Example.COM", "password": PASSWORD, "role": "MERCHANT"}),
+            None,
+        )
+        .await;
+    same_email.assert_status(409);
+    assert_eq!(same_email.error_code(), "email_taken");
+    assert!(same_email.body["error"]["fields"]["email"].is_string());
+}
+
+#[tokio::test]
+async fn a_refused_duplicate_leaves_no_half_registered_user() {
+    let api = TestApi::start().await;
+    api.register("amy", "MEMBER").await.assert_status(201);
+    let before = api.item_count().await;
+    // Username free, email taken: neither the new username guard nor a user may remain.
+    let response = api
+        .post(
+            "/api/auth/register/",
+            json!({"username": "brand_new", "email": "amy@example.com", "password": PASSWORD, "role": "MEMBER"}),
+            None,
+        )
+        .await;
+    response.assert_status(409);
+    assert_eq!(api.item_count().await, before);
+    api.login("brand_new", PASSWORD).await.assert_status(401);
+}
+
+#[tokio::test]
+async fn twenty_people_race_for_one_username_and_exactly_one_wins() {
+    let api = TestApi::start().await;
+    let attempts = (0..20).map(|i| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.post(
+                "/api/auth/register/",
+                json!({"username": "popular", "email": format!("racer{i}@example.com"), "password": PASSWORD, "role": "MEMBER"}),
+                None,
+            )
+            .await
+        })
+    });
+    let responses: Vec<_> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let created = responses.iter().filter(|r| r.status == 201).count();
+    let conflicts = responses
+        .iter()
+        .filter(|r| r.status == 409 && r.error_code() == "username_taken")
+        .count();
+    assert_eq!(
+        (created, conflicts),
+        (1, 19),
+        "statuses: {:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    // One user, two guards, one account: nothing from the nineteen losers.
+    assert_eq!(api.item_count().await, 4);
+}
+
+#[tokio::test]
+async fn every_field_is_validated_and_nothing_is_written() {
+    let api = TestApi::start().await;
+    let cases = [
+        (
+            json!({"username": "ab", "email": "a@example.com", "password": PASSWORD, "role": "MEMBER"}),
+            "username",
+        ),
+        (
+            json!({"username": "a".repeat(151), "email": "a@example.com", "password": PASSWORD, "role": "MEMBER"}),
+            "username",
+        ),
+        (
+            json!({"username": "amy lin", "email": "a@example.com", "password": PASSWORD, "role": "MEMBER"}),
+            "username",
+        ),
+        (
+            json!({"username": "amy", "email": "not-an-email", "password": PASSWORD, "role": "MEMBER"}),
+            "email",
+        ),
+        (
+            json!({"username": "amy", "email": "a@example.com", "password": "short", "role": "MEMBER"}),
+            "password",
+        ),
+        (
+            json!({"username": "amy", "email": "a@example.com", "password": "1234567890", "role": "MEMBER"}),
+            "password",
+        ),
+        (
+            json!({"username": "amy", "email": "a@example.com", "password": PASSWORD, "role": "ADMIN"}),
+            "role",
+        ),
+        (
+            json!({"username": "amy", "email": "a@example.com", "password": PASSWORD, "role": "member"}),
+            "role",
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD, "role": "MEMBER"}),
+            "username",
+        ),
+        (
+            json!({"username": "amy", "email": "a@example.com", "password": PASSWORD}),
+            "role",
+        ),
+        (
+            json!({"username": "amy", "email": null, "password": PASSWORD, "role": "MEMBER"}),
+            "email",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = api.post("/api/auth/register/", body.clone(), None).await;
+        response.assert_status(400);
+        assert_eq!(response.error_code(), "validation_failed", "{body}");
+        assert!(
+            response.body["error"]["fields"][field].is_string(),
+            "{field} not reported for {body}: {}",
+            response.body
+        );
+    }
+    assert_eq!(api.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn all_missing_fields_are_reported_together() {
+    let api = TestApi::start().await;
+    let response = api.post("/api/auth/register/", json!({}), None).await;
+    response.assert_status(400);
+    let fields = response.body["error"]["fields"].as_object().unwrap();
+    for field in ["username", "email", "password", "role"] {
+        assert_eq!(fields[field], "is required");
+    }
+}
