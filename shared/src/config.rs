@@ -6,6 +6,8 @@ pub const DEFAULT_TABLE_NAME: &str = "points-redemption";
 pub const DEFAULT_REGION: &str = "ap-northeast-1";
 /// HS256 keys shorter than the hash output weaken the MAC; refuse them.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+pub const DEFAULT_LOGIN_MAX_FAILURES: u32 = 10;
+pub const DEFAULT_LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Clone)]
 pub struct Config {
@@ -16,6 +18,9 @@ pub struct Config {
     pub jwt_secret: Vec<u8>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// Failed logins allowed per username within one window before further attempts get 429.
+    pub login_max_failures: u32,
+    pub login_failure_window: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -27,6 +32,8 @@ impl std::fmt::Debug for Config {
             .field("jwt_secret", &"<redacted>")
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_failure_window", &self.login_failure_window)
             .finish()
     }
 }
@@ -59,6 +66,21 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
                 _ => Err(ConfigError::Invalid {
                     name,
                     problem: format!("expected a positive number of seconds, got {raw:?}"),
+                }),
+            },
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
+    fn count_or(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.trim().parse::<u32>() {
+                Ok(count) if count > 0 => Ok(count),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    problem: format!("expected a positive whole number, got {raw:?}"),
                 }),
             },
         }
@@ -103,6 +125,11 @@ impl Config {
             jwt_secret,
             access_token_ttl: env.seconds_or("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)?,
             refresh_token_ttl: env.seconds_or("REFRESH_TOKEN_TTL_SECONDS", 14 * 24 * 3600)?,
+            login_max_failures: env.count_or("LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES)?,
+            login_failure_window: env.seconds_or(
+                "LOGIN_FAILURE_WINDOW_SECONDS",
+                DEFAULT_LOGIN_FAILURE_WINDOW.as_secs(),
+            )?,
         })
     }
 
@@ -115,6 +142,8 @@ impl Config {
             jwt_secret,
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
+            login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
+            login_failure_window: DEFAULT_LOGIN_FAILURE_WINDOW,
         }
     }
 }

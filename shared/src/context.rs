@@ -2,7 +2,7 @@
 
 use crate::auth::JwtKeys;
 use crate::config::Config;
-use crate::services::auth::AuthService;
+use crate::services::auth::{AuthService, LoginLimits};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -37,6 +37,10 @@ impl AppContext {
         AuthService {
             store: &self.store,
             keys: &self.keys,
+            limits: LoginLimits {
+                max_failures: self.config.login_max_failures,
+                window: self.config.login_failure_window,
+            },
         }
     }
 }

@@ -7,7 +7,8 @@ use http::header::{
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{Claims, JwtKeys, TokenKind};
 use crate::domain::Role;
@@ -16,17 +17,23 @@ use crate::error::{AppError, FieldErrors};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-#[derive(Serialize)]
-struct ErrorEnvelope<'a> {
-    error: ErrorBody<'a>,
+/// The body of every error answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a FieldErrors>,
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable, snake_case.
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+    /// Per-field problems, when the request had invalid fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, nullable = false)]
+    pub fields: Option<FieldErrors>,
 }
 
 /// The request id to log and echo: the caller's `X-Request-Id` when it is sane, else Lambda's.
@@ -272,11 +279,11 @@ pub fn error_response(err: &AppError) -> Response<Body> {
                 )
             }
         };
-    let envelope = ErrorEnvelope {
-        error: ErrorBody {
-            code,
-            message: &message,
-            fields,
+    let envelope = ErrorResponse {
+        error: ErrorDetail {
+            code: code.to_string(),
+            message,
+            fields: fields.cloned(),
         },
     };
     let body = serde_json::to_vec(&envelope)

@@ -1,48 +1,140 @@
 //! The auth function's router: registration, login, token refresh and logout, and `me`.
-//! The same `handle` runs under Lambda (`main.rs`) and under the local host.
+//! The same `handle` runs under Lambda (`main.rs`) and under the local host. Each route is one
+//! function whose `#[utoipa::path]` is its entry in the OpenAPI document.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::http::{
-    allow, authenticate, finish, json, no_content, parse_json, request_id, segments,
-};
+use shared::http::{allow, authenticate, finish, json, no_content, parse_json, request_id, segments, ErrorResponse};
+use shared::services::auth::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair, UserProfile};
 use shared::{AppContext, AppError};
+use utoipa::OpenApi;
 
-pub const ROUTE_PREFIX: &str = "/api/auth/";
+type Answer = Result<Response<Body>, AppError>;
+
+/// This function's part of the API document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(register, login, refresh, logout, me),
+    components(schemas(RegisterRequest, LoginRequest, RefreshRequest, TokenPair, UserProfile, ErrorResponse)),
+    tags((name = "auth", description = "Accounts and sessions"))
+)]
+pub struct AuthApi;
+
+/// Every route this function serves, as (method, path) — the SAM template must declare exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/auth/register/"),
+    ("POST", "/api/auth/login/"),
+    ("POST", "/api/auth/refresh/"),
+    ("POST", "/api/auth/logout/"),
+    ("GET", "/api/auth/me/"),
+];
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     let request_id = request_id(&req);
     finish(route(ctx, &req).await, &request_id)
 }
 
-async fn route(ctx: &AppContext, req: &Request) -> Result<Response<Body>, AppError> {
+async fn route(ctx: &AppContext, req: &Request) -> Answer {
     let path = segments(req);
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     match path.as_slice() {
-        ["api", "auth", "register"] => {
-            allow(req, &["POST"])?;
-            let profile = ctx.auth().register(parse_json(req)?).await?;
-            json(StatusCode::CREATED, &profile)
-        }
-        ["api", "auth", "login"] => {
-            allow(req, &["POST"])?;
-            let tokens = ctx.auth().login(parse_json(req)?).await?;
-            json(StatusCode::OK, &tokens)
-        }
-        ["api", "auth", "refresh"] => {
-            allow(req, &["POST"])?;
-            let tokens = ctx.auth().refresh(parse_json(req)?).await?;
-            json(StatusCode::OK, &tokens)
-        }
-        ["api", "auth", "logout"] => {
-            allow(req, &["POST"])?;
-            ctx.auth().logout(parse_json(req)?).await?;
-            no_content()
-        }
-        ["api", "auth", "me"] => {
-            allow(req, &["GET"])?;
-            let claims = authenticate(req, &ctx.keys, None)?;
-            json(StatusCode::OK, &ctx.auth().me(&claims).await?)
-        }
+        ["api", "auth", "register"] => register(ctx, req).await,
+        ["api", "auth", "login"] => login(ctx, req).await,
+        ["api", "auth", "refresh"] => refresh(ctx, req).await,
+        ["api", "auth", "logout"] => logout(ctx, req).await,
+        ["api", "auth", "me"] => me(ctx, req).await,
         _ => Err(AppError::not_found("route_not_found", "no such route")),
     }
+}
+
+/// Register a member or a merchant. A member starts with an empty point account.
+#[utoipa::path(
+    post, path = "/api/auth/register/", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered", body = UserProfile),
+        (status = 400, description = "Malformed body or invalid fields", body = ErrorResponse),
+        (status = 409, description = "Username or email already registered (case-insensitive)", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 503, description = "Storage contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn register(ctx: &AppContext, req: &Request) -> Answer {
+    allow(req, &["POST"])?;
+    let profile = ctx.auth().register(parse_json(req)?).await?;
+    json(StatusCode::CREATED, &profile)
+}
+
+/// Exchange username and password for an access token (15 min) and a refresh token (14 days).
+/// After 10 failed attempts for one username within 15 minutes, attempts for it get 429.
+#[utoipa::path(
+    post, path = "/api/auth/login/", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 400, description = "Malformed body or missing fields", body = ErrorResponse),
+        (status = 401, description = "Wrong username or password (same answer for both)", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 429, description = "Too many failed logins for this username; see `Retry-After`", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds until the window closes"))),
+        (status = 503, description = "Storage contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn login(ctx: &AppContext, req: &Request) -> Answer {
+    allow(req, &["POST"])?;
+    let tokens = ctx.auth().login(parse_json(req)?).await?;
+    json(StatusCode::OK, &tokens)
+}
+
+/// Trade a refresh token for a new access **and** refresh token. Each refresh token works once;
+/// presenting one that was already used revokes its whole session.
+#[utoipa::path(
+    post, path = "/api/auth/refresh/", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New token pair", body = TokenPair),
+        (status = 400, description = "Malformed body or missing field", body = ErrorResponse),
+        (status = 401, description = "Invalid, expired, reused or revoked refresh token", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+    )
+)]
+async fn refresh(ctx: &AppContext, req: &Request) -> Answer {
+    allow(req, &["POST"])?;
+    let tokens = ctx.auth().refresh(parse_json(req)?).await?;
+    json(StatusCode::OK, &tokens)
+}
+
+/// End the session the refresh token belongs to. Idempotent.
+#[utoipa::path(
+    post, path = "/api/auth/logout/", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Session ended"),
+        (status = 400, description = "Malformed body or missing field", body = ErrorResponse),
+        (status = 401, description = "Not a valid refresh token", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+    )
+)]
+async fn logout(ctx: &AppContext, req: &Request) -> Answer {
+    allow(req, &["POST"])?;
+    ctx.auth().logout(parse_json(req)?).await?;
+    no_content()
+}
+
+/// The caller's profile: a cheap way for a front end to check its access token.
+#[utoipa::path(
+    get, path = "/api/auth/me/", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserProfile),
+        (status = 401, description = "Missing, invalid or expired access token", body = ErrorResponse),
+    )
+)]
+async fn me(ctx: &AppContext, req: &Request) -> Answer {
+    allow(req, &["GET"])?;
+    let claims = authenticate(req, &ctx.keys, None)?;
+    json(StatusCode::OK, &ctx.auth().me(&claims).await?)
 }

@@ -66,14 +66,12 @@ pub fn into_lambda_request(parts: http::request::Parts, body: Vec<u8>) -> Reques
 pub async fn dispatch(ctx: &AppContext, req: Request) -> Response<Body> {
     let path = req.uri().path();
     if path.starts_with("/api/auth/") || path == "/api/auth" {
-        fn_auth::handle(ctx, req).await
-    } else {
-        let request_id = shared::http::request_id(&req);
-        shared::http::finish(
-            Err(AppError::not_found("route_not_found", "no such route")),
-            &request_id,
-        )
+        return fn_auth::handle(ctx, req).await;
     }
+    let request_id = shared::http::request_id(&req);
+    let answer = crate::openapi::serve(path)
+        .unwrap_or_else(|| Err(AppError::not_found("route_not_found", "no such route")));
+    shared::http::finish(answer, &request_id)
 }
 
 async fn handle(

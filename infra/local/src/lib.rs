@@ -3,6 +3,12 @@
 
 pub mod emulator;
 pub mod host;
+pub mod openapi;
 
 pub use emulator::Emulator;
 pub use host::{connect_context, connect_with_config, dispatch, into_lambda_request, router};
+
+/// Every (method, path) the functions serve, for checks against the document and the SAM template.
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    fn_auth::ROUTES.to_vec()
+}

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::Timestamp;
 use crate::error::FieldCheck;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     Member,

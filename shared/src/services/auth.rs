@@ -1,4 +1,5 @@
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::password::{
     burn_equivalent_time, hash_password, on_blocking_pool, verify_password,
@@ -11,26 +12,37 @@ use crate::store::{RegisterOutcome, RotateOutcome, Store};
 
 /// Registration as the client sent it. Fields are optional here so that every missing one is
 /// reported together, instead of serde stopping at the first.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// 3–150 letters, digits and `@ . + - _`; unique regardless of case.
+    #[schema(value_type = String, required = true, min_length = 3, max_length = 150, pattern = r"^[\w.@+-]+$", example = "amy")]
     pub username: Option<String>,
+    /// Unique regardless of case.
+    #[schema(value_type = String, required = true, format = Email, max_length = 254, example = "amy@example.com")]
     pub email: Option<String>,
+    /// At least 8 characters (at most 128), not all digits.
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128, format = Password, example = "correct horse")]
     pub password: Option<String>,
+    #[schema(value_type = Role, required = true)]
     pub role: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(value_type = String, required = true, example = "amy")]
     pub username: Option<String>,
+    #[schema(value_type = String, required = true, format = Password, example = "correct horse")]
     pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct RefreshRequest {
+    /// A refresh token from login or a previous refresh.
+    #[schema(value_type = String, required = true)]
     pub refresh: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserProfile {
     pub id: String,
     pub username: String,
@@ -51,10 +63,11 @@ impl From<&User> for UserProfile {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenPair {
     pub access: String,
     pub refresh: String,
+    #[schema(example = "Bearer")]
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -63,6 +76,13 @@ pub struct TokenPair {
 pub struct AuthService<'a> {
     pub store: &'a Store,
     pub keys: &'a JwtKeys,
+    pub limits: LoginLimits,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub max_failures: u32,
+    pub window: std::time::Duration,
 }
 
 fn unix_now() -> i64 {
@@ -140,19 +160,11 @@ impl AuthService<'_> {
 
     /// Checks the password and returns the user, or the same `invalid_credentials` error whether
     /// the username or the password was wrong.
-    pub async fn authenticate(&self, request: LoginRequest) -> Result<User, AppError> {
-        let mut check = FieldCheck::new();
-        let username = check.required("username", request.username);
-        let password = check.required("password", request.password);
-        check.finish()?;
-        let (Some(username), Some(password)) = (username, password) else {
-            return Err(AppError::internal("validated login is missing a field"));
-        };
+    async fn authenticate(&self, username: &str, password: String) -> Result<User, AppError> {
         if password.chars().count() > crate::domain::user::PASSWORD_MAX {
             return Err(bad_credentials());
         }
-
-        match self.store.find_user_by_username(&username).await? {
+        match self.store.find_user_by_username(username).await? {
             Some(user) => {
                 let hash = user.password_hash.clone();
                 let ok = on_blocking_pool(move || verify_password(&password, &hash)).await?;
@@ -181,9 +193,37 @@ impl AuthService<'_> {
         Ok(self.pair(access.token, refresh.token))
     }
 
+    /// Signs a user in. After `login_max_failures` failed attempts for one username within the
+    /// window, every attempt for it (right password or not) gets 429 until the window closes.
     pub async fn login(&self, request: LoginRequest) -> Result<TokenPair, AppError> {
-        let user = self.authenticate(request).await?;
-        self.start_session(&user).await
+        let mut check = FieldCheck::new();
+        let username = check.required("username", request.username);
+        let password = check.required("password", request.password);
+        check.finish()?;
+        let (Some(username), Some(password)) = (username, password) else {
+            return Err(AppError::internal("validated login is missing a field"));
+        };
+
+        let now = unix_now();
+        if let Some(window) = self.store.login_failure_window(&username, now).await? {
+            if window.failures >= self.limits.max_failures {
+                return Err(AppError::TooManyRequests {
+                    code: "too_many_failed_logins",
+                    message: "too many failed logins for this username; try again later".into(),
+                    retry_after_secs: (window.ends_at - now).max(1) as u64,
+                });
+            }
+        }
+        match self.authenticate(&username, password).await {
+            Ok(user) => self.start_session(&user).await,
+            Err(err @ AppError::Unauthenticated { .. }) => {
+                self.store
+                    .record_login_failure(&username, now, self.limits.window.as_secs() as i64)
+                    .await?;
+                Err(err)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Exchanges a refresh token for a new pair. Each refresh token works once; presenting one that

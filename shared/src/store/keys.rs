@@ -21,3 +21,8 @@ pub fn token_family_pk(family: &str) -> String {
     format!("TOKENFAMILY#{family}")
 }
 pub const TOKEN_FAMILY_SK: &str = "FAMILY";
+
+pub fn login_failures_pk(canonical_username: &str) -> String {
+    format!("LOGINFAIL#{canonical_username}")
+}
+pub const LOGIN_FAILURES_SK: &str = "WINDOW";

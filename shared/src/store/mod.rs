@@ -2,6 +2,7 @@
 //! single table lives under this module; callers see domain types and typed outcomes.
 
 mod keys;
+mod login_limits;
 pub mod table;
 mod tokens;
 mod users;
@@ -18,6 +19,7 @@ use rand::Rng;
 use crate::config::Config;
 use crate::error::AppError;
 
+pub use login_limits::FailureWindow;
 pub use tokens::RotateOutcome;
 pub use users::RegisterOutcome;
 

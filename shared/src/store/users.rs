@@ -155,7 +155,7 @@ impl Store {
         }
     }
 
-    async fn get_item<T: serde::de::DeserializeOwned>(
+    pub(super) async fn get_item<T: serde::de::DeserializeOwned>(
         &self,
         pk: String,
         sk: &str,
