@@ -1,6 +1,7 @@
 /// Expected refusals (a failed condition, a missing table on first start) come back from DynamoDB as
 /// 4xx responses, which the SDK would log as warnings on every request.
-const DEFAULT_FILTER: &str = "info,aws_smithy_runtime=error,aws_smithy_runtime_api=error,dynoxide=error";
+const DEFAULT_FILTER: &str =
+    "info,aws_smithy_runtime=error,aws_smithy_runtime_api=error,dynoxide=error";
 
 /// JSON logs to stdout (CloudWatch on Lambda), filtered by `RUST_LOG` (default above). Call once.
 pub fn init_json_logging() {

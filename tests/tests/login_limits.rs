@@ -18,8 +18,15 @@ async fn ten_failed_logins_lock_the_username_for_the_window() {
         let locked = api.login("AMY", password).await;
         locked.assert_status(429);
         assert_eq!(locked.error_code(), "too_many_failed_logins");
-        let retry_after: u64 = locked.header("retry-after").expect("Retry-After").parse().unwrap();
-        assert!((1..=900).contains(&retry_after), "retry after {retry_after}");
+        let retry_after: u64 = locked
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!(
+            (1..=900).contains(&retry_after),
+            "retry after {retry_after}"
+        );
     }
 }
 
@@ -59,9 +66,13 @@ async fn a_burst_of_concurrent_failures_is_counted_in_full() {
 async fn unknown_usernames_are_limited_too_so_lockouts_reveal_nothing() {
     let api = TestApi::start().await;
     for _ in 0..10 {
-        api.login("ghost", "wrong password").await.assert_status(401);
+        api.login("ghost", "wrong password")
+            .await
+            .assert_status(401);
     }
-    api.login("ghost", "wrong password").await.assert_status(429);
+    api.login("ghost", "wrong password")
+        .await
+        .assert_status(429);
 }
 
 #[tokio::test]

@@ -20,7 +20,8 @@ fn the_checked_in_document_matches_the_code() {
 
 #[test]
 fn every_served_route_is_documented_with_its_method() {
-    let doc: serde_json::Value = serde_json::from_str(&local_api::openapi::document_json()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&local_api::openapi::document_json()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let routes = local_api::routes();
     let mut documented = 0;
@@ -28,12 +29,18 @@ fn every_served_route_is_documented_with_its_method() {
         for method in item.as_object().unwrap().keys() {
             documented += 1;
             assert!(
-                routes.iter().any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path),
+                routes
+                    .iter()
+                    .any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path),
                 "{method} {path} is documented but not served"
             );
         }
     }
-    assert_eq!(documented, routes.len(), "a served route is missing from the document");
+    assert_eq!(
+        documented,
+        routes.len(),
+        "a served route is missing from the document"
+    );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
@@ -46,14 +53,20 @@ async fn the_host_serves_the_document_and_the_docs_page() {
 
     let page = api.get("/api/docs/", None).await;
     page.assert_status(200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     assert!(String::from_utf8_lossy(&page.raw).contains("swagger-ui"));
     let init = api.get("/api/docs/swagger-initializer.js", None).await;
     init.assert_status(200);
     assert!(String::from_utf8_lossy(&init.raw).contains("/api/openapi.json"));
     let bundle = api.get("/api/docs/swagger-ui-bundle.js", None).await;
     bundle.assert_status(200);
-    assert!(bundle.raw.len() > 100_000, "vendored Swagger UI bundle is served");
+    assert!(
+        bundle.raw.len() > 100_000,
+        "vendored Swagger UI bundle is served"
+    );
 
     let bare = api.get("/api/docs", None).await;
     bare.assert_status(301);

@@ -3,8 +3,12 @@
 //! function whose `#[utoipa::path]` is its entry in the OpenAPI document.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::http::{allow, authenticate, finish, json, no_content, parse_json, request_id, segments, ErrorResponse};
-use shared::services::auth::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair, UserProfile};
+use shared::http::{
+    allow, authenticate, finish, json, no_content, parse_json, request_id, segments, ErrorResponse,
+};
+use shared::services::auth::{
+    LoginRequest, RefreshRequest, RegisterRequest, TokenPair, UserProfile,
+};
 use shared::{AppContext, AppError};
 use utoipa::OpenApi;
 

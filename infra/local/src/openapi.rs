@@ -34,7 +34,9 @@ impl Modify for BearerScheme {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("An access token from /api/auth/login/ or /api/auth/refresh/"))
+                    .description(Some(
+                        "An access token from /api/auth/login/ or /api/auth/refresh/",
+                    ))
                     .build(),
             ),
         );

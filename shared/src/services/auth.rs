@@ -10,18 +10,19 @@ use crate::domain::{PointAccount, Role, User};
 use crate::error::{AppError, FieldCheck};
 use crate::store::{RegisterOutcome, RotateOutcome, Store};
 
-/// Registration as the client sent it. Fields are optional here so that every missing one is
-/// reported together, instead of serde stopping at the first.
+// Fields are `Option` so that every missing one is reported together, instead of serde stopping
+// at the first; the schema still documents them as required.
+/// A new account.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 3–150 letters, digits and `@ . + - _`; unique regardless of case.
     #[schema(value_type = String, required = true, min_length = 3, max_length = 150, pattern = r"^[\w.@+-]+$", example = "amy")]
     pub username: Option<String>,
     /// Unique regardless of case.
-    #[schema(value_type = String, required = true, format = Email, max_length = 254, example = "amy@example.com")]
+    #[schema(value_type = String, required = true, format = Email, max_length = 254, pattern = r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$", example = "amy@example.com")]
     pub email: Option<String>,
     /// At least 8 characters (at most 128), not all digits.
-    #[schema(value_type = String, required = true, min_length = 8, max_length = 128, format = Password, example = "correct horse")]
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128, pattern = r"\D", format = Password, example = "correct horse")]
     pub password: Option<String>,
     #[schema(value_type = Role, required = true)]
     pub role: Option<String>,

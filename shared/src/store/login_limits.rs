@@ -32,7 +32,10 @@ impl Store {
         now: i64,
     ) -> Result<Option<FailureWindow>, AppError> {
         let record = self
-            .get_item::<FailureWindowRecord>(login_failures_pk(&canonical(username)), LOGIN_FAILURES_SK)
+            .get_item::<FailureWindowRecord>(
+                login_failures_pk(&canonical(username)),
+                LOGIN_FAILURES_SK,
+            )
             .await?;
         Ok(record
             .filter(|r| r.expires_at > now)
@@ -68,7 +71,11 @@ impl Store {
             match added.map_err(|e| e.into_service_error()) {
                 Ok(_) => return Ok(()),
                 Err(UpdateItemError::ConditionalCheckFailedException(_)) => {}
-                Err(other) => return Err(AppError::internal(format!("count login failure: {other:?}"))),
+                Err(other) => {
+                    return Err(AppError::internal(format!(
+                        "count login failure: {other:?}"
+                    )))
+                }
             }
             // No open window: open one, unless a concurrent failure just did.
             let opened = self
@@ -90,7 +97,11 @@ impl Store {
             match opened.map_err(|e| e.into_service_error()) {
                 Ok(_) => return Ok(()),
                 Err(UpdateItemError::ConditionalCheckFailedException(_)) => continue,
-                Err(other) => return Err(AppError::internal(format!("open login failure window: {other:?}"))),
+                Err(other) => {
+                    return Err(AppError::internal(format!(
+                        "open login failure window: {other:?}"
+                    )))
+                }
             }
         }
         Err(AppError::Unavailable {
