@@ -3,6 +3,7 @@
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::services::auth::{AuthService, LoginLimits};
+use crate::services::catalogue::CatalogueService;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -31,6 +32,10 @@ impl AppContext {
         let store = Store::connect(&config).await;
         store.warm().await;
         Self::new(config, store)
+    }
+
+    pub fn catalogue(&self) -> CatalogueService<'_> {
+        CatalogueService { store: &self.store }
     }
 
     pub fn auth(&self) -> AuthService<'_> {

@@ -333,3 +333,70 @@ pub fn finish(result: Result<Response<Body>, AppError>, request_id: &str) -> Res
     }
     response
 }
+
+/// The first value of a query-string parameter (API Gateway's `queryStringParameters`).
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|params| params.first(name))
+        .map(str::to_string)
+}
+
+fn invalid_query(field: &str, problem: &str) -> AppError {
+    let mut fields = FieldErrors::new();
+    fields.insert(field.to_string(), problem.to_string());
+    AppError::BadRequest {
+        code: "invalid_query",
+        message: "a query parameter is invalid".into(),
+        fields,
+    }
+}
+
+/// `?limit=` (1–100, default 20) and `?cursor=`, as every list takes them.
+pub fn page_request(req: &Request) -> Result<crate::pagination::PageRequest, AppError> {
+    use crate::pagination::{PageRequest, DEFAULT_LIMIT, MAX_CURSOR_LEN, MAX_LIMIT};
+    let limit = match query_param(req, "limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => match raw.trim().parse::<usize>() {
+            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
+            _ => return Err(invalid_query("limit", "must be an integer from 1 to 100")),
+        },
+    };
+    let cursor = query_param(req, "cursor").filter(|c| !c.is_empty());
+    if cursor.as_ref().is_some_and(|c| c.len() > MAX_CURSOR_LEN) {
+        return Err(invalid_query("cursor", "is not a cursor this list issued"));
+    }
+    Ok(PageRequest { limit, cursor })
+}
+
+/// An optional id filter (`?merchant_id=`): absent, or a UUID.
+pub fn id_query_param(req: &Request, name: &str) -> Result<Option<String>, AppError> {
+    match query_param(req, name) {
+        None => Ok(None),
+        Some(raw) if crate::domain::is_id(&raw) => Ok(Some(raw)),
+        Some(_) => Err(invalid_query(name, "must be an id (UUID)")),
+    }
+}
+
+/// The version in an `If-Match` header (`"3"`, `W/"3"` or `3`), if one was sent.
+pub fn if_match_version(req: &Request) -> Result<Option<i64>, AppError> {
+    let Some(value) = req.headers().get(http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value.to_str().unwrap_or_default().trim();
+    let raw = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+    match raw.parse::<i64>() {
+        Ok(version) if version >= 1 => Ok(Some(version)),
+        _ => {
+            let mut fields = FieldErrors::new();
+            fields.insert(
+                "If-Match".into(),
+                "must be a product version such as \"3\"".into(),
+            );
+            Err(AppError::BadRequest {
+                code: "invalid_header",
+                message: "the If-Match header is invalid".into(),
+                fields,
+            })
+        }
+    }
+}

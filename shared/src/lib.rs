@@ -9,6 +9,8 @@ pub mod context;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod lambda;
+pub mod pagination;
 pub mod services;
 pub mod store;
 pub mod telemetry;

@@ -120,6 +120,49 @@ impl TestApi {
         self.call(Method::POST, path, Some(body), token).await
     }
 
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.call(Method::PUT, path, Some(body), token).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.call(Method::DELETE, path, None, token).await
+    }
+
+    /// Lists a product as the merchant holding `token`; returns its JSON.
+    pub async fn create_product(&self, token: &str, name: &str, points: i64, stock: i64) -> Value {
+        let response = self
+            .post(
+                "/api/merchants/products/",
+                json!({"name": name, "description": format!("{name}, boxed"), "points_required": points, "stock": stock}),
+                Some(token),
+            )
+            .await;
+        response.assert_status(201);
+        response.body
+    }
+
+    /// Every item of a paginated list, following `next_cursor` to the end.
+    pub async fn walk(&self, path: &str, limit: usize, token: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let mut url = format!("{path}{separator}limit={limit}");
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={cursor}"));
+            }
+            let page = self.get(&url, Some(token)).await;
+            page.assert_status(200);
+            let batch = page.body["items"].as_array().expect("items").clone();
+            assert!(batch.len() <= limit);
+            items.extend(batch);
+            match page.body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return items,
+            }
+        }
+    }
+
     pub async fn register(&self, username: &str, role: &str) -> TestResponse {
         self.post(
             "/api/auth/register/",

@@ -65,8 +65,14 @@ pub fn into_lambda_request(parts: http::request::Parts, body: Vec<u8>) -> Reques
 /// Sends the request to the function that owns its path prefix, as API Gateway's routes do.
 pub async fn dispatch(ctx: &AppContext, req: Request) -> Response<Body> {
     let path = req.uri().path();
-    if path.starts_with("/api/auth/") || path == "/api/auth" {
+    if under(path, "/api/auth") {
         return fn_auth::handle(ctx, req).await;
+    }
+    if under(path, "/api/members") {
+        return fn_members::handle(ctx, req).await;
+    }
+    if under(path, "/api/merchants") {
+        return fn_merchants::handle(ctx, req).await;
     }
     let request_id = shared::http::request_id(&req);
     let answer = crate::openapi::serve(path)
@@ -112,4 +118,11 @@ async fn handle(
     let (parts, body) = response.into_parts();
     let bytes: Vec<u8> = body.as_ref().to_vec();
     (parts.status, parts.headers, AxumBody::from(bytes)).into_response()
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }

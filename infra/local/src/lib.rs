@@ -10,5 +10,5 @@ pub use host::{connect_context, connect_with_config, dispatch, into_lambda_reque
 
 /// Every (method, path) the functions serve, for checks against the document and the SAM template.
 pub fn routes() -> Vec<(&'static str, &'static str)> {
-    fn_auth::ROUTES.to_vec()
+    [fn_auth::ROUTES, fn_members::ROUTES, fn_merchants::ROUTES].concat()
 }

@@ -47,6 +47,8 @@ impl Modify for BearerScheme {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = RootApi::openapi();
     doc.merge(fn_auth::AuthApi::openapi());
+    doc.merge(fn_members::MembersApi::openapi());
+    doc.merge(fn_merchants::MerchantsApi::openapi());
     doc
 }
 

@@ -1,10 +1,17 @@
 //! Domain types and rules. Nothing here knows about HTTP, Lambda or DynamoDB.
 
 pub mod account;
+pub mod product;
 pub mod user;
 
 pub use account::PointAccount;
+pub use product::{Product, ProductChanges};
 pub use user::{NewUser, Role, User};
 
 /// Timestamps are UTC, RFC 3339 on the wire.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// Ids are hyphenated UUIDs. Anything else names nothing, and must never reach DynamoDB as a key.
+pub fn is_id(raw: &str) -> bool {
+    raw.len() == 36 && uuid::Uuid::try_parse(raw).is_ok()
+}

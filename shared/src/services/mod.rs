@@ -2,3 +2,4 @@
 //! and calls the store. None of them knows about HTTP.
 
 pub mod auth;
+pub mod catalogue;

@@ -26,3 +26,14 @@ pub fn login_failures_pk(canonical_username: &str) -> String {
     format!("LOGINFAIL#{canonical_username}")
 }
 pub const LOGIN_FAILURES_SK: &str = "WINDOW";
+
+pub fn product_pk(product_id: &str) -> String {
+    format!("PRODUCT#{product_id}")
+}
+pub const PRODUCT_SK: &str = "PRODUCT";
+/// gsi1: a merchant's products, newest first (the sort key is the time-ordered product id).
+pub fn merchant_products_gsi(merchant_id: &str) -> String {
+    format!("MERCHANT_PRODUCTS#{merchant_id}")
+}
+/// gsi2: the active catalogue. Sparse: only active products carry these keys.
+pub const CATALOGUE_GSI: &str = "CATALOGUE";

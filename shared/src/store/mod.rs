@@ -1,8 +1,10 @@
 //! The one DynamoDB store. Every key, attribute name, condition expression and transaction of the
 //! single table lives under this module; callers see domain types and typed outcomes.
 
+pub mod cursor;
 mod keys;
 mod login_limits;
+mod products;
 pub mod table;
 mod tokens;
 mod users;
@@ -18,8 +20,10 @@ use rand::Rng;
 
 use crate::config::Config;
 use crate::error::AppError;
+use crate::pagination::{Page, PageRequest};
 
 pub use login_limits::FailureWindow;
+pub use products::ProductWrite;
 pub use tokens::RotateOutcome;
 pub use users::RegisterOutcome;
 
@@ -35,6 +39,7 @@ const BACKOFF_CAP: Duration = Duration::from_millis(400);
 pub struct Store {
     client: Client,
     table: String,
+    cursors: cursor::CursorCodec,
 }
 
 /// The result of a transaction that DynamoDB did not commit because a condition failed: the
@@ -53,10 +58,12 @@ impl Cancelled {
 }
 
 impl Store {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// `secret` keys the pagination cursors' MAC.
+    pub fn new(client: Client, table: impl Into<String>, secret: &[u8]) -> Self {
         Store {
             client,
             table: table.into(),
+            cursors: cursor::CursorCodec::from_secret(secret),
         }
     }
 
@@ -71,7 +78,11 @@ impl Store {
             );
         }
         let sdk_config = loader.load().await;
-        Store::new(Client::new(&sdk_config), config.table_name.clone())
+        Store::new(
+            Client::new(&sdk_config),
+            config.table_name.clone(),
+            &config.jwt_secret,
+        )
     }
 
     pub fn client(&self) -> &Client {
@@ -138,6 +149,102 @@ impl Store {
             }
             tokio::time::sleep(backoff(attempt)).await;
         }
+    }
+}
+
+/// One list read from the table or an index, newest first (descending sort key).
+pub(crate) struct ListQuery {
+    /// `None` for the table itself.
+    pub index: Option<&'static str>,
+    pub partition_attribute: &'static str,
+    pub partition_value: String,
+    /// An optional `FilterExpression` with its placeholders.
+    pub filter: Option<Filter>,
+    /// What the cursor is bound to: a cursor issued for one list is refused by any other.
+    pub scope: String,
+}
+
+pub(crate) struct Filter {
+    pub expression: &'static str,
+    pub names: Vec<(&'static str, &'static str)>,
+    pub values: Vec<(&'static str, AttributeValue)>,
+}
+
+/// The key attributes DynamoDB needs to resume a query on `index` (or the table).
+fn key_attributes(index: Option<&'static str>) -> Vec<&'static str> {
+    let definition = table::table_definition();
+    let mut names = vec![definition.partition_key, definition.sort_key];
+    if let Some(index) = definition.indexes.iter().find(|i| Some(i.name) == index) {
+        names.push(index.partition_key);
+        names.push(index.sort_key);
+    }
+    names
+}
+
+impl Store {
+    /// Reads one page. It asks for one item more than the page holds, so `next_cursor` is `None`
+    /// exactly when nothing follows, and keeps reading while a filter leaves the page short.
+    pub(crate) async fn query_page(
+        &self,
+        query: ListQuery,
+        page: &PageRequest,
+    ) -> Result<Page<Item>, AppError> {
+        let mut start = match &page.cursor {
+            Some(cursor) => Some(self.cursors.decode(&query.scope, cursor)?),
+            None => None,
+        };
+        if let Some(start) = &start {
+            // A genuine cursor of this scope always points into the queried partition.
+            if start.get(query.partition_attribute) != Some(&s(query.partition_value.clone())) {
+                return Err(cursor::invalid_cursor());
+            }
+        }
+        let mut items: Vec<Item> = Vec::with_capacity(page.limit + 1);
+        loop {
+            let wanted = (page.limit + 1 - items.len()) as i32;
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(query.index.map(str::to_string))
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", query.partition_attribute)
+                .expression_attribute_values(":pk", s(query.partition_value.clone()))
+                .scan_index_forward(false)
+                .limit(wanted)
+                .set_exclusive_start_key(start.take());
+            if let Some(filter) = &query.filter {
+                request = request.filter_expression(filter.expression);
+                for (placeholder, name) in &filter.names {
+                    request = request.expression_attribute_names(*placeholder, *name);
+                }
+                for (placeholder, value) in &filter.values {
+                    request = request.expression_attribute_values(*placeholder, value.clone());
+                }
+            }
+            let output = request.send().await.map_err(|err| {
+                AppError::internal(format!("query: {:?}", err.into_service_error()))
+            })?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if items.len() > page.limit || start.is_none() {
+                break;
+            }
+        }
+        let next_cursor = if items.len() > page.limit {
+            items.truncate(page.limit);
+            let last = items
+                .last()
+                .ok_or_else(|| AppError::internal("empty page with more"))?;
+            let key: Item = key_attributes(query.index)
+                .into_iter()
+                .filter_map(|name| last.get(name).map(|v| (name.to_string(), v.clone())))
+                .collect();
+            Some(self.cursors.encode(&query.scope, &key)?)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
     }
 }
 

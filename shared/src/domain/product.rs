@@ -1,0 +1,118 @@
+use super::Timestamp;
+use crate::error::FieldCheck;
+
+pub const NAME_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 2_000;
+pub const POINTS_MIN: i64 = 1;
+pub const POINTS_MAX: i64 = 10_000_000;
+pub const STOCK_MAX: i64 = 1_000_000;
+
+/// A gift a merchant lists, priced in points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub id: String,
+    pub merchant_id: String,
+    pub name: String,
+    pub description: String,
+    pub points_required: i64,
+    pub stock: i64,
+    pub is_active: bool,
+    /// Incremented by every change to the product, including stock moved by redemptions, so that a
+    /// merchant's edit based on an old read can never overwrite a newer stock figure.
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The fields a merchant may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub points_required: Option<i64>,
+    pub stock: Option<i64>,
+    pub is_active: Option<bool>,
+}
+
+impl ProductChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == ProductChanges::default()
+    }
+}
+
+/// Trims the name and checks its length; returns the trimmed name.
+pub fn check_name(check: &mut FieldCheck, name: &str) -> String {
+    let trimmed = name.trim().to_string();
+    let len = trimmed.chars().count();
+    if len == 0 || len > NAME_MAX {
+        check.fail(
+            "name",
+            format!("must be 1 to {NAME_MAX} characters after trimming"),
+        );
+    }
+    trimmed
+}
+
+pub fn check_description(check: &mut FieldCheck, description: &str) {
+    if description.chars().count() > DESCRIPTION_MAX {
+        check.fail(
+            "description",
+            format!("must be at most {DESCRIPTION_MAX} characters"),
+        );
+    }
+}
+
+pub fn check_points(check: &mut FieldCheck, points: i64) {
+    if !(POINTS_MIN..=POINTS_MAX).contains(&points) {
+        check.fail(
+            "points_required",
+            format!("must be an integer from {POINTS_MIN} to {POINTS_MAX}"),
+        );
+    }
+}
+
+pub fn check_stock(check: &mut FieldCheck, stock: i64) {
+    if !(0..=STOCK_MAX).contains(&stock) {
+        check.fail("stock", format!("must be an integer from 0 to {STOCK_MAX}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fails(f: impl FnOnce(&mut FieldCheck)) -> bool {
+        let mut check = FieldCheck::new();
+        f(&mut check);
+        check.finish().is_err()
+    }
+
+    #[test]
+    fn names_are_trimmed_before_their_length_is_checked() {
+        let mut check = FieldCheck::new();
+        assert_eq!(check_name(&mut check, "  Tea set  "), "Tea set");
+        assert!(check.finish().is_ok());
+        assert!(fails(|c| {
+            check_name(c, "   ");
+        }));
+        assert!(!fails(|c| {
+            check_name(c, &format!(" {} ", "茶".repeat(200)));
+        }));
+        assert!(fails(|c| {
+            check_name(c, &"a".repeat(201));
+        }));
+    }
+
+    #[test]
+    fn numbers_stay_within_their_ranges() {
+        assert!(fails(|c| check_points(c, 0)));
+        assert!(!fails(|c| check_points(c, 1)));
+        assert!(!fails(|c| check_points(c, 10_000_000)));
+        assert!(fails(|c| check_points(c, 10_000_001)));
+        assert!(!fails(|c| check_stock(c, 0)));
+        assert!(fails(|c| check_stock(c, -1)));
+        assert!(fails(|c| check_stock(c, 1_000_001)));
+        assert!(fails(|c| check_description(c, &"x".repeat(2_001))));
+        assert!(!fails(|c| check_description(c, &"x".repeat(2_000))));
+    }
+}

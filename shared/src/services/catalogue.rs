@@ -1,0 +1,288 @@
+//! Merchants managing their products, and members browsing the catalogue.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::product::{check_description, check_name, check_points, check_stock};
+use crate::domain::{is_id, Product, ProductChanges};
+use crate::error::{AppError, FieldCheck};
+use crate::pagination::{Page, PageRequest};
+use crate::store::{ProductWrite, Store};
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct CreateProductRequest {
+    /// 1–200 characters after trimming.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, example = "Oolong tea gift box")]
+    pub name: Option<String>,
+    #[schema(value_type = String, max_length = 2000, example = "150 g, Alishan high-mountain oolong")]
+    pub description: Option<String>,
+    #[schema(value_type = i64, required = true, minimum = 1, maximum = 10000000, example = 1200)]
+    pub points_required: Option<i64>,
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 1000000, example = 50)]
+    pub stock: Option<i64>,
+}
+
+/// A partial update. `version` is the product version the change is based on (or send `If-Match`).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct UpdateProductRequest {
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[schema(value_type = String, max_length = 2000)]
+    pub description: Option<String>,
+    #[schema(value_type = i64, minimum = 1, maximum = 10000000)]
+    pub points_required: Option<i64>,
+    #[schema(value_type = i64, minimum = 0, maximum = 1000000)]
+    pub stock: Option<i64>,
+    #[schema(value_type = bool)]
+    pub is_active: Option<bool>,
+    /// The `version` last read; required unless the `If-Match` header carries it.
+    #[schema(value_type = i64, minimum = 1)]
+    pub version: Option<i64>,
+}
+
+/// A product as its merchant sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MerchantProduct {
+    pub id: String,
+    pub merchant_id: String,
+    pub name: String,
+    pub description: String,
+    pub points_required: i64,
+    pub stock: i64,
+    pub is_active: bool,
+    /// Send back with an update; bumped by every change, redemptions included.
+    pub version: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A product as members browse it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CatalogueProduct {
+    pub id: String,
+    pub merchant_id: String,
+    pub name: String,
+    pub description: String,
+    pub points_required: i64,
+    pub stock: i64,
+    /// `false` when sold out: still listed, but cannot be redeemed until restocked.
+    pub in_stock: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Product> for MerchantProduct {
+    fn from(p: Product) -> Self {
+        MerchantProduct {
+            id: p.id,
+            merchant_id: p.merchant_id,
+            name: p.name,
+            description: p.description,
+            points_required: p.points_required,
+            stock: p.stock,
+            is_active: p.is_active,
+            version: p.version,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+impl From<Product> for CatalogueProduct {
+    fn from(p: Product) -> Self {
+        CatalogueProduct {
+            in_stock: p.stock > 0,
+            id: p.id,
+            merchant_id: p.merchant_id,
+            name: p.name,
+            description: p.description,
+            points_required: p.points_required,
+            stock: p.stock,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+fn product_not_found() -> AppError {
+    AppError::not_found("product_not_found", "no such product")
+}
+
+pub struct CatalogueService<'a> {
+    pub store: &'a Store,
+}
+
+impl CatalogueService<'_> {
+    pub async fn create_product(
+        &self,
+        merchant_id: &str,
+        request: CreateProductRequest,
+    ) -> Result<MerchantProduct, AppError> {
+        let mut check = FieldCheck::new();
+        let name = check
+            .required("name", request.name)
+            .map(|n| check_name(&mut check, &n));
+        let description = request.description.unwrap_or_default();
+        check_description(&mut check, &description);
+        let points = check.required("points_required", request.points_required);
+        let stock = check.required("stock", request.stock);
+        if let Some(points) = points {
+            check_points(&mut check, points);
+        }
+        if let Some(stock) = stock {
+            check_stock(&mut check, stock);
+        }
+        check.finish()?;
+        let (Some(name), Some(points_required), Some(stock)) = (name, points, stock) else {
+            return Err(AppError::internal("validated product is missing a field"));
+        };
+        let now = chrono::Utc::now();
+        let product = Product {
+            id: uuid::Uuid::now_v7().to_string(),
+            merchant_id: merchant_id.to_string(),
+            name,
+            description,
+            points_required,
+            stock,
+            is_active: true,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_product(&product).await?;
+        Ok(product.into())
+    }
+
+    pub async fn list_my_products(
+        &self,
+        merchant_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<MerchantProduct>, AppError> {
+        Ok(self
+            .store
+            .list_merchant_products(merchant_id, page)
+            .await?
+            .map(MerchantProduct::from))
+    }
+
+    pub async fn my_product(
+        &self,
+        merchant_id: &str,
+        product_id: &str,
+    ) -> Result<MerchantProduct, AppError> {
+        if !is_id(product_id) {
+            return Err(product_not_found());
+        }
+        match self.store.get_product(product_id).await? {
+            Some(product) if product.merchant_id == merchant_id => Ok(product.into()),
+            _ => Err(product_not_found()),
+        }
+    }
+
+    /// Applies a merchant's edit if it is based on the current version.
+    pub async fn update_my_product(
+        &self,
+        merchant_id: &str,
+        product_id: &str,
+        request: UpdateProductRequest,
+        if_match: Option<i64>,
+    ) -> Result<MerchantProduct, AppError> {
+        if !is_id(product_id) {
+            return Err(product_not_found());
+        }
+        let mut check = FieldCheck::new();
+        let name = request.name.map(|n| check_name(&mut check, &n));
+        if let Some(description) = &request.description {
+            check_description(&mut check, description);
+        }
+        if let Some(points) = request.points_required {
+            check_points(&mut check, points);
+        }
+        if let Some(stock) = request.stock {
+            check_stock(&mut check, stock);
+        }
+        let version = match (request.version, if_match) {
+            (Some(body), Some(header)) if body != header => {
+                check.fail("version", "differs from the If-Match header");
+                None
+            }
+            (Some(v), _) | (None, Some(v)) => Some(v),
+            (None, None) => {
+                check.fail("version", "is required (or send it as If-Match)");
+                None
+            }
+        };
+        if version.is_some_and(|v| v < 1) {
+            check.fail("version", "must be a positive integer");
+        }
+        let changes = ProductChanges {
+            name,
+            description: request.description,
+            points_required: request.points_required,
+            stock: request.stock,
+            is_active: request.is_active,
+        };
+        if changes.is_empty() {
+            check.fail("body", "names no field to change");
+        }
+        check.finish()?;
+        let version = version.unwrap_or_default();
+        match self
+            .store
+            .update_product(merchant_id, product_id, version, &changes, chrono::Utc::now())
+            .await?
+        {
+            ProductWrite::Written(product) => Ok(product.into()),
+            ProductWrite::NotFound => Err(product_not_found()),
+            ProductWrite::VersionConflict { current_version } => Err(AppError::conflict(
+                "version_conflict",
+                format!(
+                    "the product changed since version {version} (now {current_version}); read it again and reapply your change"
+                ),
+            )),
+        }
+    }
+
+    /// Soft delete: off the catalogue, kept for the orders that point at it.
+    pub async fn delete_my_product(
+        &self,
+        merchant_id: &str,
+        product_id: &str,
+    ) -> Result<(), AppError> {
+        if !is_id(product_id) {
+            return Err(product_not_found());
+        }
+        match self
+            .store
+            .deactivate_product(merchant_id, product_id, chrono::Utc::now())
+            .await?
+        {
+            ProductWrite::Written(_) => Ok(()),
+            ProductWrite::NotFound | ProductWrite::VersionConflict { .. } => {
+                Err(product_not_found())
+            }
+        }
+    }
+
+    pub async fn browse(
+        &self,
+        merchant_id: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<CatalogueProduct>, AppError> {
+        Ok(self
+            .store
+            .list_catalogue(merchant_id, page)
+            .await?
+            .map(CatalogueProduct::from))
+    }
+
+    pub async fn view_product(&self, product_id: &str) -> Result<CatalogueProduct, AppError> {
+        if !is_id(product_id) {
+            return Err(product_not_found());
+        }
+        match self.store.get_product(product_id).await? {
+            Some(product) if product.is_active => Ok(product.into()),
+            _ => Err(product_not_found()),
+        }
+    }
+}
