@@ -14,7 +14,7 @@ pub struct CreateProductRequest {
     /// 1–200 characters after trimming.
     #[schema(value_type = String, required = true, min_length = 1, max_length = 200, example = "Oolong tea gift box")]
     pub name: Option<String>,
-    #[schema(value_type = String, max_length = 2000, example = "150 g, Alishan high-mountain oolong")]
+    #[schema(value_type = Option<String>, max_length = 2000, example = "150 g, Alishan high-mountain oolong")]
     pub description: Option<String>,
     #[schema(value_type = i64, required = true, minimum = 1, maximum = 10000000, example = 1200)]
     pub points_required: Option<i64>,
@@ -22,21 +22,22 @@ pub struct CreateProductRequest {
     pub stock: Option<i64>,
 }
 
-/// A partial update. `version` is the product version the change is based on (or send `If-Match`).
+/// A partial update: absent or `null` fields stay as they are. `version` is the product version the
+/// change is based on (or send `If-Match`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct UpdateProductRequest {
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    #[schema(value_type = String, max_length = 2000)]
+    #[schema(value_type = Option<String>, max_length = 2000)]
     pub description: Option<String>,
-    #[schema(value_type = i64, minimum = 1, maximum = 10000000)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000000)]
     pub points_required: Option<i64>,
-    #[schema(value_type = i64, minimum = 0, maximum = 1000000)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1000000)]
     pub stock: Option<i64>,
-    #[schema(value_type = bool)]
+    #[schema(value_type = Option<bool>)]
     pub is_active: Option<bool>,
     /// The `version` last read; required unless the `If-Match` header carries it.
-    #[schema(value_type = i64, minimum = 1)]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     pub version: Option<i64>,
 }
 
