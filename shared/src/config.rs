@@ -21,6 +21,94 @@ pub struct Config {
     /// Failed logins allowed per username within one window before further attempts get 429.
     pub login_max_failures: u32,
     pub login_failure_window: Duration,
+    pub payments: PaymentsConfig,
+}
+
+/// Where members are sent to pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcpayEnvironment {
+    Stage,
+    Production,
+    /// The local host's ECPay simulator (only the local host serves it).
+    Local,
+}
+
+impl EcpayEnvironment {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "stage" => Some(EcpayEnvironment::Stage),
+            "production" => Some(EcpayEnvironment::Production),
+            "local" => Some(EcpayEnvironment::Local),
+            _ => None,
+        }
+    }
+}
+
+/// Points recharge through ECPay.
+#[derive(Debug, Clone)]
+pub struct PaymentsConfig {
+    pub environment: EcpayEnvironment,
+    pub credentials: crate::ecpay::Credentials,
+    /// The API's public origin, e.g. `https://abc.execute-api.ap-northeast-1.amazonaws.com`; links
+    /// handed to browsers (checkout) and to ECPay (ReturnURL) start with it.
+    pub public_base_url: String,
+    pub return_url: String,
+    pub client_back_url: Option<String>,
+    pub order_result_url: Option<String>,
+    pub min_amount: i64,
+    pub max_amount: i64,
+    pub points_per_twd: i64,
+}
+
+impl PaymentsConfig {
+    pub fn action_url(&self) -> String {
+        match self.environment {
+            EcpayEnvironment::Stage => crate::ecpay::STAGE_ACTION_URL.to_string(),
+            EcpayEnvironment::Production => crate::ecpay::PRODUCTION_ACTION_URL.to_string(),
+            EcpayEnvironment::Local => {
+                format!("{}/dev/ecpay/Cashier/AioCheckOut/V5", self.public_base_url)
+            }
+        }
+    }
+
+    /// Local and test defaults: ECPay's public stage credentials and the local simulator.
+    pub fn local(public_base_url: &str) -> Self {
+        let base = public_base_url.trim_end_matches('/').to_string();
+        PaymentsConfig {
+            environment: EcpayEnvironment::Local,
+            credentials: crate::ecpay::Credentials::stage(),
+            return_url: format!("{base}{CALLBACK_PATH}"),
+            public_base_url: base,
+            client_back_url: None,
+            order_result_url: None,
+            min_amount: 100,
+            max_amount: 50_000,
+            points_per_twd: 1,
+        }
+    }
+}
+
+pub const CALLBACK_PATH: &str = "/api/payments/ecpay/callback/";
+
+/// Defaults that differ between a Lambda function and the local host.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Used when `JWT_SECRET` is unset (the local host's generated one); `None` makes it mandatory.
+    pub fallback_secret: Option<Vec<u8>>,
+    /// Used when `PUBLIC_BASE_URL` is unset; `None` makes it mandatory.
+    pub public_base_url: Option<String>,
+    pub ecpay_environment: EcpayEnvironment,
+}
+
+impl Defaults {
+    /// On Lambda every secret and the public URL must be configured.
+    pub fn lambda() -> Self {
+        Defaults {
+            fallback_secret: None,
+            public_base_url: None,
+            ecpay_environment: EcpayEnvironment::Stage,
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -34,6 +122,7 @@ impl std::fmt::Debug for Config {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_failure_window", &self.login_failure_window)
+            .field("payments", &self.payments)
             .finish()
     }
 }
@@ -88,23 +177,21 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
 }
 
 impl Config {
-    /// Reads the process environment. `JWT_SECRET` is mandatory here: a Lambda function must
-    /// never start with a guessable key.
+    /// Reads the process environment with Lambda's rules: `JWT_SECRET` and `PUBLIC_BASE_URL` are
+    /// mandatory, so a function never starts with a guessable key or a wrong callback URL.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&EnvSource(|k| std::env::var(k).ok()), None)
+        Self::from_source(&EnvSource(|k| std::env::var(k).ok()), Defaults::lambda())
     }
 
-    /// Like [`Config::from_env`], but a missing `JWT_SECRET` is replaced by `fallback_secret`
-    /// (the local host's generated one).
-    pub fn from_env_with_fallback_secret(fallback_secret: Vec<u8>) -> Result<Self, ConfigError> {
-        Self::from_source(&EnvSource(|k| std::env::var(k).ok()), Some(fallback_secret))
+    pub fn from_env_with(defaults: Defaults) -> Result<Self, ConfigError> {
+        Self::from_source(&EnvSource(|k| std::env::var(k).ok()), defaults)
     }
 
     pub fn from_source<F: Fn(&str) -> Option<String>>(
         env: &EnvSource<F>,
-        fallback_secret: Option<Vec<u8>>,
+        defaults: Defaults,
     ) -> Result<Self, ConfigError> {
-        let jwt_secret = match (env.get("JWT_SECRET"), fallback_secret) {
+        let jwt_secret = match (env.get("JWT_SECRET"), defaults.fallback_secret.clone()) {
             (Some(secret), _) => secret.into_bytes(),
             (None, Some(fallback)) => fallback,
             (None, None) => return Err(ConfigError::Missing { name: "JWT_SECRET" }),
@@ -130,6 +217,7 @@ impl Config {
                 "LOGIN_FAILURE_WINDOW_SECONDS",
                 DEFAULT_LOGIN_FAILURE_WINDOW.as_secs(),
             )?,
+            payments: payments_from(env, &defaults)?,
         })
     }
 
@@ -144,8 +232,72 @@ impl Config {
             refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
             login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
             login_failure_window: DEFAULT_LOGIN_FAILURE_WINDOW,
+            payments: PaymentsConfig::local("http://127.0.0.1:3000"),
         }
     }
+}
+
+fn payments_from<F: Fn(&str) -> Option<String>>(
+    env: &EnvSource<F>,
+    defaults: &Defaults,
+) -> Result<PaymentsConfig, ConfigError> {
+    let environment = match env.get("ECPAY_ENVIRONMENT") {
+        None => defaults.ecpay_environment,
+        Some(raw) => EcpayEnvironment::parse(&raw).ok_or(ConfigError::Invalid {
+            name: "ECPAY_ENVIRONMENT",
+            problem: format!("expected stage, production or local, got {raw:?}"),
+        })?,
+    };
+    let public_base_url = env
+        .get("PUBLIC_BASE_URL")
+        .or_else(|| defaults.public_base_url.clone())
+        .ok_or(ConfigError::Missing {
+            name: "PUBLIC_BASE_URL",
+        })?;
+    if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            name: "PUBLIC_BASE_URL",
+            problem: "must start with http:// or https://".into(),
+        });
+    }
+    let mut payments = PaymentsConfig::local(&public_base_url);
+    payments.environment = environment;
+    let stage = crate::ecpay::Credentials::stage();
+    let merchant_id = env.get("ECPAY_MERCHANT_ID");
+    let hash_key = env.get("ECPAY_HASH_KEY");
+    let hash_iv = env.get("ECPAY_HASH_IV");
+    if environment == EcpayEnvironment::Production {
+        // Production must never fall back to the public stage merchant.
+        for (name, value) in [
+            ("ECPAY_MERCHANT_ID", &merchant_id),
+            ("ECPAY_HASH_KEY", &hash_key),
+            ("ECPAY_HASH_IV", &hash_iv),
+        ] {
+            if value.is_none() {
+                return Err(ConfigError::Missing { name });
+            }
+        }
+    }
+    payments.credentials = crate::ecpay::Credentials {
+        merchant_id: merchant_id.unwrap_or(stage.merchant_id),
+        hash_key: hash_key.unwrap_or(stage.hash_key),
+        hash_iv: hash_iv.unwrap_or(stage.hash_iv),
+    };
+    if let Some(url) = env.get("ECPAY_RETURN_URL") {
+        payments.return_url = url;
+    }
+    payments.client_back_url = env.get("ECPAY_CLIENT_BACK_URL");
+    payments.order_result_url = env.get("ECPAY_ORDER_RESULT_URL");
+    payments.min_amount = env.count_or("RECHARGE_MIN_TWD", 100)? as i64;
+    payments.max_amount = env.count_or("RECHARGE_MAX_TWD", 50_000)? as i64;
+    payments.points_per_twd = env.count_or("POINTS_PER_TWD", 1)? as i64;
+    if payments.min_amount > payments.max_amount {
+        return Err(ConfigError::Invalid {
+            name: "RECHARGE_MIN_TWD",
+            problem: "must not exceed RECHARGE_MAX_TWD".into(),
+        });
+    }
+    Ok(payments)
 }
 
 #[cfg(test)]
@@ -163,13 +315,20 @@ mod tests {
 
     #[test]
     fn a_lambda_refuses_to_start_without_a_secret() {
-        let err = Config::from_source(&source(&[]), None).unwrap_err();
+        let err = Config::from_source(&source(&[]), Defaults::lambda()).unwrap_err();
         assert!(matches!(err, ConfigError::Missing { name: "JWT_SECRET" }));
     }
 
     #[test]
     fn a_short_secret_is_refused() {
-        let err = Config::from_source(&source(&[("JWT_SECRET", "too-short")]), None).unwrap_err();
+        let err = Config::from_source(
+            &source(&[
+                ("JWT_SECRET", "too-short"),
+                ("PUBLIC_BASE_URL", "https://api.example.com"),
+            ]),
+            Defaults::lambda(),
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             ConfigError::Invalid {
@@ -182,7 +341,14 @@ mod tests {
     #[test]
     fn defaults_apply_when_only_the_secret_is_set() {
         let secret = "x".repeat(32);
-        let config = Config::from_source(&source(&[("JWT_SECRET", &secret)]), None).unwrap();
+        let config = Config::from_source(
+            &source(&[
+                ("JWT_SECRET", &secret),
+                ("PUBLIC_BASE_URL", "https://api.example.com"),
+            ]),
+            Defaults::lambda(),
+        )
+        .unwrap();
         assert_eq!(config.table_name, DEFAULT_TABLE_NAME);
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
         assert_eq!(config.refresh_token_ttl, Duration::from_secs(1_209_600));
@@ -199,9 +365,10 @@ mod tests {
         let err = Config::from_source(
             &source(&[
                 ("JWT_SECRET", &secret),
+                ("PUBLIC_BASE_URL", "https://api.example.com"),
                 ("ACCESS_TOKEN_TTL_SECONDS", "soon"),
             ]),
-            None,
+            Defaults::lambda(),
         )
         .unwrap_err();
         assert!(matches!(
@@ -209,6 +376,62 @@ mod tests {
             ConfigError::Invalid {
                 name: "ACCESS_TOKEN_TTL_SECONDS",
                 ..
+            }
+        ));
+    }
+
+    #[test]
+    fn payments_default_to_the_stage_merchant_and_a_callback_under_the_public_url() {
+        let secret = "x".repeat(32);
+        let config = Config::from_source(
+            &source(&[
+                ("JWT_SECRET", &secret),
+                ("PUBLIC_BASE_URL", "https://api.example.com/"),
+            ]),
+            Defaults::lambda(),
+        )
+        .unwrap();
+        assert_eq!(config.payments.environment, EcpayEnvironment::Stage);
+        assert_eq!(
+            config.payments.credentials,
+            crate::ecpay::Credentials::stage()
+        );
+        assert_eq!(
+            config.payments.return_url,
+            "https://api.example.com/api/payments/ecpay/callback/"
+        );
+        assert_eq!(config.payments.action_url(), crate::ecpay::STAGE_ACTION_URL);
+        assert_eq!(
+            (config.payments.min_amount, config.payments.max_amount),
+            (100, 50_000)
+        );
+    }
+
+    #[test]
+    fn a_lambda_needs_its_public_url_and_production_needs_real_keys() {
+        let secret = "x".repeat(32);
+        let err = Config::from_source(&source(&[("JWT_SECRET", &secret)]), Defaults::lambda())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: "PUBLIC_BASE_URL"
+            }
+        ));
+        let err = Config::from_source(
+            &source(&[
+                ("JWT_SECRET", &secret),
+                ("PUBLIC_BASE_URL", "https://api.example.com"),
+                ("ECPAY_ENVIRONMENT", "production"),
+                ("ECPAY_MERCHANT_ID", "2000132"),
+            ]),
+            Defaults::lambda(),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: "ECPAY_HASH_KEY"
             }
         ));
     }

@@ -4,6 +4,7 @@ use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::services::auth::{AuthService, LoginLimits};
 use crate::services::catalogue::CatalogueService;
+use crate::services::points::{LinkSigner, PointsService};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -11,6 +12,7 @@ pub struct AppContext {
     pub config: Config,
     pub store: Store,
     pub keys: JwtKeys,
+    pub links: LinkSigner,
 }
 
 impl AppContext {
@@ -20,10 +22,12 @@ impl AppContext {
             config.access_token_ttl,
             config.refresh_token_ttl,
         );
+        let links = LinkSigner::from_secret(&config.jwt_secret);
         AppContext {
             config,
             store,
             keys,
+            links,
         }
     }
 
@@ -32,6 +36,14 @@ impl AppContext {
         let store = Store::connect(&config).await;
         store.warm().await;
         Self::new(config, store)
+    }
+
+    pub fn points(&self) -> PointsService<'_> {
+        PointsService {
+            store: &self.store,
+            payments: &self.config.payments,
+            links: &self.links,
+        }
     }
 
     pub fn catalogue(&self) -> CatalogueService<'_> {

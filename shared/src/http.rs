@@ -400,3 +400,66 @@ pub fn if_match_version(req: &Request) -> Result<Option<i64>, AppError> {
         }
     }
 }
+
+/// A `text/plain` answer (ECPay's `1|OK` contract).
+pub fn text(status: StatusCode, body: &str) -> Result<Response<Body>, AppError> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from(body.to_string()))
+        .map_err(AppError::internal)
+}
+
+/// A `text/html` page, for links a browser opens.
+pub fn html(status: StatusCode, body: String) -> Result<Response<Body>, AppError> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Body::from(body))
+        .map_err(AppError::internal)
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The body as `application/x-www-form-urlencoded` pairs, in the order sent (a JSON or other
+/// content type is refused). API Gateway's base64 encoding is already undone by `lambda_http`.
+pub fn parse_form(req: &Request) -> Result<Vec<(String, String)>, AppError> {
+    if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/x-www-form-urlencoded" {
+            return Err(AppError::UnsupportedMediaType {
+                message: "the body must be application/x-www-form-urlencoded".into(),
+            });
+        }
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    Ok(form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
+}

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod context;
 pub mod domain;
+pub mod ecpay;
 pub mod error;
 pub mod http;
 pub mod lambda;

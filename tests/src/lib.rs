@@ -1,18 +1,64 @@
 //! A test harness: each [`TestApi`] owns its own in-memory DynamoDB emulator and drives the same
 //! dispatch the local host and Lambda use, with `http::Request` values.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::Select;
 use http::{HeaderMap, Method, StatusCode};
-use local_api::{connect_with_config, dispatch, into_lambda_request, Emulator};
+use local_api::{into_lambda_request, Emulator, LocalApi};
 use serde_json::{json, Value};
 use shared::{AppContext, Config};
+
+/// The notification ECPay sends when the recharge behind `checkout` (a 201 body) is paid, signed
+/// with the stage credentials the tests run with.
+pub fn paid_notification(checkout: &Value) -> BTreeMap<String, String> {
+    let fields = &checkout["fields"];
+    let mut n: BTreeMap<String, String> = [
+        (
+            "MerchantID",
+            fields["MerchantID"].as_str().unwrap_or_default(),
+        ),
+        (
+            "MerchantTradeNo",
+            fields["MerchantTradeNo"].as_str().unwrap_or_default(),
+        ),
+        ("StoreID", ""),
+        ("RtnCode", "1"),
+        ("RtnMsg", "交易成功"),
+        ("TradeNo", "2611270030051234"),
+        (
+            "TradeAmt",
+            fields["TotalAmount"].as_str().unwrap_or_default(),
+        ),
+        ("PaymentDate", "2026/11/27 00:31:00"),
+        ("PaymentType", "Credit_CreditCard"),
+        ("PaymentTypeChargeFee", "10"),
+        (
+            "TradeDate",
+            fields["MerchantTradeDate"].as_str().unwrap_or_default(),
+        ),
+        ("SimulatePaid", "0"),
+        (
+            "CustomField1",
+            fields["CustomField1"].as_str().unwrap_or_default(),
+        ),
+        ("CustomField2", ""),
+        ("CustomField3", ""),
+        ("CustomField4", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    shared::ecpay::sign(&mut n, &shared::ecpay::Credentials::stage());
+    n
+}
 
 pub const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApi {
+    pub host: Arc<LocalApi>,
     pub ctx: AppContext,
     emulator: Emulator,
 }
@@ -63,8 +109,13 @@ impl TestApi {
             TEST_SECRET.to_vec(),
         );
         tweak(&mut config);
-        let ctx = connect_with_config(config).await.expect("prepare table");
-        Arc::new(TestApi { ctx, emulator })
+        let host = Arc::new(LocalApi::connect(config).await.expect("prepare table"));
+        let ctx = host.ctx.clone();
+        Arc::new(TestApi {
+            host,
+            ctx,
+            emulator,
+        })
     }
 
     pub fn emulator(&self) -> &Emulator {
@@ -74,7 +125,7 @@ impl TestApi {
     /// Sends a raw request through the host's dispatch.
     pub async fn send(&self, request: http::Request<Vec<u8>>) -> TestResponse {
         let (parts, body) = request.into_parts();
-        let response = dispatch(&self.ctx, into_lambda_request(parts, body)).await;
+        let response = self.host.dispatch(into_lambda_request(parts, body)).await;
         let (parts, body) = response.into_parts();
         let raw: Vec<u8> = body.as_ref().to_vec();
         let body = if raw.is_empty() {
@@ -206,6 +257,43 @@ impl TestApi {
                 .unwrap_or_default()
                 .to_string(),
         )
+    }
+
+    /// Posts an ECPay notification (form fields) to the callback.
+    pub async fn notify(&self, fields: &BTreeMap<String, String>) -> TestResponse {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter())
+            .finish();
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/payments/ecpay/callback/")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.into_bytes())
+            .expect("build request");
+        self.send(request).await
+    }
+
+    /// Starts a recharge of `amount` TWD for the member holding `token`; returns the 201 body.
+    pub async fn start_recharge(&self, token: &str, amount: i64) -> Value {
+        let response = self
+            .post(
+                "/api/members/points/recharge/",
+                json!({"amount": amount}),
+                Some(token),
+            )
+            .await;
+        response.assert_status(201);
+        response.body
+    }
+
+    /// A member with `amount` points, bought the real way: recharge, then ECPay's signed notification.
+    pub async fn member_with_points(&self, username: &str, amount: i64) -> (String, String) {
+        let (id, token, _) = self.signed_up(username, "MEMBER").await;
+        let checkout = self.start_recharge(&token, amount).await;
+        let answer = self.notify(&paid_notification(&checkout)).await;
+        answer.assert_status(200);
+        assert_eq!(answer.raw, b"1|OK");
+        (id, token)
     }
 
     /// How many items the table holds: the way tests prove a refused request wrote nothing.

@@ -162,7 +162,7 @@ async fn the_local_host_serves_real_http() {
     let api = TestApi::start().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = local_api::router(Arc::new(api.ctx.clone()));
+    let app = local_api::router(Arc::new(local_api::LocalApi::new(api.ctx.clone())));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let body = r#"{"username":"amy","email":"amy@example.com","password":"correct horse","role":"MEMBER"}"#;

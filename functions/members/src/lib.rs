@@ -1,14 +1,17 @@
-//! The members function: browsing the catalogue (and, later, points, orders and the ledger).
+//! The members function: the catalogue, points, recharge and payments (and, later, orders).
 //! Every route requires an access token with role MEMBER.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::Role;
 use shared::http::{
-    allow, authenticate, finish, id_query_param, json, page_request, request_id, segments,
-    ErrorResponse,
+    allow, authenticate, finish, id_query_param, json, page_request, parse_json, request_id,
+    segments, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
+use shared::services::points::{
+    LedgerEntry, PaymentView, PointsBalance, RechargeCheckout, RechargeRequest,
+};
 use shared::{AppContext, AppError};
 use utoipa::OpenApi;
 
@@ -16,8 +19,11 @@ type Answer = Result<Response<Body>, AppError>;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(browse_products, view_product),
-    components(schemas(CatalogueProduct, Page<CatalogueProduct>, ErrorResponse)),
+    paths(browse_products, view_product, points_balance, ledger, recharge, list_payments, get_payment),
+    components(schemas(
+        CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
+        RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, ErrorResponse
+    )),
     tags((name = "members", description = "What members do (role MEMBER)"))
 )]
 pub struct MembersApi;
@@ -25,6 +31,11 @@ pub struct MembersApi;
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/members/products/"),
     ("GET", "/api/members/products/{id}/"),
+    ("GET", "/api/members/points/"),
+    ("POST", "/api/members/points/recharge/"),
+    ("GET", "/api/members/transactions/"),
+    ("GET", "/api/members/payments/"),
+    ("GET", "/api/members/payments/{merchant_trade_no}/"),
 ];
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
@@ -43,6 +54,26 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
         ["api", "members", "products", id] => {
             allow(req, &["GET"])?;
             view_product(ctx, req, id).await
+        }
+        ["api", "members", "points"] => {
+            allow(req, &["GET"])?;
+            points_balance(ctx, req).await
+        }
+        ["api", "members", "points", "recharge"] => {
+            allow(req, &["POST"])?;
+            recharge(ctx, req).await
+        }
+        ["api", "members", "transactions"] => {
+            allow(req, &["GET"])?;
+            ledger(ctx, req).await
+        }
+        ["api", "members", "payments"] => {
+            allow(req, &["GET"])?;
+            list_payments(ctx, req).await
+        }
+        ["api", "members", "payments", trade_no] => {
+            allow(req, &["GET"])?;
+            get_payment(ctx, req, trade_no).await
         }
         _ => Err(AppError::not_found("route_not_found", "no such route")),
     }
@@ -94,4 +125,100 @@ async fn browse_products(ctx: &AppContext, req: &Request) -> Answer {
 async fn view_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     member_id(ctx, req)?;
     json(StatusCode::OK, &ctx.catalogue().view_product(id).await?)
+}
+
+/// My points: balance, total earned, total spent.
+#[utoipa::path(
+    get, path = "/api/members/points/", tag = "members",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "My balance", body = PointsBalance),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+    )
+)]
+async fn points_balance(ctx: &AppContext, req: &Request) -> Answer {
+    let member = member_id(ctx, req)?;
+    json(StatusCode::OK, &ctx.points().balance(&member).await?)
+}
+
+/// My points ledger, newest first. Append-only; the balance is the sum of its `amount`s.
+#[utoipa::path(
+    get, path = "/api/members/transactions/", tag = "members",
+    params(PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = Page<LedgerEntry>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+    )
+)]
+async fn ledger(ctx: &AppContext, req: &Request) -> Answer {
+    let member = member_id(ctx, req)?;
+    let page = page_request(req)?;
+    json(StatusCode::OK, &ctx.points().ledger(&member, &page).await?)
+}
+
+/// Start buying points: a pending payment and the signed ECPay AioCheckOut form for it. Points are
+/// credited when ECPay notifies the payment (see the callback).
+#[utoipa::path(
+    post, path = "/api/members/points/recharge/", tag = "members",
+    request_body = RechargeRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Pending payment with its checkout form", body = RechargeCheckout),
+        (status = 400, description = "Malformed body or amount out of bounds", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 503, description = "Could not allocate a trade number; retry", body = ErrorResponse),
+    )
+)]
+async fn recharge(ctx: &AppContext, req: &Request) -> Answer {
+    let member = member_id(ctx, req)?;
+    let checkout = ctx.points().recharge(&member, parse_json(req)?).await?;
+    json(StatusCode::CREATED, &checkout)
+}
+
+/// My payments, newest first.
+#[utoipa::path(
+    get, path = "/api/members/payments/", tag = "members",
+    params(PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = Page<PaymentView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+    )
+)]
+async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
+    let member = member_id(ctx, req)?;
+    let page = page_request(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.points().payments(&member, &page).await?,
+    )
+}
+
+/// One of my payments, to poll after ECPay sends the browser back.
+#[utoipa::path(
+    get, path = "/api/members/payments/{merchant_trade_no}/", tag = "members",
+    params(("merchant_trade_no" = String, Path, description = "The payment's MerchantTradeNo")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The payment", body = PaymentView),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+        (status = 404, description = "No such payment of mine", body = ErrorResponse),
+    )
+)]
+async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
+    let member = member_id(ctx, req)?;
+    json(
+        StatusCode::OK,
+        &ctx.points().payment(&member, trade_no).await?,
+    )
 }

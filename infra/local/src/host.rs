@@ -11,29 +11,62 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use shared::store::table::ensure_table;
 use shared::{AppContext, AppError, Config};
 
+use crate::ecpay_simulator::EcpaySimulator;
+
 /// Bodies past this are refused before they are buffered; the routers enforce the API's 64 KiB.
 const HOST_BODY_LIMIT: usize = 1024 * 1024;
 
-/// The HTTP server's router: every request goes through [`dispatch`], with one JSON log line each.
-pub fn router(ctx: Arc<AppContext>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(ctx)
+/// Everything the local host serves: the functions' routers over one context, the API document,
+/// and the ECPay simulator.
+pub struct LocalApi {
+    pub ctx: AppContext,
+    simulator: EcpaySimulator,
 }
 
-/// Connects to the emulator at `endpoint`, creates the table if it is missing, and builds the
-/// context every router shares.
-pub async fn connect_context(
-    endpoint: &str,
-    table_name: &str,
-    jwt_secret: Vec<u8>,
-) -> Result<AppContext, AppError> {
-    let config = Config::local(endpoint.to_string(), table_name.to_string(), jwt_secret);
-    connect_with_config(config).await
+impl LocalApi {
+    pub fn new(ctx: AppContext) -> Self {
+        let simulator = EcpaySimulator::new(ctx.config.payments.credentials.clone());
+        LocalApi { ctx, simulator }
+    }
+
+    /// Creates the table if it is missing, then builds the host over it.
+    pub async fn connect(config: Config) -> Result<Self, AppError> {
+        let store = shared::store::Store::connect(&config).await;
+        ensure_table(store.client(), store.table_name()).await?;
+        Ok(LocalApi::new(AppContext::new(config, store)))
+    }
+
+    /// Sends the request to the function that owns its path prefix, as API Gateway's routes do.
+    pub async fn dispatch(&self, req: Request) -> Response<Body> {
+        let ctx = &self.ctx;
+        let path = req.uri().path();
+        if under(path, "/api/auth") {
+            return fn_auth::handle(ctx, req).await;
+        }
+        if under(path, "/api/members") {
+            return fn_members::handle(ctx, req).await;
+        }
+        if under(path, "/api/merchants") {
+            return fn_merchants::handle(ctx, req).await;
+        }
+        if under(path, "/api/payments") {
+            return fn_ecpay_callback::handle(ctx, req).await;
+        }
+        let request_id = shared::http::request_id(&req);
+        let answer = if path.starts_with(crate::ecpay_simulator::PREFIX) {
+            self.simulator.handle(&req).await
+        } else {
+            crate::openapi::serve(path)
+                .unwrap_or_else(|| Err(AppError::not_found("route_not_found", "no such route")))
+        };
+        shared::http::finish(answer, &request_id)
+    }
 }
 
-pub async fn connect_with_config(config: Config) -> Result<AppContext, AppError> {
-    let store = shared::store::Store::connect(&config).await;
-    ensure_table(store.client(), store.table_name()).await?;
-    Ok(AppContext::new(config, store))
+/// The HTTP server's router: every request goes through [`LocalApi::dispatch`], with one JSON log
+/// line each.
+pub fn router(api: Arc<LocalApi>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(api)
 }
 
 /// Turns a plain HTTP request into what API Gateway hands a Lambda function: the same body, and the
@@ -62,26 +95,15 @@ pub fn into_lambda_request(parts: http::request::Parts, body: Vec<u8>) -> Reques
         .with_request_context(RequestContext::ApiGatewayV2(Default::default()))
 }
 
-/// Sends the request to the function that owns its path prefix, as API Gateway's routes do.
-pub async fn dispatch(ctx: &AppContext, req: Request) -> Response<Body> {
-    let path = req.uri().path();
-    if under(path, "/api/auth") {
-        return fn_auth::handle(ctx, req).await;
-    }
-    if under(path, "/api/members") {
-        return fn_members::handle(ctx, req).await;
-    }
-    if under(path, "/api/merchants") {
-        return fn_merchants::handle(ctx, req).await;
-    }
-    let request_id = shared::http::request_id(&req);
-    let answer = crate::openapi::serve(path)
-        .unwrap_or_else(|| Err(AppError::not_found("route_not_found", "no such route")));
-    shared::http::finish(answer, &request_id)
+fn under(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 async fn handle(
-    State(ctx): State<Arc<AppContext>>,
+    State(api): State<Arc<LocalApi>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
     let started = Instant::now();
@@ -99,7 +121,10 @@ async fn handle(
     let path = parts.uri.path().to_string();
 
     let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
-        Ok(bytes) => dispatch(&ctx, into_lambda_request(parts, bytes.to_vec())).await,
+        Ok(bytes) => {
+            api.dispatch(into_lambda_request(parts, bytes.to_vec()))
+                .await
+        }
         Err(_) => shared::http::finish(
             Err(AppError::PayloadTooLarge {
                 limit: shared::http::MAX_BODY_BYTES,
@@ -118,11 +143,4 @@ async fn handle(
     let (parts, body) = response.into_parts();
     let bytes: Vec<u8> = body.as_ref().to_vec();
     (parts.status, parts.headers, AxumBody::from(bytes)).into_response()
-}
-
-fn under(path: &str, prefix: &str) -> bool {
-    path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
 }

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use local_api::{connect_context, router, Emulator};
+use local_api::{router, Emulator, LocalApi};
+use shared::config::{Defaults, EcpayEnvironment};
+use shared::Config;
 
-const TABLE_NAME: &str = "points-redemption";
 const TTL_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
@@ -58,7 +59,15 @@ async fn run(started: Instant) -> Result<(), String> {
         .map_err(|e| format!("cannot start the embedded DynamoDB: {e}"))?;
 
     let secret = local_jwt_secret(&data_dir)?;
-    let ctx = connect_context(emulator.endpoint(), TABLE_NAME, secret)
+    let mut config = Config::from_env_with(Defaults {
+        fallback_secret: Some(secret),
+        public_base_url: Some(format!("http://{addr}")),
+        ecpay_environment: EcpayEnvironment::Local,
+    })
+    .map_err(|e| format!("configuration: {e}"))?;
+    // The embedded emulator is the only DynamoDB the local host talks to.
+    config.dynamodb_endpoint = Some(emulator.endpoint().to_string());
+    let api = LocalApi::connect(config)
         .await
         .map_err(|e| format!("cannot prepare the table: {e}"))?;
 
@@ -77,7 +86,7 @@ async fn run(started: Instant) -> Result<(), String> {
         "local API ready"
     );
 
-    axum::serve(listener, router(Arc::new(ctx)))
+    axum::serve(listener, router(Arc::new(api)))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -49,6 +49,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(fn_auth::AuthApi::openapi());
     doc.merge(fn_members::MembersApi::openapi());
     doc.merge(fn_merchants::MerchantsApi::openapi());
+    doc.merge(fn_ecpay_callback::PaymentsApi::openapi());
     doc
 }
 

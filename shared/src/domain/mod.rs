@@ -1,10 +1,14 @@
 //! Domain types and rules. Nothing here knows about HTTP, Lambda or DynamoDB.
 
 pub mod account;
+pub mod ledger;
+pub mod payment;
 pub mod product;
 pub mod user;
 
 pub use account::PointAccount;
+pub use ledger::{PointTransaction, TransactionType};
+pub use payment::{Payment, PaymentStatus, Settlement};
 pub use product::{Product, ProductChanges};
 pub use user::{NewUser, Role, User};
 

@@ -37,3 +37,18 @@ pub fn merchant_products_gsi(merchant_id: &str) -> String {
 }
 /// gsi2: the active catalogue. Sparse: only active products carry these keys.
 pub const CATALOGUE_GSI: &str = "CATALOGUE";
+
+/// Ledger rows live in the member's own partition, after the profile and account items.
+pub fn ledger_sk(transaction_id: &str) -> String {
+    format!("TXN#{transaction_id}")
+}
+pub const LEDGER_SK_PREFIX: &str = "TXN#";
+
+pub fn payment_pk(merchant_trade_no: &str) -> String {
+    format!("PAYMENT#{merchant_trade_no}")
+}
+pub const PAYMENT_SK: &str = "PAYMENT";
+/// gsi1: a member's payments, newest first.
+pub fn member_payments_gsi(member_id: &str) -> String {
+    format!("MEMBER_PAYMENTS#{member_id}")
+}

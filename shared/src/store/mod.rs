@@ -4,6 +4,7 @@
 pub mod cursor;
 mod keys;
 mod login_limits;
+mod points;
 mod products;
 pub mod table;
 mod tokens;
@@ -158,6 +159,8 @@ pub(crate) struct ListQuery {
     pub index: Option<&'static str>,
     pub partition_attribute: &'static str,
     pub partition_value: String,
+    /// Restricts the sort key to a prefix: (attribute, prefix).
+    pub sort_prefix: Option<(&'static str, String)>,
     /// An optional `FilterExpression` with its placeholders.
     pub filter: Option<Filter>,
     /// What the cursor is bound to: a cursor issued for one list is refused by any other.
@@ -207,12 +210,21 @@ impl Store {
                 .query()
                 .table_name(&self.table)
                 .set_index_name(query.index.map(str::to_string))
-                .key_condition_expression("#pk = :pk")
+                .key_condition_expression(if query.sort_prefix.is_some() {
+                    "#pk = :pk AND begins_with(#sk, :prefix)"
+                } else {
+                    "#pk = :pk"
+                })
                 .expression_attribute_names("#pk", query.partition_attribute)
                 .expression_attribute_values(":pk", s(query.partition_value.clone()))
                 .scan_index_forward(false)
                 .limit(wanted)
                 .set_exclusive_start_key(start.take());
+            if let Some((attribute, prefix)) = &query.sort_prefix {
+                request = request
+                    .expression_attribute_names("#sk", *attribute)
+                    .expression_attribute_values(":prefix", s(prefix.clone()));
+            }
             if let Some(filter) = &query.filter {
                 request = request.filter_expression(filter.expression);
                 for (placeholder, name) in &filter.names {

@@ -130,6 +130,7 @@ impl Store {
             index: Some(GSI1),
             partition_attribute: GSI1_PK,
             partition_value: merchant_products_gsi(merchant_id),
+            sort_prefix: None,
             filter: None,
             scope: format!("merchant-products:{merchant_id}"),
         };
@@ -147,6 +148,7 @@ impl Store {
                 index: Some(GSI2),
                 partition_attribute: GSI2_PK,
                 partition_value: CATALOGUE_GSI.into(),
+                sort_prefix: None,
                 filter: None,
                 scope: "catalogue".into(),
             },
@@ -154,6 +156,7 @@ impl Store {
                 index: Some(GSI1),
                 partition_attribute: GSI1_PK,
                 partition_value: merchant_products_gsi(merchant_id),
+                sort_prefix: None,
                 filter: Some(Filter {
                     expression: "is_active = :active",
                     names: vec![],

@@ -30,7 +30,7 @@ struct GuardRecord {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct AccountRecord {
+pub(crate) struct AccountRecord {
     pub pk: String,
     pub sk: String,
     pub entity: String,

@@ -1,0 +1,185 @@
+//! The ECPay-facing function: the server-to-server payment notification (no JWT; authenticated by
+//! CheckMacValue) and the signed checkout link that hands a member's browser to ECPay.
+
+use lambda_http::{http::StatusCode, Body, Request, Response};
+use shared::domain::Settlement;
+use shared::http::{
+    allow, escape_html, finish, html, parse_form, query_param, request_id, segments, text,
+};
+use shared::services::points::{NotificationOutcome, NotificationRejected};
+use shared::{AppContext, AppError};
+use utoipa::OpenApi;
+
+type Answer = Result<Response<Body>, AppError>;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(ecpay_notification, checkout),
+    tags((name = "payments", description = "ECPay-facing routes (no bearer token)"))
+)]
+pub struct PaymentsApi;
+
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/payments/ecpay/callback/"),
+    ("GET", "/api/payments/ecpay/checkout/{merchant_trade_no}/"),
+];
+
+pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    let request_id = request_id(&req);
+    finish(route(ctx, &req).await, &request_id)
+}
+
+async fn route(ctx: &AppContext, req: &Request) -> Answer {
+    let path = segments(req);
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    match path.as_slice() {
+        // ECPay does not follow redirects, so the path without the trailing slash is served too.
+        ["api", "payments", "ecpay", "callback"] => {
+            allow(req, &["POST"])?;
+            ecpay_notification(ctx, req).await
+        }
+        ["api", "payments", "ecpay", "checkout", trade_no] => {
+            allow(req, &["GET"])?;
+            checkout(ctx, req, trade_no).await
+        }
+        _ => Err(AppError::not_found("route_not_found", "no such route")),
+    }
+}
+
+/// The form fields ECPay posts (documentation only: every received field is verified).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct EcpayNotification {
+    #[schema(rename = "MerchantID", example = "3002607")]
+    merchant_id: String,
+    #[schema(rename = "MerchantTradeNo")]
+    merchant_trade_no: String,
+    #[schema(rename = "RtnCode", example = "1")]
+    rtn_code: String,
+    #[schema(rename = "RtnMsg")]
+    rtn_msg: String,
+    #[schema(rename = "TradeNo")]
+    trade_no: String,
+    #[schema(rename = "TradeAmt")]
+    trade_amt: String,
+    #[schema(rename = "PaymentDate")]
+    payment_date: String,
+    #[schema(rename = "PaymentType")]
+    payment_type: String,
+    #[schema(rename = "SimulatePaid", example = "0")]
+    simulate_paid: String,
+    #[schema(rename = "CheckMacValue")]
+    check_mac_value: String,
+}
+
+/// ECPay's payment notification (ReturnURL). Verified by CheckMacValue over every field; credits the
+/// member once however often it arrives. Answers `1|OK` when handled (also for repeats and declines),
+/// `0|<reason>` with 400 when refused.
+#[utoipa::path(
+    post, path = "/api/payments/ecpay/callback/", tag = "payments",
+    request_body(content = inline(EcpayNotification), content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Handled", body = String, content_type = "text/plain", example = "1|OK"),
+        (status = 400, description = "Refused, nothing changed", body = String, content_type = "text/plain", example = "0|CheckMacValue mismatch"),
+        (status = 413, description = "Body over 64 KiB", body = shared::http::ErrorResponse),
+        (status = 415, description = "Not a form body", body = shared::http::ErrorResponse),
+        (status = 503, description = "Storage contended; ECPay retries later", body = shared::http::ErrorResponse),
+    )
+)]
+async fn ecpay_notification(ctx: &AppContext, req: &Request) -> Answer {
+    let fields = parse_form(req)?;
+    let trade_no = fields
+        .iter()
+        .find(|(k, _)| k == "MerchantTradeNo")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    match ctx.points().handle_notification(&fields).await? {
+        Ok(outcome) => {
+            match &outcome {
+                NotificationOutcome::Settled(Settlement::Credited { balance_after }) => {
+                    tracing::info!(merchant_trade_no = %trade_no, balance_after, "recharge credited")
+                }
+                NotificationOutcome::Settled(Settlement::MarkedFailed) => {
+                    tracing::info!(merchant_trade_no = %trade_no, "payment failed at ECPay")
+                }
+                NotificationOutcome::Settled(Settlement::AlreadySettled(status)) => {
+                    tracing::info!(merchant_trade_no = %trade_no, ?status, "repeated notification ignored")
+                }
+                NotificationOutcome::SimulationIgnored => {
+                    tracing::info!(merchant_trade_no = %trade_no, "SimulatePaid=1 notification acknowledged, not credited")
+                }
+            }
+            text(StatusCode::OK, "1|OK")
+        }
+        Err(NotificationRejected(reason)) => {
+            tracing::warn!(merchant_trade_no = %trade_no, reason, "ECPay notification refused");
+            text(StatusCode::BAD_REQUEST, &format!("0|{reason}"))
+        }
+    }
+}
+
+/// The page a checkout link opens: an auto-submitting form that hands the browser to ECPay.
+/// Links are signed and work for 15 minutes, while the payment is pending.
+#[utoipa::path(
+    get, path = "/api/payments/ecpay/checkout/{merchant_trade_no}/", tag = "payments",
+    params(
+        ("merchant_trade_no" = String, Path, description = "The payment's MerchantTradeNo"),
+        ("expires" = i64, Query, description = "From the checkout_url"),
+        ("signature" = String, Query, description = "From the checkout_url"),
+    ),
+    responses(
+        (status = 200, description = "Auto-submitting form", body = String, content_type = "text/html"),
+        (status = 403, description = "Invalid or expired link", body = String, content_type = "text/html"),
+        (status = 404, description = "No such payment", body = String, content_type = "text/html"),
+        (status = 409, description = "Already paid or failed", body = String, content_type = "text/html"),
+    )
+)]
+async fn checkout(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
+    let expires = query_param(req, "expires");
+    let signature = query_param(req, "signature");
+    let payment = match ctx
+        .points()
+        .checkout_page(trade_no, expires.as_deref(), signature.as_deref())
+        .await
+    {
+        Ok(payment) => payment,
+        Err(err @ AppError::Internal(_)) => return Err(err),
+        Err(err) => {
+            let status = shared::http::error_response(&err).status();
+            return html(
+                status,
+                page(
+                    "無法前往付款 Cannot continue to payment",
+                    &escape_html(&err.to_string()),
+                ),
+            );
+        }
+    };
+    let inputs: String = payment
+        .checkout_fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+                escape_html(k),
+                escape_html(v)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<p>正在前往綠界付款… Redirecting to ECPay to pay NT${amount} for {points} points.</p>\n\
+         <form id=\"ecpay\" method=\"post\" action=\"{action}\" accept-charset=\"UTF-8\">\n{inputs}\
+         <noscript><button type=\"submit\">Continue to ECPay</button></noscript>\n</form>\n\
+         <script>document.getElementById('ecpay').submit();</script>",
+        amount = payment.amount,
+        points = payment.points,
+        action = escape_html(&payment.action_url),
+    );
+    html(StatusCode::OK, page("前往付款 Checkout", &body))
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"zh-Hant\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body></html>\n"
+    )
+}

@@ -1,0 +1,25 @@
+use serde::{Deserialize, Serialize};
+
+use super::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TransactionType {
+    Recharge,
+    Spend,
+    Refund,
+}
+
+/// One row of a member's append-only points ledger. `amount` is signed: positive for RECHARGE and
+/// REFUND, negative for SPEND, so the balance is the plain sum of the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointTransaction {
+    pub id: String,
+    pub member_id: String,
+    pub transaction_type: TransactionType,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub payment_id: Option<String>,
+    pub order_id: Option<String>,
+    pub created_at: Timestamp,
+}

@@ -1,0 +1,401 @@
+//! ECPay (綠界) AioCheckOut V5: the CheckMacValue signature (SHA256, EncryptType=1) and the checkout
+//! form. Pure functions; no I/O.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+pub const STAGE_ACTION_URL: &str = "https://payment-stage.ecpay.com.tw/Cashier/AioCheckOut/V5";
+pub const PRODUCTION_ACTION_URL: &str = "https://payment.ecpay.com.tw/Cashier/AioCheckOut/V5";
+/// ECPay's public stage merchant, usable by anyone for testing. Never for real money.
+pub const STAGE_MERCHANT_ID: &str = "3002607";
+pub const STAGE_HASH_KEY: &str = "pwFHCqoQZGmho4w6";
+pub const STAGE_HASH_IV: &str = "EkRm7iFT261dpevs";
+pub const CHECK_MAC_VALUE: &str = "CheckMacValue";
+
+/// Merchant credentials. `Debug` never prints the key or IV.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub merchant_id: String,
+    pub hash_key: String,
+    pub hash_iv: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("merchant_id", &self.merchant_id)
+            .field("hash_key", &"<redacted>")
+            .field("hash_iv", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    pub fn stage() -> Self {
+        Credentials {
+            merchant_id: STAGE_MERCHANT_ID.into(),
+            hash_key: STAGE_HASH_KEY.into(),
+            hash_iv: STAGE_HASH_IV.into(),
+        }
+    }
+}
+
+/// PHP's `urlencode`: bytes of `A-Z a-z 0-9 - _ .` stay, space becomes `+`, everything else `%XX`.
+fn php_urlencode(input: &str) -> String {
+    let mut out = String::with_capacity(input.len() * 3);
+    for &byte in input.as_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(byte as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// CheckMacValue over `fields` (a `CheckMacValue` among them is ignored), as ECPay computes it:
+/// keys sorted case-insensitively, `HashKey=…&k=v&…&HashIV=…`, PHP-urlencoded, lower-cased, with
+/// ECPay's .NET-compatible characters restored, SHA256, upper-case hex.
+pub fn check_mac_value<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+    hash_key: &str,
+    hash_iv: &str,
+) -> String {
+    let mut pairs: Vec<(&str, &str)> = fields
+        .into_iter()
+        .filter(|(key, _)| *key != CHECK_MAC_VALUE)
+        .collect();
+    pairs.sort_by(|a, b| {
+        a.0.to_lowercase()
+            .cmp(&b.0.to_lowercase())
+            .then(a.0.cmp(b.0))
+    });
+    let mut raw = format!("HashKey={hash_key}");
+    for (key, value) in pairs {
+        raw.push('&');
+        raw.push_str(key);
+        raw.push('=');
+        raw.push_str(value);
+    }
+    raw.push_str("&HashIV=");
+    raw.push_str(hash_iv);
+    let mut encoded = php_urlencode(&raw).to_lowercase();
+    for (escaped, plain) in [
+        ("%2d", "-"),
+        ("%5f", "_"),
+        ("%2e", "."),
+        ("%21", "!"),
+        ("%2a", "*"),
+        ("%28", "("),
+        ("%29", ")"),
+    ] {
+        encoded = encoded.replace(escaped, plain);
+    }
+    let digest = Sha256::digest(encoded.as_bytes());
+    digest.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Checks a received `CheckMacValue` over every other received field, in constant time.
+pub fn verify<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    credentials: &Credentials,
+) -> bool {
+    let Some(received) = fields
+        .clone()
+        .into_iter()
+        .find(|(key, _)| *key == CHECK_MAC_VALUE)
+        .map(|(_, value)| value.to_ascii_uppercase())
+    else {
+        return false;
+    };
+    let expected = check_mac_value(fields, &credentials.hash_key, &credentials.hash_iv);
+    constant_time_eq(received.as_bytes(), expected.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Adds `CheckMacValue` to a form.
+pub fn sign(fields: &mut BTreeMap<String, String>, credentials: &Credentials) {
+    fields.remove(CHECK_MAC_VALUE);
+    let mac = check_mac_value(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &credentials.hash_key,
+        &credentials.hash_iv,
+    );
+    fields.insert(CHECK_MAC_VALUE.into(), mac);
+}
+
+/// `yyyy/MM/dd HH:mm:ss` in Taiwan time (UTC+8, no daylight saving), as ECPay's dates are written.
+pub fn taipei_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    let taipei = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    at.with_timezone(&taipei)
+        .format("%Y/%m/%d %H:%M:%S")
+        .to_string()
+}
+
+/// What goes into one AioCheckOut form, besides the credentials.
+#[derive(Debug, Clone)]
+pub struct CheckoutOrder<'a> {
+    pub merchant_trade_no: &'a str,
+    pub trade_date: chrono::DateTime<chrono::Utc>,
+    pub total_amount: i64,
+    pub trade_desc: &'a str,
+    pub item_name: &'a str,
+    pub return_url: &'a str,
+    pub client_back_url: Option<&'a str>,
+    pub order_result_url: Option<&'a str>,
+    /// Echoed back in the notification; we carry our payment id in it.
+    pub custom_field1: &'a str,
+}
+
+/// The complete, signed AioCheckOut V5 form for a credit-card payment.
+pub fn checkout_form(
+    order: &CheckoutOrder<'_>,
+    credentials: &Credentials,
+) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    let mut put = |k: &str, v: &str| {
+        fields.insert(k.to_string(), v.to_string());
+    };
+    put("MerchantID", &credentials.merchant_id);
+    put("MerchantTradeNo", order.merchant_trade_no);
+    put("MerchantTradeDate", &taipei_time(order.trade_date));
+    put("PaymentType", "aio");
+    put("TotalAmount", &order.total_amount.to_string());
+    put("TradeDesc", order.trade_desc);
+    put("ItemName", order.item_name);
+    put("ReturnURL", order.return_url);
+    put("ChoosePayment", "Credit");
+    put("EncryptType", "1");
+    put("CustomField1", order.custom_field1);
+    if let Some(url) = order.client_back_url {
+        put("ClientBackURL", url);
+    }
+    if let Some(url) = order.order_result_url {
+        put("OrderResultURL", url);
+    }
+    sign(&mut fields, credentials);
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(fields: &[(&str, &str)]) -> String {
+        check_mac_value(fields.iter().copied(), STAGE_HASH_KEY, STAGE_HASH_IV)
+    }
+
+    #[test]
+    fn matches_the_aiocheckout_documentation_example() {
+        let fields = [
+            ("ChoosePayment", "ALL"),
+            ("EncryptType", "1"),
+            ("ItemName", "Apple iphone 15"),
+            ("MerchantID", "3002607"),
+            ("MerchantTradeDate", "2023/03/12 15:30:23"),
+            ("MerchantTradeNo", "ecpay20230312153023"),
+            ("PaymentType", "aio"),
+            ("ReturnURL", "https://www.ecpay.com.tw/receive.php"),
+            ("TotalAmount", "30000"),
+            ("TradeDesc", "促銷方案"),
+        ];
+        assert_eq!(
+            mac(&fields),
+            "6C51C9E6888DE861FD62FB1DD17029FC742634498FD813DC43D4243B5685B840"
+        );
+    }
+
+    #[test]
+    fn matches_the_sdk_callback_example() {
+        let fields = [
+            ("MerchantID", "3002607"),
+            ("MerchantTradeNo", "WPLL4E341E122DB44D62"),
+            ("PaymentDate", "2019/05/09 00:01:21"),
+            ("PaymentType", "Credit_CreditCard"),
+            ("PaymentTypeChargeFee", "1"),
+            ("RtnCode", "1"),
+            ("RtnMsg", "交易成功"),
+            ("SimulatePaid", "0"),
+            ("TradeAmt", "500"),
+            ("TradeDate", "2019/05/09 00:00:18"),
+            ("TradeNo", "1905090000188278"),
+        ];
+        assert_eq!(
+            mac(&fields),
+            "6E7F053EF215FC851A050A2FF01D72CBE440EA138DC3E905647985DDF236FD25"
+        );
+    }
+
+    #[test]
+    fn field_order_and_a_received_mac_do_not_change_the_result() {
+        let a = [("b", "2"), ("A", "1"), ("c", "3")];
+        let b = [
+            ("c", "3"),
+            ("CheckMacValue", "whatever"),
+            ("A", "1"),
+            ("b", "2"),
+        ];
+        assert_eq!(mac(&a), mac(&b));
+    }
+
+    #[test]
+    fn urlencoding_follows_php() {
+        assert_eq!(
+            php_urlencode("a b~'#&?é-_.*()!"),
+            "a+b%7E%27%23%26%3F%C3%A9-_.%2A%28%29%21"
+        );
+    }
+
+    #[test]
+    fn edge_values_are_signed_exactly() {
+        // Computed independently: sha256 of the lower-cased, restored string built by hand.
+        fn by_hand(raw: &str) -> String {
+            let mut s = php_urlencode(raw).to_lowercase();
+            for (e, p) in [
+                ("%2d", "-"),
+                ("%5f", "_"),
+                ("%2e", "."),
+                ("%21", "!"),
+                ("%2a", "*"),
+                ("%28", "("),
+                ("%29", ")"),
+            ] {
+                s = s.replace(e, p);
+            }
+            Sha256::digest(s.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect()
+        }
+        let cases: [&[(&str, &str)]; 4] = [
+            &[("Empty", ""), ("Name", "x")],
+            &[("Desc", "~ ' # & ?")],
+            &[("ItemName", "烏龍茶 禮盒 (2入) *限量*!")],
+            &[("Sp", "  two  spaces  ")],
+        ];
+        for fields in cases {
+            let mut sorted = fields.to_vec();
+            sorted.sort_by_key(|(k, _)| k.to_lowercase());
+            let body: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let raw = format!(
+                "HashKey={STAGE_HASH_KEY}&{}&HashIV={STAGE_HASH_IV}",
+                body.join("&")
+            );
+            assert_eq!(mac(fields), by_hand(&raw), "{fields:?}");
+        }
+        // `~` stays encoded (%7e), unlike Python's quote_plus.
+        assert!(php_urlencode("~").eq("%7E"));
+        // An empty value still takes part: dropping it changes the MAC.
+        assert_ne!(mac(&[("Empty", ""), ("Name", "x")]), mac(&[("Name", "x")]));
+    }
+
+    #[test]
+    fn verification_is_strict_about_every_field() {
+        let credentials = Credentials::stage();
+        let mut form: BTreeMap<String, String> = [
+            ("MerchantID", "3002607"),
+            ("TradeAmt", "500"),
+            ("RtnCode", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        sign(&mut form, &credentials);
+        let pairs = |f: &BTreeMap<String, String>| {
+            f.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        let ok = pairs(&form);
+        assert!(verify(
+            ok.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &credentials
+        ));
+        // Lower-case hex is the same value.
+        let mut lower = form.clone();
+        lower.insert(CHECK_MAC_VALUE.into(), form[CHECK_MAC_VALUE].to_lowercase());
+        assert!(verify(
+            pairs(&lower).iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &credentials
+        ));
+        // A changed amount, an extra field, or a missing MAC all fail.
+        let mut tampered = form.clone();
+        tampered.insert("TradeAmt".into(), "5000".into());
+        assert!(!verify(
+            pairs(&tampered)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+            &credentials
+        ));
+        let mut extra = form.clone();
+        extra.insert("Injected".into(), "1".into());
+        assert!(!verify(
+            pairs(&extra).iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &credentials
+        ));
+        let mut unsigned = form.clone();
+        unsigned.remove(CHECK_MAC_VALUE);
+        assert!(!verify(
+            pairs(&unsigned)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+            &credentials
+        ));
+        let other = Credentials {
+            hash_key: "x".repeat(16),
+            ..Credentials::stage()
+        };
+        assert!(!verify(
+            ok.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &other
+        ));
+    }
+
+    #[test]
+    fn the_checkout_form_is_complete_and_signed() {
+        let credentials = Credentials::stage();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-26T16:30:05Z")
+            .unwrap()
+            .to_utc();
+        let form = checkout_form(
+            &CheckoutOrder {
+                merchant_trade_no: "PT261127003005ABCDEF",
+                trade_date: at,
+                total_amount: 500,
+                trade_desc: "點數儲值",
+                item_name: "500 點",
+                return_url: "https://api.example.com/api/payments/ecpay/callback/",
+                client_back_url: Some("https://shop.example.com/back"),
+                order_result_url: None,
+                custom_field1: "payment-id",
+            },
+            &credentials,
+        );
+        assert_eq!(
+            form["MerchantTradeDate"], "2026/11/27 00:30:05",
+            "Taipei is UTC+8"
+        );
+        for (k, v) in [
+            ("MerchantID", "3002607"),
+            ("PaymentType", "aio"),
+            ("ChoosePayment", "Credit"),
+            ("EncryptType", "1"),
+            ("TotalAmount", "500"),
+            ("CustomField1", "payment-id"),
+        ] {
+            assert_eq!(form[k], v);
+        }
+        assert!(!form.contains_key("OrderResultURL"));
+        assert!(verify(
+            form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &credentials
+        ));
+    }
+}
