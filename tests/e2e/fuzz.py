@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Fuzz the API from its own OpenAPI document with schemathesis.
+
+Starts a fresh local host (empty data directory, free port), registers and logs in one member and one
+merchant, then runs schemathesis once with each role's access token. Exits non-zero on any failure.
+
+    python3 tests/e2e/fuzz.py                    # what .ci/run does
+    FUZZ_EXAMPLES=20 python3 tests/e2e/fuzz.py   # a quicker local run
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from localhost import ROOT, LocalHost
+
+SCHEMATHESIS_VERSION = "4.32.5"
+VENV = Path(os.environ.get("FUZZ_VENV", ROOT / "target" / "fuzz-venv"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "response_schema_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "negative_data_rejection",
+        "unsupported_method",
+        "ignored_auth",
+    ]
+)
+
+
+def ensure_schemathesis() -> Path:
+    exe = VENV / "bin" / "schemathesis"
+    marker = VENV / f".schemathesis-{SCHEMATHESIS_VERSION}"
+    if exe.exists() and marker.exists():
+        return exe
+    print(f"== installing schemathesis {SCHEMATHESIS_VERSION} into {VENV}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run(
+        [str(VENV / "bin" / "pip"), "install", "--quiet", f"schemathesis=={SCHEMATHESIS_VERSION}"],
+        check=True,
+    )
+    marker.touch()
+    return exe
+
+
+def main() -> int:
+    schemathesis = ensure_schemathesis()
+    with LocalHost({"ACCESS_TOKEN_TTL_SECONDS": "14400"}) as host:  # the run must not outlive its tokens
+        base = host.base
+        tokens = {
+            "MEMBER": host.sign_up("fuzz_member", "MEMBER"),
+            "MERCHANT": host.sign_up("fuzz_merchant", "MERCHANT"),
+        }
+        failed = False
+        for role, token in tokens.items():
+            print(f"== schemathesis as {role}: {EXAMPLES} examples per operation", flush=True)
+            result = subprocess.run(
+                [
+                    str(schemathesis),
+                    "run",
+                    f"{base}/api/openapi.json",
+                    "--checks",
+                    CHECKS,
+                    "--max-examples",
+                    str(EXAMPLES),
+                    "--header",
+                    f"Authorization: Bearer {token}",
+                    "--seed",
+                    os.environ.get("FUZZ_SEED", "20261126"),
+                    "--workers",
+                    "2",
+                    "--suppress-health-check",
+                    "too_slow",
+                    "--no-color",
+                ],
+                cwd=host.workdir,
+            )
+            failed = failed or result.returncode != 0
+        log_text = host.log_text()
+        log_path = host.log_path
+
+    requests = len(re.findall(r'"message":"request"', log_text))
+    server_errors = len(re.findall(r'"status":5\d\d', log_text))
+    print(f"== fuzz sent {requests} requests; {server_errors} answered with 5xx; host log: {log_path}")
+    if failed or server_errors:
+        print("== FUZZ FAILED")
+        return 1
+    print("== fuzz passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
