@@ -4,6 +4,7 @@ use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::services::auth::{AuthService, LoginLimits};
 use crate::services::catalogue::CatalogueService;
+use crate::services::orders::OrderService;
 use crate::services::points::{LinkSigner, PointsService};
 use crate::store::Store;
 
@@ -44,6 +45,10 @@ impl AppContext {
             payments: &self.config.payments,
             links: &self.links,
         }
+    }
+
+    pub fn orders(&self) -> OrderService<'_> {
+        OrderService { store: &self.store }
     }
 
     pub fn catalogue(&self) -> CatalogueService<'_> {

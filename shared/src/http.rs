@@ -463,3 +463,27 @@ pub fn parse_form(req: &Request) -> Result<Vec<(String, String)>, AppError> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect())
 }
+
+/// `?status=` of an order list: absent, or one of the order statuses.
+pub fn order_status_param(req: &Request) -> Result<Option<crate::domain::OrderStatus>, AppError> {
+    match query_param(req, "status") {
+        None => Ok(None),
+        Some(raw) => crate::domain::OrderStatus::parse(&raw)
+            .map(Some)
+            .ok_or_else(|| invalid_query("status", "must be pending, completed or cancelled")),
+    }
+}
+
+/// The `Idempotency-Key` header, if sent (its shape is checked by the redemption).
+pub fn idempotency_key(req: &Request) -> Result<Option<String>, AppError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => match value.to_str() {
+            Ok(key) => Ok(Some(key.to_string())),
+            Err(_) => {
+                crate::services::orders::check_idempotency_key("\u{0}")?;
+                Ok(None)
+            }
+        },
+    }
+}

@@ -1,6 +1,8 @@
 //! A test harness: each [`TestApi`] owns its own in-memory DynamoDB emulator and drives the same
 //! dispatch the local host and Lambda use, with `http::Request` values.
 
+pub mod faults;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -110,6 +112,41 @@ impl TestApi {
         );
         tweak(&mut config);
         let host = Arc::new(LocalApi::connect(config).await.expect("prepare table"));
+        let ctx = host.ctx.clone();
+        Arc::new(TestApi {
+            host,
+            ctx,
+            emulator,
+        })
+    }
+
+    /// Like [`TestApi::start`], but the first `budget` `TransactWriteItems` calls are answered with
+    /// a `TransactionConflict` cancellation by the client's own HTTP layer (see [`faults`]).
+    pub async fn start_with_conflicts(budget: Arc<faults::ConflictBudget>) -> Arc<TestApi> {
+        let emulator = Emulator::in_memory().expect("start emulator");
+        let config = Config::local(
+            emulator.endpoint().to_string(),
+            "points-test".to_string(),
+            TEST_SECRET.to_vec(),
+        );
+        let plain = shared::store::Store::connect(&config).await;
+        shared::store::table::ensure_table(plain.client(), plain.table_name())
+            .await
+            .expect("prepare table");
+        // The emulator speaks plain HTTP: the same connector the SDK builds for an http:// endpoint.
+        let inner = aws_smithy_http_client::Builder::new().build_http();
+        let faulty = plain
+            .client()
+            .config()
+            .to_builder()
+            .http_client(faults::ConflictInjector::new(inner, budget))
+            .build();
+        let store = shared::store::Store::new(
+            aws_sdk_dynamodb::Client::from_conf(faulty),
+            plain.table_name(),
+            TEST_SECRET,
+        );
+        let host = Arc::new(LocalApi::new(AppContext::new(config, store)));
         let ctx = host.ctx.clone();
         Arc::new(TestApi {
             host,
@@ -294,6 +331,109 @@ impl TestApi {
         answer.assert_status(200);
         assert_eq!(answer.raw, b"1|OK");
         (id, token)
+    }
+
+    /// `count` members named `{prefix}{i}`, each holding `points` bought through ECPay; signed up
+    /// a few at a time (argon2 needs 19 MiB per hash).
+    pub async fn members_with_points(
+        self: &Arc<Self>,
+        prefix: &str,
+        count: usize,
+        points: i64,
+    ) -> Vec<(String, String)> {
+        use futures::StreamExt;
+        futures::stream::iter(0..count)
+            .map(|i| {
+                let api = Arc::clone(self);
+                let name = format!("{prefix}{i}");
+                async move { api.member_with_points(&name, points).await }
+            })
+            .buffered(8)
+            .collect()
+            .await
+    }
+
+    /// Redeems `quantity` of a product as the member holding `token`.
+    pub async fn redeem(&self, token: &str, product_id: &str, quantity: i64) -> TestResponse {
+        self.post(
+            "/api/members/orders/",
+            json!({"product_id": product_id, "quantity": quantity}),
+            Some(token),
+        )
+        .await
+    }
+
+    /// Checks the money invariants for `member_ids`: every balance equals the sum of its ledger
+    /// rows and `total_earned − total_spent`, and every `balance_after` is a running sum.
+    pub async fn assert_points_invariants(&self, member_ids: &[String]) {
+        for member in member_ids {
+            let account = self
+                .ctx
+                .store
+                .get_point_account(member)
+                .await
+                .expect("read account")
+                .expect("account exists");
+            let mut rows = self
+                .ctx
+                .store
+                .all_ledger_rows(member)
+                .await
+                .expect("read ledger");
+            let sum: i64 = rows.iter().map(|r| r.amount).sum();
+            assert_eq!(
+                account.balance, sum,
+                "balance of {member} is not the sum of its ledger"
+            );
+            assert_eq!(
+                account.balance,
+                account.total_earned - account.total_spent,
+                "{member}"
+            );
+            assert!(account.balance >= 0, "{member} went negative");
+            // Newest first from the store; the oldest first is the order the changes happened in.
+            rows.reverse();
+            let mut running = 0;
+            for row in rows {
+                running += row.amount;
+                assert_eq!(
+                    row.balance_after, running,
+                    "balance_after of {member} is not exact"
+                );
+            }
+        }
+    }
+
+    /// Checks a product's stock against its orders: stock + units in pending or completed orders
+    /// equals the initial stock plus the merchant's adjustments; and stock never went negative.
+    pub async fn assert_stock_invariant(
+        &self,
+        merchant_token: &str,
+        product_id: &str,
+        initial_plus_adjustments: i64,
+    ) {
+        let product = self
+            .get(
+                &format!("/api/merchants/products/{product_id}/"),
+                Some(merchant_token),
+            )
+            .await;
+        product.assert_status(200);
+        let stock = product.body["stock"].as_i64().expect("stock");
+        assert!(stock >= 0, "stock went negative: {stock}");
+        let orders = self
+            .walk("/api/merchants/orders/", 100, merchant_token)
+            .await;
+        let held: i64 = orders
+            .iter()
+            .filter(|o| o["product_id"] == product_id && o["status"] != "cancelled")
+            .map(|o| o["quantity"].as_i64().unwrap_or_default())
+            .sum();
+        assert_eq!(
+            stock + held,
+            initial_plus_adjustments,
+            "stock {stock} + held {held}"
+        );
     }
 
     /// How many items the table holds: the way tests prove a refused request wrote nothing.

@@ -1,14 +1,15 @@
-//! The members function: the catalogue, points, recharge and payments (and, later, orders).
+//! The members function: the catalogue, points, recharge, payments and orders.
 //! Every route requires an access token with role MEMBER.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::Role;
+use shared::domain::{OrderParty, OrderStatus, Role};
 use shared::http::{
-    allow, authenticate, finish, id_query_param, json, page_request, parse_json, request_id,
-    segments, ErrorResponse,
+    allow, authenticate, finish, id_query_param, idempotency_key, json, order_status_param,
+    page_request, parse_json, request_id, segments, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
+use shared::services::orders::{OrderView, RedeemRequest, Redemption};
 use shared::services::points::{
     LedgerEntry, PaymentView, PointsBalance, RechargeCheckout, RechargeRequest,
 };
@@ -19,10 +20,14 @@ type Answer = Result<Response<Body>, AppError>;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(browse_products, view_product, points_balance, ledger, recharge, list_payments, get_payment),
+    paths(
+        browse_products, view_product, points_balance, ledger, recharge, list_payments, get_payment,
+        redeem, list_orders, get_order, cancel_order
+    ),
     components(schemas(
         CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
-        RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, ErrorResponse
+        RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, RedeemRequest, OrderView,
+        Page<OrderView>, ErrorResponse
     )),
     tags((name = "members", description = "What members do (role MEMBER)"))
 )]
@@ -36,6 +41,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/members/transactions/"),
     ("GET", "/api/members/payments/"),
     ("GET", "/api/members/payments/{merchant_trade_no}/"),
+    ("POST", "/api/members/orders/"),
+    ("GET", "/api/members/orders/"),
+    ("GET", "/api/members/orders/{id}/"),
+    ("POST", "/api/members/orders/{id}/cancel/"),
 ];
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
@@ -74,6 +83,22 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
         ["api", "members", "payments", trade_no] => {
             allow(req, &["GET"])?;
             get_payment(ctx, req, trade_no).await
+        }
+        ["api", "members", "orders"] => {
+            allow(req, &["GET", "POST"])?;
+            if req.method() == "POST" {
+                redeem(ctx, req).await
+            } else {
+                list_orders(ctx, req).await
+            }
+        }
+        ["api", "members", "orders", id] => {
+            allow(req, &["GET"])?;
+            get_order(ctx, req, id).await
+        }
+        ["api", "members", "orders", id, "cancel"] => {
+            allow(req, &["POST"])?;
+            cancel_order(ctx, req, id).await
         }
         _ => Err(AppError::not_found("route_not_found", "no such route")),
     }
@@ -220,5 +245,115 @@ async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer 
     json(
         StatusCode::OK,
         &ctx.points().payment(&member, trade_no).await?,
+    )
+}
+
+/// Redeem points for a product. One DynamoDB transaction takes the stock, debits the points and
+/// records the order with its SPEND ledger row. Send an `Idempotency-Key` to make retries safe: the
+/// same key with the same body returns the first response (for 24 hours) and changes nothing.
+#[utoipa::path(
+    post, path = "/api/members/orders/", tag = "members",
+    request_body = RedeemRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–64 visible ASCII characters", min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Placed (or the replay of the first response to this Idempotency-Key)", body = OrderView),
+        (status = 400, description = "Malformed body, invalid fields or Idempotency-Key", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+        (status = 404, description = "`product_not_found`: unknown or inactive product", body = ErrorResponse),
+        (status = 409, description = "`insufficient_stock` or `insufficient_points`", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 422, description = "`idempotency_key_reused` with a different body", body = ErrorResponse),
+        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    )
+)]
+async fn redeem(ctx: &AppContext, req: &Request) -> Answer {
+    let member = member_id(ctx, req)?;
+    let key = idempotency_key(req)?;
+    match ctx
+        .orders()
+        .redeem(&member, parse_json(req)?, key.as_deref())
+        .await?
+    {
+        Redemption::Placed(order) => json(StatusCode::CREATED, &order),
+        Redemption::Replayed(body) => {
+            let response = lambda_http::Response::builder()
+                .status(StatusCode::CREATED)
+                .header("content-type", "application/json; charset=utf-8")
+                .header("idempotent-replayed", "true")
+                .body(Body::from(body))
+                .map_err(AppError::internal)?;
+            Ok(response)
+        }
+    }
+}
+
+/// My orders, newest first, optionally of one status.
+#[utoipa::path(
+    get, path = "/api/members/orders/", tag = "members",
+    params(PageParams, ("status" = Option<OrderStatus>, Query, description = "Only orders in this status")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = Page<OrderView>),
+        (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+    )
+)]
+async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
+    let member = member_id(ctx, req)?;
+    let page = page_request(req)?;
+    let status = order_status_param(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders()
+            .orders(OrderParty::Member(&member), status, &page)
+            .await?,
+    )
+}
+
+/// One of my orders.
+#[utoipa::path(
+    get, path = "/api/members/orders/{id}/", tag = "members",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+        (status = 404, description = "No such order of mine", body = ErrorResponse),
+    )
+)]
+async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+    let member = member_id(ctx, req)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders().order(OrderParty::Member(&member), id).await?,
+    )
+}
+
+/// Cancel a pending order of mine: the points come back (a REFUND row) and the stock is restored,
+/// once. A completed or already cancelled order cannot be cancelled.
+#[utoipa::path(
+    post, path = "/api/members/orders/{id}/cancel/", tag = "members",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled and refunded", body = OrderView),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a member", body = ErrorResponse),
+        (status = 404, description = "No such order of mine", body = ErrorResponse),
+        (status = 409, description = "`order_not_pending`", body = ErrorResponse),
+        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn cancel_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+    let member = member_id(ctx, req)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders().cancel(OrderParty::Member(&member), id).await?,
     )
 }

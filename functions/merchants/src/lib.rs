@@ -1,14 +1,15 @@
-//! The merchants function: a merchant's own products (and, later, the orders on them).
+//! The merchants function: a merchant's own products and the orders placed on them.
 //! Every route requires an access token with role MERCHANT.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::Role;
+use shared::domain::{OrderParty, OrderStatus, Role};
 use shared::http::{
-    allow, authenticate, finish, if_match_version, json, no_content, page_request, parse_json,
-    request_id, segments, ErrorResponse,
+    allow, authenticate, finish, if_match_version, json, no_content, order_status_param,
+    page_request, parse_json, request_id, segments, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::{CreateProductRequest, MerchantProduct, UpdateProductRequest};
+use shared::services::orders::OrderView;
 use shared::{AppContext, AppError};
 use utoipa::OpenApi;
 
@@ -16,9 +17,15 @@ type Answer = Result<Response<Body>, AppError>;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_product, list_products, get_product, update_product, delete_product),
-    components(schemas(CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, ErrorResponse)),
-    tags((name = "merchants", description = "A merchant's products (role MERCHANT)"))
+    paths(
+        create_product, list_products, get_product, update_product, delete_product, list_orders, get_order,
+        complete_order, cancel_order
+    ),
+    components(schemas(
+        CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, OrderView,
+        Page<OrderView>, ErrorResponse
+    )),
+    tags((name = "merchants", description = "A merchant's products and the orders on them (role MERCHANT)"))
 )]
 pub struct MerchantsApi;
 
@@ -28,6 +35,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/merchants/products/{id}/"),
     ("PUT", "/api/merchants/products/{id}/"),
     ("DELETE", "/api/merchants/products/{id}/"),
+    ("GET", "/api/merchants/orders/"),
+    ("GET", "/api/merchants/orders/{id}/"),
+    ("POST", "/api/merchants/orders/{id}/complete/"),
+    ("POST", "/api/merchants/orders/{id}/cancel/"),
 ];
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
@@ -54,6 +65,22 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
                 "DELETE" => delete_product(ctx, req, id).await,
                 _ => get_product(ctx, req, id).await,
             }
+        }
+        ["api", "merchants", "orders"] => {
+            allow(req, &["GET"])?;
+            list_orders(ctx, req).await
+        }
+        ["api", "merchants", "orders", id] => {
+            allow(req, &["GET"])?;
+            get_order(ctx, req, id).await
+        }
+        ["api", "merchants", "orders", id, "complete"] => {
+            allow(req, &["POST"])?;
+            complete_order(ctx, req, id).await
+        }
+        ["api", "merchants", "orders", id, "cancel"] => {
+            allow(req, &["POST"])?;
+            cancel_order(ctx, req, id).await
         }
         _ => Err(AppError::not_found("route_not_found", "no such route")),
     }
@@ -185,4 +212,92 @@ async fn delete_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     let merchant = merchant_id(ctx, req)?;
     ctx.catalogue().delete_my_product(&merchant, id).await?;
     no_content()
+}
+
+/// Orders on my products, newest first, optionally of one status.
+#[utoipa::path(
+    get, path = "/api/merchants/orders/", tag = "merchants",
+    params(PageParams, ("status" = Option<OrderStatus>, Query, description = "Only orders in this status")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = Page<OrderView>),
+        (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a merchant", body = ErrorResponse),
+    )
+)]
+async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
+    let merchant = merchant_id(ctx, req)?;
+    let page = page_request(req)?;
+    let status = order_status_param(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders()
+            .orders(OrderParty::Merchant(&merchant), status, &page)
+            .await?,
+    )
+}
+
+/// One order on my products.
+#[utoipa::path(
+    get, path = "/api/merchants/orders/{id}/", tag = "merchants",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        (status = 404, description = "No such order on my products", body = ErrorResponse),
+    )
+)]
+async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+    let merchant = merchant_id(ctx, req)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders()
+            .order(OrderParty::Merchant(&merchant), id)
+            .await?,
+    )
+}
+
+/// Mark a pending order fulfilled. A cancelled (or already completed) order cannot be.
+#[utoipa::path(
+    post, path = "/api/merchants/orders/{id}/complete/", tag = "merchants",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Completed", body = OrderView),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        (status = 404, description = "No such order on my products", body = ErrorResponse),
+        (status = 409, description = "`order_not_pending`", body = ErrorResponse),
+    )
+)]
+async fn complete_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+    let merchant = merchant_id(ctx, req)?;
+    json(StatusCode::OK, &ctx.orders().complete(&merchant, id).await?)
+}
+
+/// Cancel a pending order on my products: the member's points come back and the stock is restored, once.
+#[utoipa::path(
+    post, path = "/api/merchants/orders/{id}/cancel/", tag = "merchants",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled and refunded", body = OrderView),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        (status = 404, description = "No such order on my products", body = ErrorResponse),
+        (status = 409, description = "`order_not_pending`", body = ErrorResponse),
+        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn cancel_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+    let merchant = merchant_id(ctx, req)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders()
+            .cancel(OrderParty::Merchant(&merchant), id)
+            .await?,
+    )
 }

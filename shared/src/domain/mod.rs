@@ -2,12 +2,14 @@
 
 pub mod account;
 pub mod ledger;
+pub mod order;
 pub mod payment;
 pub mod product;
 pub mod user;
 
 pub use account::PointAccount;
 pub use ledger::{PointTransaction, TransactionType};
+pub use order::{Order, OrderParty, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Settlement};
 pub use product::{Product, ProductChanges};
 pub use user::{NewUser, Role, User};

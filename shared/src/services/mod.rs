@@ -3,4 +3,5 @@
 
 pub mod auth;
 pub mod catalogue;
+pub mod orders;
 pub mod points;

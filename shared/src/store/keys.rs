@@ -38,9 +38,11 @@ pub fn merchant_products_gsi(merchant_id: &str) -> String {
 /// gsi2: the active catalogue. Sparse: only active products carry these keys.
 pub const CATALOGUE_GSI: &str = "CATALOGUE";
 
-/// Ledger rows live in the member's own partition, after the profile and account items.
-pub fn ledger_sk(transaction_id: &str) -> String {
-    format!("TXN#{transaction_id}")
+/// Ledger rows live in the member's own partition, keyed by the account version their change
+/// produced: exactly one row per version, so the order is the true order of balance changes (no
+/// reliance on clocks), and a second row for one version cannot be written.
+pub fn ledger_sk(account_version: i64) -> String {
+    format!("TXN#{account_version:012}")
 }
 pub const LEDGER_SK_PREFIX: &str = "TXN#";
 
@@ -52,3 +54,26 @@ pub const PAYMENT_SK: &str = "PAYMENT";
 pub fn member_payments_gsi(member_id: &str) -> String {
     format!("MEMBER_PAYMENTS#{member_id}")
 }
+
+pub fn order_pk(order_id: &str) -> String {
+    format!("ORDER#{order_id}")
+}
+pub const ORDER_SK: &str = "ORDER";
+/// Guards the human-friendly order number's uniqueness.
+pub fn order_number_pk(order_number: &str) -> String {
+    format!("ORDERNO#{order_number}")
+}
+pub const ORDER_NUMBER_SK: &str = "ORDERNO";
+/// gsi1: a member's orders, newest first.
+pub fn member_orders_gsi(member_id: &str) -> String {
+    format!("MEMBER_ORDERS#{member_id}")
+}
+/// gsi2: orders on a merchant's products, newest first.
+pub fn merchant_orders_gsi(merchant_id: &str) -> String {
+    format!("MERCHANT_ORDERS#{merchant_id}")
+}
+/// The outcome of an `Idempotency-Key`, per member.
+pub fn idempotency_pk(member_id: &str, key: &str) -> String {
+    format!("IDEMPOTENCY#{member_id}#{key}")
+}
+pub const IDEMPOTENCY_SK: &str = "REDEEM";

@@ -4,6 +4,7 @@
 pub mod cursor;
 mod keys;
 mod login_limits;
+mod orders;
 mod points;
 mod products;
 pub mod table;
@@ -24,6 +25,10 @@ use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
 pub use login_limits::FailureWindow;
+pub use orders::{
+    CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, PlaceOutcome,
+};
+pub use points::AccountSnapshot;
 pub use products::ProductWrite;
 pub use tokens::RotateOutcome;
 pub use users::RegisterOutcome;

@@ -101,7 +101,7 @@ impl From<PaymentRecord> for Payment {
 
 /// The account as read for a balance change: the change is conditioned on `version`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct AccountSnapshot {
+pub struct AccountSnapshot {
     pub balance: i64,
     pub total_earned: i64,
     pub total_spent: i64,
@@ -113,7 +113,7 @@ fn timestamp(value: Timestamp) -> AttributeValue {
 }
 
 impl Store {
-    pub(crate) async fn account_snapshot(
+    pub async fn account_snapshot(
         &self,
         member_id: &str,
     ) -> Result<Option<AccountSnapshot>, AppError> {
@@ -158,13 +158,15 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// The ledger row of the balance change that moves the account from `read` to its next version.
     pub(crate) fn ledger_put(
         &self,
         entry: &PointTransaction,
+        read: AccountSnapshot,
     ) -> Result<TransactWriteItem, AppError> {
         let record = LedgerRecord {
             pk: user_pk(&entry.member_id),
-            sk: ledger_sk(&entry.id),
+            sk: ledger_sk(read.version + 1),
             entity: "PointTransaction".into(),
             id: entry.id.clone(),
             member_id: entry.member_id.clone(),
@@ -333,7 +335,7 @@ impl Store {
                     payment.points,
                     0,
                 )?,
-                self.ledger_put(&entry)?,
+                self.ledger_put(&entry, account)?,
             ];
             match self.transact(items, None).await? {
                 Ok(()) => {

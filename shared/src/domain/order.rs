@@ -1,0 +1,70 @@
+use serde::{Deserialize, Serialize};
+
+use super::Timestamp;
+
+pub const QUANTITY_MAX: i64 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Points spent, stock reserved; the merchant has not handed the gift over yet.
+    Pending,
+    /// Fulfilled by the merchant. Final.
+    Completed,
+    /// Cancelled by the member or the merchant; points refunded, stock restored. Final.
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "pending" => Some(OrderStatus::Pending),
+            "completed" => Some(OrderStatus::Completed),
+            "cancelled" => Some(OrderStatus::Cancelled),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Completed => "completed",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A member's redemption of points for a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: String,
+    /// Human-friendly and unique, e.g. `PO20261127K7M2Q9XA`.
+    pub order_number: String,
+    pub member_id: String,
+    pub merchant_id: String,
+    pub product_id: String,
+    /// The product's name when it was redeemed.
+    pub product_name: String,
+    pub quantity: i64,
+    /// points_required × quantity, at the price the member was charged.
+    pub points_cost: i64,
+    pub status: OrderStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Who acts on an order: its member or its merchant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderParty<'a> {
+    Member(&'a str),
+    Merchant(&'a str),
+}
+
+impl Order {
+    pub fn belongs_to(&self, party: OrderParty<'_>) -> bool {
+        match party {
+            OrderParty::Member(id) => self.member_id == id,
+            OrderParty::Merchant(id) => self.merchant_id == id,
+        }
+    }
+}

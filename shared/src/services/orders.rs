@@ -1,0 +1,371 @@
+//! Redemption and the order lifecycle.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::domain::order::QUANTITY_MAX;
+use crate::domain::{is_id, Order, OrderParty, OrderStatus};
+use crate::error::{AppError, FieldCheck};
+use crate::pagination::{Page, PageRequest};
+use crate::store::{CancelOutcome, CompleteOutcome, IdempotencyClaim, PlaceOutcome, Store};
+
+/// How long an Idempotency-Key's outcome is kept (well past DynamoDB's 10-minute ClientRequestToken window).
+pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+pub const IDEMPOTENCY_KEY_MAX: usize = 64;
+/// Re-reads after losing a race on the product or the account before giving up with 503.
+const MAX_ATTEMPTS: u32 = 12;
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct RedeemRequest {
+    #[schema(value_type = String, required = true, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    pub product_id: Option<String>,
+    #[schema(value_type = i64, required = true, minimum = 1, maximum = 100, example = 1)]
+    pub quantity: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    pub order_number: String,
+    pub product_id: String,
+    pub product_name: String,
+    pub merchant_id: String,
+    pub member_id: String,
+    pub quantity: i64,
+    pub points_cost: i64,
+    pub status: OrderStatus,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Order> for OrderView {
+    fn from(o: Order) -> Self {
+        OrderView {
+            id: o.id,
+            order_number: o.order_number,
+            product_id: o.product_id,
+            product_name: o.product_name,
+            merchant_id: o.merchant_id,
+            member_id: o.member_id,
+            quantity: o.quantity,
+            points_cost: o.points_cost,
+            status: o.status,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+/// A placed order, or the replay of the first response to the same Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    Placed(OrderView),
+    /// The first response's JSON body, verbatim.
+    Replayed(String),
+}
+
+/// `PO`, the Taipei date, eight random characters: readable over the phone, unique by a guard item.
+fn new_order_number(now: chrono::DateTime<chrono::Utc>) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let taipei = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    let mut rng = rand::thread_rng();
+    let suffix: String = (0..8)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("PO{}{suffix}", now.with_timezone(&taipei).format("%Y%m%d"))
+}
+
+pub fn check_idempotency_key(raw: &str) -> Result<(), AppError> {
+    if raw.is_empty()
+        || raw.len() > IDEMPOTENCY_KEY_MAX
+        || !raw.bytes().all(|b| b.is_ascii_graphic())
+    {
+        let mut fields = crate::error::FieldErrors::new();
+        fields.insert(
+            "Idempotency-Key".into(),
+            format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
+        );
+        return Err(AppError::BadRequest {
+            code: "invalid_header",
+            message: "the Idempotency-Key header is invalid".into(),
+            fields,
+        });
+    }
+    Ok(())
+}
+
+fn order_not_found() -> AppError {
+    AppError::not_found("order_not_found", "no such order")
+}
+
+fn product_not_found() -> AppError {
+    AppError::not_found(
+        "product_not_found",
+        "no such product, or it is no longer offered",
+    )
+}
+
+fn unavailable() -> AppError {
+    AppError::Unavailable {
+        retry_after_secs: 1,
+    }
+}
+
+pub struct OrderService<'a> {
+    pub store: &'a Store,
+}
+
+impl OrderService<'_> {
+    /// Redeems points for a product: one transaction takes the stock, debits the points, and records
+    /// the order and its SPEND row. With an Idempotency-Key, a repeat of the same request returns
+    /// the first response and changes nothing.
+    pub async fn redeem(
+        &self,
+        member_id: &str,
+        request: RedeemRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Redemption, AppError> {
+        let mut check = FieldCheck::new();
+        let product_id = check.required("product_id", request.product_id);
+        let quantity = check.required("quantity", request.quantity);
+        if quantity.is_some_and(|q| !(1..=QUANTITY_MAX).contains(&q)) {
+            check.fail(
+                "quantity",
+                format!("must be an integer from 1 to {QUANTITY_MAX}"),
+            );
+        }
+        if product_id.as_deref().is_some_and(|id| !is_id(id)) {
+            check.fail("product_id", "must be a product id");
+        }
+        check.finish()?;
+        let (Some(product_id), Some(quantity)) = (product_id, quantity) else {
+            return Err(AppError::internal(
+                "validated redemption is missing a field",
+            ));
+        };
+        let body_hash = {
+            let digest = Sha256::digest(format!("{product_id}\n{quantity}").as_bytes());
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        if let Some(key) = idempotency_key {
+            check_idempotency_key(key)?;
+            if let Some(replay) = self.replay(member_id, key, &body_hash).await? {
+                return Ok(replay);
+            }
+        }
+
+        for _ in 0..MAX_ATTEMPTS {
+            let product = match self.store.get_product(&product_id).await? {
+                Some(product) if product.is_active => product,
+                _ => return Err(product_not_found()),
+            };
+            if product.stock < quantity {
+                return Err(AppError::conflict(
+                    "insufficient_stock",
+                    format!("only {} left", product.stock),
+                ));
+            }
+            let cost = product.points_required * quantity;
+            let account = self
+                .store
+                .account_snapshot(member_id)
+                .await?
+                .ok_or_else(|| AppError::internal("member without a point account"))?;
+            if account.balance < cost {
+                return Err(AppError::conflict(
+                    "insufficient_points",
+                    format!(
+                        "this costs {cost} points; the balance is {}",
+                        account.balance
+                    ),
+                ));
+            }
+            let now = chrono::Utc::now();
+            let order = Order {
+                id: uuid::Uuid::now_v7().to_string(),
+                order_number: new_order_number(now),
+                member_id: member_id.to_string(),
+                merchant_id: product.merchant_id.clone(),
+                product_id: product.id.clone(),
+                product_name: product.name.clone(),
+                quantity,
+                points_cost: cost,
+                status: OrderStatus::Pending,
+                created_at: now,
+                updated_at: now,
+            };
+            let view = OrderView::from(order.clone());
+            let claim = match idempotency_key {
+                Some(key) => Some(IdempotencyClaim {
+                    key: key.to_string(),
+                    body_hash: body_hash.clone(),
+                    response: serde_json::to_string(&view).map_err(AppError::internal)?,
+                    expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
+                }),
+                None => None,
+            };
+            match self
+                .store
+                .place_order(
+                    &order,
+                    product.points_required,
+                    account,
+                    claim.as_ref(),
+                    now,
+                )
+                .await?
+            {
+                PlaceOutcome::Placed => return Ok(Redemption::Placed(view)),
+                PlaceOutcome::IdempotencyKeyUsed => {
+                    let key = idempotency_key.unwrap_or_default();
+                    return self
+                        .replay(member_id, key, &body_hash)
+                        .await?
+                        .ok_or_else(unavailable);
+                }
+                // Somebody else moved first: read again and re-decide (the checks above give the
+                // precise 404/409 when the product or the balance really fell short).
+                PlaceOutcome::ProductRefused
+                | PlaceOutcome::AccountChanged
+                | PlaceOutcome::OrderNumberTaken => continue,
+            }
+        }
+        Err(unavailable())
+    }
+
+    async fn replay(
+        &self,
+        member_id: &str,
+        key: &str,
+        body_hash: &str,
+    ) -> Result<Option<Redemption>, AppError> {
+        let now = chrono::Utc::now().timestamp();
+        match self.store.idempotent_outcome(member_id, key, now).await? {
+            Some(outcome) if outcome.body_hash == body_hash => {
+                Ok(Some(Redemption::Replayed(outcome.response)))
+            }
+            Some(_) => Err(AppError::Unprocessable {
+                code: "idempotency_key_reused",
+                message: "this Idempotency-Key was used with a different request".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn order(
+        &self,
+        party: OrderParty<'_>,
+        order_id: &str,
+    ) -> Result<OrderView, AppError> {
+        Ok(self.owned_order(party, order_id).await?.into())
+    }
+
+    async fn owned_order(&self, party: OrderParty<'_>, order_id: &str) -> Result<Order, AppError> {
+        if !is_id(order_id) {
+            return Err(order_not_found());
+        }
+        match self.store.get_order(order_id).await? {
+            Some(order) if order.belongs_to(party) => Ok(order),
+            _ => Err(order_not_found()),
+        }
+    }
+
+    pub async fn orders(
+        &self,
+        party: OrderParty<'_>,
+        status: Option<OrderStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<OrderView>, AppError> {
+        let page = match party {
+            OrderParty::Member(id) => self.store.list_member_orders(id, status, page).await?,
+            OrderParty::Merchant(id) => self.store.list_merchant_orders(id, status, page).await?,
+        };
+        Ok(page.map(OrderView::from))
+    }
+
+    /// Cancels a pending order of the member's or of the merchant's: points refunded and stock
+    /// restored once, whoever cancels and however often.
+    pub async fn cancel(
+        &self,
+        party: OrderParty<'_>,
+        order_id: &str,
+    ) -> Result<OrderView, AppError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let order = self.owned_order(party, order_id).await?;
+            if order.status != OrderStatus::Pending {
+                return Err(not_pending(order.status));
+            }
+            let account = self
+                .store
+                .account_snapshot(&order.member_id)
+                .await?
+                .ok_or_else(|| AppError::internal("order of a member without a point account"))?;
+            let now = chrono::Utc::now();
+            match self.store.cancel_order(&order, account, now).await? {
+                CancelOutcome::Cancelled => {
+                    let mut cancelled = order;
+                    cancelled.status = OrderStatus::Cancelled;
+                    cancelled.updated_at = now;
+                    return Ok(cancelled.into());
+                }
+                // Re-read: the order's new status decides the answer.
+                CancelOutcome::NotPending | CancelOutcome::AccountChanged => continue,
+            }
+        }
+        Err(unavailable())
+    }
+
+    /// pending → completed, by the order's merchant.
+    pub async fn complete(&self, merchant_id: &str, order_id: &str) -> Result<OrderView, AppError> {
+        if !is_id(order_id) {
+            return Err(order_not_found());
+        }
+        match self
+            .store
+            .complete_order(order_id, merchant_id, chrono::Utc::now())
+            .await?
+        {
+            CompleteOutcome::Completed(order) => Ok(order.into()),
+            CompleteOutcome::NotFound => Err(order_not_found()),
+            CompleteOutcome::NotPending(status) => Err(not_pending(status)),
+        }
+    }
+}
+
+fn not_pending(status: OrderStatus) -> AppError {
+    AppError::conflict(
+        "order_not_pending",
+        format!("the order is {} and can no longer change", status.as_str()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_are_readable_and_distinct() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T17:00:00Z")
+            .unwrap()
+            .to_utc();
+        let a = new_order_number(now);
+        assert!(a.starts_with("PO20261127"), "{a}: Taipei date");
+        assert_eq!(a.len(), 18);
+        assert_ne!(a, new_order_number(now));
+    }
+
+    #[test]
+    fn idempotency_keys_are_short_visible_ascii() {
+        assert!(check_idempotency_key("order-2026-11-27-001").is_ok());
+        assert!(check_idempotency_key(&"k".repeat(64)).is_ok());
+        assert!(check_idempotency_key("").is_err());
+        assert!(check_idempotency_key(&"k".repeat(65)).is_err());
+        assert!(check_idempotency_key("has space").is_err());
+        assert!(check_idempotency_key("中文").is_err());
+    }
+}

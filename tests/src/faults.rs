@@ -1,0 +1,113 @@
+//! Fault injection into the real DynamoDB client. The emulator serialises transactions, so it never
+//! answers `TransactionConflict`; this wraps the client's HTTP connector and answers the next
+//! `TransactWriteItems` calls itself, exactly as DynamoDB does when another transaction holds an item:
+//! a `TransactionCanceledException` whose reasons say `TransactionConflict`. Those calls never reach
+//! the emulator, so nothing is written by them; every other call goes through untouched.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+
+/// How many conflicts are left to inject, and how many were.
+#[derive(Debug, Default)]
+pub struct ConflictBudget {
+    remaining: AtomicUsize,
+    injected: AtomicUsize,
+}
+
+impl ConflictBudget {
+    pub fn new(conflicts: usize) -> Arc<Self> {
+        Arc::new(ConflictBudget {
+            remaining: AtomicUsize::new(conflicts),
+            injected: AtomicUsize::new(0),
+        })
+    }
+
+    /// Sets how many of the next `TransactWriteItems` calls conflict.
+    pub fn set_remaining(&self, conflicts: usize) {
+        self.remaining.store(conflicts, Ordering::SeqCst);
+    }
+
+    pub fn injected(&self) -> usize {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn take(&self) -> bool {
+        self.remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConflictInjector {
+    inner: SharedHttpClient,
+    budget: Arc<ConflictBudget>,
+}
+
+#[derive(Debug)]
+struct ConflictConnector {
+    inner: SharedHttpConnector,
+    budget: Arc<ConflictBudget>,
+}
+
+impl ConflictInjector {
+    pub fn new(inner: SharedHttpClient, budget: Arc<ConflictBudget>) -> Self {
+        ConflictInjector { inner, budget }
+    }
+}
+
+impl HttpClient for ConflictInjector {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(ConflictConnector {
+            inner: self.inner.http_connector(settings, components),
+            budget: Arc::clone(&self.budget),
+        })
+    }
+}
+
+impl HttpConnector for ConflictConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let is_transaction = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target == "DynamoDB_20120810.TransactWriteItems");
+        if is_transaction && self.budget.take() {
+            self.budget.injected.fetch_add(1, Ordering::SeqCst);
+            let items = request
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .and_then(|v| v["TransactItems"].as_array().map(Vec::len))
+                .unwrap_or(1);
+            // DynamoDB lists one reason per item, in order; the contended one says TransactionConflict.
+            let mut reasons = vec![serde_json::json!({"Code": "None"}); items];
+            reasons[0] = serde_json::json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"});
+            let body = serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+                "CancellationReasons": reasons,
+            });
+            let mut response = HttpResponse::new(
+                400.try_into().expect("400 is a status code"),
+                SdkBody::from(body.to_string()),
+            );
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.0");
+            return HttpConnectorFuture::ready(Ok(response));
+        }
+        self.inner.call(request)
+    }
+}

@@ -1,0 +1,662 @@
+//! Scenarios of members redeeming points, and of orders moving through their lifecycle.
+
+use std::sync::Arc;
+
+use api_tests::faults::ConflictBudget;
+use api_tests::TestApi;
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_string()
+}
+
+async fn product_of(api: &TestApi, merchant: &str, id: &str) -> Value {
+    api.get(&format!("/api/merchants/products/{id}/"), Some(merchant))
+        .await
+        .body
+}
+
+async fn points_of(api: &TestApi, token: &str) -> Value {
+    api.get("/api/members/points/", Some(token)).await.body
+}
+
+#[tokio::test]
+async fn a_member_redeems_points_for_a_gift_and_both_sides_see_the_order() {
+    let api = TestApi::start().await;
+    let (merchant_id, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 120, 10).await;
+    let (member_id, amy) = api.member_with_points("amy", 1000).await;
+
+    let placed = api.redeem(&amy, &id_of(&product), 3).await;
+    placed.assert_status(201);
+    let order = placed.body.clone();
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["quantity"], 3);
+    assert_eq!(order["points_cost"], 360);
+    assert_eq!(order["product_id"], product["id"]);
+    assert_eq!(order["merchant_id"], merchant_id);
+    assert_eq!(order["member_id"], member_id);
+    assert_eq!(order["product_name"], "Oolong");
+    let number = order["order_number"].as_str().unwrap();
+    assert!(number.starts_with("PO") && number.len() == 18, "{number}");
+
+    assert_eq!(
+        points_of(&api, &amy).await,
+        json!({"balance": 640, "total_earned": 1000, "total_spent": 360})
+    );
+    let after = product_of(&api, &shop, &id_of(&product)).await;
+    assert_eq!(after["stock"], 7);
+    assert_eq!(after["version"], 2, "a redemption is a new product version");
+
+    let ledger = api.get("/api/members/transactions/", Some(&amy)).await.body;
+    let newest = &ledger["items"][0];
+    assert_eq!(newest["transaction_type"], "SPEND");
+    assert_eq!(newest["amount"], -360);
+    assert_eq!(newest["balance_after"], 640);
+    assert_eq!(newest["order_id"], order["id"]);
+
+    let mine = api.get("/api/members/orders/", Some(&amy)).await;
+    assert_eq!(mine.body["items"][0]["id"], order["id"]);
+    let one = api
+        .get(
+            &format!("/api/members/orders/{}/", id_of(&order)),
+            Some(&amy),
+        )
+        .await;
+    assert_eq!(one.body, order);
+    let theirs = api.get("/api/merchants/orders/", Some(&shop)).await;
+    assert_eq!(theirs.body["items"][0]["id"], order["id"]);
+    api.assert_points_invariants(&[member_id]).await;
+    api.assert_stock_invariant(&shop, &id_of(&product), 10)
+        .await;
+}
+
+#[tokio::test]
+async fn refused_redemptions_say_exactly_why_and_change_nothing() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let cheap = api.create_product(&shop, "Tea bag", 100, 2).await;
+    let dear = api.create_product(&shop, "Teapot", 5000, 5).await;
+    let retired = api.create_product(&shop, "Old tin", 10, 5).await;
+    api.delete(
+        &format!("/api/merchants/products/{}/", id_of(&retired)),
+        Some(&shop),
+    )
+    .await
+    .assert_status(204);
+    let (member_id, amy) = api.member_with_points("amy", 1000).await;
+    let (_, other_shop, _) = api.signed_up("other_shop", "MERCHANT").await;
+    let before = api.item_count().await;
+
+    let short_stock = api.redeem(&amy, &id_of(&cheap), 3).await;
+    short_stock.assert_status(409);
+    assert_eq!(short_stock.error_code(), "insufficient_stock");
+    let short_points = api.redeem(&amy, &id_of(&dear), 1).await;
+    short_points.assert_status(409);
+    assert_eq!(short_points.error_code(), "insufficient_points");
+    for missing in [
+        id_of(&retired),
+        "01890000-0000-7000-8000-000000000000".to_string(),
+    ] {
+        let response = api.redeem(&amy, &missing, 1).await;
+        response.assert_status(404);
+        assert_eq!(response.error_code(), "product_not_found");
+    }
+    for (body, field) in [
+        (
+            json!({"product_id": id_of(&cheap), "quantity": 0}),
+            "quantity",
+        ),
+        (
+            json!({"product_id": id_of(&cheap), "quantity": 101}),
+            "quantity",
+        ),
+        (
+            json!({"product_id": "not-an-id", "quantity": 1}),
+            "product_id",
+        ),
+        (json!({"quantity": 1}), "product_id"),
+        (json!({"product_id": id_of(&cheap)}), "quantity"),
+        (
+            json!({"product_id": id_of(&cheap), "quantity": 1.5}),
+            "quantity",
+        ),
+    ] {
+        let response = api
+            .post("/api/members/orders/", body.clone(), Some(&amy))
+            .await;
+        response.assert_status(400);
+        assert!(
+            response.body["error"]["fields"][field].is_string(),
+            "{body}: {}",
+            response.body
+        );
+    }
+    api.redeem(&other_shop, &id_of(&cheap), 1)
+        .await
+        .assert_status(403);
+    assert_eq!(api.item_count().await, before, "nothing written");
+    assert_eq!(points_of(&api, &amy).await["balance"], 1000);
+    api.assert_points_invariants(&[member_id]).await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_redemption_safe() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 100, 10).await;
+    let other = api.create_product(&shop, "Green", 100, 10).await;
+    let (member_id, amy) = api.member_with_points("amy", 1000).await;
+    let redeem_with_key = |key: &'static str, product: String, quantity: i64| {
+        let api = api.clone();
+        let token = amy.clone();
+        async move {
+            let request = http::Request::builder()
+                .method("POST")
+                .uri("/api/members/orders/")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", key)
+                .body(
+                    serde_json::to_vec(&json!({"product_id": product, "quantity": quantity}))
+                        .unwrap(),
+                )
+                .unwrap();
+            api.send(request).await
+        }
+    };
+
+    let first = redeem_with_key("checkout-42", id_of(&product), 2).await;
+    first.assert_status(201);
+    let again = redeem_with_key("checkout-42", id_of(&product), 2).await;
+    again.assert_status(201);
+    assert_eq!(again.body, first.body, "the first response, replayed");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(points_of(&api, &amy).await["balance"], 800, "charged once");
+    assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 8);
+
+    let different = redeem_with_key("checkout-42", id_of(&other), 2).await;
+    different.assert_status(422);
+    assert_eq!(different.error_code(), "idempotency_key_reused");
+
+    // Ten tabs racing with one key: one order.
+    let racers: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(redeem_with_key("checkout-43", id_of(&other), 1)))
+        .collect();
+    let responses: Vec<_> = join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        responses.iter().all(|r| r.status == 201),
+        "{:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let ids: std::collections::HashSet<_> = responses.iter().map(|r| id_of(&r.body)).collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(product_of(&api, &shop, &id_of(&other)).await["stock"], 9);
+    assert_eq!(points_of(&api, &amy).await["balance"], 700);
+
+    // The outcome is kept for a day, well past DynamoDB's 10-minute ClientRequestToken window.
+    let now = chrono::Utc::now().timestamp();
+    let kept = api
+        .ctx
+        .store
+        .idempotent_outcome(&member_id, "checkout-42", now + 23 * 3600)
+        .await
+        .unwrap();
+    assert!(kept.is_some(), "still replayable 23 hours later");
+    let gone = api
+        .ctx
+        .store
+        .idempotent_outcome(&member_id, "checkout-42", now + 25 * 3600)
+        .await
+        .unwrap();
+    assert!(gone.is_none(), "ignored once expired, before the TTL sweep");
+
+    for bad in ["", "has space", &"k".repeat(65)] {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/api/members/orders/")
+            .header("authorization", format!("Bearer {amy}"))
+            .header("idempotency-key", bad)
+            .body(
+                serde_json::to_vec(&json!({"product_id": id_of(&product), "quantity": 1})).unwrap(),
+            )
+            .unwrap();
+        api.send(request).await.assert_status(400);
+    }
+    api.assert_points_invariants(&[member_id]).await;
+}
+
+#[tokio::test]
+async fn cancelling_refunds_once_and_final_states_stay_final() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let (_, rival, _) = api.signed_up("rival_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 100, 10).await;
+    let (amy_id, amy) = api.member_with_points("amy", 1000).await;
+    let (_, ben) = api.member_with_points("ben", 1000).await;
+
+    let by_member = api.redeem(&amy, &id_of(&product), 2).await.body;
+    let by_merchant = api.redeem(&amy, &id_of(&product), 1).await.body;
+    let completed = api.redeem(&amy, &id_of(&product), 1).await.body;
+    assert_eq!(points_of(&api, &amy).await["balance"], 600);
+
+    // Strangers see nothing.
+    for response in [
+        api.get(
+            &format!("/api/members/orders/{}/", id_of(&by_member)),
+            Some(&ben),
+        )
+        .await,
+        api.post(
+            &format!("/api/members/orders/{}/cancel/", id_of(&by_member)),
+            json!({}),
+            Some(&ben),
+        )
+        .await,
+        api.get(
+            &format!("/api/merchants/orders/{}/", id_of(&by_member)),
+            Some(&rival),
+        )
+        .await,
+        api.post(
+            &format!("/api/merchants/orders/{}/complete/", id_of(&by_member)),
+            json!({}),
+            Some(&rival),
+        )
+        .await,
+        api.post(
+            &format!("/api/merchants/orders/{}/cancel/", id_of(&by_member)),
+            json!({}),
+            Some(&rival),
+        )
+        .await,
+    ] {
+        response.assert_status(404);
+        assert_eq!(response.error_code(), "order_not_found");
+    }
+
+    let cancelled = api
+        .post(
+            &format!("/api/members/orders/{}/cancel/", id_of(&by_member)),
+            json!({}),
+            Some(&amy),
+        )
+        .await;
+    cancelled.assert_status(200);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let twice = api
+        .post(
+            &format!("/api/members/orders/{}/cancel/", id_of(&by_member)),
+            json!({}),
+            Some(&amy),
+        )
+        .await;
+    twice.assert_status(409);
+    assert_eq!(twice.error_code(), "order_not_pending");
+    api.post(
+        &format!("/api/merchants/orders/{}/complete/", id_of(&by_member)),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(409);
+
+    api.post(
+        &format!("/api/merchants/orders/{}/cancel/", id_of(&by_merchant)),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(200);
+    let done = api
+        .post(
+            &format!("/api/merchants/orders/{}/complete/", id_of(&completed)),
+            json!({}),
+            Some(&shop),
+        )
+        .await;
+    done.assert_status(200);
+    assert_eq!(done.body["status"], "completed");
+    api.post(
+        &format!("/api/members/orders/{}/cancel/", id_of(&completed)),
+        json!({}),
+        Some(&amy),
+    )
+    .await
+    .assert_status(409);
+    api.post(
+        &format!("/api/merchants/orders/{}/cancel/", id_of(&completed)),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(409);
+
+    assert_eq!(
+        points_of(&api, &amy).await,
+        json!({"balance": 900, "total_earned": 1000, "total_spent": 100})
+    );
+    assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 9);
+    let refunds: Vec<Value> = api
+        .walk("/api/members/transactions/", 100, &amy)
+        .await
+        .into_iter()
+        .filter(|row| row["transaction_type"] == "REFUND")
+        .collect();
+    assert_eq!(refunds.len(), 2);
+    assert!(refunds.iter().all(|r| r["amount"].as_i64().unwrap() > 0));
+
+    // Status filters on both sides.
+    let pending = api
+        .get("/api/members/orders/?status=cancelled", Some(&amy))
+        .await;
+    assert_eq!(pending.body["items"].as_array().unwrap().len(), 2);
+    let shop_completed = api
+        .get("/api/merchants/orders/?status=completed", Some(&shop))
+        .await;
+    assert_eq!(shop_completed.body["items"][0]["id"], completed["id"]);
+    api.get("/api/members/orders/?status=shipped", Some(&amy))
+        .await
+        .assert_status(400);
+    api.assert_points_invariants(&[amy_id]).await;
+    api.assert_stock_invariant(&shop, &id_of(&product), 10)
+        .await;
+}
+
+#[tokio::test]
+async fn three_hundred_members_race_for_fifty_units() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("flash_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Limited teapot", 100, 50).await;
+    let members = api.members_with_points("fan", 300, 100).await;
+    let racers = members.iter().map(|(_, token)| {
+        let (api, token, product) = (api.clone(), token.clone(), id_of(&product));
+        tokio::spawn(async move { api.redeem(&token, &product, 1).await })
+    });
+    let responses: Vec<_> = join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let placed = responses.iter().filter(|r| r.status == 201).count();
+    let sold_out = responses
+        .iter()
+        .filter(|r| r.status == 409 && r.error_code() == "insufficient_stock")
+        .count();
+    assert_eq!(
+        (placed, sold_out),
+        (50, 250),
+        "other answers: {:?}",
+        responses
+            .iter()
+            .filter(|r| r.status != 201 && r.status != 409)
+            .map(|r| (r.status, r.body.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 0);
+    let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+    api.assert_points_invariants(&ids).await;
+    api.assert_stock_invariant(&shop, &id_of(&product), 50)
+        .await;
+}
+
+#[tokio::test]
+async fn one_member_with_points_for_five_fires_twenty_orders_and_five_succeed() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 100, 1000).await;
+    let (member_id, amy) = api.member_with_points("amy", 500).await;
+    let racers = (0..20).map(|_| {
+        let (api, token, product) = (api.clone(), amy.clone(), id_of(&product));
+        tokio::spawn(async move { api.redeem(&token, &product, 1).await })
+    });
+    let responses: Vec<_> = join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let placed = responses.iter().filter(|r| r.status == 201).count();
+    let broke = responses
+        .iter()
+        .filter(|r| r.status == 409 && r.error_code() == "insufficient_points")
+        .count();
+    assert_eq!(
+        (placed, broke),
+        (5, 15),
+        "{:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(points_of(&api, &amy).await["balance"], 0);
+    assert_eq!(
+        product_of(&api, &shop, &id_of(&product)).await["stock"],
+        995
+    );
+    api.assert_points_invariants(&[member_id]).await;
+}
+
+#[tokio::test]
+async fn cancels_racing_completes_on_one_order_let_exactly_one_win() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 100, 100).await;
+    let (member_id, amy) = api.member_with_points("amy", 2000).await;
+    for round in 0..5 {
+        let order = id_of(&api.redeem(&amy, &id_of(&product), 2).await.body);
+        let mut racers = Vec::new();
+        for i in 0..9 {
+            let (api, amy, shop, order) = (api.clone(), amy.clone(), shop.clone(), order.clone());
+            racers.push(tokio::spawn(async move {
+                match i % 3 {
+                    0 => {
+                        api.post(
+                            &format!("/api/members/orders/{order}/cancel/"),
+                            json!({}),
+                            Some(&amy),
+                        )
+                        .await
+                    }
+                    1 => {
+                        api.post(
+                            &format!("/api/merchants/orders/{order}/cancel/"),
+                            json!({}),
+                            Some(&shop),
+                        )
+                        .await
+                    }
+                    _ => {
+                        api.post(
+                            &format!("/api/merchants/orders/{order}/complete/"),
+                            json!({}),
+                            Some(&shop),
+                        )
+                        .await
+                    }
+                }
+            }));
+        }
+        let responses: Vec<_> = join_all(racers)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let winners = responses.iter().filter(|r| r.status == 200).count();
+        let losers = responses
+            .iter()
+            .filter(|r| r.status == 409 && r.error_code() == "order_not_pending")
+            .count();
+        assert_eq!((winners, losers), (1, 8), "round {round}");
+    }
+    let refunds = api
+        .walk("/api/members/transactions/", 100, &amy)
+        .await
+        .into_iter()
+        .filter(|row| row["transaction_type"] == "REFUND")
+        .count();
+    let cancelled = api
+        .walk("/api/members/orders/?status=cancelled", 100, &amy)
+        .await
+        .len();
+    assert_eq!(
+        refunds, cancelled,
+        "one refund per cancelled order, never two"
+    );
+    api.assert_points_invariants(&[member_id]).await;
+    api.assert_stock_invariant(&shop, &id_of(&product), 100)
+        .await;
+}
+
+#[tokio::test]
+async fn after_a_mixed_run_every_balance_and_every_unit_is_accounted_for() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 70, 40).await;
+    let members = api.members_with_points("mixed", 12, 700).await;
+    let adjustments = Arc::new(std::sync::atomic::AtomicI64::new(0));
+
+    let mut tasks = Vec::new();
+    for (i, (_, token)) in members.iter().enumerate() {
+        let (api, token, shop, product) =
+            (api.clone(), token.clone(), shop.clone(), id_of(&product));
+        tasks.push(tokio::spawn(async move {
+            for step in 0..6 {
+                let placed = api
+                    .redeem(&token, &product, 1 + (i + step) as i64 % 3)
+                    .await;
+                assert!(
+                    matches!(placed.status.as_u16(), 201 | 409),
+                    "{}",
+                    placed.body
+                );
+                if placed.status == 201 {
+                    let order = placed.body["id"].as_str().unwrap().to_string();
+                    let answer = match (i + step) % 4 {
+                        0 => {
+                            api.post(
+                                &format!("/api/members/orders/{order}/cancel/"),
+                                json!({}),
+                                Some(&token),
+                            )
+                            .await
+                        }
+                        1 => {
+                            api.post(
+                                &format!("/api/merchants/orders/{order}/complete/"),
+                                json!({}),
+                                Some(&shop),
+                            )
+                            .await
+                        }
+                        2 => {
+                            api.post(
+                                &format!("/api/merchants/orders/{order}/cancel/"),
+                                json!({}),
+                                Some(&shop),
+                            )
+                            .await
+                        }
+                        _ => continue,
+                    };
+                    assert!(
+                        matches!(answer.status.as_u16(), 200 | 409),
+                        "{}",
+                        answer.body
+                    );
+                }
+            }
+        }));
+    }
+    // Meanwhile the merchant restocks, based on what it last read (stale reads get 409 and retry).
+    let restocker = {
+        let (api, shop, product, adjustments) = (
+            api.clone(),
+            shop.clone(),
+            id_of(&product),
+            adjustments.clone(),
+        );
+        tokio::spawn(async move {
+            let mut done = 0;
+            while done < 5 {
+                let current = api
+                    .get(&format!("/api/merchants/products/{product}/"), Some(&shop))
+                    .await
+                    .body;
+                let stock = current["stock"].as_i64().unwrap();
+                let answer = api
+                    .put(
+                        &format!("/api/merchants/products/{product}/"),
+                        json!({"stock": stock + 4, "version": current["version"]}),
+                        Some(&shop),
+                    )
+                    .await;
+                match answer.status.as_u16() {
+                    200 => {
+                        adjustments.fetch_add(4, std::sync::atomic::Ordering::SeqCst);
+                        done += 1;
+                    }
+                    409 => {}
+                    other => panic!("restock answered {other}: {}", answer.body),
+                }
+            }
+        })
+    };
+    for task in tasks {
+        task.await.unwrap();
+    }
+    restocker.await.unwrap();
+
+    let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+    api.assert_points_invariants(&ids).await;
+    let adjusted = 40 + adjustments.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(adjusted, 60);
+    api.assert_stock_invariant(&shop, &id_of(&product), adjusted)
+        .await;
+}
+
+#[tokio::test]
+async fn a_transaction_conflict_is_retried_and_the_order_placed_once() {
+    let budget = ConflictBudget::new(0);
+    let api = TestApi::start_with_conflicts(budget.clone()).await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 100, 10).await;
+    let (member_id, amy) = api.member_with_points("amy", 1000).await;
+
+    // The next three TransactWriteItems calls meet another transaction on the same item.
+    budget_conflicts(&budget, 3);
+    let placed = api.redeem(&amy, &id_of(&product), 2).await;
+    placed.assert_status(201);
+    assert_eq!(budget.injected(), 3, "the conflicts really happened");
+    assert_eq!(points_of(&api, &amy).await["balance"], 800);
+    assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 8);
+    assert_eq!(api.walk("/api/members/orders/", 100, &amy).await.len(), 1);
+    api.assert_points_invariants(&[member_id]).await;
+}
+
+#[tokio::test]
+async fn a_conflict_that_persists_becomes_a_503_with_retry_after_and_changes_nothing() {
+    let budget = ConflictBudget::new(0);
+    let api = TestApi::start_with_conflicts(budget.clone()).await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 100, 10).await;
+    let (member_id, amy) = api.member_with_points("amy", 1000).await;
+
+    budget_conflicts(&budget, 1_000);
+    let refused = api.redeem(&amy, &id_of(&product), 2).await;
+    refused.assert_status(503);
+    assert_eq!(refused.error_code(), "service_unavailable");
+    assert!(refused.header("retry-after").is_some());
+    assert!(budget.injected() >= 2, "retried before giving up");
+    budget_conflicts(&budget, 0);
+    assert_eq!(points_of(&api, &amy).await["balance"], 1000);
+    assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 10);
+    assert_eq!(api.walk("/api/members/orders/", 100, &amy).await.len(), 0);
+    api.assert_points_invariants(&[member_id]).await;
+}
+
+fn budget_conflicts(budget: &ConflictBudget, conflicts: usize) {
+    budget.set_remaining(conflicts);
+}
