@@ -50,9 +50,11 @@ pub struct PaymentsConfig {
     pub environment: EcpayEnvironment,
     pub credentials: crate::ecpay::Credentials,
     /// The API's public origin, e.g. `https://abc.execute-api.ap-northeast-1.amazonaws.com`; links
-    /// handed to browsers (checkout) and to ECPay (ReturnURL) start with it.
-    pub public_base_url: String,
-    pub return_url: String,
+    /// handed to browsers (checkout) and to ECPay (ReturnURL) start with it. Unset on Lambda, it is
+    /// taken from the domain API Gateway received the request on (not from a client header).
+    pub public_base_url: Option<String>,
+    /// Overrides `<public base>/api/payments/ecpay/callback/`.
+    pub return_url: Option<String>,
     pub client_back_url: Option<String>,
     pub order_result_url: Option<String>,
     pub min_amount: i64,
@@ -61,24 +63,34 @@ pub struct PaymentsConfig {
 }
 
 impl PaymentsConfig {
-    pub fn action_url(&self) -> String {
+    /// The configured public origin, else the request's.
+    pub fn base_url(&self, request_origin: Option<&str>) -> Option<String> {
+        self.public_base_url
+            .clone()
+            .or_else(|| request_origin.map(|o| o.trim_end_matches('/').to_string()))
+    }
+
+    pub fn return_url(&self, base_url: &str) -> String {
+        self.return_url
+            .clone()
+            .unwrap_or_else(|| format!("{base_url}{CALLBACK_PATH}"))
+    }
+
+    pub fn action_url(&self, base_url: &str) -> String {
         match self.environment {
             EcpayEnvironment::Stage => crate::ecpay::STAGE_ACTION_URL.to_string(),
             EcpayEnvironment::Production => crate::ecpay::PRODUCTION_ACTION_URL.to_string(),
-            EcpayEnvironment::Local => {
-                format!("{}/dev/ecpay/Cashier/AioCheckOut/V5", self.public_base_url)
-            }
+            EcpayEnvironment::Local => format!("{base_url}/dev/ecpay/Cashier/AioCheckOut/V5"),
         }
     }
 
     /// Local and test defaults: ECPay's public stage credentials and the local simulator.
     pub fn local(public_base_url: &str) -> Self {
-        let base = public_base_url.trim_end_matches('/').to_string();
         PaymentsConfig {
             environment: EcpayEnvironment::Local,
             credentials: crate::ecpay::Credentials::stage(),
-            return_url: format!("{base}{CALLBACK_PATH}"),
-            public_base_url: base,
+            return_url: None,
+            public_base_url: Some(public_base_url.trim_end_matches('/').to_string()),
             client_back_url: None,
             order_result_url: None,
             min_amount: 100,
@@ -95,13 +107,13 @@ pub const CALLBACK_PATH: &str = "/api/payments/ecpay/callback/";
 pub struct Defaults {
     /// Used when `JWT_SECRET` is unset (the local host's generated one); `None` makes it mandatory.
     pub fallback_secret: Option<Vec<u8>>,
-    /// Used when `PUBLIC_BASE_URL` is unset; `None` makes it mandatory.
+    /// Used when `PUBLIC_BASE_URL` is unset; with `None` it is taken from each request.
     pub public_base_url: Option<String>,
     pub ecpay_environment: EcpayEnvironment,
 }
 
 impl Defaults {
-    /// On Lambda every secret and the public URL must be configured.
+    /// On Lambda every secret must be configured; the public URL may come from API Gateway.
     pub fn lambda() -> Self {
         Defaults {
             fallback_secret: None,
@@ -177,8 +189,8 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
 }
 
 impl Config {
-    /// Reads the process environment with Lambda's rules: `JWT_SECRET` and `PUBLIC_BASE_URL` are
-    /// mandatory, so a function never starts with a guessable key or a wrong callback URL.
+    /// Reads the process environment with Lambda's rules: `JWT_SECRET` is mandatory, so a function
+    /// never starts with a guessable key.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(&EnvSource(|k| std::env::var(k).ok()), Defaults::lambda())
     }
@@ -283,9 +295,7 @@ fn payments_from<F: Fn(&str) -> Option<String>>(
         hash_key: hash_key.unwrap_or(stage.hash_key),
         hash_iv: hash_iv.unwrap_or(stage.hash_iv),
     };
-    if let Some(url) = env.get("ECPAY_RETURN_URL") {
-        payments.return_url = url;
-    }
+    payments.return_url = env.get("ECPAY_RETURN_URL");
     payments.client_back_url = env.get("ECPAY_CLIENT_BACK_URL");
     payments.order_result_url = env.get("ECPAY_ORDER_RESULT_URL");
     payments.min_amount = env.count_or("RECHARGE_MIN_TWD", 100)? as i64;
@@ -396,11 +406,19 @@ mod tests {
             config.payments.credentials,
             crate::ecpay::Credentials::stage()
         );
+        let base = config
+            .payments
+            .base_url(Some("https://ignored.example.com"))
+            .unwrap();
+        assert_eq!(base, "https://api.example.com");
         assert_eq!(
-            config.payments.return_url,
+            config.payments.return_url(&base),
             "https://api.example.com/api/payments/ecpay/callback/"
         );
-        assert_eq!(config.payments.action_url(), crate::ecpay::STAGE_ACTION_URL);
+        assert_eq!(
+            config.payments.action_url(&base),
+            crate::ecpay::STAGE_ACTION_URL
+        );
         assert_eq!(
             (config.payments.min_amount, config.payments.max_amount),
             (100, 50_000)
@@ -408,14 +426,28 @@ mod tests {
     }
 
     #[test]
-    fn a_lambda_needs_its_public_url_and_production_needs_real_keys() {
+    fn without_a_public_url_the_request_origin_is_used_and_production_needs_real_keys() {
         let secret = "x".repeat(32);
-        let err = Config::from_source(&source(&[("JWT_SECRET", &secret)]), Defaults::lambda())
-            .unwrap_err();
+        let config =
+            Config::from_source(&source(&[("JWT_SECRET", &secret)]), Defaults::lambda()).unwrap();
+        let base = config
+            .payments
+            .base_url(Some("https://abc.execute-api.ap-northeast-1.amazonaws.com"))
+            .unwrap();
+        assert_eq!(
+            config.payments.return_url(&base),
+            "https://abc.execute-api.ap-northeast-1.amazonaws.com/api/payments/ecpay/callback/"
+        );
+        let err = Config::from_source(
+            &source(&[("JWT_SECRET", &secret), ("PUBLIC_BASE_URL", "ftp://nope")]),
+            Defaults::lambda(),
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
-            ConfigError::Missing {
-                name: "PUBLIC_BASE_URL"
+            ConfigError::Invalid {
+                name: "PUBLIC_BASE_URL",
+                ..
             }
         ));
         let err = Config::from_source(

@@ -487,3 +487,15 @@ pub fn idempotency_key(req: &Request) -> Result<Option<String>, AppError> {
         },
     }
 }
+
+/// `https://<domain>` of the API Gateway endpoint that received the request, when there is one.
+/// It comes from API Gateway's request context, not from a header a client could forge.
+pub fn request_origin(req: &Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    let domain = match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.domain_name.clone(),
+        RequestContext::ApiGatewayV1(ctx) => ctx.domain_name.clone(),
+        _ => None,
+    }?;
+    (!domain.is_empty()).then(|| format!("https://{domain}"))
+}

@@ -5,7 +5,7 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderParty, OrderStatus, Role};
 use shared::http::{
     allow, authenticate, finish, id_query_param, idempotency_key, json, order_status_param,
-    page_request, parse_json, request_id, segments, ErrorResponse,
+    page_request, parse_json, request_id, request_origin, segments, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
@@ -203,7 +203,11 @@ async fn ledger(ctx: &AppContext, req: &Request) -> Answer {
 )]
 async fn recharge(ctx: &AppContext, req: &Request) -> Answer {
     let member = member_id(ctx, req)?;
-    let checkout = ctx.points().recharge(&member, parse_json(req)?).await?;
+    let origin = request_origin(req);
+    let checkout = ctx
+        .points()
+        .recharge(&member, parse_json(req)?, origin.as_deref())
+        .await?;
     json(StatusCode::CREATED, &checkout)
 }
 

@@ -207,20 +207,22 @@ impl PointsService<'_> {
             .map(LedgerEntry::from))
     }
 
-    pub fn checkout_url(&self, merchant_trade_no: &str, now: i64) -> String {
+    pub fn checkout_url(&self, base_url: &str, merchant_trade_no: &str, now: i64) -> String {
         let expires = now + CHECKOUT_LINK_TTL_SECS;
         format!(
-            "{}{CHECKOUT_PATH}{merchant_trade_no}/?expires={expires}&signature={}",
-            self.payments.public_base_url,
+            "{base_url}{CHECKOUT_PATH}{merchant_trade_no}/?expires={expires}&signature={}",
             self.links.sign(merchant_trade_no, expires)
         )
     }
 
     /// Starts a recharge: stores a pending payment, then returns the signed ECPay form for it.
+    /// `request_origin` (the domain API Gateway received the request on) is the public base URL
+    /// when none is configured.
     pub async fn recharge(
         &self,
         member_id: &str,
         request: RechargeRequest,
+        request_origin: Option<&str>,
     ) -> Result<RechargeCheckout, AppError> {
         let mut check = FieldCheck::new();
         let amount = check.required("amount", request.amount);
@@ -237,6 +239,10 @@ impl PointsService<'_> {
         }
         check.finish()?;
         let amount = amount.unwrap_or_default();
+        let base_url = self.payments.base_url(request_origin).ok_or_else(|| {
+            AppError::internal("PUBLIC_BASE_URL is unset and the request has no domain")
+        })?;
+        let return_url = self.payments.return_url(&base_url);
         let points = amount * self.payments.points_per_twd;
         let payment_id = uuid::Uuid::now_v7().to_string();
         let item_name = format!("點數儲值 {points} 點");
@@ -251,7 +257,7 @@ impl PointsService<'_> {
                     total_amount: amount,
                     trade_desc: "Points recharge",
                     item_name: &item_name,
-                    return_url: &self.payments.return_url,
+                    return_url: &return_url,
                     client_back_url: self.payments.client_back_url.as_deref(),
                     order_result_url: self.payments.order_result_url.as_deref(),
                     custom_field1: &payment_id,
@@ -265,7 +271,7 @@ impl PointsService<'_> {
                 amount,
                 points,
                 status: PaymentStatus::Pending,
-                action_url: self.payments.action_url(),
+                action_url: self.payments.action_url(&base_url),
                 checkout_fields: fields,
                 trade_no: None,
                 payment_date: None,
@@ -275,7 +281,7 @@ impl PointsService<'_> {
             };
             if self.store.create_payment(&payment).await? {
                 return Ok(RechargeCheckout {
-                    checkout_url: self.checkout_url(&merchant_trade_no, now.timestamp()),
+                    checkout_url: self.checkout_url(&base_url, &merchant_trade_no, now.timestamp()),
                     payment_id,
                     merchant_trade_no,
                     amount,

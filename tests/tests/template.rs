@@ -104,3 +104,82 @@ fn template_yaml_declares_exactly_the_table_the_code_defines() {
     );
     assert_eq!(table["DeletionPolicy"], "Retain");
 }
+
+fn function_routes(template: &Value) -> BTreeSet<(String, String, String)> {
+    let mut routes = BTreeSet::new();
+    for resource in template["Resources"].as_mapping().unwrap().values() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary");
+        assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda");
+        for event in resource["Properties"]["Events"]
+            .as_mapping()
+            .expect("events")
+            .values()
+        {
+            assert_eq!(event["Type"], "HttpApi");
+            let props = &event["Properties"];
+            routes.insert((
+                binary.to_string(),
+                props["Method"].as_str().unwrap().to_string(),
+                props["Path"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_served_route_is_declared_for_its_function_and_nothing_else_is() {
+    let served: BTreeSet<(String, String, String)> = [
+        ("fn-auth", fn_auth::ROUTES),
+        ("fn-members", fn_members::ROUTES),
+        ("fn-merchants", fn_merchants::ROUTES),
+        ("fn-ecpay-callback", fn_ecpay_callback::ROUTES),
+    ]
+    .into_iter()
+    .flat_map(|(binary, routes)| {
+        routes
+            .iter()
+            .map(move |(method, path)| (binary.to_string(), method.to_string(), path.to_string()))
+    })
+    // ECPay does not follow redirects: its callback is declared without the trailing slash too.
+    .chain(std::iter::once((
+        "fn-ecpay-callback".to_string(),
+        "POST".to_string(),
+        "/api/payments/ecpay/callback".to_string(),
+    )))
+    .collect();
+    let declared = function_routes(&template());
+    let missing: Vec<_> = served.difference(&declared).collect();
+    let unserved: Vec<_> = declared.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "served but not declared in template.yaml: {missing:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "declared in template.yaml but not served: {unserved:?}"
+    );
+}
+
+#[test]
+fn every_function_binary_exists_in_the_workspace_and_targets_arm64() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["Handler"], "bootstrap");
+    let binaries: BTreeSet<String> = function_routes(&template)
+        .into_iter()
+        .map(|(b, _, _)| b)
+        .collect();
+    let expected: BTreeSet<String> = ["fn-auth", "fn-members", "fn-merchants", "fn-ecpay-callback"]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(binaries, expected);
+}
