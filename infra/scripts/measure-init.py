@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Times each Lambda function's init locally, against a minimal Lambda Runtime API.
+
+Starts the local host (for its embedded DynamoDB), then runs each built `bootstrap` with
+AWS_LAMBDA_RUNTIME_API pointing at a tiny runtime-API server written here. Init is the time from
+process start to the function's first `GET /runtime/invocation/next` (config read, DynamoDB client
+built and its connection warmed); the first invocation is timed too.
+
+    infra/scripts/build-lambdas.sh && python3 infra/scripts/measure-init.py
+"""
+
+import json
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from localhost import LocalHost  # noqa: E402
+
+FUNCTIONS = ["fn-auth", "fn-members", "fn-merchants", "fn-ecpay-callback"]
+EVENT = {
+    "version": "2.0",
+    "routeKey": "GET /api/auth/me/",
+    "rawPath": "/api/auth/me/",
+    "rawQueryString": "",
+    "headers": {"host": "localhost"},
+    "requestContext": {
+        "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "local",
+        "http": {"method": "GET", "path": "/api/auth/me/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "measure"},
+        "requestId": "measure-1", "routeKey": "GET /api/auth/me/", "stage": "$default",
+        "time": "26/Nov/2026:00:00:00 +0000", "timeEpoch": 1795660800000,
+    },
+    "isBase64Encoded": False,
+}
+
+
+class RuntimeApi(BaseHTTPRequestHandler):
+    events: "queue.Queue" = queue.Queue()
+    seen: "queue.Queue" = queue.Queue()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path.endswith("/runtime/invocation/next"):
+            RuntimeApi.seen.put(("next", time.perf_counter()))
+            event = RuntimeApi.events.get()
+            body = json.dumps(event).encode()
+            self.send_response(200)
+            self.send_header("Lambda-Runtime-Aws-Request-Id", "measure-request")
+            self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+            self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:ap-northeast-1:123456789012:function:measure")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        payload = self.rfile.read(length)
+        RuntimeApi.seen.put(("response", time.perf_counter(), payload))
+        self.send_response(202)
+        self.end_headers()
+
+
+def main() -> int:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    runtime_api = f"127.0.0.1:{server.server_address[1]}"
+    with LocalHost() as host:
+        time.sleep(0.3)
+        match = re.search(r'"dynamodb":"(http://127\.0\.0\.1:\d+)"', host.log_text())
+        if not match:
+            raise SystemExit("could not find the emulator's endpoint in the host log")
+        endpoint = match.group(1)
+        print(f"DynamoDB emulator at {endpoint}; runtime API at {runtime_api}")
+        for function in FUNCTIONS:
+            bootstrap = ROOT / "target" / "lambda" / function / "bootstrap"
+            if not bootstrap.exists():
+                print(f"{function}: not built ({bootstrap})")
+                continue
+            env = {
+                "AWS_LAMBDA_RUNTIME_API": runtime_api,
+                "AWS_LAMBDA_FUNCTION_NAME": function,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+                "AWS_REGION": "ap-northeast-1",
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "DYNAMODB_ENDPOINT": endpoint,
+                "TABLE_NAME": "points-redemption",
+                "JWT_SECRET": "measure-init-secret-measure-init-secret",
+                "RUST_LOG": "warn",
+            }
+            RuntimeApi.events.put(EVENT)
+            started = time.perf_counter()
+            process = subprocess.Popen([str(bootstrap)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            kind, first_next = RuntimeApi.seen.get(timeout=30)
+            kind, answered, payload = RuntimeApi.seen.get(timeout=30)
+            process.kill()
+            process.wait()
+            status = json.loads(payload).get("statusCode")
+            print(
+                f"{function:20s} init {1000 * (first_next - started):6.1f} ms   "
+                f"first invocation {1000 * (answered - first_next):6.1f} ms (status {status})"
+            )
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
