@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -80,9 +81,16 @@ def main() -> int:
         endpoint = match.group(1)
         print(f"DynamoDB emulator at {endpoint}; runtime API at {runtime_api}")
         for function in FUNCTIONS:
-            bootstrap = ROOT / "target" / "lambda" / function / "bootstrap"
+            built = ROOT / "target" / "lambda" / function
+            bootstrap = built / "bootstrap"
+            if not bootstrap.exists() and (built / "bootstrap.zip").exists():
+                # The zip is what Lambda receives; run exactly that binary.
+                unpacked = host.workdir / function
+                zipfile.ZipFile(built / "bootstrap.zip").extractall(unpacked)
+                bootstrap = unpacked / "bootstrap"
+                bootstrap.chmod(0o755)
             if not bootstrap.exists():
-                print(f"{function}: not built ({bootstrap})")
+                print(f"{function}: not built ({built})")
                 continue
             env = {
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,

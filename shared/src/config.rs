@@ -262,17 +262,25 @@ fn payments_from<F: Fn(&str) -> Option<String>>(
     };
     let public_base_url = env
         .get("PUBLIC_BASE_URL")
-        .or_else(|| defaults.public_base_url.clone())
-        .ok_or(ConfigError::Missing {
-            name: "PUBLIC_BASE_URL",
-        })?;
-    if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://")) {
-        return Err(ConfigError::Invalid {
-            name: "PUBLIC_BASE_URL",
-            problem: "must start with http:// or https://".into(),
-        });
+        .or_else(|| defaults.public_base_url.clone());
+    let return_url = env.get("ECPAY_RETURN_URL");
+    for (name, url) in [
+        ("PUBLIC_BASE_URL", &public_base_url),
+        ("ECPAY_RETURN_URL", &return_url),
+    ] {
+        if url
+            .as_ref()
+            .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid {
+                name,
+                problem: "must start with http:// or https://".into(),
+            });
+        }
     }
-    let mut payments = PaymentsConfig::local(&public_base_url);
+    let mut payments = PaymentsConfig::local("");
+    payments.public_base_url = public_base_url.map(|u| u.trim_end_matches('/').to_string());
+    payments.return_url = return_url;
     payments.environment = environment;
     let stage = crate::ecpay::Credentials::stage();
     let merchant_id = env.get("ECPAY_MERCHANT_ID");
@@ -295,7 +303,6 @@ fn payments_from<F: Fn(&str) -> Option<String>>(
         hash_key: hash_key.unwrap_or(stage.hash_key),
         hash_iv: hash_iv.unwrap_or(stage.hash_iv),
     };
-    payments.return_url = env.get("ECPAY_RETURN_URL");
     payments.client_back_url = env.get("ECPAY_CLIENT_BACK_URL");
     payments.order_result_url = env.get("ECPAY_ORDER_RESULT_URL");
     payments.min_amount = env.count_or("RECHARGE_MIN_TWD", 100)? as i64;

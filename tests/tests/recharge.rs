@@ -549,3 +549,43 @@ async fn the_local_simulator_takes_a_member_from_checkout_to_credited_points() {
     assert!(String::from_utf8_lossy(&resent.raw).contains("200 1|OK"));
     assert_eq!(balance(&api, &token).await["balance"], 800);
 }
+
+#[tokio::test]
+async fn without_a_configured_public_url_links_use_the_api_gateway_domain() {
+    let api = TestApi::start_with(|config| {
+        config.payments.public_base_url = None;
+        config.payments.environment = shared::config::EcpayEnvironment::Stage;
+    })
+    .await;
+    let (_, token, _) = api.signed_up("amy", "MEMBER").await;
+    let domain = "abc123.execute-api.ap-northeast-1.amazonaws.com";
+    let event = json!({
+        "version": "2.0",
+        "routeKey": "POST /api/members/points/recharge/",
+        "rawPath": "/api/members/points/recharge/",
+        "rawQueryString": "",
+        // A forged Host header must not leak into the links.
+        "headers": {"content-type": "application/json", "authorization": format!("Bearer {token}"), "host": "evil.example.com"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": domain, "domainPrefix": "abc123",
+            "http": {"method": "POST", "path": "/api/members/points/recharge/", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "test"},
+            "requestId": "req-2", "routeKey": "POST /api/members/points/recharge/", "stage": "$default",
+            "time": "27/Nov/2026:00:31:00 +0000", "timeEpoch": 1795710660000u64
+        },
+        "body": "{\"amount\": 500}",
+        "isBase64Encoded": false
+    });
+    let request = lambda_http::request::from_str(&event.to_string()).expect("API Gateway event");
+    let response = fn_members::handle(&api.ctx, request).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert!(body["checkout_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("https://{domain}/api/payments/ecpay/checkout/")));
+    assert_eq!(
+        body["fields"]["ReturnURL"],
+        format!("https://{domain}/api/payments/ecpay/callback/")
+    );
+    assert_eq!(body["action_url"], ecpay::STAGE_ACTION_URL);
+}
