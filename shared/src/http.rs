@@ -54,12 +54,11 @@ pub fn request_id(req: &Request) -> String {
 }
 
 /// The path split into segments, ignoring empty ones, so `/api/auth/me/` and `/api/auth/me` match alike.
-pub fn segments(req: &Request) -> Vec<String> {
+pub fn segments(req: &Request) -> Vec<&str> {
     req.uri()
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
         .collect()
 }
 
@@ -77,27 +76,11 @@ pub fn allow(req: &Request, allowed: &'static [&'static str]) -> Result<(), AppE
 /// Parses the JSON body. Syntax errors are `malformed_json`; well-formed JSON of the wrong shape is
 /// `invalid_body` naming the offending field.
 pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
-    if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
-        let essence = content_type
-            .to_str()
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(AppError::UnsupportedMediaType {
-                message: "the request body must be application/json".into(),
-            });
-        }
-    }
-    let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
+    let bytes = body_of(
+        req,
+        |media| media == "application/json" || media.ends_with("+json"),
+        "application/json",
+    )?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(AppError::bad_request(
             "malformed_json",
@@ -141,6 +124,36 @@ fn json_problem(inner: serde_json::Error, path: String) -> AppError {
         }
         _ => AppError::bad_request("malformed_json", "the request body is not valid JSON"),
     }
+}
+
+/// The body, if its media type (when one is declared) is acceptable and it is within the size limit.
+fn body_of<'r>(
+    req: &'r Request,
+    accepts: impl Fn(&str) -> bool,
+    expected: &str,
+) -> Result<&'r [u8], AppError> {
+    if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
+        let media = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !accepts(&media) {
+            return Err(AppError::UnsupportedMediaType {
+                message: format!("the request body must be {expected}"),
+            });
+        }
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 /// serde's message without its " at line 1 column 9" suffix, which means nothing to an API client.
@@ -438,27 +451,8 @@ pub fn escape_html(raw: &str) -> String {
 /// The body as `application/x-www-form-urlencoded` pairs, in the order sent (a JSON or other
 /// content type is refused). API Gateway's base64 encoding is already undone by `lambda_http`.
 pub fn parse_form(req: &Request) -> Result<Vec<(String, String)>, AppError> {
-    if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
-        let essence = content_type
-            .to_str()
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if essence != "application/x-www-form-urlencoded" {
-            return Err(AppError::UnsupportedMediaType {
-                message: "the body must be application/x-www-form-urlencoded".into(),
-            });
-        }
-    }
-    let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
+    let form = "application/x-www-form-urlencoded";
+    let bytes = body_of(req, |media| media == form, form)?;
     Ok(form_urlencoded::parse(bytes)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect())

@@ -38,9 +38,7 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
 }
 
 async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    let path = segments(req);
-    let path: Vec<&str> = path.iter().map(String::as_str).collect();
-    match path.as_slice() {
+    match segments(req).as_slice() {
         ["api", "auth", "register"] => register(ctx, req).await,
         ["api", "auth", "login"] => login(ctx, req).await,
         ["api", "auth", "refresh"] => refresh(ctx, req).await,

@@ -30,9 +30,7 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
 }
 
 async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    let path = segments(req);
-    let path: Vec<&str> = path.iter().map(String::as_str).collect();
-    match path.as_slice() {
+    match segments(req).as_slice() {
         // ECPay does not follow redirects, so the path without the trailing slash is served too.
         ["api", "payments", "ecpay", "callback"] => {
             allow(req, &["POST"])?;

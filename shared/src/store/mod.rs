@@ -319,6 +319,39 @@ fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, AppError> 
     serde_dynamo::from_item(item).map_err(AppError::internal)
 }
 
+/// A `Put` that creates the item only if no item has its key yet.
+fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, AppError> {
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", table::PK)
+        .build()
+        .map_err(AppError::internal)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A page of raw items as domain values, through their record type.
+fn page_of<R, T>(page: Page<Item>) -> Result<Page<T>, AppError>
+where
+    R: serde::de::DeserializeOwned + Into<T>,
+{
+    let items = page
+        .items
+        .into_iter()
+        .map(|item| from_item::<R>(item).map(Into::into))
+        .collect::<Result<Vec<T>, _>>()?;
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Timestamps are stored as RFC 3339 strings, as serde writes them.
+fn timestamp(value: crate::domain::Timestamp) -> AttributeValue {
+    s(value.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

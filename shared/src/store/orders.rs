@@ -2,15 +2,14 @@
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::points::AccountSnapshot;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
-use super::{from_item, n, s, to_item, Filter, ListQuery, Store};
+use super::{from_item, n, page_of, put_new, s, timestamp, to_item, Filter, ListQuery, Store};
 use crate::domain::{Order, OrderParty, OrderStatus, PointTransaction, Timestamp, TransactionType};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
@@ -138,22 +137,6 @@ pub enum CompleteOutcome {
     NotPending(OrderStatus),
 }
 
-fn timestamp(value: Timestamp) -> AttributeValue {
-    s(value.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-}
-
-fn page_of_orders(page: Page<super::Item>) -> Result<Page<Order>, AppError> {
-    let items = page
-        .items
-        .into_iter()
-        .map(|item| from_item::<OrderRecord>(item).map(Order::from))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
-}
-
 fn status_filter(status: Option<OrderStatus>) -> Option<Filter> {
     status.map(|status| Filter {
         expression: "#status = :status",
@@ -212,25 +195,31 @@ impl Store {
                 0,
                 order.points_cost,
             )?,
-            self.put_new_item(to_item(&OrderRecord::from(order))?)?,
+            put_new(&self.table, to_item(&OrderRecord::from(order))?)?,
             self.ledger_put(&spend, account)?,
-            self.put_new_item(to_item(&GuardRecord {
-                pk: order_number_pk(&order.order_number),
-                sk: ORDER_NUMBER_SK.into(),
-                entity: "OrderNumber".into(),
-                order_id: order.id.clone(),
-            })?)?,
+            put_new(
+                &self.table,
+                to_item(&GuardRecord {
+                    pk: order_number_pk(&order.order_number),
+                    sk: ORDER_NUMBER_SK.into(),
+                    entity: "OrderNumber".into(),
+                    order_id: order.id.clone(),
+                })?,
+            )?,
         ];
         if let Some(claim) = idempotency {
-            items.push(self.put_new_item(to_item(&IdempotencyRecord {
-                pk: idempotency_pk(&order.member_id, &claim.key),
-                sk: IDEMPOTENCY_SK.into(),
-                entity: "IdempotencyKey".into(),
-                body_hash: claim.body_hash.clone(),
-                order_id: order.id.clone(),
-                response: claim.response.clone(),
-                expires_at: claim.expires_at,
-            })?)?);
+            items.push(put_new(
+                &self.table,
+                to_item(&IdempotencyRecord {
+                    pk: idempotency_pk(&order.member_id, &claim.key),
+                    sk: IDEMPOTENCY_SK.into(),
+                    entity: "IdempotencyKey".into(),
+                    body_hash: claim.body_hash.clone(),
+                    order_id: order.id.clone(),
+                    response: claim.response.clone(),
+                    expires_at: claim.expires_at,
+                })?,
+            )?);
         }
         if spend.balance_after < 0 {
             return Ok(PlaceOutcome::AccountChanged);
@@ -247,17 +236,6 @@ impl Store {
                 c.reasons
             ))),
         }
-    }
-
-    fn put_new_item(&self, item: super::Item) -> Result<TransactWriteItem, AppError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(AppError::internal)?;
-        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// The stored outcome of a member's Idempotency-Key, unless it has expired.
@@ -302,7 +280,7 @@ impl Store {
                 status.map_or("all", OrderStatus::as_str)
             ),
         };
-        page_of_orders(self.query_page(query, page).await?)
+        page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
     }
 
     pub async fn list_merchant_orders(
@@ -322,7 +300,7 @@ impl Store {
                 status.map_or("all", OrderStatus::as_str)
             ),
         };
-        page_of_orders(self.query_page(query, page).await?)
+        page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
     }
 
     /// Cancels a pending order with its refund, as one transaction:

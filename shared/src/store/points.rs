@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::table::{GSI1, GSI1_PK, PK, SK};
 use super::users::AccountRecord;
-use super::{from_item, n, s, to_item, ListQuery, Store};
+use super::{from_item, n, page_of, put_new, s, timestamp, to_item, ListQuery, Store};
 use crate::domain::{
     Payment, PaymentStatus, PointTransaction, Settlement, Timestamp, TransactionType,
 };
@@ -108,10 +108,6 @@ pub struct AccountSnapshot {
     pub version: i64,
 }
 
-fn timestamp(value: Timestamp) -> AttributeValue {
-    s(value.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-}
-
 impl Store {
     pub async fn account_snapshot(
         &self,
@@ -177,14 +173,7 @@ impl Store {
             order_id: entry.order_id.clone(),
             created_at: entry.created_at,
         };
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record)?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(AppError::internal)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        put_new(&self.table, to_item(&record)?)
     }
 
     /// A member's ledger, newest first.
@@ -201,16 +190,7 @@ impl Store {
             filter: None,
             scope: format!("ledger:{member_id}"),
         };
-        let page = self.query_page(query, page).await?;
-        let items = page
-            .items
-            .into_iter()
-            .map(|item| from_item::<LedgerRecord>(item).map(PointTransaction::from))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            items,
-            next_cursor: page.next_cursor,
-        })
+        page_of::<LedgerRecord, PointTransaction>(self.query_page(query, page).await?)
     }
 
     /// Stores a new pending payment. `false` when the MerchantTradeNo is already taken.
@@ -271,16 +251,7 @@ impl Store {
             filter: None,
             scope: format!("payments:{member_id}"),
         };
-        let page = self.query_page(query, page).await?;
-        let items = page
-            .items
-            .into_iter()
-            .map(|item| from_item::<PaymentRecord>(item).map(Payment::from))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            items,
-            next_cursor: page.next_cursor,
-        })
+        page_of::<PaymentRecord, Payment>(self.query_page(query, page).await?)
     }
 
     /// Credits a paid payment exactly once: in one transaction the payment goes pending → paid

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
-use super::{from_item, n, s, to_item, Filter, ListQuery, Store};
+use super::{from_item, n, page_of, s, timestamp, to_item, Filter, ListQuery, Store};
 use crate::domain::{Product, ProductChanges, Timestamp};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
@@ -85,18 +85,6 @@ pub enum ProductWrite {
     },
 }
 
-fn page_of_products(page: Page<super::Item>) -> Result<Page<Product>, AppError> {
-    let items = page
-        .items
-        .into_iter()
-        .map(|item| from_item::<ProductRecord>(item).map(Product::from))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
-}
-
 impl Store {
     pub async fn create_product(&self, product: &Product) -> Result<(), AppError> {
         self.client
@@ -134,7 +122,7 @@ impl Store {
             filter: None,
             scope: format!("merchant-products:{merchant_id}"),
         };
-        page_of_products(self.query_page(query, page).await?)
+        page_of::<ProductRecord, Product>(self.query_page(query, page).await?)
     }
 
     /// Active products, newest first; of one merchant when `merchant_id` is given.
@@ -165,7 +153,7 @@ impl Store {
                 scope: format!("catalogue:{merchant_id}"),
             },
         };
-        page_of_products(self.query_page(query, page).await?)
+        page_of::<ProductRecord, Product>(self.query_page(query, page).await?)
     }
 
     /// Applies a merchant's changes if the product is theirs and still at `expected_version`. One
@@ -193,10 +181,7 @@ impl Store {
             .expression_attribute_values(":merchant", s(merchant_id))
             .expression_attribute_values(":expected", n(expected_version))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(
-                ":now",
-                s(now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-            )
+            .expression_attribute_values(":now", timestamp(now))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(name) = &changes.name {
@@ -260,7 +245,7 @@ impl Store {
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", s(now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .expression_attribute_values(":now", timestamp(now))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()

@@ -1,9 +1,8 @@
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::table::{PK, SK};
-use super::{from_item, s, to_item, Store};
+use super::{from_item, put_new, s, to_item, Store};
 use crate::domain::user::canonical;
 use crate::domain::{PointAccount, Role, User};
 use crate::error::AppError;
@@ -79,17 +78,6 @@ pub enum RegisterOutcome {
 }
 
 impl Store {
-    fn put_new(&self, item: super::Item) -> Result<TransactWriteItem, AppError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(AppError::internal)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
     /// Writes the user, both uniqueness guards and (for a member) the opening point account in one
     /// transaction: either all exist afterwards or none does.
     pub async fn register_user(
@@ -122,21 +110,24 @@ impl Store {
         };
         // Index order matters: cancellation reasons are read by position below.
         let mut items = vec![
-            self.put_new(to_item(&username_guard)?)?,
-            self.put_new(to_item(&email_guard)?)?,
-            self.put_new(to_item(&profile)?)?,
+            put_new(&self.table, to_item(&username_guard)?)?,
+            put_new(&self.table, to_item(&email_guard)?)?,
+            put_new(&self.table, to_item(&profile)?)?,
         ];
         if let Some(account) = account {
-            items.push(self.put_new(to_item(&AccountRecord {
-                pk: user_pk(&account.user_id),
-                sk: ACCOUNT_SK.into(),
-                entity: "PointAccount".into(),
-                user_id: account.user_id.clone(),
-                balance: account.balance,
-                total_earned: account.total_earned,
-                total_spent: account.total_spent,
-                version: 0,
-            })?)?);
+            items.push(put_new(
+                &self.table,
+                to_item(&AccountRecord {
+                    pk: user_pk(&account.user_id),
+                    sk: ACCOUNT_SK.into(),
+                    entity: "PointAccount".into(),
+                    user_id: account.user_id.clone(),
+                    balance: account.balance,
+                    total_earned: account.total_earned,
+                    total_spent: account.total_spent,
+                    version: 0,
+                })?,
+            )?);
         }
         match self.transact(items, None).await? {
             Ok(()) => Ok(RegisterOutcome::Created),
