@@ -468,18 +468,16 @@ pub fn order_status_param(req: &Request) -> Result<Option<crate::domain::OrderSt
     }
 }
 
-/// The `Idempotency-Key` header, if sent (its shape is checked by the redemption).
+/// The `Idempotency-Key` header, if sent and well-formed (1–64 visible ASCII characters).
 pub fn idempotency_key(req: &Request) -> Result<Option<String>, AppError> {
-    match req.headers().get("idempotency-key") {
-        None => Ok(None),
-        Some(value) => match value.to_str() {
-            Ok(key) => Ok(Some(key.to_string())),
-            Err(_) => {
-                crate::services::orders::check_idempotency_key("\u{0}")?;
-                Ok(None)
-            }
-        },
-    }
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| crate::services::orders::invalid_idempotency_key())?;
+    crate::services::orders::check_idempotency_key(key)?;
+    Ok(Some(key.to_string()))
 }
 
 /// `https://<domain>` of the API Gateway endpoint that received the request, when there is one.

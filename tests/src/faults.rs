@@ -2,7 +2,8 @@
 //! answers `TransactionConflict`; this wraps the client's HTTP connector and answers the next
 //! `TransactWriteItems` calls itself, exactly as DynamoDB does when another transaction holds an item:
 //! a `TransactionCanceledException` whose reasons say `TransactionConflict`. Those calls never reach
-//! the emulator, so nothing is written by them; every other call goes through untouched.
+//! the emulator, so nothing is written by them. It can also lose a transaction's response: the
+//! emulator applies it, the client sees a 500. Every other call goes through untouched.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,18 +16,22 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 
-/// How many conflicts are left to inject, and how many were.
+/// How many faults are left to inject, and how many were.
 #[derive(Debug, Default)]
 pub struct ConflictBudget {
     remaining: AtomicUsize,
     injected: AtomicUsize,
+    /// Transactions that reach the emulator (and commit) but whose response is replaced by a 500,
+    /// as when a response is lost on the way back: the SDK then retries the very same request.
+    lost_remaining: AtomicUsize,
+    lost: AtomicUsize,
 }
 
 impl ConflictBudget {
     pub fn new(conflicts: usize) -> Arc<Self> {
         Arc::new(ConflictBudget {
             remaining: AtomicUsize::new(conflicts),
-            injected: AtomicUsize::new(0),
+            ..ConflictBudget::default()
         })
     }
 
@@ -35,12 +40,26 @@ impl ConflictBudget {
         self.remaining.store(conflicts, Ordering::SeqCst);
     }
 
+    pub fn set_lost_responses(&self, count: usize) {
+        self.lost_remaining.store(count, Ordering::SeqCst);
+    }
+
+    pub fn lost(&self) -> usize {
+        self.lost.load(Ordering::SeqCst)
+    }
+
     pub fn injected(&self) -> usize {
         self.injected.load(Ordering::SeqCst)
     }
 
     fn take(&self) -> bool {
         self.remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn take_lost(&self) -> bool {
+        self.lost_remaining
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     }
@@ -107,6 +126,26 @@ impl HttpConnector for ConflictConnector {
                 .headers_mut()
                 .insert("content-type", "application/x-amz-json-1.0");
             return HttpConnectorFuture::ready(Ok(response));
+        }
+        if is_transaction && self.budget.take_lost() {
+            self.budget.lost.fetch_add(1, Ordering::SeqCst);
+            let delivered = self.inner.call(request);
+            return HttpConnectorFuture::new(async move {
+                // The emulator receives and applies it; the answer never arrives.
+                let _ = delivered.await;
+                let body = serde_json::json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                    "message": "Internal server error (injected: the response was lost)",
+                });
+                let mut response = HttpResponse::new(
+                    500.try_into().expect("500 is a status code"),
+                    SdkBody::from(body.to_string()),
+                );
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/x-amz-json-1.0");
+                Ok(response)
+            });
         }
         self.inner.call(request)
     }

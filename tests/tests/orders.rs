@@ -657,6 +657,31 @@ async fn a_conflict_that_persists_becomes_a_503_with_retry_after_and_changes_not
     api.assert_points_invariants(&[member_id]).await;
 }
 
+#[tokio::test]
+async fn a_redemption_whose_response_is_lost_is_replayed_by_the_sdk_and_placed_once() {
+    let budget = ConflictBudget::new(0);
+    let api = TestApi::start_with_conflicts(budget.clone()).await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 100, 10).await;
+    let (member_id, amy) = api.member_with_points("amy", 1000).await;
+
+    // The transaction commits, but its answer is lost: the SDK sends the same request again, and the
+    // ClientRequestToken makes DynamoDB answer the replay instead of applying it twice.
+    budget.set_lost_responses(1);
+    let placed = api.redeem(&amy, &id_of(&product), 2).await;
+    placed.assert_status(201);
+    assert_eq!(budget.lost(), 1, "the response really was lost");
+    assert_eq!(points_of(&api, &amy).await["balance"], 800, "charged once");
+    assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 8);
+    let orders = api.walk("/api/members/orders/", 100, &amy).await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(
+        orders[0]["id"], placed.body["id"],
+        "the order the client was told about"
+    );
+    api.assert_points_invariants(&[member_id]).await;
+}
+
 fn budget_conflicts(budget: &ConflictBudget, conflicts: usize) {
     budget.set_remaining(conflicts);
 }

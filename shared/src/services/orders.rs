@@ -78,22 +78,27 @@ fn new_order_number(now: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 pub fn check_idempotency_key(raw: &str) -> Result<(), AppError> {
-    if raw.is_empty()
-        || raw.len() > IDEMPOTENCY_KEY_MAX
-        || !raw.bytes().all(|b| b.is_ascii_graphic())
-    {
-        let mut fields = crate::error::FieldErrors::new();
-        fields.insert(
-            "Idempotency-Key".into(),
-            format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
-        );
-        return Err(AppError::BadRequest {
-            code: "invalid_header",
-            message: "the Idempotency-Key header is invalid".into(),
-            fields,
-        });
+    let well_formed = !raw.is_empty()
+        && raw.len() <= IDEMPOTENCY_KEY_MAX
+        && raw.bytes().all(|b| b.is_ascii_graphic());
+    if well_formed {
+        Ok(())
+    } else {
+        Err(invalid_idempotency_key())
     }
-    Ok(())
+}
+
+pub fn invalid_idempotency_key() -> AppError {
+    let mut fields = crate::error::FieldErrors::new();
+    fields.insert(
+        "Idempotency-Key".into(),
+        format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
+    );
+    AppError::BadRequest {
+        code: "invalid_header",
+        message: "the Idempotency-Key header is invalid".into(),
+        fields,
+    }
 }
 
 fn order_not_found() -> AppError {

@@ -118,43 +118,39 @@ impl Store {
     /// Runs one `TransactWriteItems`. A cancellation caused only by contention is retried with
     /// jittered exponential backoff; a cancellation by a failed condition is returned to the caller,
     /// which reads the reasons by item index.
+    ///
+    /// The SDK gives each call a `ClientRequestToken` of its own and re-sends a call whose response
+    /// was lost (a timeout, a 5xx) with that same token, so DynamoDB answers the replay with the first
+    /// outcome instead of applying the writes twice (proved by a test that loses a response).
     pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
-        client_request_token: Option<String>,
     ) -> Result<Result<(), Cancelled>, AppError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        for attempt in 1..=MAX_TRANSACTION_ATTEMPTS {
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
-                .set_client_request_token(client_request_token.clone())
                 .send()
                 .await;
-            let retryable = match result {
+            match result.map_err(classify_transaction_error) {
                 Ok(_) => return Ok(Ok(())),
-                Err(err) => match classify_transaction_error(err) {
-                    TransactionFailure::Cancelled(cancelled) => {
-                        if cancelled.reasons.iter().any(|c| is_contention(c)) {
-                            true
-                        } else {
-                            return Ok(Err(cancelled));
-                        }
-                    }
-                    TransactionFailure::Contention => true,
-                    TransactionFailure::Other(detail) => return Err(AppError::Internal(detail)),
-                },
-            };
-            if retryable && attempt >= MAX_TRANSACTION_ATTEMPTS {
-                tracing::warn!(attempt, "transaction still contended after retries");
-                return Err(AppError::Unavailable {
-                    retry_after_secs: 1,
-                });
+                Err(TransactionFailure::Cancelled(cancelled))
+                    if !cancelled.reasons.iter().any(|c| is_contention(c)) =>
+                {
+                    return Ok(Err(cancelled))
+                }
+                Err(TransactionFailure::Other(detail)) => return Err(AppError::Internal(detail)),
+                Err(TransactionFailure::Cancelled(_)) | Err(TransactionFailure::Contention) => {}
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            if attempt < MAX_TRANSACTION_ATTEMPTS {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
         }
+        tracing::warn!("transaction still contended after retries");
+        Err(AppError::Unavailable {
+            retry_after_secs: 1,
+        })
     }
 }
 

@@ -224,7 +224,7 @@ impl Store {
         if spend.balance_after < 0 {
             return Ok(PlaceOutcome::AccountChanged);
         }
-        match self.transact(items, None).await? {
+        match self.transact(items).await? {
             Ok(()) => Ok(PlaceOutcome::Placed),
             // Read by position, most decisive first.
             Err(c) if c.condition_failed(5) => Ok(PlaceOutcome::IdempotencyKeyUsed),
@@ -361,7 +361,7 @@ impl Store {
             )?,
             self.ledger_put(&refund, account)?,
         ];
-        match self.transact(items, None).await? {
+        match self.transact(items).await? {
             Ok(()) => Ok(CancelOutcome::Cancelled),
             Err(c) if c.condition_failed(0) => Ok(CancelOutcome::NotPending),
             Err(c) if c.condition_failed(2) => Ok(CancelOutcome::AccountChanged),

@@ -308,7 +308,7 @@ impl Store {
                 )?,
                 self.ledger_put(&entry, account)?,
             ];
-            match self.transact(items, None).await? {
+            match self.transact(items).await? {
                 Ok(()) => {
                     return Ok(Settlement::Credited {
                         balance_after: entry.balance_after,

@@ -129,7 +129,7 @@ impl Store {
                 })?,
             )?);
         }
-        match self.transact(items, None).await? {
+        match self.transact(items).await? {
             Ok(()) => Ok(RegisterOutcome::Created),
             Err(cancelled) => {
                 let username = cancelled.condition_failed(0);
