@@ -7,6 +7,22 @@ use api_tests::TestApi;
 use futures::future::join_all;
 use serde_json::{json, Value};
 
+/// A member or merchant acting on an order: `cancel` or `complete`.
+async fn act(
+    api: &TestApi,
+    side: &str,
+    order: &str,
+    action: &str,
+    token: &str,
+) -> api_tests::TestResponse {
+    api.post(
+        &format!("/api/{side}/orders/{order}/{action}/"),
+        json!({}),
+        Some(token),
+    )
+    .await
+}
+
 fn id_of(value: &Value) -> String {
     value["id"].as_str().unwrap().to_string()
 }
@@ -252,29 +268,14 @@ async fn cancelling_refunds_once_and_final_states_stay_final() {
             Some(&ben),
         )
         .await,
-        api.post(
-            &format!("/api/members/orders/{}/cancel/", id_of(&by_member)),
-            json!({}),
-            Some(&ben),
-        )
-        .await,
+        act(&api, "members", &id_of(&by_member), "cancel", &ben).await,
         api.get(
             &format!("/api/merchants/orders/{}/", id_of(&by_member)),
             Some(&rival),
         )
         .await,
-        api.post(
-            &format!("/api/merchants/orders/{}/complete/", id_of(&by_member)),
-            json!({}),
-            Some(&rival),
-        )
-        .await,
-        api.post(
-            &format!("/api/merchants/orders/{}/cancel/", id_of(&by_member)),
-            json!({}),
-            Some(&rival),
-        )
-        .await,
+        act(&api, "merchants", &id_of(&by_member), "complete", &rival).await,
+        act(&api, "merchants", &id_of(&by_member), "cancel", &rival).await,
     ] {
         response.assert_status(404);
         assert_eq!(response.error_code(), "order_not_found");
@@ -298,21 +299,13 @@ async fn cancelling_refunds_once_and_final_states_stay_final() {
         .await;
     twice.assert_status(409);
     assert_eq!(twice.error_code(), "order_not_pending");
-    api.post(
-        &format!("/api/merchants/orders/{}/complete/", id_of(&by_member)),
-        json!({}),
-        Some(&shop),
-    )
-    .await
-    .assert_status(409);
+    act(&api, "merchants", &id_of(&by_member), "complete", &shop)
+        .await
+        .assert_status(409);
 
-    api.post(
-        &format!("/api/merchants/orders/{}/cancel/", id_of(&by_merchant)),
-        json!({}),
-        Some(&shop),
-    )
-    .await
-    .assert_status(200);
+    act(&api, "merchants", &id_of(&by_merchant), "cancel", &shop)
+        .await
+        .assert_status(200);
     let done = api
         .post(
             &format!("/api/merchants/orders/{}/complete/", id_of(&completed)),
@@ -322,20 +315,12 @@ async fn cancelling_refunds_once_and_final_states_stay_final() {
         .await;
     done.assert_status(200);
     assert_eq!(done.body["status"], "completed");
-    api.post(
-        &format!("/api/members/orders/{}/cancel/", id_of(&completed)),
-        json!({}),
-        Some(&amy),
-    )
-    .await
-    .assert_status(409);
-    api.post(
-        &format!("/api/merchants/orders/{}/cancel/", id_of(&completed)),
-        json!({}),
-        Some(&shop),
-    )
-    .await
-    .assert_status(409);
+    act(&api, "members", &id_of(&completed), "cancel", &amy)
+        .await
+        .assert_status(409);
+    act(&api, "merchants", &id_of(&completed), "cancel", &shop)
+        .await
+        .assert_status(409);
 
     assert_eq!(
         points_of(&api, &amy).await,
@@ -452,30 +437,9 @@ async fn cancels_racing_completes_on_one_order_let_exactly_one_win() {
             let (api, amy, shop, order) = (api.clone(), amy.clone(), shop.clone(), order.clone());
             racers.push(tokio::spawn(async move {
                 match i % 3 {
-                    0 => {
-                        api.post(
-                            &format!("/api/members/orders/{order}/cancel/"),
-                            json!({}),
-                            Some(&amy),
-                        )
-                        .await
-                    }
-                    1 => {
-                        api.post(
-                            &format!("/api/merchants/orders/{order}/cancel/"),
-                            json!({}),
-                            Some(&shop),
-                        )
-                        .await
-                    }
-                    _ => {
-                        api.post(
-                            &format!("/api/merchants/orders/{order}/complete/"),
-                            json!({}),
-                            Some(&shop),
-                        )
-                        .await
-                    }
+                    0 => act(&api, "members", &order, "cancel", &amy).await,
+                    1 => act(&api, "merchants", &order, "cancel", &shop).await,
+                    _ => act(&api, "merchants", &order, "complete", &shop).await,
                 }
             }));
         }
@@ -535,30 +499,9 @@ async fn after_a_mixed_run_every_balance_and_every_unit_is_accounted_for() {
                 if placed.status == 201 {
                     let order = placed.body["id"].as_str().unwrap().to_string();
                     let answer = match (i + step) % 4 {
-                        0 => {
-                            api.post(
-                                &format!("/api/members/orders/{order}/cancel/"),
-                                json!({}),
-                                Some(&token),
-                            )
-                            .await
-                        }
-                        1 => {
-                            api.post(
-                                &format!("/api/merchants/orders/{order}/complete/"),
-                                json!({}),
-                                Some(&shop),
-                            )
-                            .await
-                        }
-                        2 => {
-                            api.post(
-                                &format!("/api/merchants/orders/{order}/cancel/"),
-                                json!({}),
-                                Some(&shop),
-                            )
-                            .await
-                        }
+                        0 => act(&api, "members", &order, "cancel", &token).await,
+                        1 => act(&api, "merchants", &order, "complete", &shop).await,
+                        2 => act(&api, "merchants", &order, "cancel", &shop).await,
                         _ => continue,
                     };
                     assert!(

@@ -17,6 +17,14 @@ fn re_signed(
     fields
 }
 
+async fn payment_status(api: &TestApi, token: &str, trade_no: &str) -> Value {
+    let response = api
+        .get(&format!("/api/members/payments/{trade_no}/"), Some(token))
+        .await;
+    response.assert_status(200);
+    response.body["status"].clone()
+}
+
 async fn balance(api: &TestApi, token: &str) -> Value {
     let response = api.get("/api/members/points/", Some(token)).await;
     response.assert_status(200);
@@ -182,12 +190,7 @@ async fn forged_tampered_and_foreign_notifications_are_refused_and_change_nothin
     assert_eq!(api.item_count().await, before, "nothing written");
     assert_eq!(balance(&api, &token).await["balance"], 0);
     let trade_no = checkout["merchant_trade_no"].as_str().unwrap();
-    assert_eq!(
-        api.get(&format!("/api/members/payments/{trade_no}/"), Some(&token))
-            .await
-            .body["status"],
-        "pending"
-    );
+    assert_eq!(payment_status(&api, &token, trade_no).await, "pending");
     // The genuine one still works afterwards.
     assert_eq!(api.notify(&genuine).await.raw, b"1|OK");
     assert_eq!(balance(&api, &token).await["balance"], 500);
@@ -204,12 +207,7 @@ async fn a_declined_payment_fails_and_is_never_credited() {
     let declined = re_signed(declined, &Credentials::stage());
     assert_eq!(api.notify(&declined).await.raw, b"1|OK");
     let trade_no = checkout["merchant_trade_no"].as_str().unwrap();
-    assert_eq!(
-        api.get(&format!("/api/members/payments/{trade_no}/"), Some(&token))
-            .await
-            .body["status"],
-        "failed"
-    );
+    assert_eq!(payment_status(&api, &token, trade_no).await, "failed");
     // A late "paid" for a failed payment is acknowledged and ignored.
     assert_eq!(api.notify(&paid_notification(&checkout)).await.raw, b"1|OK");
     assert_eq!(balance(&api, &token).await["balance"], 0);
@@ -231,12 +229,7 @@ async fn a_simulated_payment_from_the_back_office_is_acknowledged_but_not_credit
     let simulated = re_signed(simulated, &Credentials::stage());
     assert_eq!(api.notify(&simulated).await.raw, b"1|OK");
     let trade_no = checkout["merchant_trade_no"].as_str().unwrap();
-    assert_eq!(
-        api.get(&format!("/api/members/payments/{trade_no}/"), Some(&token))
-            .await
-            .body["status"],
-        "pending"
-    );
+    assert_eq!(payment_status(&api, &token, trade_no).await, "pending");
     assert_eq!(balance(&api, &token).await["balance"], 0);
     // The real notification later still credits it.
     assert_eq!(api.notify(&paid_notification(&checkout)).await.raw, b"1|OK");
