@@ -12,10 +12,16 @@ pub const DEFAULT_LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone)]
 pub struct Config {
     pub table_name: String,
-    /// Set for the local emulator; unset on AWS, where the SDK resolves the regional endpoint.
+    /// Set by the local host and tests for their embedded emulator. Elsewhere it is unset and the SDK
+    /// resolves the endpoint itself: the regional one on AWS, or the standard
+    /// `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` variables when they are set.
     pub dynamodb_endpoint: Option<String>,
     pub region: String,
     pub jwt_secret: Vec<u8>,
+    /// The secret before the last rotation: tokens it signed are still accepted (never issued).
+    pub jwt_previous_secret: Option<Vec<u8>>,
+    /// The CloudWatch namespace of the functions' Embedded Metric Format lines.
+    pub metrics_namespace: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     /// Failed logins allowed per username within one window before further attempts get 429.
@@ -130,6 +136,11 @@ impl std::fmt::Debug for Config {
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
             .field("region", &self.region)
             .field("jwt_secret", &"<redacted>")
+            .field(
+                "jwt_previous_secret",
+                &self.jwt_previous_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("metrics_namespace", &self.metrics_namespace)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("login_max_failures", &self.login_max_failures)
@@ -214,9 +225,22 @@ impl Config {
                 problem: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
             });
         }
+        let jwt_previous_secret = env.get("JWT_PREVIOUS_SECRET").map(String::into_bytes);
+        if jwt_previous_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_JWT_SECRET_BYTES)
+        {
+            return Err(ConfigError::Invalid {
+                name: "JWT_PREVIOUS_SECRET",
+                problem: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            });
+        }
         Ok(Config {
             table_name: env.string_or("TABLE_NAME", DEFAULT_TABLE_NAME),
-            dynamodb_endpoint: env.get("DYNAMODB_ENDPOINT"),
+            dynamodb_endpoint: None,
+            jwt_previous_secret,
+            metrics_namespace: env
+                .string_or("METRICS_NAMESPACE", crate::observe::DEFAULT_NAMESPACE),
             region: env
                 .get("AWS_REGION")
                 .or_else(|| env.get("AWS_DEFAULT_REGION"))
@@ -240,6 +264,8 @@ impl Config {
             dynamodb_endpoint: Some(endpoint),
             region: DEFAULT_REGION.to_string(),
             jwt_secret,
+            jwt_previous_secret: None,
+            metrics_namespace: crate::observe::DEFAULT_NAMESPACE.to_string(),
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
             login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,

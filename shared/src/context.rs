@@ -2,6 +2,7 @@
 
 use crate::auth::JwtKeys;
 use crate::config::Config;
+use crate::observe::MetricsSink;
 use crate::services::auth::{AuthService, LoginLimits};
 use crate::services::catalogue::CatalogueService;
 use crate::services::orders::OrderService;
@@ -14,6 +15,8 @@ pub struct AppContext {
     pub store: Store,
     pub keys: JwtKeys,
     pub links: LinkSigner,
+    /// Where the request wrapper writes metrics (stdout as EMF; tests capture them).
+    pub metrics: MetricsSink,
 }
 
 impl AppContext {
@@ -22,13 +25,16 @@ impl AppContext {
             &config.jwt_secret,
             config.access_token_ttl,
             config.refresh_token_ttl,
-        );
+        )
+        .with_previous(config.jwt_previous_secret.as_deref());
+        let metrics = MetricsSink::stdout(config.metrics_namespace.clone());
         let links = LinkSigner::from_secret(&config.jwt_secret);
         AppContext {
             config,
             store,
             keys,
             links,
+            metrics,
         }
     }
 

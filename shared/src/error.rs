@@ -59,6 +59,44 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The HTTP status this error is answered with (the one mapping, used by `http::error_response`).
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            AppError::Validation { .. } | AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `error.code` of the answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Validation { .. } => "validation_failed",
+            AppError::BadRequest { code, .. }
+            | AppError::Unauthenticated { code, .. }
+            | AppError::NotFound { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::Unprocessable { code, .. }
+            | AppError::TooManyRequests { code, .. } => code,
+            AppError::Forbidden { .. } => "forbidden",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            AppError::Unavailable { .. } => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
     pub fn validation(fields: FieldErrors) -> Self {
         AppError::Validation {
             message: "the request has invalid fields".to_string(),

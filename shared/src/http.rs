@@ -36,30 +36,63 @@ pub struct ErrorDetail {
     pub fields: Option<FieldErrors>,
 }
 
-/// The request id to log and echo: the caller's `X-Request-Id` when it is sane, else Lambda's.
-pub fn request_id(req: &Request) -> String {
-    let from_header = req
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
-    match from_header {
-        Some(id) => id.to_string(),
-        None => req
-            .lambda_context_ref()
-            .map(|ctx| ctx.request_id.clone())
-            .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+/// The path the function routes on: the path API Gateway *matched*, rebuilt from the route key and
+/// its path parameters (`ANY /api/auth/{proxy+}` with `proxy = "login/"` is `/api/auth/login/`). A
+/// stage name (`/prod/api/...`) or a custom domain's base path (`/v1/api/...`) in front of the routes
+/// is thus never seen: API Gateway strips both before it matches a route, while `rawPath` (and the
+/// URI `lambda_http` builds from it) keeps them. For the `$default` route, or a request that did not
+/// come through API Gateway, it is the URI's path minus a leading `/<stage>` segment.
+pub fn matched_path(req: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    let raw = req.uri().path();
+    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
+        return raw.to_string();
+    };
+    if let Some(template) = ctx
+        .route_key
+        .as_deref()
+        .filter(|key| *key != "$default")
+        .and_then(|key| key.split_once(' ').map(|(_, path)| path))
+    {
+        let params = req.path_parameters_ref();
+        let mut rebuilt = String::with_capacity(raw.len());
+        for segment in template.split('/').filter(|s| !s.is_empty()) {
+            rebuilt.push('/');
+            match segment
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .map(|name| name.trim_end_matches('+'))
+            {
+                Some(name) => {
+                    let value = params.and_then(|p| p.first(name)).unwrap_or_default();
+                    rebuilt.push_str(value.trim_start_matches('/'));
+                }
+                None => rebuilt.push_str(segment),
+            }
+        }
+        return rebuilt;
+    }
+    match ctx.stage.as_deref() {
+        Some(stage) if stage != "$default" && !stage.is_empty() => raw
+            .strip_prefix('/')
+            .and_then(|rest| rest.strip_prefix(stage))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .map(|rest| {
+                if rest.is_empty() {
+                    "/".to_string()
+                } else {
+                    rest.to_string()
+                }
+            })
+            .unwrap_or_else(|| raw.to_string()),
+        _ => raw.to_string(),
     }
 }
 
-/// The path split into segments, ignoring empty ones, so `/api/auth/me/` and `/api/auth/me` match alike.
-pub fn segments(req: &Request) -> Vec<&str> {
-    req.uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect()
+/// A (matched) path split into segments, ignoring empty ones, so `/api/auth/me/` and `/api/auth/me`
+/// match alike.
+pub fn segments(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
 }
 
 /// Refuses the request with 405 unless its method is one of `allowed`.
@@ -184,6 +217,7 @@ pub fn authenticate(req: &Request, keys: &JwtKeys, role: Option<Role>) -> Result
             )
         })?;
     let claims = keys.verify(token, TokenKind::Access)?;
+    crate::observe::record_user(&claims.sub);
     if let Some(required) = role {
         if claims.role != required {
             return Err(AppError::Forbidden {
@@ -212,86 +246,25 @@ pub fn no_content() -> Result<Response<Body>, AppError> {
 
 /// The single mapping from application error to HTTP status, headers and body.
 pub fn error_response(err: &AppError) -> Response<Body> {
-    let (status, code, message, fields): (StatusCode, &str, String, Option<&FieldErrors>) =
-        match err {
-            AppError::Validation { message, fields } => (
-                StatusCode::BAD_REQUEST,
-                "validation_failed",
-                message.clone(),
-                Some(fields),
-            ),
-            AppError::BadRequest {
-                code,
-                message,
-                fields,
-            } => (
-                StatusCode::BAD_REQUEST,
-                code,
-                message.clone(),
-                (!fields.is_empty()).then_some(fields),
-            ),
-            AppError::Unauthenticated { code, message } => {
-                (StatusCode::UNAUTHORIZED, code, message.clone(), None)
-            }
-            AppError::Forbidden { message } => {
-                (StatusCode::FORBIDDEN, "forbidden", message.clone(), None)
-            }
-            AppError::NotFound { code, message } => {
-                (StatusCode::NOT_FOUND, code, message.clone(), None)
-            }
-            AppError::MethodNotAllowed { .. } => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not accept that method".into(),
-                None,
-            ),
-            AppError::Conflict {
-                code,
-                message,
-                fields,
-            } => (
-                StatusCode::CONFLICT,
-                code,
-                message.clone(),
-                (!fields.is_empty()).then_some(fields),
-            ),
-            AppError::PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                err.to_string(),
-                None,
-            ),
-            AppError::UnsupportedMediaType { message } => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                message.clone(),
-                None,
-            ),
-            AppError::Unprocessable { code, message } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                code,
-                message.clone(),
-                None,
-            ),
-            AppError::TooManyRequests { code, message, .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, code, message.clone(), None)
-            }
-            AppError::Unavailable { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                err.to_string(),
-                None,
-            ),
-            AppError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "something went wrong on our side".into(),
-                    None,
-                )
-            }
-        };
+    let (message, fields): (String, Option<&FieldErrors>) = match err {
+        AppError::Validation { message, fields } => (message.clone(), Some(fields)),
+        AppError::BadRequest {
+            message, fields, ..
+        }
+        | AppError::Conflict {
+            message, fields, ..
+        } => (message.clone(), (!fields.is_empty()).then_some(fields)),
+        AppError::MethodNotAllowed { .. } => {
+            ("this route does not accept that method".into(), None)
+        }
+        AppError::Internal(detail) => {
+            // Logged inside the request's span, so the line carries the request ids.
+            tracing::error!(error = %detail, "internal error");
+            ("something went wrong on our side".into(), None)
+        }
+        other => (other.to_string(), None),
+    };
+    let (status, code) = (err.status(), err.code());
     let envelope = ErrorResponse {
         error: ErrorDetail {
             code: code.to_string(),

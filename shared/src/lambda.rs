@@ -1,10 +1,48 @@
-//! What every Lambda `main` does before serving: JSON logs, configuration (refusing to start without
-//! a proper `JWT_SECRET`), and a DynamoDB client whose connection is opened during init.
+//! What every Lambda `main` does before serving: JSON logs, configuration (from the environment and,
+//! when `SECRET_ID` is set, the Secrets Manager secret it names), and a DynamoDB client whose
+//! connection is opened during init. Any problem stops init with one clear log line.
 
+use crate::config::{Defaults, EnvSource};
+use crate::secrets::{SecretValues, SECRET_KEYS};
 use crate::{AppContext, Config};
 
 pub async fn init() -> Result<AppContext, lambda_http::Error> {
     crate::telemetry::init_json_logging();
-    let config = Config::from_env()?;
-    Ok(AppContext::connect(config).await)
+    let env = |name: &str| std::env::var(name).ok();
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    match load_config(env, &sdk_config).await {
+        Ok(config) => Ok(AppContext::connect(config).await),
+        Err(problem) => {
+            tracing::error!(error = %problem, "init failed: the function cannot start");
+            Err(problem.into())
+        }
+    }
+}
+
+/// The configuration a function starts with. With `SECRET_ID` set, the secret keys
+/// ([`SECRET_KEYS`]) come from that secret only, never from the environment; without it (local runs
+/// and tests) they come from the environment.
+pub async fn load_config(
+    env: impl Fn(&str) -> Option<String>,
+    sdk_config: &aws_config::SdkConfig,
+) -> Result<Config, String> {
+    let secret_id = env("SECRET_ID").filter(|id| !id.trim().is_empty());
+    let secrets: Option<SecretValues> = match &secret_id {
+        Some(id) => Some(
+            crate::secrets::fetch(sdk_config, id)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let lookup = |name: &str| match &secrets {
+        Some(values) if SECRET_KEYS.contains(&name) => values.get(name),
+        _ => env(name),
+    };
+    Config::from_source(&EnvSource(lookup), Defaults::lambda()).map_err(|err| match &secret_id {
+        Some(id) => format!("{err} (secret keys are read from secret {id:?})"),
+        None => err.to_string(),
+    })
 }

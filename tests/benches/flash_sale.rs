@@ -145,7 +145,10 @@ async fn main() {
         api_tests::TEST_SECRET.to_vec(),
     );
     config.payments = shared::config::PaymentsConfig::local(&base);
-    let host = Arc::new(LocalApi::connect(config).await.expect("host"));
+    let mut host = LocalApi::connect(config).await.expect("host");
+    // Metrics are counted as on Lambda but kept in memory, so the figures print cleanly.
+    host.ctx.metrics = shared::observe::MetricsSink::capture();
+    let host = Arc::new(host);
     tokio::spawn(async move { axum::serve(listener, router(host)).await });
 
     let mut connector = HttpConnector::new();

@@ -111,7 +111,9 @@ impl TestApi {
             TEST_SECRET.to_vec(),
         );
         tweak(&mut config);
-        let host = Arc::new(LocalApi::connect(config).await.expect("prepare table"));
+        let mut host = LocalApi::connect(config).await.expect("prepare table");
+        host.ctx.metrics = shared::observe::MetricsSink::capture();
+        let host = Arc::new(host);
         let ctx = host.ctx.clone();
         Arc::new(TestApi {
             host,
@@ -146,13 +148,20 @@ impl TestApi {
             plain.table_name(),
             TEST_SECRET,
         );
-        let host = Arc::new(LocalApi::new(AppContext::new(config, store)));
+        let mut ctx = AppContext::new(config, store);
+        ctx.metrics = shared::observe::MetricsSink::capture();
+        let host = Arc::new(LocalApi::new(ctx));
         let ctx = host.ctx.clone();
         Arc::new(TestApi {
             host,
             ctx,
             emulator,
         })
+    }
+
+    /// The sum of one business metric over every EMF document the requests so far emitted.
+    pub fn metric_total(&self, metric: shared::observe::Metric) -> f64 {
+        self.host.ctx.metrics.captured_total(metric)
     }
 
     pub fn emulator(&self) -> &Emulator {

@@ -1,7 +1,10 @@
-//! The table the code creates and the table `template.yaml` deploys must be the same table.
+//! `template.yaml` against the code and against AWS's rules: the same table the code defines, routes
+//! API Gateway accepts and that deliver every documented operation to the function serving it (by
+//! the API Gateway model in `local_api::apigw`), and no secret in any function's environment.
 
 use std::collections::BTreeSet;
 
+use local_api::apigw::{self, Route};
 use serde_yaml::Value;
 use shared::store::table::table_definition;
 
@@ -102,67 +105,224 @@ fn template_yaml_declares_exactly_the_table_the_code_defines() {
         props["TimeToLiveSpecification"]["Enabled"],
         Value::Bool(true)
     );
-    assert_eq!(table["DeletionPolicy"], "Retain");
+    // A failed first deploy removes the (empty) table it made; afterwards the table is kept.
+    assert_eq!(table["DeletionPolicy"], "RetainExceptOnCreate");
+    assert_eq!(table["UpdateReplacePolicy"], "Retain");
 }
 
-fn function_routes(template: &Value) -> BTreeSet<(String, String, String)> {
-    let mut routes = BTreeSet::new();
-    for resource in template["Resources"].as_mapping().unwrap().values() {
-        if resource["Type"] != "AWS::Serverless::Function" {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its binary");
-        assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda");
-        for event in resource["Properties"]["Events"]
-            .as_mapping()
-            .expect("events")
-            .values()
-        {
-            assert_eq!(event["Type"], "HttpApi");
-            let props = &event["Properties"];
-            routes.insert((
-                binary.to_string(),
-                props["Method"].as_str().unwrap().to_string(),
-                props["Path"].as_str().unwrap().to_string(),
-            ));
-        }
-    }
-    routes
+fn template_text() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("read template.yaml")
 }
 
-#[test]
-fn every_served_route_is_declared_for_its_function_and_nothing_else_is() {
-    let served: BTreeSet<(String, String, String)> = [
+fn deployed_routes() -> Vec<Route> {
+    apigw::routes_from_template(&template_text()).unwrap_or_else(|problems| panic!("{problems}"))
+}
+
+/// Each function binary with the (method, path template) routes its router serves.
+fn served() -> Vec<(&'static str, &'static [(&'static str, &'static str)])> {
+    vec![
         ("fn-auth", fn_auth::ROUTES),
         ("fn-members", fn_members::ROUTES),
         ("fn-merchants", fn_merchants::ROUTES),
         ("fn-ecpay-callback", fn_ecpay_callback::ROUTES),
     ]
-    .into_iter()
-    .flat_map(|(binary, routes)| {
-        routes
-            .iter()
-            .map(move |(method, path)| (binary.to_string(), method.to_string(), path.to_string()))
-    })
-    // ECPay does not follow redirects: its callback is declared without the trailing slash too.
-    .chain(std::iter::once((
-        "fn-ecpay-callback".to_string(),
-        "POST".to_string(),
-        "/api/payments/ecpay/callback".to_string(),
-    )))
-    .collect();
-    let declared = function_routes(&template());
-    let missing: Vec<_> = served.difference(&declared).collect();
-    let unserved: Vec<_> = declared.difference(&served).collect();
+}
+
+/// Every (method, path) operation of the checked-in API document.
+fn documented_operations() -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .expect("read docs/openapi.json");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("parse docs/openapi.json");
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            operations.push((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    assert!(operations.len() >= 25, "the document lists every operation");
+    operations
+}
+
+/// A concrete path for a template: every `{param}` replaced by a plausible value.
+fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| match segment {
+            "{merchant_trade_no}" => "PT20261129ABCDEF0123",
+            s if s.starts_with('{') => "0b5e2c1e-7d4f-4a55-9a59-0f3c3f4f9b21",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[test]
+fn no_route_path_ends_in_a_slash_or_breaks_another_api_gateway_rule() {
+    let routes = deployed_routes();
+    assert!(!routes.is_empty());
+    for route in &routes {
+        if let Some(path) = &route.path {
+            assert!(!path.ends_with('/'), "{} ends in '/'", route.key());
+            apigw::check_route(&route.method, path).unwrap();
+        }
+    }
+    // Exactly one catch-all, and it answers the JSON error contract (the auth function's router).
+    let defaults: Vec<&Route> = routes.iter().filter(|r| r.path.is_none()).collect();
+    assert_eq!(defaults.len(), 1);
+    assert_eq!(defaults[0].function, "fn-auth");
+}
+
+#[test]
+fn every_documented_operation_lands_on_the_function_that_serves_it_with_or_without_a_trailing_slash(
+) {
+    let routes = deployed_routes();
+    let mut checked = 0;
+    for (method, template) in documented_operations() {
+        let owners: Vec<&str> = served()
+            .into_iter()
+            .filter(|(_, served)| served.iter().any(|(m, p)| *m == method && *p == template))
+            .map(|(function, _)| function)
+            .collect();
+        assert_eq!(
+            owners.len(),
+            1,
+            "{method} {template} is served by exactly one function"
+        );
+        let trimmed = concrete(&template);
+        let trimmed = trimmed.trim_end_matches('/');
+        for path in [format!("{trimmed}/"), trimmed.to_string()] {
+            let selected = apigw::select(&routes, &method, &path)
+                .unwrap_or_else(|| panic!("{method} {path}: API Gateway answers Not Found"));
+            assert_eq!(
+                selected.route.function,
+                owners[0],
+                "{method} {path} reaches {} via {}",
+                selected.route.function,
+                selected.route.key()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 50);
+}
+
+#[test]
+fn every_path_of_a_group_reaches_its_function_so_its_router_answers_the_error_contract() {
+    let routes = deployed_routes();
+    for (prefix, function) in [
+        ("/api/auth/", "fn-auth"),
+        ("/api/members/", "fn-members"),
+        ("/api/merchants/", "fn-merchants"),
+        ("/api/payments/", "fn-ecpay-callback"),
+    ] {
+        for rest in ["nope", "nope/", "a/b/c", "orders/x/y/z/"] {
+            for method in ["GET", "POST", "PATCH", "DELETE", "HEAD"] {
+                let path = format!("{prefix}{rest}");
+                let selected = apigw::select(&routes, method, &path).expect("a route");
+                assert_eq!(selected.route.function, function, "{method} {path}");
+            }
+        }
+    }
+    // Outside every group, the catch-all still reaches a function (never API Gateway's bare 404).
+    for path in [
+        "/",
+        "/api",
+        "/api/auth",
+        "/api/docs/",
+        "/api/openapi.json",
+        "/favicon.ico",
+    ] {
+        let selected = apigw::select(&routes, "GET", path).expect("the $default route");
+        assert_eq!(selected.route.key(), "$default", "{path}");
+    }
+}
+
+#[test]
+fn no_secret_is_in_any_function_environment_and_each_function_may_read_only_its_secret() {
+    let template = template();
+    let text = template_text();
     assert!(
-        missing.is_empty(),
-        "served but not declared in template.yaml: {missing:?}"
+        !text.contains("resolve:secretsmanager"),
+        "no dynamic reference puts a secret value into the environment"
     );
+    let mut environments = vec![&template["Globals"]["Function"]["Environment"]["Variables"]];
+    let functions: Vec<&Value> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .collect();
+    assert_eq!(functions.len(), 4);
+    for function in &functions {
+        environments.push(&function["Properties"]["Environment"]["Variables"]);
+    }
+    for variables in environments {
+        if let Some(variables) = variables.as_mapping() {
+            for name in variables.keys() {
+                let name = name.as_str().unwrap();
+                assert!(
+                    !shared::secrets::SECRET_KEYS.contains(&name),
+                    "{name} must come from Secrets Manager, not the environment"
+                );
+            }
+        }
+    }
     assert!(
-        unserved.is_empty(),
-        "declared in template.yaml but not served: {unserved:?}"
+        matches!(
+            template["Globals"]["Function"]["Environment"]["Variables"]["SECRET_ID"],
+            Value::Tagged(_)
+        ),
+        "every function is told the secret's id"
+    );
+    for function in functions {
+        let statements: Vec<&Value> = function["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().unwrap().iter())
+            .collect();
+        let secret_statements: Vec<&&Value> = statements
+            .iter()
+            .filter(|s| {
+                s["Action"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a.as_str().unwrap().starts_with("secretsmanager:"))
+            })
+            .collect();
+        assert_eq!(secret_statements.len(), 1);
+        let statement = secret_statements[0];
+        assert_eq!(
+            statement["Action"].as_sequence().unwrap(),
+            &vec![Value::from("secretsmanager:GetSecretValue")]
+        );
+        let resources = statement["Resource"].as_sequence().unwrap();
+        assert_eq!(
+            resources.len(),
+            1,
+            "one secret, never a wildcard over all of them"
+        );
+        let arn = serde_yaml::to_string(&resources[0]).unwrap();
+        assert!(arn.contains(":secret:${SecretName}-??????"), "{arn}");
+    }
+}
+
+#[test]
+fn the_log_level_is_the_codes_unless_a_parameter_sets_one() {
+    let template = template();
+    let rust_log = &template["Globals"]["Function"]["Environment"]["Variables"]["RUST_LOG"];
+    let text = serde_yaml::to_string(rust_log).unwrap();
+    assert!(
+        text.contains("HasLogLevel"),
+        "RUST_LOG is conditional: {text}"
+    );
+    assert!(template["Parameters"]["EcpayEnvironment"]["Default"].is_null());
+    assert_eq!(
+        template["Resources"]["HttpApi"]["Properties"]["FailOnWarnings"],
+        true
     );
 }
 
@@ -173,13 +333,130 @@ fn every_function_binary_exists_in_the_workspace_and_targets_arm64() {
     assert_eq!(globals["Runtime"], "provided.al2023");
     assert_eq!(globals["Architectures"][0], "arm64");
     assert_eq!(globals["Handler"], "bootstrap");
-    let binaries: BTreeSet<String> = function_routes(&template)
+    let binaries: BTreeSet<String> = deployed_routes().into_iter().map(|r| r.function).collect();
+    let expected: BTreeSet<String> = served()
         .into_iter()
-        .map(|(b, _, _)| b)
-        .collect();
-    let expected: BTreeSet<String> = ["fn-auth", "fn-members", "fn-merchants", "fn-ecpay-callback"]
-        .into_iter()
-        .map(str::to_string)
+        .map(|(binary, _)| binary.to_string())
         .collect();
     assert_eq!(binaries, expected);
+}
+
+/// The event API Gateway (payload format 2.0) sends for `method rawPath` on a stage, after it
+/// matched `route_key`, as documented for Lambda proxy integrations.
+fn api_gateway_event(
+    method: &str,
+    raw_path: &str,
+    stage: &str,
+    route_key: &str,
+    proxy: Option<&str>,
+    token: Option<&str>,
+) -> serde_json::Value {
+    let mut headers =
+        serde_json::json!({"host": "abc123.execute-api.ap-northeast-1.amazonaws.com"});
+    if let Some(token) = token {
+        headers["authorization"] = format!("Bearer {token}").into();
+    }
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": "",
+        "headers": headers,
+        "pathParameters": proxy.map(|p| serde_json::json!({"proxy": p})),
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.ap-northeast-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.9", "userAgent": "test"},
+            "requestId": "apigw-req-1",
+            "routeKey": route_key,
+            "stage": stage,
+            "time": "29/Nov/2026:03:00:00 +0000",
+            "timeEpoch": 1_795_921_200_000i64
+        },
+        "isBase64Encoded": false
+    })
+}
+
+fn lambda_request(event: serde_json::Value) -> lambda_http::Request {
+    let parsed: lambda_http::request::LambdaRequest =
+        serde_json::from_value(event).expect("an API Gateway v2 event");
+    lambda_http::Request::from(parsed)
+}
+
+#[tokio::test]
+async fn behind_a_stage_or_base_path_a_function_routes_on_the_path_api_gateway_matched() {
+    let api = api_tests::TestApi::start().await;
+    let (_, token, _) = api.signed_up("stagey", "MEMBER").await;
+
+    // Stage "prod": rawPath keeps "/prod", the route key and proxy parameter do not.
+    for (raw_path, proxy) in [
+        ("/prod/api/members/points/", "points/"),
+        ("/prod/api/members/points", "points"),
+    ] {
+        let req = lambda_request(api_gateway_event(
+            "GET",
+            raw_path,
+            "prod",
+            "ANY /api/members/{proxy+}",
+            Some(proxy),
+            Some(&token),
+        ));
+        let response = fn_members::handle(&api.ctx, req).await;
+        assert_eq!(response.status(), 200, "{raw_path}");
+        // API Gateway's request id is echoed when the client sent none.
+        assert_eq!(response.headers()["x-request-id"], "apigw-req-1");
+    }
+
+    // A custom domain's base path ("/v1") on the $default stage: only the matched path counts.
+    let req = lambda_request(api_gateway_event(
+        "GET",
+        "/v1/api/auth/me",
+        "$default",
+        "ANY /api/auth/{proxy+}",
+        Some("me"),
+        Some(&token),
+    ));
+    assert_eq!(fn_auth::handle(&api.ctx, req).await.status(), 200);
+
+    // Unknown paths of a group are the group's JSON 404, wrong methods its 405 with Allow.
+    let req = lambda_request(api_gateway_event(
+        "GET",
+        "/prod/api/members/nothing-here/",
+        "prod",
+        "ANY /api/members/{proxy+}",
+        Some("nothing-here/"),
+        Some(&token),
+    ));
+    let response = fn_members::handle(&api.ctx, req).await;
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(body["error"]["code"], "route_not_found");
+    let req = lambda_request(api_gateway_event(
+        "DELETE",
+        "/prod/api/members/points/",
+        "prod",
+        "ANY /api/members/{proxy+}",
+        Some("points/"),
+        Some(&token),
+    ));
+    let response = fn_members::handle(&api.ctx, req).await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+
+    // The $default route with a named stage: the stage is not part of the path either.
+    let req = lambda_request(api_gateway_event(
+        "GET",
+        "/prod/api/openapi.json",
+        "prod",
+        "$default",
+        None,
+        None,
+    ));
+    let response = fn_auth::handle(&api.ctx, req).await;
+    assert_eq!(response.status(), 200);
+    let document: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert!(document["paths"]["/api/members/points/"].is_object());
 }

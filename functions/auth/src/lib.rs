@@ -1,10 +1,14 @@
-//! The auth function's router: registration, login, token refresh and logout, and `me`.
+//! The auth function's router: registration, login, token refresh and logout, and `me`. API
+//! Gateway's `$default` route also lands here, so this function serves the API document and answers
+//! every path no other function owns with the JSON `route_not_found`.
 //! The same `handle` runs under Lambda (`main.rs`) and under the local host. Each route is one
 //! function whose `#[utoipa::path]` is its entry in the OpenAPI document.
 
+pub mod docs;
+
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::http::{
-    allow, authenticate, finish, json, no_content, parse_json, request_id, segments, ErrorResponse,
+    allow, authenticate, json, matched_path, no_content, parse_json, segments, ErrorResponse,
 };
 use shared::services::auth::{
     LoginRequest, RefreshRequest, RegisterRequest, TokenPair, UserProfile,
@@ -33,18 +37,24 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    let request_id = request_id(&req);
-    finish(route(ctx, &req).await, &request_id)
+    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
 }
 
 async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    match segments(req).as_slice() {
+    let path = matched_path(req);
+    match segments(&path).as_slice() {
         ["api", "auth", "register"] => register(ctx, req).await,
         ["api", "auth", "login"] => login(ctx, req).await,
         ["api", "auth", "refresh"] => refresh(ctx, req).await,
         ["api", "auth", "logout"] => logout(ctx, req).await,
         ["api", "auth", "me"] => me(ctx, req).await,
-        _ => Err(AppError::not_found("route_not_found", "no such route")),
+        _ => match docs::serve(&path) {
+            Some(answer) => {
+                allow(req, &["GET"])?;
+                answer
+            }
+            None => Err(AppError::not_found("route_not_found", "no such route")),
+        },
     }
 }
 

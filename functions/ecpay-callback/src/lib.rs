@@ -4,7 +4,7 @@
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::Settlement;
 use shared::http::{
-    allow, escape_html, finish, html, parse_form, query_param, request_id, segments, text,
+    allow, escape_html, html, matched_path, parse_form, query_param, segments, text,
 };
 use shared::services::points::{NotificationOutcome, NotificationRejected};
 use shared::{AppContext, AppError};
@@ -25,12 +25,12 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    let request_id = request_id(&req);
-    finish(route(ctx, &req).await, &request_id)
+    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
 }
 
 async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    match segments(req).as_slice() {
+    let path = matched_path(req);
+    match segments(&path).as_slice() {
         // ECPay does not follow redirects, so the path without the trailing slash is served too.
         ["api", "payments", "ecpay", "callback"] => {
             allow(req, &["POST"])?;
@@ -111,6 +111,7 @@ async fn ecpay_notification(ctx: &AppContext, req: &Request) -> Answer {
         }
         Err(NotificationRejected(reason)) => {
             tracing::warn!(merchant_trade_no = %trade_no, reason, "ECPay notification refused");
+            shared::observe::count(shared::observe::Metric::RechargeCallbacksRefused, 1.0);
             text(StatusCode::BAD_REQUEST, &format!("0|{reason}"))
         }
     }

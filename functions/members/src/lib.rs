@@ -4,8 +4,8 @@
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderParty, OrderStatus, Role};
 use shared::http::{
-    allow, authenticate, finish, id_query_param, idempotency_key, json, order_status_param,
-    page_request, parse_json, request_id, request_origin, segments, ErrorResponse,
+    allow, authenticate, id_query_param, idempotency_key, json, matched_path, order_status_param,
+    page_request, parse_json, request_origin, segments, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
@@ -48,12 +48,12 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    let request_id = request_id(&req);
-    finish(route(ctx, &req).await, &request_id)
+    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
 }
 
 async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    match segments(req).as_slice() {
+    let path = matched_path(req);
+    match segments(&path).as_slice() {
         ["api", "members", "products"] => {
             allow(req, &["GET"])?;
             browse_products(ctx, req).await

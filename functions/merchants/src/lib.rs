@@ -4,8 +4,8 @@
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderParty, OrderStatus, Role};
 use shared::http::{
-    allow, authenticate, finish, if_match_version, json, no_content, order_status_param,
-    page_request, parse_json, request_id, segments, ErrorResponse,
+    allow, authenticate, if_match_version, json, matched_path, no_content, order_status_param,
+    page_request, parse_json, segments, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::{CreateProductRequest, MerchantProduct, UpdateProductRequest};
@@ -42,12 +42,12 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    let request_id = request_id(&req);
-    finish(route(ctx, &req).await, &request_id)
+    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
 }
 
 async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    match segments(req).as_slice() {
+    let path = matched_path(req);
+    match segments(&path).as_slice() {
         ["api", "merchants", "products"] => {
             allow(req, &["GET", "POST"])?;
             if req.method() == "POST" {

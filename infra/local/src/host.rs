@@ -1,6 +1,5 @@
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body as AxumBody;
 use axum::extract::State;
@@ -11,6 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use shared::store::table::ensure_table;
 use shared::{AppContext, AppError, Config};
 
+use crate::apigw;
 use crate::ecpay_simulator::EcpaySimulator;
 
 /// Bodies past this are refused before they are buffered; the routers enforce the API's 64 KiB.
@@ -36,35 +36,70 @@ impl LocalApi {
         Ok(LocalApi::new(AppContext::new(config, store)))
     }
 
-    /// Sends the request to the function that owns its path prefix, as API Gateway's routes do.
+    /// Hands the request to the function API Gateway would invoke for it: the route is selected by
+    /// the API Gateway model over the routes `template.yaml` declares, and the request carries what
+    /// API Gateway puts in the event (route key, decoded path parameters, a request id, the stage).
+    /// The ECPay simulator's paths, which exist only locally, are served before routing.
     pub async fn dispatch(&self, req: Request) -> Response<Body> {
         let ctx = &self.ctx;
-        let path = req.uri().path();
-        if under(path, "/api/auth") {
-            return fn_auth::handle(ctx, req).await;
+        let path = req.uri().path().to_string();
+        if path.starts_with(crate::ecpay_simulator::PREFIX) {
+            return shared::observe::serve(&ctx.metrics, &req, &[], self.simulator.handle(&req))
+                .await;
         }
-        if under(path, "/api/members") {
-            return fn_members::handle(ctx, req).await;
-        }
-        if under(path, "/api/merchants") {
-            return fn_merchants::handle(ctx, req).await;
-        }
-        if under(path, "/api/payments") {
-            return fn_ecpay_callback::handle(ctx, req).await;
-        }
-        let request_id = shared::http::request_id(&req);
-        let answer = if path.starts_with(crate::ecpay_simulator::PREFIX) {
-            self.simulator.handle(&req).await
-        } else {
-            crate::openapi::serve(path)
-                .unwrap_or_else(|| Err(AppError::not_found("route_not_found", "no such route")))
+        let Some(selected) = apigw::select(apigw::deployed_routes(), req.method().as_str(), &path)
+        else {
+            // API Gateway's own answer when nothing (not even `$default`) matches.
+            return api_gateway_not_found();
         };
-        shared::http::finish(answer, &request_id)
+        let function = selected.route.function.clone();
+        let req = with_route(req, selected);
+        match function.as_str() {
+            "fn-auth" => fn_auth::handle(ctx, req).await,
+            "fn-members" => fn_members::handle(ctx, req).await,
+            "fn-merchants" => fn_merchants::handle(ctx, req).await,
+            "fn-ecpay-callback" => fn_ecpay_callback::handle(ctx, req).await,
+            other => {
+                tracing::error!(
+                    function = other,
+                    "template.yaml routes to an unknown function"
+                );
+                api_gateway_not_found()
+            }
+        }
     }
 }
 
-/// The HTTP server's router: every request goes through [`LocalApi::dispatch`], with one JSON log
-/// line each.
+/// What API Gateway answers itself when no route matches (its integration is never invoked).
+fn api_gateway_not_found() -> Response<Body> {
+    let mut response = Response::new(Body::from(r#"{"message":"Not Found"}"#));
+    *response.status_mut() = http::StatusCode::NOT_FOUND;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Fills in the request context as API Gateway's payload format 2.0 does for the selected route.
+fn with_route(req: Request, selected: apigw::Selected<'_>) -> Request {
+    let mut context = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.clone(),
+        _ => Default::default(),
+    };
+    context.route_key = Some(selected.route.key());
+    context.stage = Some("$default".into());
+    if context.request_id.is_none() {
+        context.request_id = Some(uuid::Uuid::new_v4().to_string());
+    }
+    context.http.method = req.method().clone();
+    context.http.path = Some(req.uri().path().to_string());
+    req.with_request_context(RequestContext::ApiGatewayV2(context))
+        .with_path_parameters(selected.path_parameters)
+}
+
+/// The HTTP server's router: every request goes through [`LocalApi::dispatch`] (whose request
+/// wrapper writes the log line).
 pub fn router(api: Arc<LocalApi>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(api)
 }
@@ -95,51 +130,29 @@ pub fn into_lambda_request(parts: http::request::Parts, body: Vec<u8>) -> Reques
         .with_request_context(RequestContext::ApiGatewayV2(Default::default()))
 }
 
-fn under(path: &str, prefix: &str) -> bool {
-    path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 async fn handle(
     State(api): State<Arc<LocalApi>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let started = Instant::now();
-    let (mut parts, body) = req.into_parts();
-    let request_id = parts
-        .headers
-        .get(shared::http::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
-        parts.headers.insert(shared::http::REQUEST_ID_HEADER, value);
-    }
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_string();
-
+    let (parts, body) = req.into_parts();
     let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
         Ok(bytes) => {
             api.dispatch(into_lambda_request(parts, bytes.to_vec()))
                 .await
         }
-        Err(_) => shared::http::finish(
-            Err(AppError::PayloadTooLarge {
-                limit: shared::http::MAX_BODY_BYTES,
-            }),
-            &request_id,
-        ),
+        Err(_) => {
+            let req = into_lambda_request(parts, Vec::new());
+            shared::observe::serve(
+                &api.ctx.metrics,
+                &req,
+                &[],
+                std::future::ready(Err(AppError::PayloadTooLarge {
+                    limit: shared::http::MAX_BODY_BYTES,
+                })),
+            )
+            .await
+        }
     };
-    tracing::info!(
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        request_id = %request_id,
-        "request"
-    );
     let (parts, body) = response.into_parts();
     let bytes: Vec<u8> = body.as_ref().to_vec();
     (parts.status, parts.headers, AxumBody::from(bytes)).into_response()

@@ -1,6 +1,7 @@
 //! The local API host: the embedded DynamoDB plus every Lambda function's router behind one port.
 //! Tests use the same pieces, so what runs locally is what is tested.
 
+pub mod apigw;
 pub mod ecpay_simulator;
 pub mod emulator;
 pub mod host;

@@ -1,16 +1,8 @@
-//! The API document, merged from every function's routes, and the Swagger UI that renders it.
+//! The API document, merged from every function's routes. It is checked in as `docs/openapi.json`
+//! (a test keeps the two equal), which is what `fn-auth` serves with the Swagger UI.
 
-use std::sync::{Arc, OnceLock};
-
-use http::header::{CONTENT_TYPE, LOCATION};
-use http::StatusCode;
-use lambda_http::{Body, Response};
-use shared::AppError;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-pub const DOCUMENT_PATH: &str = "/api/openapi.json";
-pub const DOCS_PATH: &str = "/api/docs/";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -60,42 +52,4 @@ pub fn document_json() -> String {
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
-}
-
-fn cached_document() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(document_json)
-}
-
-/// Serves the document and the docs page; `None` when the path is not theirs.
-pub fn serve(path: &str) -> Option<Result<Response<Body>, AppError>> {
-    if path == DOCUMENT_PATH {
-        return Some(
-            Response::builder()
-                .status(StatusCode::OK)
-                .header(CONTENT_TYPE, "application/json; charset=utf-8")
-                .body(Body::from(cached_document()))
-                .map_err(AppError::internal),
-        );
-    }
-    if path == DOCS_PATH.trim_end_matches('/') {
-        return Some(
-            Response::builder()
-                .status(StatusCode::MOVED_PERMANENTLY)
-                .header(LOCATION, DOCS_PATH)
-                .body(Body::Empty)
-                .map_err(AppError::internal),
-        );
-    }
-    let rest = path.strip_prefix(DOCS_PATH)?;
-    let config = Arc::new(utoipa_swagger_ui::Config::from(DOCUMENT_PATH));
-    Some(match utoipa_swagger_ui::serve(rest, config) {
-        Ok(Some(file)) => Response::builder()
-            .status(StatusCode::OK)
-            .header(CONTENT_TYPE, file.content_type)
-            .body(Body::Binary(file.bytes.into_owned()))
-            .map_err(AppError::internal),
-        Ok(None) => Err(AppError::not_found("route_not_found", "no such file")),
-        Err(err) => Err(AppError::internal(err)),
-    })
 }

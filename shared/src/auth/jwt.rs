@@ -29,12 +29,33 @@ pub struct Claims {
     pub fam: Option<String>,
 }
 
+/// The signing key and, during a rotation, the key before it.
+///
+/// Every token names its key in the header's `kid`, a fingerprint of the secret (an HMAC of a fixed
+/// label under the secret, so it reveals nothing about it). Verification picks the key by `kid`:
+/// the current one, or `JWT_PREVIOUS_SECRET`'s, which is accepted but never used to sign. A token
+/// without `kid` (issued before key ids existed) is checked against the current key only.
 #[derive(Clone)]
 pub struct JwtKeys {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    previous: Option<(String, DecodingKey)>,
     access_ttl: Duration,
     refresh_ttl: Duration,
+}
+
+/// The key id of a secret.
+pub fn key_id(secret: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(b"points-redemption jwt key id");
+    mac.finalize().into_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A freshly signed token with the claims it carries.
@@ -47,11 +68,24 @@ pub struct SignedToken {
 impl JwtKeys {
     pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
         JwtKeys {
+            kid: key_id(secret),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            previous: None,
             access_ttl,
             refresh_ttl,
         }
+    }
+
+    /// Also accepts tokens signed with `previous` (the secret before a rotation).
+    pub fn with_previous(mut self, previous: Option<&[u8]>) -> Self {
+        self.previous = previous.map(|p| (key_id(p), DecodingKey::from_secret(p)));
+        self
+    }
+
+    /// The `kid` this instance signs with.
+    pub fn key_id(&self) -> &str {
+        &self.kid
     }
 
     pub fn access_ttl(&self) -> Duration {
@@ -98,8 +132,9 @@ impl JwtKeys {
     }
 
     fn sign(&self, claims: Claims) -> Result<SignedToken, AppError> {
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(AppError::internal)?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        let token = encode(&header, &claims, &self.encoding).map_err(AppError::internal)?;
         Ok(SignedToken { token, claims })
     }
 
@@ -111,7 +146,18 @@ impl JwtKeys {
         validation.leeway = 0;
         validation.validate_exp = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
-        let claims = decode::<Claims>(token, &self.decoding, &validation)
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|_| invalid_token())?
+            .kid;
+        let key = match kid.as_deref() {
+            None => &self.decoding,
+            Some(kid) if kid == self.kid => &self.decoding,
+            Some(kid) => match &self.previous {
+                Some((previous_kid, previous)) if previous_kid == kid => previous,
+                _ => return Err(invalid_token()),
+            },
+        };
+        let claims = decode::<Claims>(token, key, &validation)
             .map_err(|_| invalid_token())?
             .claims;
         if claims.typ != expected {
@@ -214,6 +260,65 @@ mod tests {
         let signed = other.issue_access("u1", Role::Merchant, now()).unwrap();
         assert_eq!(
             code_of(keys().verify(&signed.token, TokenKind::Access).unwrap_err()),
+            "invalid_token"
+        );
+    }
+
+    #[test]
+    fn after_a_rotation_tokens_of_the_previous_secret_still_verify_but_are_never_issued() {
+        let old = keys();
+        let old_token = old.issue_access("u1", Role::Member, now()).unwrap();
+        let rotated = JwtKeys::new(
+            b"the-next-secret-the-next-secret-!",
+            Duration::from_secs(900),
+            Duration::from_secs(900),
+        )
+        .with_previous(Some(SECRET));
+        assert_ne!(rotated.key_id(), old.key_id());
+        let claims = rotated.verify(&old_token.token, TokenKind::Access).unwrap();
+        assert_eq!(claims.sub, "u1");
+        let new_token = rotated.issue_access("u2", Role::Member, now()).unwrap();
+        let header = jsonwebtoken::decode_header(&new_token.token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(rotated.key_id()));
+        // The old deployment does not know the new key; once the previous secret is dropped, its
+        // tokens stop working.
+        assert_eq!(
+            code_of(old.verify(&new_token.token, TokenKind::Access).unwrap_err()),
+            "invalid_token"
+        );
+        let after = JwtKeys::new(
+            b"the-next-secret-the-next-secret-!",
+            Duration::from_secs(900),
+            Duration::from_secs(900),
+        );
+        assert_eq!(
+            code_of(
+                after
+                    .verify(&old_token.token, TokenKind::Access)
+                    .unwrap_err()
+            ),
+            "invalid_token"
+        );
+    }
+
+    #[test]
+    fn a_token_without_a_key_id_is_checked_against_the_current_key_only() {
+        let signed = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let legacy = encode(
+            &Header::new(Algorithm::HS256),
+            &signed.claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(keys().verify(&legacy, TokenKind::Access).is_ok());
+        let rotated = JwtKeys::new(
+            b"the-next-secret-the-next-secret-!",
+            Duration::from_secs(900),
+            Duration::from_secs(900),
+        )
+        .with_previous(Some(SECRET));
+        assert_eq!(
+            code_of(rotated.verify(&legacy, TokenKind::Access).unwrap_err()),
             "invalid_token"
         );
     }

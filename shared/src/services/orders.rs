@@ -225,7 +225,10 @@ impl OrderService<'_> {
                 )
                 .await?
             {
-                PlaceOutcome::Placed => return Ok(Redemption::Placed(view)),
+                PlaceOutcome::Placed => {
+                    crate::observe::count(crate::observe::Metric::OrdersPlaced, 1.0);
+                    return Ok(Redemption::Placed(view));
+                }
                 PlaceOutcome::IdempotencyKeyUsed => {
                     let key = idempotency_key.unwrap_or_default();
                     return self

@@ -417,6 +417,12 @@ impl PointsService<'_> {
             );
             self.store.fail_payment(trade_no, &reason).await?
         };
+        if matches!(settlement, Settlement::Credited { .. }) {
+            crate::observe::count(
+                crate::observe::Metric::PointsCredited,
+                payment.points as f64,
+            );
+        }
         Ok(Ok(NotificationOutcome::Settled(settlement)))
     }
 }

@@ -144,6 +144,7 @@ impl Store {
                 Err(TransactionFailure::Cancelled(_)) | Err(TransactionFailure::Contention) => {}
             }
             if attempt < MAX_TRANSACTION_ATTEMPTS {
+                crate::observe::count(crate::observe::Metric::TransactionConflictsRetried, 1.0);
                 tokio::time::sleep(backoff(attempt)).await;
             }
         }
