@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Times each Lambda function's init locally, against a minimal Lambda Runtime API.
 
-Starts the local host (for its embedded DynamoDB), then runs each built `bootstrap` with
-AWS_LAMBDA_RUNTIME_API pointing at a tiny runtime-API server written here. Init is the time from
-process start to the function's first `GET /runtime/invocation/next` (config read, DynamoDB client
-built and its connection warmed); the first invocation is timed too.
+Starts the local host (for its embedded DynamoDB), then runs each built `bootstrap` as Lambda does:
+AWS_LAMBDA_RUNTIME_API pointing at a tiny runtime-API server written here, SECRET_ID naming a secret
+served by a tiny Secrets Manager written here (AWS_ENDPOINT_URL_SECRETS_MANAGER), no secret in the
+environment. Init is the time from process start to the function's first
+`GET /runtime/invocation/next` (the Secrets Manager read, config, DynamoDB client built and its
+connection warmed); the first invocation is timed too.
 
     infra/scripts/build-lambdas.sh && python3 infra/scripts/measure-init.py
 """
@@ -27,18 +29,50 @@ from localhost import LocalHost  # noqa: E402
 FUNCTIONS = ["fn-auth", "fn-members", "fn-merchants", "fn-ecpay-callback"]
 EVENT = {
     "version": "2.0",
-    "routeKey": "GET /api/auth/me/",
+    "routeKey": "ANY /api/auth/{proxy+}",
+    "pathParameters": {"proxy": "me/"},
     "rawPath": "/api/auth/me/",
     "rawQueryString": "",
     "headers": {"host": "localhost"},
     "requestContext": {
         "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "local",
         "http": {"method": "GET", "path": "/api/auth/me/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "measure"},
-        "requestId": "measure-1", "routeKey": "GET /api/auth/me/", "stage": "$default",
+        "requestId": "measure-1", "routeKey": "ANY /api/auth/{proxy+}", "stage": "$default",
         "time": "26/Nov/2026:00:00:00 +0000", "timeEpoch": 1795660800000,
     },
     "isBase64Encoded": False,
 }
+
+
+SECRET = {
+    "JWT_SECRET": "measure-init-secret-measure-init-secret",
+    "ECPAY_MERCHANT_ID": "3002607",
+    "ECPAY_HASH_KEY": "pwFHCqoQZGmho4w6",
+    "ECPAY_HASH_IV": "EkRm7iFT261dpevs",
+}
+
+
+class SecretsManager(BaseHTTPRequestHandler):
+    """GetSecretValue (JSON 1.1 protocol) for the one secret id "measure"."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        request = json.loads(self.rfile.read(length) or b"{}")
+        if self.headers.get("X-Amz-Target") == "secretsmanager.GetSecretValue" and request.get("SecretId") == "measure":
+            status, body = 200, {"ARN": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:measure-AbCdEf",
+                                 "Name": "measure", "VersionId": "v1", "SecretString": json.dumps(SECRET),
+                                 "VersionStages": ["AWSCURRENT"], "CreatedDate": 1795660800.0}
+        else:
+            status, body = 400, {"__type": "ResourceNotFoundException", "message": "no such secret"}
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 class RuntimeApi(BaseHTTPRequestHandler):
@@ -73,6 +107,9 @@ def main() -> int:
     server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     runtime_api = f"127.0.0.1:{server.server_address[1]}"
+    secrets = ThreadingHTTPServer(("127.0.0.1", 0), SecretsManager)
+    threading.Thread(target=secrets.serve_forever, daemon=True).start()
+    secrets_endpoint = f"http://127.0.0.1:{secrets.server_address[1]}"
     with LocalHost() as host:
         time.sleep(0.3)
         match = re.search(r'"dynamodb":"(http://127\.0\.0\.1:\d+)"', host.log_text())
@@ -102,9 +139,10 @@ def main() -> int:
                 "AWS_REGION": "ap-northeast-1",
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
-                "DYNAMODB_ENDPOINT": endpoint,
+                "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_endpoint,
+                "SECRET_ID": "measure",
                 "TABLE_NAME": "points-redemption",
-                "JWT_SECRET": "measure-init-secret-measure-init-secret",
                 "RUST_LOG": "warn",
             }
             RuntimeApi.events.put(EVENT)
@@ -120,6 +158,7 @@ def main() -> int:
                 f"first invocation {1000 * (answered - first_next):6.1f} ms (status {status})"
             )
     server.shutdown()
+    secrets.shutdown()
     return 0
 
 

@@ -10,7 +10,9 @@ pub fn init_json_logging() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(false)
+        // An event inside a request (an internal error's cause) carries the request's ids.
+        .with_current_span(true)
+        .with_span_list(false)
         .with_target(false)
         .try_init();
 }

@@ -1,6 +1,7 @@
 //! A test harness: each [`TestApi`] owns its own in-memory DynamoDB emulator and drives the same
 //! dispatch the local host and Lambda use, with `http::Request` values.
 
+pub mod fakes;
 pub mod faults;
 
 use std::collections::BTreeMap;

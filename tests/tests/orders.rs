@@ -1,5 +1,6 @@
 //! Scenarios of members redeeming points, and of orders moving through their lifecycle.
 
+use shared::observe::Metric;
 use std::sync::Arc;
 
 use api_tests::faults::ConflictBudget;
@@ -573,6 +574,8 @@ async fn a_transaction_conflict_is_retried_and_the_order_placed_once() {
     let placed = api.redeem(&amy, &id_of(&product), 2).await;
     placed.assert_status(201);
     assert_eq!(budget.injected(), 3, "the conflicts really happened");
+    assert_eq!(api.metric_total(Metric::TransactionConflictsRetried), 3.0);
+    assert_eq!(api.metric_total(Metric::OrdersPlaced), 1.0);
     assert_eq!(points_of(&api, &amy).await["balance"], 800);
     assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 8);
     assert_eq!(api.walk("/api/members/orders/", 100, &amy).await.len(), 1);
@@ -593,6 +596,10 @@ async fn a_conflict_that_persists_becomes_a_503_with_retry_after_and_changes_not
     assert_eq!(refused.error_code(), "service_unavailable");
     assert!(refused.header("retry-after").is_some());
     assert!(budget.injected() >= 2, "retried before giving up");
+    // The 503 is counted, and as a redemption's (the flash-sale alarm).
+    assert_eq!(api.metric_total(Metric::ServiceUnavailable), 1.0);
+    assert_eq!(api.metric_total(Metric::RedemptionsUnavailable), 1.0);
+    assert_eq!(api.metric_total(Metric::OrdersPlaced), 0.0);
     budget_conflicts(&budget, 0);
     assert_eq!(points_of(&api, &amy).await["balance"], 1000);
     assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 10);

@@ -582,3 +582,34 @@ async fn without_a_configured_public_url_links_use_the_api_gateway_domain() {
     );
     assert_eq!(body["action_url"], ecpay::STAGE_ACTION_URL);
 }
+
+#[tokio::test]
+async fn credited_points_and_refused_notifications_are_counted_as_metrics() {
+    let api = TestApi::start().await;
+    let (_, token, _) = api.signed_up("metric_mia", "MEMBER").await;
+    let checkout = api.start_recharge(&token, 700).await;
+    let mut forged = paid_notification(&checkout);
+    forged.insert("CheckMacValue".into(), "0".repeat(64));
+    api.notify(&forged).await.assert_status(400);
+    assert_eq!(
+        api.metric_total(shared::observe::Metric::RechargeCallbacksRefused),
+        1.0
+    );
+    assert_eq!(
+        api.metric_total(shared::observe::Metric::PointsCredited),
+        0.0
+    );
+
+    let genuine = paid_notification(&checkout);
+    api.notify(&genuine).await.assert_status(200);
+    // ECPay's repeat of the same notification credits nothing more.
+    api.notify(&genuine).await.assert_status(200);
+    assert_eq!(
+        api.metric_total(shared::observe::Metric::PointsCredited),
+        700.0
+    );
+    // Every document is an EMF document in the stack's namespace.
+    for document in api.host.ctx.metrics.captured() {
+        assert!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"].is_string());
+    }
+}
