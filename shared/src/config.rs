@@ -66,6 +66,22 @@ pub struct PaymentsConfig {
     pub min_amount: i64,
     pub max_amount: i64,
     pub points_per_twd: i64,
+    /// Credit a notification only after QueryTradeInfo confirms it (`ECPAY_CONFIRM_WITH_QUERY`;
+    /// default on in production, off in stage and local), so a leaked HashKey alone mints nothing.
+    pub confirm_with_query: bool,
+    /// Reconciliation looks at payments open longer than this (`RECONCILE_AFTER_SECONDS`, 600:
+    /// ECPay asks merchants to wait 10 minutes before querying a card payment).
+    pub reconcile_after: Duration,
+    /// An unpaid payment older than this is expired by reconciliation (`ECPAY_CHECKOUT_WINDOW_SECONDS`,
+    /// 3600). A verified success arriving later still credits it.
+    pub checkout_window: Duration,
+    /// At most this many payments are queried per reconciliation run (`RECONCILE_BATCH`, 50).
+    pub reconcile_batch: usize,
+    /// Pause between two QueryTradeInfo calls of one run (`ECPAY_QUERY_SPACING_MS`, 1000): ECPay
+    /// answers calls that come too fast with HTTP 403 and then refuses every call for 30 minutes.
+    pub query_spacing: Duration,
+    /// How many times a checkout link may be re-opened (`RECHARGE_MAX_CHECKOUT_ATTEMPTS`, 5).
+    pub max_checkout_attempts: u32,
 }
 
 impl PaymentsConfig {
@@ -80,6 +96,18 @@ impl PaymentsConfig {
         self.return_url
             .clone()
             .unwrap_or_else(|| format!("{base_url}{CALLBACK_PATH}"))
+    }
+
+    /// QueryTradeInfo V5 of the configured environment.
+    pub fn query_url(&self) -> Option<String> {
+        match self.environment {
+            EcpayEnvironment::Stage => Some(crate::ecpay::STAGE_QUERY_URL.to_string()),
+            EcpayEnvironment::Production => Some(crate::ecpay::PRODUCTION_QUERY_URL.to_string()),
+            EcpayEnvironment::Local => self
+                .public_base_url
+                .as_ref()
+                .map(|base| format!("{base}{LOCAL_QUERY_PATH}")),
+        }
     }
 
     pub fn action_url(&self, base_url: &str) -> String {
@@ -102,11 +130,19 @@ impl PaymentsConfig {
             min_amount: 100,
             max_amount: 50_000,
             points_per_twd: 1,
+            confirm_with_query: false,
+            reconcile_after: Duration::from_secs(600),
+            checkout_window: Duration::from_secs(3600),
+            reconcile_batch: 50,
+            query_spacing: Duration::from_millis(1000),
+            max_checkout_attempts: 5,
         }
     }
 }
 
 pub const CALLBACK_PATH: &str = "/api/payments/ecpay/callback/";
+/// The local simulator's QueryTradeInfo V5.
+pub const LOCAL_QUERY_PATH: &str = "/dev/ecpay/Cashier/QueryTradeInfo/V5";
 
 /// Defaults that differ between a Lambda function and the local host.
 #[derive(Debug, Clone)]
@@ -329,6 +365,53 @@ fn payments_from<F: Fn(&str) -> Option<String>>(
         hash_key: hash_key.unwrap_or(stage.hash_key),
         hash_iv: hash_iv.unwrap_or(stage.hash_iv),
     };
+    if environment == EcpayEnvironment::Production {
+        // ECPay's stage merchant and keys are published: anyone can sign with them.
+        for (name, value, public) in [
+            (
+                "ECPAY_MERCHANT_ID",
+                &payments.credentials.merchant_id,
+                crate::ecpay::STAGE_MERCHANT_ID,
+            ),
+            (
+                "ECPAY_HASH_KEY",
+                &payments.credentials.hash_key,
+                crate::ecpay::STAGE_HASH_KEY,
+            ),
+            (
+                "ECPAY_HASH_IV",
+                &payments.credentials.hash_iv,
+                crate::ecpay::STAGE_HASH_IV,
+            ),
+        ] {
+            if value.trim() == public {
+                return Err(ConfigError::Invalid {
+                    name,
+                    problem: "is ECPay's public stage value; production needs the merchant's own"
+                        .into(),
+                });
+            }
+        }
+    }
+    payments.confirm_with_query = match env.get("ECPAY_CONFIRM_WITH_QUERY") {
+        None => environment == EcpayEnvironment::Production,
+        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => true,
+            "0" | "false" | "off" | "no" => false,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "ECPAY_CONFIRM_WITH_QUERY",
+                    problem: format!("expected true or false, got {raw:?}"),
+                })
+            }
+        },
+    };
+    payments.reconcile_after = env.seconds_or("RECONCILE_AFTER_SECONDS", 600)?;
+    payments.checkout_window = env.seconds_or("ECPAY_CHECKOUT_WINDOW_SECONDS", 3600)?;
+    payments.reconcile_batch = env.count_or("RECONCILE_BATCH", 50)? as usize;
+    payments.query_spacing =
+        Duration::from_millis(u64::from(env.count_or("ECPAY_QUERY_SPACING_MS", 1000)?));
+    payments.max_checkout_attempts = env.count_or("RECHARGE_MAX_CHECKOUT_ATTEMPTS", 5)?;
     payments.client_back_url = env.get("ECPAY_CLIENT_BACK_URL");
     payments.order_result_url = env.get("ECPAY_ORDER_RESULT_URL");
     payments.min_amount = env.count_or("RECHARGE_MIN_TWD", 100)? as i64;
@@ -354,6 +437,68 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         EnvSource(move |k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn production_refuses_ecpays_public_stage_merchant_and_keys() {
+        let secret = "x".repeat(32);
+        for (name, merchant, key, iv) in [
+            (
+                "ECPAY_MERCHANT_ID",
+                "3002607",
+                "OwnKey0000000000",
+                "OwnIv00000000000",
+            ),
+            (
+                "ECPAY_HASH_KEY",
+                "3999999",
+                "pwFHCqoQZGmho4w6",
+                "OwnIv00000000000",
+            ),
+            (
+                "ECPAY_HASH_IV",
+                "3999999",
+                "OwnKey0000000000",
+                "EkRm7iFT261dpevs",
+            ),
+        ] {
+            let err = Config::from_source(
+                &source(&[
+                    ("JWT_SECRET", &secret),
+                    ("ECPAY_ENVIRONMENT", "production"),
+                    ("ECPAY_MERCHANT_ID", merchant),
+                    ("ECPAY_HASH_KEY", key),
+                    ("ECPAY_HASH_IV", iv),
+                ]),
+                Defaults::lambda(),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { name: n, .. } if n == name),
+                "{err}"
+            );
+        }
+        let config = Config::from_source(
+            &source(&[
+                ("JWT_SECRET", &secret),
+                ("ECPAY_ENVIRONMENT", "production"),
+                ("ECPAY_MERCHANT_ID", "3999999"),
+                ("ECPAY_HASH_KEY", "OwnKey0000000000"),
+                ("ECPAY_HASH_IV", "OwnIv00000000000"),
+            ]),
+            Defaults::lambda(),
+        )
+        .unwrap();
+        assert!(
+            config.payments.confirm_with_query,
+            "on by default in production"
+        );
+        let stage = Config::from_source(
+            &source(&[("JWT_SECRET", &secret), ("ECPAY_ENVIRONMENT", "stage")]),
+            Defaults::lambda(),
+        )
+        .unwrap();
+        assert!(!stage.payments.confirm_with_query);
     }
 
     #[test]

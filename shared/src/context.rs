@@ -1,7 +1,10 @@
 //! What every function builds once at start-up and shares across invocations.
 
 use crate::auth::JwtKeys;
+use std::sync::Arc;
+
 use crate::config::Config;
+use crate::gateway::{GatewayTransport, HttpsTransport, Unreachable};
 use crate::observe::MetricsSink;
 use crate::services::auth::{AuthService, LoginLimits};
 use crate::services::catalogue::CatalogueService;
@@ -17,6 +20,8 @@ pub struct AppContext {
     pub links: LinkSigner,
     /// Where the request wrapper writes metrics (stdout as EMF; tests capture them).
     pub metrics: MetricsSink,
+    /// How ECPay's QueryTradeInfo is reached (HTTPS; the local host and tests use their simulator).
+    pub gateway: Arc<dyn GatewayTransport>,
 }
 
 impl AppContext {
@@ -28,6 +33,13 @@ impl AppContext {
         )
         .with_previous(config.jwt_previous_secret.as_deref());
         let metrics = MetricsSink::stdout(config.metrics_namespace.clone());
+        let gateway: Arc<dyn GatewayTransport> = match HttpsTransport::new() {
+            Ok(transport) => Arc::new(transport),
+            Err(problem) => {
+                tracing::warn!(%problem, "ECPay cannot be queried from here");
+                Arc::new(Unreachable)
+            }
+        };
         let links = LinkSigner::from_secret(&config.jwt_secret);
         AppContext {
             config,
@@ -35,6 +47,7 @@ impl AppContext {
             keys,
             links,
             metrics,
+            gateway,
         }
     }
 
@@ -50,6 +63,7 @@ impl AppContext {
             store: &self.store,
             payments: &self.config.payments,
             links: &self.links,
+            gateway: self.gateway.as_ref(),
         }
     }
 

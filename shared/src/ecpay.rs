@@ -12,6 +12,8 @@ pub const STAGE_MERCHANT_ID: &str = "3002607";
 pub const STAGE_HASH_KEY: &str = "pwFHCqoQZGmho4w6";
 pub const STAGE_HASH_IV: &str = "EkRm7iFT261dpevs";
 pub const CHECK_MAC_VALUE: &str = "CheckMacValue";
+pub const STAGE_QUERY_URL: &str = "https://payment-stage.ecpay.com.tw/Cashier/QueryTradeInfo/V5";
+pub const PRODUCTION_QUERY_URL: &str = "https://payment.ecpay.com.tw/Cashier/QueryTradeInfo/V5";
 
 /// Merchant credentials. `Debug` never prints the key or IV.
 #[derive(Clone, PartialEq, Eq)]
@@ -182,6 +184,104 @@ pub fn checkout_form(
     }
     sign(&mut fields, credentials);
     fields
+}
+
+/// The signed QueryTradeInfo V5 request for one MerchantTradeNo. ECPay refuses a `TimeStamp` more
+/// than 3 minutes off its clock (<https://developers.ecpay.com.tw/?p=2890>).
+pub fn query_trade_info_form(
+    merchant_trade_no: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    credentials: &Credentials,
+) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    fields.insert("MerchantID".to_string(), credentials.merchant_id.clone());
+    fields.insert("MerchantTradeNo".to_string(), merchant_trade_no.to_string());
+    fields.insert("TimeStamp".to_string(), now.timestamp().to_string());
+    sign(&mut fields, credentials);
+    fields
+}
+
+/// What a QueryTradeInfo answer says about one trade, after it was verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradeInfo {
+    pub merchant_trade_no: String,
+    /// `1` paid; `0` not paid (yet); anything else a failure code. Only `1` moves money.
+    pub trade_status: String,
+    pub trade_amount: i64,
+    pub trade_no: String,
+    pub payment_date: String,
+    /// Every field of the answer except the MAC, for the audit trail.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl TradeInfo {
+    pub fn is_paid(&self) -> bool {
+        self.trade_status == "1"
+    }
+}
+
+/// Why a QueryTradeInfo answer is not to be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TradeInfoRejected {
+    #[error("the answer is not a form")]
+    Malformed,
+    #[error("CheckMacValue mismatch")]
+    BadMac,
+    #[error("MerchantID mismatch")]
+    OtherMerchant,
+    #[error("MerchantTradeNo mismatch")]
+    OtherTrade,
+    #[error("TradeAmt is not a number")]
+    BadAmount,
+}
+
+/// Parses and verifies a QueryTradeInfo V5 answer (a urlencoded form): the MAC over every field,
+/// our MerchantID, and the trade asked about. The caller compares the amount with its own record.
+pub fn verify_trade_info(
+    body: &str,
+    asked: &str,
+    credentials: &Credentials,
+) -> Result<TradeInfo, TradeInfoRejected> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(body.trim().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if pairs.is_empty() || !pairs.iter().any(|(k, _)| k == CHECK_MAC_VALUE) {
+        return Err(TradeInfoRejected::Malformed);
+    }
+    let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(TradeInfoRejected::Malformed);
+    }
+    if !verify(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        credentials,
+    ) {
+        return Err(TradeInfoRejected::BadMac);
+    }
+    let fields: BTreeMap<String, String> = pairs
+        .into_iter()
+        .filter(|(k, _)| k != CHECK_MAC_VALUE)
+        .collect();
+    let get = |name: &str| fields.get(name).cloned().unwrap_or_default();
+    if get("MerchantID") != credentials.merchant_id {
+        return Err(TradeInfoRejected::OtherMerchant);
+    }
+    if get("MerchantTradeNo") != asked {
+        return Err(TradeInfoRejected::OtherTrade);
+    }
+    let trade_amount = get("TradeAmt")
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| TradeInfoRejected::BadAmount)?;
+    Ok(TradeInfo {
+        merchant_trade_no: get("MerchantTradeNo"),
+        trade_status: get("TradeStatus"),
+        trade_amount,
+        trade_no: get("TradeNo"),
+        payment_date: get("PaymentDate"),
+        fields,
+    })
 }
 
 #[cfg(test)]
@@ -396,6 +496,72 @@ mod tests {
         assert!(verify(
             form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             &credentials
+        ));
+    }
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+
+    fn answer(fields: &[(&str, &str)], credentials: &Credentials) -> String {
+        let mut map: BTreeMap<String, String> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sign(&mut map, credentials);
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(map.iter())
+            .finish()
+    }
+
+    #[test]
+    fn a_query_answer_is_trusted_only_when_signed_for_us_about_the_trade_asked() {
+        let stage = Credentials::stage();
+        let paid = [
+            ("MerchantID", "3002607"),
+            ("MerchantTradeNo", "PT123"),
+            ("TradeStatus", "1"),
+            ("TradeAmt", "500"),
+            ("TradeNo", "2611290000001"),
+            ("PaymentDate", "2026/11/29 11:00:00"),
+        ];
+        let info = verify_trade_info(&answer(&paid, &stage), "PT123", &stage).unwrap();
+        assert!(info.is_paid());
+        assert_eq!(info.trade_amount, 500);
+        assert!(!info.fields.contains_key(CHECK_MAC_VALUE));
+        assert_eq!(
+            verify_trade_info(&answer(&paid, &stage), "PT999", &stage),
+            Err(TradeInfoRejected::OtherTrade)
+        );
+        let other = Credentials {
+            merchant_id: "3002607".into(),
+            hash_key: "another-key-1234".into(),
+            hash_iv: "another-iv-12345".into(),
+        };
+        assert_eq!(
+            verify_trade_info(&answer(&paid, &other), "PT123", &stage),
+            Err(TradeInfoRejected::BadMac)
+        );
+        let tampered = answer(&paid, &stage).replace("TradeAmt=500", "TradeAmt=50000");
+        assert_eq!(
+            verify_trade_info(&tampered, "PT123", &stage),
+            Err(TradeInfoRejected::BadMac)
+        );
+        assert_eq!(
+            verify_trade_info("<html>403 Forbidden</html>", "PT123", &stage),
+            Err(TradeInfoRejected::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_query_request_is_signed_and_stamped() {
+        let now = chrono::DateTime::from_timestamp(1_795_921_200, 0).unwrap();
+        let form = query_trade_info_form("PT123", now, &Credentials::stage());
+        assert_eq!(form["TimeStamp"], "1795921200");
+        assert!(verify(
+            form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &Credentials::stage()
         ));
     }
 }

@@ -13,7 +13,15 @@ pub async fn init() -> Result<AppContext, lambda_http::Error> {
         .load()
         .await;
     match load_config(env, &sdk_config).await {
-        Ok(config) => Ok(AppContext::connect(config).await),
+        Ok(config) => {
+            if config.payments.environment == crate::config::EcpayEnvironment::Stage {
+                tracing::warn!(
+                    "ECPAY_ENVIRONMENT=stage: ECPay's stage keys are public, so anyone can sign a \
+                     payment notification; never take real money with this deployment"
+                );
+            }
+            Ok(AppContext::connect(config).await)
+        }
         Err(problem) => {
             tracing::error!(error = %problem, "init failed: the function cannot start");
             Err(problem.into())

@@ -9,6 +9,7 @@ pub mod context;
 pub mod domain;
 pub mod ecpay;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod lambda;
 pub mod observe;

@@ -34,16 +34,23 @@ pub enum Metric {
     ServiceUnavailable,
     /// Redemptions answered 503: the flash-sale alarm.
     RedemptionsUnavailable,
+    /// A payment credited after it had expired or failed (the member paid late, or ECPay's first
+    /// word was "abnormal").
+    PaidAfterFailure,
+    /// QueryTradeInfo answers that failed verification or reported another amount.
+    GatewayAnswersRefused,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 8] = [
         Metric::OrdersPlaced,
         Metric::PointsCredited,
         Metric::RechargeCallbacksRefused,
         Metric::TransactionConflictsRetried,
         Metric::ServiceUnavailable,
         Metric::RedemptionsUnavailable,
+        Metric::PaidAfterFailure,
+        Metric::GatewayAnswersRefused,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +61,8 @@ impl Metric {
             Metric::TransactionConflictsRetried => "TransactionConflictsRetried",
             Metric::ServiceUnavailable => "ServiceUnavailable",
             Metric::RedemptionsUnavailable => "RedemptionsUnavailable",
+            Metric::PaidAfterFailure => "PaidAfterFailure",
+            Metric::GatewayAnswersRefused => "GatewayAnswersRefused",
         }
     }
 }

@@ -114,6 +114,7 @@ impl TestApi {
         tweak(&mut config);
         let mut host = LocalApi::connect(config).await.expect("prepare table");
         host.ctx.metrics = shared::observe::MetricsSink::capture();
+        host.query_simulator_in_process();
         let host = Arc::new(host);
         let ctx = host.ctx.clone();
         Arc::new(TestApi {
@@ -151,7 +152,9 @@ impl TestApi {
         );
         let mut ctx = AppContext::new(config, store);
         ctx.metrics = shared::observe::MetricsSink::capture();
-        let host = Arc::new(LocalApi::new(ctx));
+        let mut host = LocalApi::new(ctx);
+        host.query_simulator_in_process();
+        let host = Arc::new(host);
         let ctx = host.ctx.clone();
         Arc::new(TestApi {
             host,

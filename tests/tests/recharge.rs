@@ -65,7 +65,11 @@ async fn a_member_recharges_and_the_paid_notification_credits_the_account_and_le
         assert_eq!(fields[key], expected, "{key}");
     }
     assert_eq!(fields["MerchantTradeNo"], trade_no);
-    assert_eq!(fields["CustomField1"], checkout["payment_id"]);
+    // ECPay allows no '-' in CustomField: the payment id's 32 hex digits.
+    assert_eq!(
+        fields["CustomField1"].as_str().unwrap(),
+        checkout["payment_id"].as_str().unwrap().replace('-', "")
+    );
     for key in [
         "MerchantTradeDate",
         "TradeDesc",
@@ -187,7 +191,8 @@ async fn forged_tampered_and_foreign_notifications_are_refused_and_change_nothin
         answer.assert_status(400);
         assert_eq!(String::from_utf8_lossy(&answer.raw), reason, "{case}");
     }
-    assert_eq!(api.item_count().await, before, "nothing written");
+    // Nothing but the audit trail of the one refusal about a known payment (the re-signed amount).
+    assert_eq!(api.item_count().await, before + 1, "nothing else written");
     assert_eq!(balance(&api, &token).await["balance"], 0);
     let trade_no = checkout["merchant_trade_no"].as_str().unwrap();
     assert_eq!(payment_status(&api, &token, trade_no).await, "pending");
@@ -197,9 +202,9 @@ async fn forged_tampered_and_foreign_notifications_are_refused_and_change_nothin
 }
 
 #[tokio::test]
-async fn a_declined_payment_fails_and_is_never_credited() {
+async fn a_declined_payment_stays_open_and_a_later_verified_success_credits_it_once() {
     let api = TestApi::start().await;
-    let (_, token, _) = api.signed_up("amy", "MEMBER").await;
+    let (member_id, token, _) = api.signed_up("amy", "MEMBER").await;
     let checkout = api.start_recharge(&token, 300).await;
     let mut declined = paid_notification(&checkout);
     declined.insert("RtnCode".into(), "10100248".into());
@@ -207,16 +212,38 @@ async fn a_declined_payment_fails_and_is_never_credited() {
     let declined = re_signed(declined, &Credentials::stage());
     assert_eq!(api.notify(&declined).await.raw, b"1|OK");
     let trade_no = checkout["merchant_trade_no"].as_str().unwrap();
-    assert_eq!(payment_status(&api, &token, trade_no).await, "failed");
-    // A late "paid" for a failed payment is acknowledged and ignored.
-    assert_eq!(api.notify(&paid_notification(&checkout)).await.raw, b"1|OK");
-    assert_eq!(balance(&api, &token).await["balance"], 0);
+    // ECPay calls non-1 codes "abnormal", not final: the payment stays open with ECPay's message.
+    let view = api
+        .get(&format!("/api/members/payments/{trade_no}/"), Some(&token))
+        .await;
+    assert_eq!(view.body["status"], "pending");
     assert_eq!(
-        api.get("/api/members/transactions/", Some(&token))
-            .await
-            .body["items"],
-        json!([])
+        view.body["last_gateway_message"],
+        "RtnCode 10100248: 拒絕交易"
     );
+    assert_eq!(balance(&api, &token).await["balance"], 0);
+
+    // The genuine success that follows credits once, however often it comes.
+    for _ in 0..3 {
+        assert_eq!(api.notify(&paid_notification(&checkout)).await.raw, b"1|OK");
+    }
+    assert_eq!(payment_status(&api, &token, trade_no).await, "paid");
+    assert_eq!(balance(&api, &token).await["balance"], 300);
+    api.assert_points_invariants(&[member_id]).await;
+    // A failure arriving after the success changes nothing.
+    assert_eq!(api.notify(&declined).await.raw, b"1|OK");
+    assert_eq!(payment_status(&api, &token, trade_no).await, "paid");
+    assert_eq!(balance(&api, &token).await["balance"], 300);
+    // Everything ECPay said is kept for the payment, without the MAC.
+    let records = api.ctx.points().gateway_records(trade_no).await.unwrap();
+    let verdicts: Vec<&str> = records.iter().map(|r| r.verdict.as_str()).collect();
+    assert_eq!(
+        verdicts,
+        ["recorded", "credited", "repeat", "repeat", "recorded"]
+    );
+    assert!(records
+        .iter()
+        .all(|r| r.source == "notification" && !r.fields.contains_key("CheckMacValue")));
 }
 
 #[tokio::test]
@@ -412,14 +439,29 @@ async fn the_checkout_link_serves_the_signed_form_while_it_is_valid() {
         .unwrap()
         .starts_with("text/html"));
     assert!(html.contains("action=\"http://127.0.0.1:3000/dev/ecpay/Cashier/AioCheckOut/V5\""));
+    // Each opening is a fresh checkout attempt: its own MerchantTradeNo, date and MAC (ECPay refuses
+    // a number it has seen), everything else as the recharge's form.
+    let origin = checkout["merchant_trade_no"].as_str().unwrap();
     for (key, value) in checkout["fields"].as_object().unwrap() {
         assert!(html.contains(&format!("name=\"{key}\"")), "{key} missing");
-        assert!(
-            html.contains(&shared::http::escape_html(value.as_str().unwrap())),
-            "{key} value missing"
-        );
+        let same = html.contains(&shared::http::escape_html(value.as_str().unwrap()));
+        match key.as_str() {
+            "MerchantTradeNo" | "CheckMacValue" => assert!(!same, "{key} must be new"),
+            "MerchantTradeDate" => {}
+            _ => assert!(same, "{key} value missing"),
+        }
     }
     assert!(html.contains(".submit()"));
+    let payments = api.get("/api/members/payments/", Some(&token)).await;
+    let attempts: Vec<&Value> = payments.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["attempt_of"] == origin)
+        .collect();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["payment_id"], checkout["payment_id"]);
+    assert_eq!(attempts[0]["status"], "pending");
 
     let trade_no = checkout["merchant_trade_no"].as_str().unwrap();
     let forged = link.replace("signature=", "signature=x");

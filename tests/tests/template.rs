@@ -254,7 +254,7 @@ fn no_secret_is_in_any_function_environment_and_each_function_may_read_only_its_
         .values()
         .filter(|r| r["Type"] == "AWS::Serverless::Function")
         .collect();
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
     for function in &functions {
         environments.push(&function["Properties"]["Environment"]["Variables"]);
     }
@@ -339,6 +339,19 @@ fn every_function_binary_exists_in_the_workspace_and_targets_arm64() {
         .map(|(binary, _)| binary.to_string())
         .collect();
     assert_eq!(binaries, expected);
+    // The scheduled reconciliation has no route: one schedule, one run at a time.
+    let reconcile = &template["Resources"]["ReconcileFunction"];
+    assert_eq!(
+        reconcile["Metadata"]["BuildProperties"]["Binary"],
+        "fn-reconcile"
+    );
+    assert_eq!(reconcile["Properties"]["ReservedConcurrentExecutions"], 1);
+    let schedule = &reconcile["Properties"]["Events"]["EveryFiveMinutes"];
+    assert_eq!(schedule["Type"], "ScheduleV2");
+    assert_eq!(
+        schedule["Properties"]["ScheduleExpression"],
+        "rate(5 minutes)"
+    );
 }
 
 /// The event API Gateway (payload format 2.0) sends for `method rawPath` on a stage, after it

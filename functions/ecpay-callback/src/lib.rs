@@ -94,11 +94,11 @@ async fn ecpay_notification(ctx: &AppContext, req: &Request) -> Answer {
     match ctx.points().handle_notification(&fields).await? {
         Ok(outcome) => {
             match &outcome {
-                NotificationOutcome::Settled(Settlement::Credited { balance_after }) => {
+                NotificationOutcome::Settled(Settlement::Credited { balance_after, .. }) => {
                     tracing::info!(merchant_trade_no = %trade_no, balance_after, "recharge credited")
                 }
-                NotificationOutcome::Settled(Settlement::MarkedFailed) => {
-                    tracing::info!(merchant_trade_no = %trade_no, "payment failed at ECPay")
+                NotificationOutcome::Settled(Settlement::Recorded) => {
+                    tracing::info!(merchant_trade_no = %trade_no, "ECPay reported a failure; the payment stays open")
                 }
                 NotificationOutcome::Settled(Settlement::AlreadySettled(status)) => {
                     tracing::info!(merchant_trade_no = %trade_no, ?status, "repeated notification ignored")

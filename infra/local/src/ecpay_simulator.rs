@@ -1,21 +1,52 @@
-//! A stand-in for ECPay's AioCheckOut V5, for offline development. It is part of the local host only
-//! and never compiled into a Lambda function. It checks a posted checkout form as ECPay does, shows
-//! the order with Pay and Decline buttons, and then sends a correctly signed server-to-server
-//! notification to the form's ReturnURL over real HTTP, as ECPay would.
+//! A stand-in for ECPay's AioCheckOut V5 and QueryTradeInfo V5, for offline development and tests.
+//! It is part of the local host only and never compiled into a Lambda function. It is meant to be
+//! at least as strict as ECPay, so that what passes here does not fail there:
+//!
+//! - a posted checkout form is checked field by field against ECPay's documented formats
+//!   (<https://developers.ecpay.com.tw/?p=2862>: MerchantTradeNo ≤ 20 letters and digits, used once;
+//!   MerchantTradeDate `yyyy/MM/dd HH:mm:ss`; TotalAmount a positive whole number; TradeDesc ≤ 200,
+//!   ItemName ≤ 400 characters; ReturnURL ≤ 200; CustomField1–4 ≤ 50 characters, of letters, digits
+//!   and only the special characters ECPay lists, which do not include `-`);
+//! - every CheckMacValue it receives is checked by [`independent_check_mac`], written apart from the
+//!   signer in `shared::ecpay` and held to ECPay's published examples, so an encoding bug in the
+//!   signer cannot hide behind itself;
+//! - it pays, declines, or pays *without notifying* (`notify=0`: only reconciliation can find it);
+//! - it sends the notification to ReturnURL over real HTTP and, when the answer is not exactly
+//!   `1|OK`, sends it again by itself (with `RtnMsg` changed to `paid` on re-sends of a success, as
+//!   ECPay does) on a short local schedule instead of ECPay's hours;
+//! - it answers QueryTradeInfo V5 (<https://developers.ecpay.com.tw/?p=2890>): a signed, fresh
+//!   (`TimeStamp` within 3 minutes) request for a trade it knows gets a signed answer with
+//!   `TradeStatus` 1 (paid) or 0 (not paid); a query arriving too soon after the previous one gets
+//!   HTTP 403, and so does every query for 30 minutes after that, as ECPay documents.
+//! - with OrderResultURL set, its result page posts the result there from the browser by itself.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use rand::Rng;
 use shared::ecpay::{self, Credentials};
+use shared::gateway::{GatewayReply, GatewayTransport, TransportFuture};
 use shared::http::{escape_html, html, parse_form};
 use shared::AppError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const PREFIX: &str = "/dev/ecpay/";
 pub const CHECKOUT_PATH: &str = "/dev/ecpay/Cashier/AioCheckOut/V5";
+pub const QUERY_PATH: &str = shared::config::LOCAL_QUERY_PATH;
+
+/// Re-sends of a notification not answered `1|OK`, after these delays.
+const RESEND_AFTER: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+];
+/// After a 403, ECPay refuses every query for 30 minutes.
+const QUERY_LOCKOUT: Duration = Duration::from_secs(30 * 60);
+/// ECPay refuses a query whose TimeStamp is more than 3 minutes off.
+const QUERY_TIMESTAMP_TOLERANCE_SECS: i64 = 180;
 
 const REQUIRED: &[&str] = &[
     "MerchantID",
@@ -31,29 +62,63 @@ const REQUIRED: &[&str] = &[
     "EncryptType",
 ];
 
+/// The special characters ECPay allows in CustomField1–4 (besides letters and digits).
+const CUSTOM_FIELD_SPECIALS: &str = " ,.#()$[];%{}:/?&@<>!";
+
 struct Order {
     form: BTreeMap<String, String>,
+    /// `Some(true)` paid, `Some(false)` declined, `None` not yet.
+    paid: Option<bool>,
+    trade_no: String,
+    payment_date: String,
     notification: Option<BTreeMap<String, String>>,
     merchant_answer: Option<String>,
+    deliveries: u32,
+}
+
+#[derive(Default)]
+struct QueryLimiter {
+    last: Option<Instant>,
+    locked_until: Option<Instant>,
 }
 
 pub struct EcpaySimulator {
     credentials: Credentials,
     /// Every MerchantTradeNo ever posted: ECPay refuses one it has seen.
     orders: Mutex<HashMap<String, Order>>,
+    queries: Mutex<QueryLimiter>,
+    /// Queries closer together than this get 403 (and the 30-minute lockout).
+    min_query_gap: Duration,
+    me: Weak<EcpaySimulator>,
+}
+
+fn poisoned() -> AppError {
+    AppError::internal("simulator state poisoned")
 }
 
 impl EcpaySimulator {
-    pub fn new(credentials: Credentials) -> Self {
-        EcpaySimulator {
+    pub fn new(credentials: Credentials, min_query_gap: Duration) -> Arc<Self> {
+        Arc::new_cyclic(|me| EcpaySimulator {
             credentials,
             orders: Mutex::new(HashMap::new()),
-        }
+            queries: Mutex::new(QueryLimiter::default()),
+            min_query_gap,
+            me: me.clone(),
+        })
     }
 
     pub async fn handle(&self, req: &Request) -> Result<Response<Body>, AppError> {
         match (req.method().as_str(), req.uri().path()) {
             ("POST", CHECKOUT_PATH) => self.checkout(req),
+            ("POST", QUERY_PATH) => {
+                let form: Vec<(String, String)> = parse_form(req)?;
+                let reply = self.query_trade_info(&form);
+                Response::builder()
+                    .status(reply.status)
+                    .header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")
+                    .body(Body::from(reply.body))
+                    .map_err(AppError::internal)
+            }
             ("POST", "/dev/ecpay/pay") => self.settle(req, true).await,
             ("POST", "/dev/ecpay/decline") => self.settle(req, false).await,
             ("POST", "/dev/ecpay/notify-again") => self.notify_again(req).await,
@@ -88,24 +153,24 @@ impl EcpaySimulator {
         if form["MerchantID"] != self.credentials.merchant_id {
             return refuse("unknown MerchantID");
         }
-        if !ecpay::verify(
-            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            &self.credentials,
-        ) {
+        let received = form
+            .get(ecpay::CHECK_MAC_VALUE)
+            .cloned()
+            .unwrap_or_default();
+        let expected = independent_check_mac(
+            &fields,
+            &self.credentials.hash_key,
+            &self.credentials.hash_iv,
+        );
+        if !received.eq_ignore_ascii_case(&expected) {
             return refuse("CheckMacValue Error");
         }
-        if form["EncryptType"] != "1" || form["PaymentType"] != "aio" {
-            return refuse("EncryptType must be 1 and PaymentType aio");
-        }
-        if form["TotalAmount"].parse::<u64>().map_or(true, |a| a == 0) {
-            return refuse("TotalAmount must be a positive whole number");
+        if let Err(problem) = check_formats(&form) {
+            return refuse(&problem);
         }
         let trade_no = form["MerchantTradeNo"].clone();
         {
-            let mut orders = self
-                .orders
-                .lock()
-                .map_err(|_| AppError::internal("simulator state poisoned"))?;
+            let mut orders = self.orders.lock().map_err(|_| poisoned())?;
             if orders.contains_key(&trade_no) {
                 return refuse("訂單編號重覆 MerchantTradeNo is duplicated");
             }
@@ -113,8 +178,12 @@ impl EcpaySimulator {
                 trade_no.clone(),
                 Order {
                     form: form.clone(),
+                    paid: None,
+                    trade_no: String::new(),
+                    payment_date: String::new(),
                     notification: None,
                     merchant_answer: None,
+                    deliveries: 0,
                 },
             );
         }
@@ -124,6 +193,9 @@ impl EcpaySimulator {
              <tr><th>Item</th><td>{item}</td></tr>\n<tr><th>Amount</th><td id=\"amount\">NT$ {amount}</td></tr>\n</table>\n\
              <form method=\"post\" action=\"/dev/ecpay/pay\"><input type=\"hidden\" name=\"MerchantTradeNo\" value=\"{trade_no}\">\
              <button id=\"pay\" type=\"submit\">付款 Pay</button></form>\n\
+             <form method=\"post\" action=\"/dev/ecpay/pay\"><input type=\"hidden\" name=\"MerchantTradeNo\" value=\"{trade_no}\">\
+             <input type=\"hidden\" name=\"notify\" value=\"0\">\
+             <button id=\"pay-silently\" type=\"submit\">付款但不通知 Pay, lose the notification</button></form>\n\
              <form method=\"post\" action=\"/dev/ecpay/decline\"><input type=\"hidden\" name=\"MerchantTradeNo\" value=\"{trade_no}\">\
              <button id=\"decline\" type=\"submit\">拒絕 Decline</button></form>",
             trade_no = escape_html(&trade_no),
@@ -136,39 +208,43 @@ impl EcpaySimulator {
         )
     }
 
-    fn trade_no_of(req: &Request) -> Result<String, AppError> {
-        parse_form(req)?
+    fn form_value(req: &Request, name: &str) -> Result<Option<String>, AppError> {
+        Ok(parse_form(req)?
             .into_iter()
-            .find(|(k, _)| k == "MerchantTradeNo")
-            .map(|(_, v)| v)
-            .ok_or_else(|| AppError::bad_request("missing_field", "MerchantTradeNo is required"))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v))
     }
 
     async fn settle(&self, req: &Request, pay: bool) -> Result<Response<Body>, AppError> {
-        let trade_no = Self::trade_no_of(req)?;
+        let trade_no = Self::form_value(req, "MerchantTradeNo")?
+            .ok_or_else(|| AppError::bad_request("missing_field", "MerchantTradeNo is required"))?;
+        let notify = Self::form_value(req, "notify")?.as_deref() != Some("0");
         let notification = {
-            let mut orders = self
-                .orders
-                .lock()
-                .map_err(|_| AppError::internal("simulator state poisoned"))?;
+            let mut orders = self.orders.lock().map_err(|_| poisoned())?;
             let order = orders.get_mut(&trade_no).ok_or_else(|| {
                 AppError::not_found("order_not_found", "the simulator has no such order")
             })?;
-            if order.notification.is_none() {
-                order.notification = Some(self.notification_for(&order.form, pay));
+            if order.paid.is_none() {
+                order.paid = Some(pay);
+                let now = chrono::Utc::now();
+                order.trade_no = ecpay_trade_no(now);
+                order.payment_date = ecpay::taipei_time(now);
+                order.notification = Some(self.notification_for(order, false));
             }
             order.notification.clone().unwrap_or_default()
         };
-        self.deliver_and_report(&trade_no, notification).await
+        if !notify {
+            return self.result_page(&trade_no, &notification, None);
+        }
+        let answer = self.deliver(&trade_no, &notification).await;
+        self.result_page(&trade_no, &notification, Some(&answer))
     }
 
     async fn notify_again(&self, req: &Request) -> Result<Response<Body>, AppError> {
-        let trade_no = Self::trade_no_of(req)?;
+        let trade_no = Self::form_value(req, "MerchantTradeNo")?
+            .ok_or_else(|| AppError::bad_request("missing_field", "MerchantTradeNo is required"))?;
         let notification = {
-            let orders = self
-                .orders
-                .lock()
-                .map_err(|_| AppError::internal("simulator state poisoned"))?;
+            let orders = self.orders.lock().map_err(|_| poisoned())?;
             orders
                 .get(&trade_no)
                 .and_then(|o| o.notification.clone())
@@ -176,25 +252,14 @@ impl EcpaySimulator {
                     AppError::not_found("order_not_found", "nothing was sent for this order yet")
                 })?
         };
-        self.deliver_and_report(&trade_no, notification).await
+        let answer = self.deliver(&trade_no, &notification).await;
+        self.result_page(&trade_no, &notification, Some(&answer))
     }
 
-    /// The notification ECPay sends to ReturnURL after a card payment.
-    fn notification_for(
-        &self,
-        form: &BTreeMap<String, String>,
-        pay: bool,
-    ) -> BTreeMap<String, String> {
-        let now = chrono::Utc::now();
-        let mut rng = rand::thread_rng();
-        let trade_no = format!(
-            "{}{:06}",
-            ecpay::taipei_time(now)
-                .replace(['/', ' ', ':'], "")
-                .get(2..12)
-                .unwrap_or("0000000000"),
-            rng.gen_range(0..1_000_000)
-        );
+    /// The notification ECPay sends to ReturnURL. A re-send of a success says `paid` in RtnMsg.
+    fn notification_for(&self, order: &Order, resend: bool) -> BTreeMap<String, String> {
+        let form = &order.form;
+        let pay = order.paid == Some(true);
         let mut n = BTreeMap::new();
         let mut put = |k: &str, v: &str| {
             n.insert(k.to_string(), v.to_string());
@@ -203,10 +268,17 @@ impl EcpaySimulator {
         put("MerchantTradeNo", &form["MerchantTradeNo"]);
         put("StoreID", "");
         put("RtnCode", if pay { "1" } else { "10100248" });
-        put("RtnMsg", if pay { "交易成功" } else { "拒絕交易" });
-        put("TradeNo", &trade_no);
+        put(
+            "RtnMsg",
+            match (pay, resend) {
+                (true, true) => "paid",
+                (true, false) => "交易成功",
+                (false, _) => "拒絕交易",
+            },
+        );
+        put("TradeNo", &order.trade_no);
         put("TradeAmt", &form["TotalAmount"]);
-        put("PaymentDate", &ecpay::taipei_time(now));
+        put("PaymentDate", &order.payment_date);
         put("PaymentType", "Credit_CreditCard");
         put("PaymentTypeChargeFee", "0");
         put("TradeDate", &form["MerchantTradeDate"]);
@@ -219,22 +291,29 @@ impl EcpaySimulator {
         n
     }
 
-    async fn deliver_and_report(
+    /// Posts the notification to ReturnURL; unless the answer is `1|OK`, schedules re-sends.
+    async fn deliver(&self, trade_no: &str, notification: &BTreeMap<String, String>) -> String {
+        let answer = self.post_notification(trade_no, notification).await;
+        if answer != "200 1|OK" {
+            if let Some(me) = self.me.upgrade() {
+                let trade_no = trade_no.to_string();
+                tokio::spawn(async move { me.resend(trade_no).await });
+            }
+        }
+        answer
+    }
+
+    async fn post_notification(
         &self,
         trade_no: &str,
-        notification: BTreeMap<String, String>,
-    ) -> Result<Response<Body>, AppError> {
-        let form = {
-            let orders = self
-                .orders
-                .lock()
-                .map_err(|_| AppError::internal("simulator state poisoned"))?;
-            orders
-                .get(trade_no)
-                .map(|o| o.form.clone())
-                .unwrap_or_default()
-        };
-        let return_url = form.get("ReturnURL").cloned().unwrap_or_default();
+        notification: &BTreeMap<String, String>,
+    ) -> String {
+        let return_url = self
+            .orders
+            .lock()
+            .ok()
+            .and_then(|orders| orders.get(trade_no).map(|o| o.form["ReturnURL"].clone()))
+            .unwrap_or_default();
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(notification.iter())
             .finish();
@@ -246,10 +325,151 @@ impl EcpaySimulator {
         if let Ok(mut orders) = self.orders.lock() {
             if let Some(order) = orders.get_mut(trade_no) {
                 order.merchant_answer = Some(answer.clone());
+                order.deliveries += 1;
             }
         }
+        answer
+    }
+
+    async fn resend(self: Arc<Self>, trade_no: String) {
+        for delay in RESEND_AFTER {
+            tokio::time::sleep(delay).await;
+            let notification = {
+                let Ok(orders) = self.orders.lock() else {
+                    return;
+                };
+                match orders.get(&trade_no) {
+                    Some(order) => self.notification_for(order, true),
+                    None => return,
+                }
+            };
+            if self.post_notification(&trade_no, &notification).await == "200 1|OK" {
+                return;
+            }
+        }
+    }
+
+    /// How many times the notification of `trade_no` was posted (tests).
+    pub fn deliveries(&self, trade_no: &str) -> u32 {
+        self.orders
+            .lock()
+            .ok()
+            .and_then(|orders| orders.get(trade_no).map(|o| o.deliveries))
+            .unwrap_or(0)
+    }
+
+    /// QueryTradeInfo V5: `(status, body)` as ECPay answers.
+    pub fn query_trade_info(&self, form: &[(String, String)]) -> GatewayReply {
+        let now = Instant::now();
+        {
+            let Ok(mut limiter) = self.queries.lock() else {
+                return GatewayReply {
+                    status: 500,
+                    body: String::new(),
+                };
+            };
+            let too_soon = limiter
+                .last
+                .is_some_and(|last| now.duration_since(last) < self.min_query_gap);
+            limiter.last = Some(now);
+            if too_soon {
+                limiter.locked_until = Some(now + QUERY_LOCKOUT);
+            }
+            if limiter.locked_until.is_some_and(|until| now < until) {
+                return GatewayReply {
+                    status: 403,
+                    body: "<html><body>403 Forbidden</body></html>".into(),
+                };
+            }
+        }
+        let get = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+        };
+        let error = |message: &str| GatewayReply {
+            status: 200,
+            body: message.to_string(),
+        };
+        let expected =
+            independent_check_mac(form, &self.credentials.hash_key, &self.credentials.hash_iv);
+        if !get(ecpay::CHECK_MAC_VALUE).eq_ignore_ascii_case(&expected) {
+            return error("CheckMacValue Error");
+        }
+        if get("MerchantID") != self.credentials.merchant_id {
+            return error("MerchantID Error");
+        }
+        let stamp = get("TimeStamp").parse::<i64>().unwrap_or(0);
+        if (chrono::Utc::now().timestamp() - stamp).abs() > QUERY_TIMESTAMP_TOLERANCE_SECS {
+            return error("TimeStamp Error");
+        }
+        let asked = get("MerchantTradeNo");
+        let answer = {
+            let Ok(orders) = self.orders.lock() else {
+                return error("busy");
+            };
+            let mut answer = BTreeMap::new();
+            let mut put = |k: &str, v: &str| {
+                answer.insert(k.to_string(), v.to_string());
+            };
+            put("MerchantID", &self.credentials.merchant_id);
+            put("MerchantTradeNo", asked);
+            put("StoreID", "");
+            match orders.get(asked) {
+                Some(order) => {
+                    let paid = order.paid == Some(true);
+                    put("TradeNo", &order.trade_no);
+                    put("TradeAmt", &order.form["TotalAmount"]);
+                    put("PaymentDate", if paid { &order.payment_date } else { "" });
+                    put("PaymentType", if paid { "Credit_CreditCard" } else { "" });
+                    put("HandlingCharge", "0");
+                    put("PaymentTypeChargeFee", "0");
+                    put("TradeDate", &order.form["MerchantTradeDate"]);
+                    put("TradeStatus", if paid { "1" } else { "0" });
+                    put("ItemName", &order.form["ItemName"]);
+                    for i in 1..=4 {
+                        let key = format!("CustomField{i}");
+                        put(&key, order.form.get(&key).map(String::as_str).unwrap_or(""));
+                    }
+                }
+                // Never posted (the member did not get as far as ECPay): nothing was paid.
+                None => {
+                    put("TradeNo", "");
+                    put("TradeAmt", "0");
+                    put("PaymentDate", "");
+                    put("TradeStatus", "10200047");
+                }
+            }
+            answer
+        };
+        let mut answer = answer;
+        ecpay::sign(&mut answer, &self.credentials);
+        GatewayReply {
+            status: 200,
+            body: form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(answer.iter())
+                .finish(),
+        }
+    }
+
+    fn result_page(
+        &self,
+        trade_no: &str,
+        notification: &BTreeMap<String, String>,
+        answer: Option<&str>,
+    ) -> Result<Response<Body>, AppError> {
+        let form = {
+            let orders = self.orders.lock().map_err(|_| poisoned())?;
+            orders
+                .get(trade_no)
+                .map(|o| o.form.clone())
+                .unwrap_or_default()
+        };
+        let return_url = form.get("ReturnURL").cloned().unwrap_or_default();
         let paid = notification.get("RtnCode").is_some_and(|c| c == "1");
         let onward = if let Some(url) = form.get("OrderResultURL").filter(|u| !u.is_empty()) {
+            // ECPay's result page posts the result to OrderResultURL from the browser by itself.
             let inputs: String = notification
                 .iter()
                 .map(|(k, v)| {
@@ -260,7 +480,11 @@ impl EcpaySimulator {
                     )
                 })
                 .collect();
-            format!("<form method=\"post\" action=\"{}\">{inputs}<button id=\"back\" type=\"submit\">回到商店 Back to the shop</button></form>", escape_html(url))
+            format!(
+                "<form id=\"order-result\" method=\"post\" action=\"{}\">{inputs}<button id=\"back\" type=\"submit\">回到商店 Back to the shop</button></form>\n\
+                 <script>setTimeout(function () {{ document.getElementById('order-result').submit(); }}, 1500);</script>",
+                escape_html(url)
+            )
         } else if let Some(url) = form.get("ClientBackURL").filter(|u| !u.is_empty()) {
             format!(
                 "<p><a id=\"back\" href=\"{}\">回到商店 Back to the shop</a></p>",
@@ -269,21 +493,156 @@ impl EcpaySimulator {
         } else {
             String::new()
         };
+        let delivery = match answer {
+            Some(answer) => format!(
+                "<p>Notification sent to <code>{}</code>; the merchant answered: \
+                 <code id=\"merchant-answer\">{}</code></p>\n\
+                 <form method=\"post\" action=\"/dev/ecpay/notify-again\"><input type=\"hidden\" name=\"MerchantTradeNo\" value=\"{}\">\
+                 <button id=\"notify-again\" type=\"submit\">再送一次通知 Send the notification again</button></form>",
+                escape_html(&return_url),
+                escape_html(answer),
+                escape_html(trade_no)
+            ),
+            None => "<p id=\"merchant-answer\">no notification sent (lost on purpose): only reconciliation can find this payment</p>".to_string(),
+        };
         let body = format!(
-            "<p id=\"result\">{result}</p>\n<p>Notification sent to <code>{url}</code>; the merchant answered: \
-             <code id=\"merchant-answer\">{answer}</code></p>\n\
-             <form method=\"post\" action=\"/dev/ecpay/notify-again\"><input type=\"hidden\" name=\"MerchantTradeNo\" value=\"{trade_no}\">\
-             <button id=\"notify-again\" type=\"submit\">再送一次通知 Send the notification again</button></form>\n{onward}",
-            result = if paid { "付款成功 Paid" } else { "付款失敗 Declined" },
-            url = escape_html(&return_url),
-            answer = escape_html(&answer),
-            trade_no = escape_html(trade_no),
+            "<p id=\"result\">{result}</p>\n{delivery}\n{onward}",
+            result = if paid {
+                "付款成功 Paid"
+            } else {
+                "付款失敗 Declined"
+            },
         );
         html(
             StatusCode::OK,
             page("ECPay simulator: 付款結果 Result", &body),
         )
     }
+}
+
+/// QueryTradeInfo answered by the simulator in process (the local host and tests): the same signed
+/// request and verified answer as over HTTPS, without a socket.
+pub struct SimulatorTransport(pub Arc<EcpaySimulator>);
+
+impl GatewayTransport for SimulatorTransport {
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        form: &'a BTreeMap<String, String>,
+    ) -> TransportFuture<'a> {
+        Box::pin(async move {
+            if !url.ends_with(QUERY_PATH) {
+                return Err(format!("the simulator does not serve {url}"));
+            }
+            let pairs: Vec<(String, String)> =
+                form.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            Ok(self.0.query_trade_info(&pairs))
+        })
+    }
+}
+
+/// ECPay's trade number: `yyMMddHHmm` (Taipei) and six random digits.
+fn ecpay_trade_no(now: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "{}{:06}",
+        ecpay::taipei_time(now)
+            .replace(['/', ' ', ':'], "")
+            .get(2..12)
+            .unwrap_or("0000000000"),
+        rand::thread_rng().gen_range(0..1_000_000)
+    )
+}
+
+fn char_count(value: &str) -> usize {
+    value.chars().count()
+}
+
+/// ECPay's format rules for an AioCheckOut V5 form (see the module comment).
+fn check_formats(form: &BTreeMap<String, String>) -> Result<(), String> {
+    let trade_no = &form["MerchantTradeNo"];
+    if trade_no.len() > 20 || !trade_no.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err("MerchantTradeNo must be at most 20 letters and digits".into());
+    }
+    let date = &form["MerchantTradeDate"];
+    if chrono::NaiveDateTime::parse_from_str(date, "%Y/%m/%d %H:%M:%S").is_err() || date.len() != 19
+    {
+        return Err("MerchantTradeDate must be yyyy/MM/dd HH:mm:ss".into());
+    }
+    if form["PaymentType"] != "aio" || form["EncryptType"] != "1" {
+        return Err("EncryptType must be 1 and PaymentType aio".into());
+    }
+    if !["Credit", "ATM", "CVS", "BARCODE", "WebATM", "ALL"]
+        .contains(&form["ChoosePayment"].as_str())
+    {
+        return Err("ChoosePayment is not a payment method".into());
+    }
+    let amount = &form["TotalAmount"];
+    if !amount.bytes().all(|b| b.is_ascii_digit()) || amount.parse::<u64>().map_or(true, |a| a == 0)
+    {
+        return Err("TotalAmount must be a positive whole number".into());
+    }
+    if char_count(&form["TradeDesc"]) > 200 {
+        return Err("TradeDesc is longer than 200 characters".into());
+    }
+    if char_count(&form["ItemName"]) > 400 {
+        return Err("ItemName is longer than 400 characters".into());
+    }
+    for url in ["ReturnURL", "ClientBackURL", "OrderResultURL"] {
+        if let Some(value) = form.get(url) {
+            if value.len() > 200 || !(value.starts_with("http://") || value.starts_with("https://"))
+            {
+                return Err(format!(
+                    "{url} must be an http(s) URL of at most 200 characters"
+                ));
+            }
+        }
+    }
+    for i in 1..=4 {
+        let key = format!("CustomField{i}");
+        if let Some(value) = form.get(&key) {
+            if char_count(value) > 50 {
+                return Err(format!("{key} is longer than 50 characters"));
+            }
+            if let Some(bad) = value.chars().find(|c| {
+                !(c.is_ascii_alphanumeric()
+                    || (!c.is_ascii() && c.is_alphabetic())
+                    || CUSTOM_FIELD_SPECIALS.contains(*c))
+            }) {
+                return Err(format!(
+                    "{key} contains {bad:?}, which ECPay does not allow"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// CheckMacValue written independently of `shared::ecpay::check_mac_value`: WHATWG form encoding
+/// (`form_urlencoded::byte_serialize`, which keeps `*-._` and turns space into `+`) instead of a
+/// hand-written PHP `urlencode`, then the .NET-compatible `!()` restored, over keys ordered by their
+/// ASCII-lower-cased form. Held to ECPay's published examples below.
+pub fn independent_check_mac(fields: &[(String, String)], hash_key: &str, hash_iv: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut pairs: Vec<&(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| k != ecpay::CHECK_MAC_VALUE)
+        .collect();
+    pairs.sort_by_key(|(k, _)| k.to_ascii_lowercase());
+    let joined = std::iter::once(format!("HashKey={hash_key}"))
+        .chain(pairs.iter().map(|(k, v)| format!("{k}={v}")))
+        .chain(std::iter::once(format!("HashIV={hash_iv}")))
+        .collect::<Vec<_>>()
+        .join("&");
+    let encoded: String = form_urlencoded::byte_serialize(joined.as_bytes()).collect();
+    let restored = encoded
+        .to_ascii_lowercase()
+        .replace("%21", "!")
+        .replace("%28", "(")
+        .replace("%29", ")");
+    Sha256::digest(restored.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
 }
 
 /// POSTs a form to an `http://` URL and returns the status code and body: the server-to-server call
@@ -301,22 +660,29 @@ async fn post_form(url: &str, body: &str) -> Result<(u16, String), String> {
     } else {
         format!("{authority}:80")
     };
-    let mut stream = tokio::net::TcpStream::connect(&address)
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<Vec<u8>, String>(response)
+    };
+    // ECPay waits about 10 seconds for an answer.
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
-        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| "no answer within 10 s".to_string())??;
     let text = String::from_utf8_lossy(&response);
     let status = text
         .split_whitespace()
@@ -334,4 +700,117 @@ fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"zh-Hant\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body></html>\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(fields: &[(&str, &str)]) -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_independent_verifier_reproduces_ecpays_published_examples() {
+        // AioCheckOut V5 documentation example.
+        let checkout = owned(&[
+            ("ChoosePayment", "ALL"),
+            ("EncryptType", "1"),
+            ("ItemName", "Apple iphone 15"),
+            ("MerchantID", "3002607"),
+            ("MerchantTradeDate", "2023/03/12 15:30:23"),
+            ("MerchantTradeNo", "ecpay20230312153023"),
+            ("PaymentType", "aio"),
+            ("ReturnURL", "https://www.ecpay.com.tw/receive.php"),
+            ("TotalAmount", "30000"),
+            ("TradeDesc", "促銷方案"),
+        ]);
+        assert_eq!(
+            independent_check_mac(&checkout, ecpay::STAGE_HASH_KEY, ecpay::STAGE_HASH_IV),
+            "6C51C9E6888DE861FD62FB1DD17029FC742634498FD813DC43D4243B5685B840"
+        );
+        // ECPay SDK's payment-notification example.
+        let notification = owned(&[
+            ("MerchantID", "3002607"),
+            ("MerchantTradeNo", "WPLL4E341E122DB44D62"),
+            ("PaymentDate", "2019/05/09 00:01:21"),
+            ("PaymentType", "Credit_CreditCard"),
+            ("PaymentTypeChargeFee", "1"),
+            ("RtnCode", "1"),
+            ("RtnMsg", "交易成功"),
+            ("SimulatePaid", "0"),
+            ("TradeAmt", "500"),
+            ("TradeDate", "2019/05/09 00:00:18"),
+            ("TradeNo", "1905090000188278"),
+        ]);
+        assert_eq!(
+            independent_check_mac(&notification, ecpay::STAGE_HASH_KEY, ecpay::STAGE_HASH_IV),
+            "6E7F053EF215FC851A050A2FF01D72CBE440EA138DC3E905647985DDF236FD25"
+        );
+    }
+
+    #[test]
+    fn the_two_implementations_agree_on_awkward_values() {
+        for value in [
+            "~ ' # & ?",
+            "烏龍茶 禮盒 (2入) *限量*!",
+            "  two  spaces  ",
+            "a+b=c",
+            "",
+        ] {
+            let fields = owned(&[("ItemName", value), ("MerchantID", "3002607")]);
+            let ours = ecpay::check_mac_value(
+                fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                ecpay::STAGE_HASH_KEY,
+                ecpay::STAGE_HASH_IV,
+            );
+            assert_eq!(
+                independent_check_mac(&fields, ecpay::STAGE_HASH_KEY, ecpay::STAGE_HASH_IV),
+                ours,
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_fields_follow_ecpays_character_rules() {
+        let mut form: BTreeMap<String, String> = [
+            ("MerchantTradeNo", "PT2611290000ABCDEF"),
+            ("MerchantTradeDate", "2026/11/29 10:00:00"),
+            ("PaymentType", "aio"),
+            ("EncryptType", "1"),
+            ("ChoosePayment", "Credit"),
+            ("TotalAmount", "500"),
+            ("TradeDesc", "Points recharge"),
+            ("ItemName", "點數儲值 500 點"),
+            (
+                "ReturnURL",
+                "http://127.0.0.1:3000/api/payments/ecpay/callback/",
+            ),
+            ("CustomField1", "0191b1f0c2a37e4c9e1d7b2a3c4d5e6f"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(check_formats(&form), Ok(()));
+        form.insert(
+            "CustomField1".into(),
+            "0191b1f0-c2a3-7e4c-9e1d-7b2a3c4d5e6f".into(),
+        );
+        assert!(check_formats(&form).unwrap_err().contains("'-'"));
+        form.insert("CustomField1".into(), "x".repeat(51));
+        assert!(check_formats(&form).is_err());
+        form.insert("CustomField1".into(), String::new());
+        form.insert("MerchantTradeNo".into(), "PT-1".into());
+        assert!(check_formats(&form).is_err());
+        form.insert("MerchantTradeNo".into(), "PT1".into());
+        form.insert("MerchantTradeDate".into(), "2026-11-29 10:00:00".into());
+        assert!(check_formats(&form).is_err());
+        form.insert("MerchantTradeDate".into(), "2026/11/29 10:00:00".into());
+        form.insert("TotalAmount".into(), "500.5".into());
+        assert!(check_formats(&form).is_err());
+    }
 }

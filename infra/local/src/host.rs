@@ -20,13 +20,27 @@ const HOST_BODY_LIMIT: usize = 1024 * 1024;
 /// and the ECPay simulator.
 pub struct LocalApi {
     pub ctx: AppContext,
-    simulator: EcpaySimulator,
+    pub simulator: Arc<EcpaySimulator>,
 }
+
+/// The simulator answers a query closer than this to the previous one with 403 (and locks out for
+/// 30 minutes, as ECPay does); the default spacing of our queries is 1 s.
+pub const SIMULATOR_MIN_QUERY_GAP: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl LocalApi {
     pub fn new(ctx: AppContext) -> Self {
-        let simulator = EcpaySimulator::new(ctx.config.payments.credentials.clone());
+        let simulator = EcpaySimulator::new(
+            ctx.config.payments.credentials.clone(),
+            SIMULATOR_MIN_QUERY_GAP,
+        );
         LocalApi { ctx, simulator }
+    }
+
+    /// Answers QueryTradeInfo from this host's simulator in process instead of over HTTP (tests).
+    pub fn query_simulator_in_process(&mut self) {
+        self.ctx.gateway = Arc::new(crate::ecpay_simulator::SimulatorTransport(
+            self.simulator.clone(),
+        ));
     }
 
     /// Creates the table if it is missing, then builds the host over it.

@@ -72,6 +72,9 @@ async fn run(started: Instant) -> Result<(), String> {
         .map_err(|e| format!("cannot prepare the table: {e}"))?;
 
     spawn_ttl_sweeper(emulator.database().clone());
+    let api = Arc::new(api);
+    let reconcile_every = reconcile_interval()?;
+    spawn_reconciler(api.clone(), reconcile_every);
 
     println!("Points redemption API listening on http://{addr}");
     println!(
@@ -86,7 +89,7 @@ async fn run(started: Instant) -> Result<(), String> {
         "local API ready"
     );
 
-    axum::serve(listener, router(Arc::new(api)))
+    axum::serve(listener, router(api))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -144,6 +147,34 @@ fn spawn_ttl_sweeper(database: dynoxide::Database) {
                 Ok(Ok(deleted)) => tracing::info!(deleted, "swept expired items"),
                 Ok(Err(err)) => tracing::warn!(error = %err, "TTL sweep failed"),
                 Err(err) => tracing::warn!(error = %err, "TTL sweep task failed"),
+            }
+        }
+    });
+}
+
+/// `RECONCILE_INTERVAL_SECONDS` (default 300): how often the host runs the reconciliation job that
+/// EventBridge Scheduler runs on AWS.
+fn reconcile_interval() -> Result<Duration, String> {
+    match std::env::var("RECONCILE_INTERVAL_SECONDS") {
+        Ok(raw) if !raw.trim().is_empty() => match raw.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+            _ => Err(format!(
+                "RECONCILE_INTERVAL_SECONDS must be a positive number of seconds, got {raw:?}"
+            )),
+        },
+        _ => Ok(Duration::from_secs(300)),
+    }
+}
+
+/// The scheduled reconciliation (`fn-reconcile` on AWS), on a timer, through the same code.
+fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            if let Err(err) = fn_reconcile::run(&api.ctx).await {
+                tracing::warn!(error = %err, "reconciliation run failed");
             }
         }
     });

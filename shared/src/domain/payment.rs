@@ -5,9 +5,15 @@ use super::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentStatus {
+    /// Waiting for ECPay. A failure notification does not end this: ECPay calls non-1 codes
+    /// "abnormal", and a later verified success still credits.
     Pending,
     Paid,
+    /// Only on payments settled before failures stopped being final; never set any more.
     Failed,
+    /// Unpaid past the checkout window, as reconciliation found. A verified success arriving later
+    /// still credits (the member paid).
+    Expired,
 }
 
 /// A member's purchase of points through ECPay.
@@ -29,8 +35,25 @@ pub struct Payment {
     /// ECPay's PaymentDate (Taipei time, as ECPay writes it).
     pub payment_date: Option<String>,
     pub paid_at: Option<Timestamp>,
-    pub failure_reason: Option<String>,
+    /// The last `RtnCode: RtnMsg` ECPay sent or answered for this trade.
+    pub last_gateway_message: Option<String>,
+    /// For a re-opened checkout: the MerchantTradeNo of the recharge it belongs to. Every checkout
+    /// attempt has its own MerchantTradeNo (ECPay refuses one it has seen), all sharing `id`.
+    pub attempt_of: Option<String>,
+    /// On the recharge's first payment: how many further checkout attempts were opened.
+    pub attempts: u32,
+    /// On the recharge's first payment: how many of its attempts were paid.
+    pub paid_attempts: u32,
     pub created_at: Timestamp,
+}
+
+impl Payment {
+    /// The MerchantTradeNo of the recharge this attempt belongs to (its own for the first).
+    pub fn origin(&self) -> &str {
+        self.attempt_of
+            .as_deref()
+            .unwrap_or(&self.merchant_trade_no)
+    }
 }
 
 /// What the store did with a notification for a payment.
@@ -39,8 +62,11 @@ pub enum Settlement {
     /// Credited now: the new balance.
     Credited {
         balance_after: i64,
+        /// The payment had been given up on (expired or failed) when the money arrived.
+        after_failure: bool,
     },
-    MarkedFailed,
+    /// A failure or an abnormal code was recorded; the payment stays open.
+    Recorded,
     /// Already paid or failed earlier: nothing changed.
     AlreadySettled(PaymentStatus),
 }

@@ -14,8 +14,9 @@ use crate::config::PaymentsConfig;
 use crate::domain::{Payment, PaymentStatus, PointTransaction, Settlement, TransactionType};
 use crate::ecpay::{self, CheckoutOrder};
 use crate::error::{AppError, FieldCheck};
+use crate::gateway::GatewayTransport;
 use crate::pagination::{Page, PageRequest};
-use crate::store::Store;
+use crate::store::{AttemptOutcome, GatewayRecord, Store};
 
 /// How long a checkout link works.
 pub const CHECKOUT_LINK_TTL_SECS: i64 = 15 * 60;
@@ -90,6 +91,10 @@ pub struct PaymentView {
     /// ECPay's trade number, once paid.
     pub trade_no: Option<String>,
     pub paid_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// ECPay's last word on this trade (`RtnCode: RtnMsg`, or a query's TradeStatus).
+    pub last_gateway_message: Option<String>,
+    /// For a re-opened checkout: the MerchantTradeNo of the recharge it belongs to.
+    pub attempt_of: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -103,6 +108,8 @@ impl From<Payment> for PaymentView {
             status: p.status,
             trade_no: p.trade_no,
             paid_at: p.paid_at,
+            last_gateway_message: p.last_gateway_message,
+            attempt_of: p.attempt_of,
             created_at: p.created_at,
         }
     }
@@ -175,6 +182,47 @@ pub struct PointsService<'a> {
     pub store: &'a Store,
     pub payments: &'a PaymentsConfig,
     pub links: &'a LinkSigner,
+    pub gateway: &'a dyn GatewayTransport,
+}
+
+/// Why QueryTradeInfo gave no trustworthy answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryFailure {
+    /// ECPay answered 403 (too many queries) now or within the last 30 minutes.
+    #[error("ECPay is refusing queries until {until} (it answered 403)")]
+    CoolingDown { until: i64 },
+    #[error("ECPay could not be queried: {0}")]
+    Unreachable(String),
+    #[error("the query answer was refused: {0}")]
+    Rejected(ecpay::TradeInfoRejected),
+}
+
+/// What one reconciliation run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReconcileReport {
+    /// Open payments looked at.
+    pub checked: u32,
+    /// Found paid at ECPay and credited now.
+    pub credited: u32,
+    /// Unpaid past the checkout window: marked expired.
+    pub expired: u32,
+    /// Unpaid, still within the window: left open.
+    pub still_open: u32,
+    /// Paid at ECPay for another amount, or an answer that failed verification: left open, warned.
+    pub suspicious: u32,
+    /// Queries that failed (network, ECPay's errors).
+    pub failed: u32,
+    /// The run stopped early because ECPay refuses queries for now.
+    pub cooling_down: bool,
+}
+
+/// ECPay answers queries that come too fast with 403 and then refuses every one for 30 minutes.
+const QUERY_COOLDOWN_SECS: i64 = 30 * 60;
+
+fn query_pacer() -> &'static tokio::sync::Mutex<Option<tokio::time::Instant>> {
+    static PACER: std::sync::OnceLock<tokio::sync::Mutex<Option<tokio::time::Instant>>> =
+        std::sync::OnceLock::new();
+    PACER.get_or_init(|| tokio::sync::Mutex::new(None))
 }
 
 fn payment_not_found() -> AppError {
@@ -260,7 +308,8 @@ impl PointsService<'_> {
                     return_url: &return_url,
                     client_back_url: self.payments.client_back_url.as_deref(),
                     order_result_url: self.payments.order_result_url.as_deref(),
-                    custom_field1: &payment_id,
+                    // ECPay allows no '-' in CustomField: the id's 32 hex digits.
+                    custom_field1: &payment_id.replace('-', ""),
                 },
                 &self.payments.credentials,
             );
@@ -276,7 +325,10 @@ impl PointsService<'_> {
                 trade_no: None,
                 payment_date: None,
                 paid_at: None,
-                failure_reason: None,
+                last_gateway_message: None,
+                attempt_of: None,
+                attempts: 0,
+                paid_attempts: 0,
                 created_at: now,
             };
             if self.store.create_payment(&payment).await? {
@@ -345,18 +397,279 @@ impl PointsService<'_> {
                     .into(),
             });
         }
-        let payment = self
+        let origin = self
             .store
             .get_payment(merchant_trade_no)
             .await?
+            .filter(|p| p.attempt_of.is_none())
             .ok_or_else(payment_not_found)?;
-        if payment.status != PaymentStatus::Pending {
-            return Err(AppError::conflict(
+        self.open_attempt(&origin).await
+    }
+
+    /// A fresh checkout attempt of a recharge: its own MerchantTradeNo (ECPay refuses one it has
+    /// seen, so re-posting the first would strand the payment), the same amount, points and URLs,
+    /// signed anew. All attempts share the recharge's payment id; each is credited at most once.
+    async fn open_attempt(&self, origin: &Payment) -> Result<Payment, AppError> {
+        let settled = || {
+            AppError::conflict(
                 "payment_not_pending",
-                "this payment is already settled",
-            ));
+                "this recharge is already paid or closed",
+            )
+        };
+        if origin.status != PaymentStatus::Pending || origin.paid_attempts > 0 {
+            return Err(settled());
         }
-        Ok(payment)
+        for _ in 0..5 {
+            let now = chrono::Utc::now();
+            let merchant_trade_no = new_merchant_trade_no(now);
+            let mut fields = origin.checkout_fields.clone();
+            fields.insert("MerchantTradeNo".into(), merchant_trade_no.clone());
+            fields.insert("MerchantTradeDate".into(), ecpay::taipei_time(now));
+            ecpay::sign(&mut fields, &self.payments.credentials);
+            let attempt = Payment {
+                merchant_trade_no,
+                checkout_fields: fields,
+                status: PaymentStatus::Pending,
+                trade_no: None,
+                payment_date: None,
+                paid_at: None,
+                last_gateway_message: None,
+                attempt_of: Some(origin.merchant_trade_no.clone()),
+                attempts: 0,
+                paid_attempts: 0,
+                created_at: now,
+                ..origin.clone()
+            };
+            match self
+                .store
+                .create_attempt(
+                    &origin.merchant_trade_no,
+                    &attempt,
+                    self.payments.max_checkout_attempts,
+                )
+                .await?
+            {
+                AttemptOutcome::Created => return Ok(attempt),
+                AttemptOutcome::TradeNoTaken => continue,
+                AttemptOutcome::AlreadyPaid => return Err(settled()),
+                AttemptOutcome::TooManyAttempts => {
+                    return Err(AppError::conflict(
+                        "too_many_checkout_attempts",
+                        "this checkout link was opened too often; start a new recharge",
+                    ))
+                }
+            }
+        }
+        Err(AppError::Unavailable {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// Asks ECPay about one trade (QueryTradeInfo V5) and verifies the answer: the MAC, our
+    /// MerchantID, the trade asked about. A 403 puts every query on hold for 30 minutes.
+    pub async fn query_trade(
+        &self,
+        merchant_trade_no: &str,
+    ) -> Result<ecpay::TradeInfo, QueryFailure> {
+        let now = chrono::Utc::now();
+        match self.store.gateway_cooldown().await {
+            Ok(Some(until)) if until > now.timestamp() => {
+                return Err(QueryFailure::CoolingDown { until })
+            }
+            Ok(_) => {}
+            Err(err) => return Err(QueryFailure::Unreachable(err.to_string())),
+        }
+        let url = self
+            .payments
+            .query_url()
+            .ok_or_else(|| QueryFailure::Unreachable("no QueryTradeInfo URL".into()))?;
+        // One query at a time per process, `query_spacing` apart, whoever asks (reconciliation or a
+        // notification being confirmed): ECPay locks out a caller that queries too fast.
+        let mut last = query_pacer().lock().await;
+        if let Some(previous) = *last {
+            tokio::time::sleep_until(previous + self.payments.query_spacing).await;
+        }
+        let form = ecpay::query_trade_info_form(
+            merchant_trade_no,
+            chrono::Utc::now(),
+            &self.payments.credentials,
+        );
+        let reply = self.gateway.post_form(&url, &form).await;
+        *last = Some(tokio::time::Instant::now());
+        drop(last);
+        let reply = reply.map_err(QueryFailure::Unreachable)?;
+        if reply.status == 403 {
+            let until = now.timestamp() + QUERY_COOLDOWN_SECS;
+            tracing::warn!(
+                until,
+                "ECPay answered QueryTradeInfo with 403: queries paused for 30 minutes"
+            );
+            if let Err(err) = self.store.set_gateway_cooldown(until).await {
+                tracing::warn!(error = %err, "could not record the query cool-down");
+            }
+            return Err(QueryFailure::CoolingDown { until });
+        }
+        if reply.status != 200 {
+            return Err(QueryFailure::Unreachable(format!("HTTP {}", reply.status)));
+        }
+        ecpay::verify_trade_info(&reply.body, merchant_trade_no, &self.payments.credentials)
+            .map_err(QueryFailure::Rejected)
+    }
+
+    /// Keeps what ECPay said (the audit trail); a failure to write it is logged, never fatal.
+    async fn audit(
+        &self,
+        merchant_trade_no: &str,
+        source: &str,
+        fields: BTreeMap<String, String>,
+        verdict: String,
+    ) {
+        let record = GatewayRecord {
+            source: source.to_string(),
+            fields,
+            verdict,
+            at: chrono::Utc::now(),
+        };
+        if let Err(err) = self
+            .store
+            .append_gateway_record(merchant_trade_no, &record)
+            .await
+        {
+            tracing::warn!(merchant_trade_no, error = %err, "could not keep a gateway record");
+        }
+    }
+
+    /// Everything ECPay said about one payment, oldest first.
+    pub async fn gateway_records(
+        &self,
+        merchant_trade_no: &str,
+    ) -> Result<Vec<GatewayRecord>, AppError> {
+        self.store.gateway_records(merchant_trade_no).await
+    }
+
+    /// Credits through the one idempotent credit path, and says so in logs and metrics.
+    async fn credit(
+        &self,
+        payment: &Payment,
+        trade_no: &str,
+        payment_date: &str,
+        message: &str,
+    ) -> Result<Settlement, AppError> {
+        let settlement = self
+            .store
+            .credit_recharge(payment, trade_no, payment_date, message, chrono::Utc::now())
+            .await?;
+        if let Settlement::Credited { after_failure, .. } = settlement {
+            crate::observe::count(
+                crate::observe::Metric::PointsCredited,
+                payment.points as f64,
+            );
+            if after_failure {
+                tracing::warn!(
+                    merchant_trade_no = %payment.merchant_trade_no,
+                    previous = ?payment.status,
+                    "paid after it had been given up on: credited now"
+                );
+                crate::observe::count(crate::observe::Metric::PaidAfterFailure, 1.0);
+            }
+        }
+        Ok(settlement)
+    }
+
+    /// One reconciliation run: open payments older than `RECONCILE_AFTER_SECONDS`, oldest first, at
+    /// most `RECONCILE_BATCH`, each checked with QueryTradeInfo (spaced out): paid ones are credited
+    /// through the same path as a notification, unpaid ones past the checkout window expire.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, AppError> {
+        let now = chrono::Utc::now();
+        let cutoff = now
+            - chrono::Duration::from_std(self.payments.reconcile_after)
+                .map_err(AppError::internal)?;
+        let open = self
+            .store
+            .open_payments(cutoff, self.payments.reconcile_batch)
+            .await?;
+        let mut report = ReconcileReport::default();
+        for payment in &open {
+            report.checked += 1;
+            match self.reconcile_payment(payment).await? {
+                Reconciled::Credited => report.credited += 1,
+                Reconciled::Expired => report.expired += 1,
+                Reconciled::StillOpen => report.still_open += 1,
+                Reconciled::Suspicious => report.suspicious += 1,
+                Reconciled::Failed => report.failed += 1,
+                Reconciled::CoolingDown => {
+                    report.cooling_down = true;
+                    break;
+                }
+            }
+        }
+        tracing::info!(?report, "reconciliation run");
+        Ok(report)
+    }
+
+    /// Checks one open payment with ECPay and settles it if ECPay's answer says how.
+    pub async fn reconcile_payment(&self, payment: &Payment) -> Result<Reconciled, AppError> {
+        let trade_no = payment.merchant_trade_no.as_str();
+        let info = match self.query_trade(trade_no).await {
+            Ok(info) => info,
+            Err(QueryFailure::CoolingDown { .. }) => return Ok(Reconciled::CoolingDown),
+            Err(QueryFailure::Rejected(reason)) => {
+                tracing::warn!(merchant_trade_no = trade_no, %reason, "QueryTradeInfo answer refused");
+                crate::observe::count(crate::observe::Metric::GatewayAnswersRefused, 1.0);
+                return Ok(Reconciled::Suspicious);
+            }
+            Err(QueryFailure::Unreachable(problem)) => {
+                tracing::warn!(merchant_trade_no = trade_no, %problem, "QueryTradeInfo failed");
+                return Ok(Reconciled::Failed);
+            }
+        };
+        let message = format!("TradeStatus {}", info.trade_status);
+        if info.is_paid() {
+            if info.trade_amount != payment.amount {
+                tracing::warn!(
+                    merchant_trade_no = trade_no,
+                    paid = info.trade_amount,
+                    expected = payment.amount,
+                    "ECPay reports another amount paid: left open for a person to check"
+                );
+                crate::observe::count(crate::observe::Metric::GatewayAnswersRefused, 1.0);
+                self.audit(
+                    trade_no,
+                    "query",
+                    info.fields,
+                    "refused: amount mismatch".into(),
+                )
+                .await;
+                return Ok(Reconciled::Suspicious);
+            }
+            let settlement = self
+                .credit(payment, &info.trade_no, &info.payment_date, &message)
+                .await?;
+            let verdict = match settlement {
+                Settlement::Credited { .. } => "credited",
+                _ => "repeat",
+            };
+            self.audit(trade_no, "query", info.fields, verdict.into())
+                .await;
+            return Ok(Reconciled::Credited);
+        }
+        let window = chrono::Duration::from_std(self.payments.checkout_window)
+            .map_err(AppError::internal)?;
+        if chrono::Utc::now() - payment.created_at > window {
+            self.store
+                .expire_payment(trade_no, &format!("{message}: expired unpaid"))
+                .await?;
+            self.audit(trade_no, "query", info.fields, "expired".into())
+                .await;
+            Ok(Reconciled::Expired)
+        } else {
+            self.store
+                .record_gateway_message(trade_no, &message)
+                .await?;
+            self.audit(trade_no, "query", info.fields, "unpaid".into())
+                .await;
+            Ok(Reconciled::StillOpen)
+        }
     }
 
     /// ECPay's server-to-server payment notification. Every check happens before anything changes:
@@ -394,37 +707,99 @@ impl PointsService<'_> {
         let Some(payment) = self.store.get_payment(trade_no).await? else {
             return Ok(Err(NotificationRejected("unknown MerchantTradeNo")));
         };
+        let received: BTreeMap<String, String> = fields
+            .iter()
+            .filter(|(k, _)| k != ecpay::CHECK_MAC_VALUE)
+            .cloned()
+            .collect();
         if get("TradeAmt").and_then(|a| a.trim().parse::<i64>().ok()) != Some(payment.amount) {
+            self.audit(
+                trade_no,
+                "notification",
+                received,
+                "refused: TradeAmt mismatch".into(),
+            )
+            .await;
             return Ok(Err(NotificationRejected("TradeAmt mismatch")));
         }
         if get("SimulatePaid") == Some("1") {
+            self.audit(
+                trade_no,
+                "notification",
+                received,
+                "simulation ignored".into(),
+            )
+            .await;
             return Ok(Ok(NotificationOutcome::SimulationIgnored));
         }
-        let settlement = if get("RtnCode") == Some("1") {
-            self.store
-                .credit_recharge(
-                    &payment,
-                    get("TradeNo").unwrap_or_default(),
-                    get("PaymentDate").unwrap_or_default(),
-                    chrono::Utc::now(),
-                )
-                .await?
-        } else {
-            let reason = format!(
-                "RtnCode {}: {}",
-                get("RtnCode").unwrap_or("?"),
-                get("RtnMsg").unwrap_or_default()
-            );
-            self.store.fail_payment(trade_no, &reason).await?
-        };
-        if matches!(settlement, Settlement::Credited { .. }) {
-            crate::observe::count(
-                crate::observe::Metric::PointsCredited,
-                payment.points as f64,
-            );
+        let rtn_code = get("RtnCode").unwrap_or("?");
+        let message = format!("RtnCode {rtn_code}: {}", get("RtnMsg").unwrap_or_default());
+        if rtn_code != "1" {
+            // Not final: ECPay calls these "abnormal"; a later verified success still credits.
+            let settlement = self
+                .store
+                .record_gateway_message(trade_no, &message)
+                .await?;
+            self.audit(trade_no, "notification", received, "recorded".into())
+                .await;
+            return Ok(Ok(NotificationOutcome::Settled(settlement)));
         }
+        let (ecpay_trade_no, payment_date) = if self.payments.confirm_with_query {
+            // A leaked HashKey can sign a notification; only ECPay can answer a query about it.
+            match self.query_trade(trade_no).await {
+                Ok(info) if info.is_paid() && info.trade_amount == payment.amount => {
+                    self.audit(trade_no, "query", info.fields.clone(), "confirms".into())
+                        .await;
+                    (info.trade_no, info.payment_date)
+                }
+                Ok(info) => {
+                    self.audit(trade_no, "query", info.fields, "contradicts".into())
+                        .await;
+                    self.audit(
+                        trade_no,
+                        "notification",
+                        received,
+                        "refused: not confirmed".into(),
+                    )
+                    .await;
+                    return Ok(Err(NotificationRejected("not confirmed by QueryTradeInfo")));
+                }
+                Err(failure) => {
+                    // Not 1|OK: ECPay sends the notification again later.
+                    tracing::warn!(merchant_trade_no = trade_no, %failure, "cannot confirm a notification yet");
+                    return Err(AppError::Unavailable {
+                        retry_after_secs: 60,
+                    });
+                }
+            }
+        } else {
+            (
+                get("TradeNo").unwrap_or_default().to_string(),
+                get("PaymentDate").unwrap_or_default().to_string(),
+            )
+        };
+        let settlement = self
+            .credit(&payment, &ecpay_trade_no, &payment_date, &message)
+            .await?;
+        let verdict = match settlement {
+            Settlement::Credited { .. } => "credited",
+            _ => "repeat",
+        };
+        self.audit(trade_no, "notification", received, verdict.into())
+            .await;
         Ok(Ok(NotificationOutcome::Settled(settlement)))
     }
+}
+
+/// How reconciling one payment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconciled {
+    Credited,
+    Expired,
+    StillOpen,
+    Suspicious,
+    Failed,
+    CoolingDown,
 }
 
 /// MerchantTradeNos are at most 20 letters and digits.

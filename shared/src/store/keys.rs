@@ -77,3 +77,11 @@ pub fn idempotency_pk(member_id: &str, key: &str) -> String {
     format!("IDEMPOTENCY#{member_id}#{key}")
 }
 pub const IDEMPOTENCY_SK: &str = "REDEEM";
+/// gsi2: payments still open (pending), oldest first: what reconciliation walks. Sparse: a payment
+/// leaves it when it is paid or expired.
+pub const OPEN_PAYMENTS_GSI: &str = "OPEN_PAYMENTS";
+/// Under a payment's partition: what ECPay said about it, oldest first.
+pub const PAYMENT_AUDIT_SK_PREFIX: &str = "GATEWAY#";
+/// ECPay-wide state (the QueryTradeInfo cool-down after a 403).
+pub const GATEWAY_PK: &str = "ECPAY";
+pub const GATEWAY_COOLDOWN_SK: &str = "QUERY_COOLDOWN";

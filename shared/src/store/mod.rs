@@ -5,6 +5,7 @@ pub mod cursor;
 mod keys;
 mod login_limits;
 mod orders;
+mod payments;
 mod points;
 mod products;
 pub mod table;
@@ -28,6 +29,7 @@ pub use login_limits::FailureWindow;
 pub use orders::{
     CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, PlaceOutcome,
 };
+pub use payments::{AttemptOutcome, GatewayRecord, AUDIT_RETENTION_DAYS};
 pub use points::AccountSnapshot;
 pub use products::ProductWrite;
 pub use tokens::RotateOutcome;

@@ -1,0 +1,110 @@
+//! How ECPay's QueryTradeInfo is reached: a form POSTed to a URL, its status and body back. On
+//! Lambda that is HTTPS to ECPay ([`HttpsTransport`]); the local host and the tests hand the form to
+//! their ECPay simulator in process. Signing the request and verifying the answer happen above this,
+//! in `services::points`, the same for every transport.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub type TransportFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<GatewayReply, String>> + Send + 'a>>;
+
+/// What came back from a POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayReply {
+    pub status: u16,
+    pub body: String,
+}
+
+pub trait GatewayTransport: Send + Sync {
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        form: &'a BTreeMap<String, String>,
+    ) -> TransportFuture<'a>;
+}
+
+/// A whole query must answer within this: ECPay waits about 10 s for a notification's `1|OK`, and
+/// in production the notification path queries before it answers.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// HTTPS (and plain HTTP, for a local URL) with the system's root certificates.
+pub struct HttpsTransport {
+    client: hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+}
+
+impl HttpsTransport {
+    pub fn new() -> Result<Self, String> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("no root certificates: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        Ok(HttpsTransport { client })
+    }
+}
+
+impl GatewayTransport for HttpsTransport {
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        form: &'a BTreeMap<String, String>,
+    ) -> TransportFuture<'a> {
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form.iter())
+                .finish();
+            let request = http::Request::post(url)
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .map_err(|e| format!("bad request to {url}: {e}"))?;
+            let exchange = async {
+                let response = self
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|e| format!("POST {url}: {e}"))?;
+                let status = response.status().as_u16();
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading the answer of {url}: {e}"))?
+                    .to_bytes();
+                Ok(GatewayReply {
+                    status,
+                    body: String::from_utf8_lossy(&bytes).into_owned(),
+                })
+            };
+            tokio::time::timeout(QUERY_TIMEOUT, exchange)
+                .await
+                .map_err(|_| format!("POST {url}: no answer within {QUERY_TIMEOUT:?}"))?
+        })
+    }
+}
+
+/// A transport that never reaches anything (a context built without one).
+pub struct Unreachable;
+
+impl GatewayTransport for Unreachable {
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        _form: &'a BTreeMap<String, String>,
+    ) -> TransportFuture<'a> {
+        Box::pin(async move { Err(format!("no transport configured for {url}")) })
+    }
+}

@@ -1,0 +1,540 @@
+//! ECPay payments: one item per MerchantTradeNo (a checkout attempt), the sparse index of the ones
+//! still open (what reconciliation walks), the credit transaction, and the audit trail of everything
+//! ECPay said about each.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use super::keys::*;
+use super::points::MAX_BALANCE_ATTEMPTS;
+use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
+use super::{from_item, n, page_of, put_new, s, timestamp, to_item, ListQuery, Store};
+use crate::domain::{
+    Payment, PaymentStatus, PointTransaction, Settlement, Timestamp, TransactionType,
+};
+use crate::error::AppError;
+use crate::pagination::{Page, PageRequest};
+
+/// Audit rows are kept this long (DynamoDB's TTL removes them afterwards).
+pub const AUDIT_RETENTION_DAYS: i64 = 180;
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct PaymentRecord {
+    pk: String,
+    sk: String,
+    entity: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    /// Present while the payment is open: the reconciliation index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
+    id: String,
+    merchant_trade_no: String,
+    member_id: String,
+    amount: i64,
+    points: i64,
+    status: PaymentStatus,
+    action_url: String,
+    checkout_fields: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trade_no: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payment_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paid_at: Option<Timestamp>,
+    /// Named `failure_reason` by payments written before failures stopped being final.
+    #[serde(
+        default,
+        alias = "failure_reason",
+        skip_serializing_if = "Option::is_none"
+    )]
+    last_gateway_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempt_of: Option<String>,
+    #[serde(default)]
+    attempts: u32,
+    #[serde(default)]
+    paid_attempts: u32,
+    created_at: Timestamp,
+}
+
+impl From<PaymentRecord> for Payment {
+    fn from(r: PaymentRecord) -> Self {
+        Payment {
+            id: r.id,
+            merchant_trade_no: r.merchant_trade_no,
+            member_id: r.member_id,
+            amount: r.amount,
+            points: r.points,
+            status: r.status,
+            action_url: r.action_url,
+            checkout_fields: r.checkout_fields,
+            trade_no: r.trade_no,
+            payment_date: r.payment_date,
+            paid_at: r.paid_at,
+            last_gateway_message: r.last_gateway_message,
+            attempt_of: r.attempt_of,
+            attempts: r.attempts,
+            paid_attempts: r.paid_attempts,
+            created_at: r.created_at,
+        }
+    }
+}
+
+fn open_payments_sk(created_at: Timestamp, merchant_trade_no: &str) -> String {
+    format!(
+        "{}#{merchant_trade_no}",
+        created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+
+fn record_of(payment: &Payment) -> PaymentRecord {
+    let open = matches!(payment.status, PaymentStatus::Pending);
+    PaymentRecord {
+        pk: payment_pk(&payment.merchant_trade_no),
+        sk: PAYMENT_SK.into(),
+        entity: "Payment".into(),
+        gsi1pk: member_payments_gsi(&payment.member_id),
+        gsi1sk: format!("{}#{}", payment.id, payment.merchant_trade_no),
+        gsi2pk: open.then(|| OPEN_PAYMENTS_GSI.to_string()),
+        gsi2sk: open.then(|| open_payments_sk(payment.created_at, &payment.merchant_trade_no)),
+        id: payment.id.clone(),
+        merchant_trade_no: payment.merchant_trade_no.clone(),
+        member_id: payment.member_id.clone(),
+        amount: payment.amount,
+        points: payment.points,
+        status: payment.status,
+        action_url: payment.action_url.clone(),
+        checkout_fields: payment.checkout_fields.clone(),
+        trade_no: payment.trade_no.clone(),
+        payment_date: payment.payment_date.clone(),
+        paid_at: payment.paid_at,
+        last_gateway_message: payment.last_gateway_message.clone(),
+        attempt_of: payment.attempt_of.clone(),
+        attempts: payment.attempts,
+        paid_attempts: payment.paid_attempts,
+        created_at: payment.created_at,
+    }
+}
+
+/// One thing ECPay said about a payment, kept for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayRecord {
+    /// `notification` (ECPay's server-to-server POST) or `query` (a QueryTradeInfo answer).
+    pub source: String,
+    /// Every field received, except CheckMacValue.
+    pub fields: BTreeMap<String, String>,
+    /// What we made of it: `credited`, `recorded`, `repeat`, `refused: <reason>`, `unpaid`, ...
+    pub verdict: String,
+    pub at: Timestamp,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditRecord {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    record: GatewayRecord,
+    expires_at: i64,
+}
+
+/// What opening a checkout attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Created,
+    /// The recharge was paid meanwhile: no attempt, nothing to pay.
+    AlreadyPaid,
+    /// The recharge has had its maximum number of attempts.
+    TooManyAttempts,
+    /// The new MerchantTradeNo was taken (a random collision): draw another.
+    TradeNoTaken,
+}
+
+impl Store {
+    /// Stores a new pending payment. `false` when the MerchantTradeNo is already taken.
+    pub async fn create_payment(&self, payment: &Payment) -> Result<bool, AppError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record_of(payment))?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+            Err(other) => Err(AppError::internal(format!("put payment: {other:?}"))),
+        }
+    }
+
+    /// A further checkout attempt of the recharge `origin`, in one transaction: the origin counts the
+    /// attempt (only while none of its attempts is paid and fewer than `max_attempts` were opened), and
+    /// the attempt's own payment item is created.
+    pub async fn create_attempt(
+        &self,
+        origin: &str,
+        attempt: &Payment,
+        max_attempts: u32,
+    ) -> Result<AttemptOutcome, AppError> {
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(payment_pk(origin)))
+            .key(SK, s(PAYMENT_SK))
+            .update_expression("SET attempts = if_not_exists(attempts, :zero) + :one")
+            .condition_expression(
+                "attribute_exists(#pk) AND #status <> :paid \
+                 AND (attribute_not_exists(paid_attempts) OR paid_attempts = :zero) \
+                 AND (attribute_not_exists(attempts) OR attempts < :max)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":paid", s("paid"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(i64::from(max_attempts)))
+            .build()
+            .map_err(AppError::internal)?;
+        // Index order matters: reasons are read by position below.
+        let items = vec![
+            TransactWriteItem::builder().update(count).build(),
+            put_new(&self.table, to_item(&record_of(attempt))?)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(AttemptOutcome::Created),
+            Err(cancelled) if cancelled.condition_failed(1) => Ok(AttemptOutcome::TradeNoTaken),
+            Err(cancelled) if cancelled.condition_failed(0) => {
+                let origin = self.get_payment(origin).await?;
+                Ok(match origin {
+                    Some(p) if p.status == PaymentStatus::Paid || p.paid_attempts > 0 => {
+                        AttemptOutcome::AlreadyPaid
+                    }
+                    _ => AttemptOutcome::TooManyAttempts,
+                })
+            }
+            Err(cancelled) => Err(AppError::internal(format!(
+                "attempt cancelled unexpectedly: {:?}",
+                cancelled.reasons
+            ))),
+        }
+    }
+
+    pub async fn get_payment(&self, merchant_trade_no: &str) -> Result<Option<Payment>, AppError> {
+        Ok(self
+            .get_item::<PaymentRecord>(payment_pk(merchant_trade_no), PAYMENT_SK)
+            .await?
+            .map(Payment::from))
+    }
+
+    /// A member's payments (every checkout attempt), newest recharge first.
+    pub async fn list_member_payments(
+        &self,
+        member_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Payment>, AppError> {
+        let query = ListQuery {
+            index: Some(GSI1),
+            partition_attribute: GSI1_PK,
+            partition_value: member_payments_gsi(member_id),
+            sort_prefix: None,
+            filter: None,
+            scope: format!("payments:{member_id}"),
+        };
+        page_of::<PaymentRecord, Payment>(self.query_page(query, page).await?)
+    }
+
+    /// Open (pending) payments created before `created_before`, oldest first, at most `limit`.
+    pub async fn open_payments(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Payment>, AppError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI2)
+            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .expression_attribute_names("#pk", GSI2_PK)
+            .expression_attribute_names("#sk", GSI2_SK)
+            .expression_attribute_values(":pk", s(OPEN_PAYMENTS_GSI))
+            .expression_attribute_values(":before", s(open_payments_sk(created_before, "")))
+            .scan_index_forward(true)
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| {
+                AppError::internal(format!("open payments: {:?}", e.into_service_error()))
+            })?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<PaymentRecord>(item).map(Payment::from))
+            .collect()
+    }
+
+    /// Credits a paid payment exactly once: in one transaction the payment becomes paid (from any
+    /// state but paid: ECPay's word that money moved wins over our giving up), the account gains the
+    /// points (conditioned on the version read), a RECHARGE ledger row records the exact balance
+    /// after, and the recharge's first payment counts the paid attempt. A repeated or concurrent
+    /// credit finds the payment paid and changes nothing.
+    pub async fn credit_recharge(
+        &self,
+        payment: &Payment,
+        trade_no: &str,
+        payment_date: &str,
+        gateway_message: &str,
+        now: Timestamp,
+    ) -> Result<Settlement, AppError> {
+        let after_failure = matches!(
+            payment.status,
+            PaymentStatus::Expired | PaymentStatus::Failed
+        );
+        for _ in 0..MAX_BALANCE_ATTEMPTS {
+            let account = self
+                .account_snapshot(&payment.member_id)
+                .await?
+                .ok_or_else(|| AppError::internal("paying member has no point account"))?;
+            let entry = PointTransaction {
+                id: uuid::Uuid::now_v7().to_string(),
+                member_id: payment.member_id.clone(),
+                transaction_type: TransactionType::Recharge,
+                amount: payment.points,
+                balance_after: account.balance + payment.points,
+                payment_id: Some(payment.merchant_trade_no.clone()),
+                order_id: None,
+                created_at: now,
+            };
+            let is_origin = payment.attempt_of.is_none();
+            let mut mark_paid = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(payment_pk(&payment.merchant_trade_no)))
+                .key(SK, s(PAYMENT_SK))
+                .update_expression(if is_origin {
+                    "SET #status = :paid, trade_no = :trade_no, payment_date = :payment_date, \
+                     paid_at = :now, last_gateway_message = :message \
+                     ADD paid_attempts :one REMOVE gsi2pk, gsi2sk"
+                } else {
+                    "SET #status = :paid, trade_no = :trade_no, payment_date = :payment_date, \
+                     paid_at = :now, last_gateway_message = :message REMOVE gsi2pk, gsi2sk"
+                })
+                .condition_expression("attribute_exists(#pk) AND #status <> :paid")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":paid", s("paid"))
+                .expression_attribute_values(":trade_no", s(trade_no))
+                .expression_attribute_values(":payment_date", s(payment_date))
+                .expression_attribute_values(":message", s(gateway_message))
+                .expression_attribute_values(":now", timestamp(now));
+            if is_origin {
+                mark_paid = mark_paid.expression_attribute_values(":one", n(1));
+            }
+            let mark_paid = mark_paid.build().map_err(AppError::internal)?;
+            // Index order matters: reasons are read by position below.
+            let mut items = vec![
+                TransactWriteItem::builder().update(mark_paid).build(),
+                self.account_change(
+                    &payment.member_id,
+                    account,
+                    payment.points,
+                    payment.points,
+                    0,
+                )?,
+                self.ledger_put(&entry, account)?,
+            ];
+            if let Some(origin) = &payment.attempt_of {
+                let count = Update::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(payment_pk(origin)))
+                    .key(SK, s(PAYMENT_SK))
+                    .update_expression("ADD paid_attempts :one")
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", PK)
+                    .expression_attribute_values(":one", n(1))
+                    .build()
+                    .map_err(AppError::internal)?;
+                items.push(TransactWriteItem::builder().update(count).build());
+            }
+            match self.transact(items).await? {
+                Ok(()) => {
+                    return Ok(Settlement::Credited {
+                        balance_after: entry.balance_after,
+                        after_failure,
+                    })
+                }
+                Err(cancelled) if cancelled.condition_failed(0) => {
+                    return Ok(Settlement::AlreadySettled(PaymentStatus::Paid));
+                }
+                Err(cancelled) if cancelled.condition_failed(1) => continue,
+                Err(cancelled) => {
+                    return Err(AppError::internal(format!(
+                        "credit cancelled unexpectedly: {:?}",
+                        cancelled.reasons
+                    )))
+                }
+            }
+        }
+        Err(AppError::Unavailable {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// Records ECPay's last word on a payment that is not paid; its status does not change.
+    pub async fn record_gateway_message(
+        &self,
+        merchant_trade_no: &str,
+        message: &str,
+    ) -> Result<Settlement, AppError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(payment_pk(merchant_trade_no)))
+            .key(SK, s(PAYMENT_SK))
+            .update_expression("SET last_gateway_message = :message")
+            .condition_expression("attribute_exists(#pk) AND #status <> :paid")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":paid", s("paid"))
+            .expression_attribute_values(":message", s(message))
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(Settlement::Recorded),
+            Err(UpdateItemError::ConditionalCheckFailedException(_)) => {
+                Ok(Settlement::AlreadySettled(PaymentStatus::Paid))
+            }
+            Err(other) => Err(AppError::internal(format!("record message: {other:?}"))),
+        }
+    }
+
+    /// pending → expired (out of the open index). `false` when it was no longer pending.
+    pub async fn expire_payment(
+        &self,
+        merchant_trade_no: &str,
+        message: &str,
+    ) -> Result<bool, AppError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(payment_pk(merchant_trade_no)))
+            .key(SK, s(PAYMENT_SK))
+            .update_expression(
+                "SET #status = :expired, last_gateway_message = :message REMOVE gsi2pk, gsi2sk",
+            )
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expired", s("expired"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":message", s(message))
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(true),
+            Err(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+            Err(other) => Err(AppError::internal(format!("expire payment: {other:?}"))),
+        }
+    }
+
+    /// Keeps what ECPay said about a payment (TTL: [`AUDIT_RETENTION_DAYS`]).
+    pub async fn append_gateway_record(
+        &self,
+        merchant_trade_no: &str,
+        record: &GatewayRecord,
+    ) -> Result<(), AppError> {
+        let audit = AuditRecord {
+            pk: payment_pk(merchant_trade_no),
+            sk: format!(
+                "{PAYMENT_AUDIT_SK_PREFIX}{}#{}",
+                record
+                    .at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                uuid::Uuid::new_v4().simple()
+            ),
+            entity: "GatewayRecord".into(),
+            record: record.clone(),
+            expires_at: (record.at + chrono::Duration::days(AUDIT_RETENTION_DAYS)).timestamp(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&audit)?))
+            .send()
+            .await
+            .map_err(|e| {
+                AppError::internal(format!("audit record: {:?}", e.into_service_error()))
+            })?;
+        Ok(())
+    }
+
+    /// Everything ECPay said about one payment, oldest first.
+    pub async fn gateway_records(
+        &self,
+        merchant_trade_no: &str,
+    ) -> Result<Vec<GatewayRecord>, AppError> {
+        let mut records = Vec::new();
+        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(payment_pk(merchant_trade_no)))
+                .expression_attribute_values(":prefix", s(PAYMENT_AUDIT_SK_PREFIX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    AppError::internal(format!("audit records: {:?}", e.into_service_error()))
+                })?;
+            for item in output.items.unwrap_or_default() {
+                records.push(from_item::<AuditRecord>(item)?.record);
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(records),
+            }
+        }
+    }
+
+    /// Until when ECPay's QueryTradeInfo must not be called (after it answered 403), if at all.
+    pub async fn gateway_cooldown(&self) -> Result<Option<i64>, AppError> {
+        #[derive(Deserialize)]
+        struct Cooldown {
+            until: i64,
+        }
+        Ok(self
+            .get_item::<Cooldown>(GATEWAY_PK.to_string(), GATEWAY_COOLDOWN_SK)
+            .await?
+            .map(|c| c.until))
+    }
+
+    pub async fn set_gateway_cooldown(&self, until: i64) -> Result<(), AppError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(GATEWAY_PK))
+            .item(SK, s(GATEWAY_COOLDOWN_SK))
+            .item("entity", s("GatewayCooldown"))
+            .item("until", n(until))
+            .item(super::table::TTL_ATTRIBUTE, n(until + 3600))
+            .send()
+            .await
+            .map_err(|e| {
+                AppError::internal(format!("gateway cooldown: {:?}", e.into_service_error()))
+            })?;
+        Ok(())
+    }
+}
