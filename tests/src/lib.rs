@@ -105,6 +105,20 @@ impl TestApi {
 
     /// Starts with a configuration adjusted by `tweak` (e.g. short token lifetimes).
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Arc<TestApi> {
+        Self::start_with_gateway(tweak, |simulator| {
+            Arc::new(local_api::ecpay_simulator::SimulatorTransport(simulator))
+        })
+        .await
+    }
+
+    /// Like [`TestApi::start_with`], with QueryTradeInfo reaching ECPay (the host's simulator)
+    /// through the transport `gateway` builds.
+    pub async fn start_with_gateway(
+        tweak: impl FnOnce(&mut Config),
+        gateway: impl FnOnce(
+            Arc<local_api::ecpay_simulator::EcpaySimulator>,
+        ) -> Arc<dyn shared::gateway::GatewayTransport>,
+    ) -> Arc<TestApi> {
         let emulator = Emulator::in_memory().expect("start emulator");
         let mut config = Config::local(
             emulator.endpoint().to_string(),
@@ -114,7 +128,7 @@ impl TestApi {
         tweak(&mut config);
         let mut host = LocalApi::connect(config).await.expect("prepare table");
         host.ctx.metrics = shared::observe::MetricsSink::capture();
-        host.query_simulator_in_process();
+        host.ctx.gateway = gateway(host.simulator.clone());
         let host = Arc::new(host);
         let ctx = host.ctx.clone();
         Arc::new(TestApi {
