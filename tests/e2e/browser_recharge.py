@@ -2,8 +2,11 @@
 """A member recharges in a real browser: headless Chromium, driven over WebDriver (chromedriver).
 
 Registers a member, starts a recharge through the API, opens the checkout_url in Chromium (which
-auto-submits the signed form to the local ECPay simulator), clicks Pay, and checks that the simulator's
-notification credited the balance. Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them).
+auto-submits a freshly signed checkout attempt to the local ECPay simulator), goes back and opens the link
+again (a second attempt, which ECPay must not refuse as a duplicate), clicks Pay, and checks that the
+simulator's notification credited the balance once. Then a second recharge is paid with the notification
+lost on purpose, and the host's reconciliation timer (QueryTradeInfo to the simulator over HTTP) must find
+and credit it. Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them).
 
     python3 tests/e2e/browser_recharge.py
 """
@@ -20,6 +23,7 @@ import urllib.request
 from localhost import ROOT, LocalHost, free_port
 
 AMOUNT = 1200
+LOST = 300
 
 class WebDriver:
     """The few W3C WebDriver commands this test needs, over plain HTTP."""
@@ -104,21 +108,38 @@ def main() -> int:
         return 1
     shots = ROOT / "target" / "e2e"
     shots.mkdir(parents=True, exist_ok=True)
-    with LocalHost() as host:
+    # Reconciliation every 2 s, for payments open longer than 1 s (defaults: 300 s and 600 s).
+    with LocalHost({"RECONCILE_INTERVAL_SECONDS": "2", "RECONCILE_AFTER_SECONDS": "1"}) as host:
         token = host.sign_up("browser_member", "MEMBER")
         status, checkout = host.call("POST", "/api/members/points/recharge/", {"amount": AMOUNT}, token)
         assert status == 201, (status, checkout)
+        origin = checkout["merchant_trade_no"]
         browser = WebDriver(chromedriver, chromium)
         try:
             browser.open(checkout["checkout_url"])
-            # The checkout page submits itself; the simulator shows the order.
-            assert browser.text("#trade-no") == checkout["merchant_trade_no"]
+            # The checkout page submits itself; the simulator shows the order: a fresh attempt.
+            first_attempt = browser.text("#trade-no")
+            assert first_attempt != origin and len(first_attempt) <= 20 and first_attempt.isalnum(), first_attempt
             assert f"NT$ {AMOUNT}" in browser.text("#amount")
+            # Back to the shop and through the link again: ECPay must not see the same number twice.
+            browser.open(checkout["checkout_url"])
+            attempt = browser.text("#trade-no")
+            assert attempt != first_attempt, attempt
+            page = browser.command("GET", "/source")
+            assert "重覆" not in page and "duplicated" not in page, page[:500]
             browser.screenshot(shots / "simulator-order.png")
             browser.click("#pay")
             result = browser.text("#result")
             answer = browser.text("#merchant-answer")
             browser.screenshot(shots / "simulator-result.png")
+
+            # A second recharge whose notification is lost: only reconciliation can find it.
+            status, lost = host.call("POST", "/api/members/points/recharge/", {"amount": LOST}, token)
+            assert status == 201, (status, lost)
+            browser.open(lost["checkout_url"])
+            lost_attempt = browser.text("#trade-no")
+            browser.click("#pay-silently")
+            assert "only reconciliation" in browser.text("#merchant-answer")
         finally:
             browser.quit()
         print(f"== simulator says {result!r}; the merchant answered {answer!r}")
@@ -126,8 +147,21 @@ def main() -> int:
         assert answer == "200 1|OK", answer
         status, points = host.call("GET", "/api/members/points/", None, token)
         assert status == 200 and points["balance"] == AMOUNT, points
-        status, payment = host.call("GET", f"/api/members/payments/{checkout['merchant_trade_no']}/", None, token)
-        assert payment["status"] == "paid", payment
+        status, payment = host.call("GET", f"/api/members/payments/{attempt}/", None, token)
+        assert payment["status"] == "paid" and payment["attempt_of"] == origin, payment
+        status, unpaid = host.call("GET", f"/api/members/payments/{first_attempt}/", None, token)
+        assert unpaid["status"] == "pending", unpaid
+
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            status, points = host.call("GET", "/api/members/points/", None, token)
+            if points["balance"] == AMOUNT + LOST:
+                break
+            time.sleep(0.5)
+        assert points["balance"] == AMOUNT + LOST, (points, host.log_text()[-2000:])
+        status, found = host.call("GET", f"/api/members/payments/{lost_attempt}/", None, token)
+        assert found["status"] == "paid", found
+        print(f"== reconciliation credited the lost payment {lost_attempt}")
     print(f"== browser recharge passed: balance {points['balance']}; screenshots in {shots}")
     return 0
 

@@ -23,6 +23,15 @@ struct Function {
 
 impl Function {
     fn start(runtime_api: &str, secrets_endpoint: &str, dynamodb_endpoint: &str) -> Function {
+        Self::start_with(runtime_api, secrets_endpoint, dynamodb_endpoint, &[])
+    }
+
+    fn start_with(
+        runtime_api: &str,
+        secrets_endpoint: &str,
+        dynamodb_endpoint: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Function {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fn-auth"))
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -41,6 +50,7 @@ impl Function {
             .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
             .env("TABLE_NAME", "points-lambda-test")
             .env("SECRET_ID", SECRET_ID)
+            .envs(extra_env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -206,7 +216,7 @@ async fn the_function_starts_from_secrets_manager_alone_and_serves_a_login_end_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_function_whose_secret_is_short_or_missing_refuses_to_start_without_printing_it() {
+async fn a_function_whose_secret_is_short_missing_or_public_refuses_to_start_without_printing_it() {
     let emulator = local_api::Emulator::in_memory().expect("emulator");
     let short = "tooshort-but-secret";
     for (secrets, expected) in [

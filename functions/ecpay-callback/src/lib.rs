@@ -117,8 +117,9 @@ async fn ecpay_notification(ctx: &AppContext, req: &Request) -> Answer {
     }
 }
 
-/// The page a checkout link opens: an auto-submitting form that hands the browser to ECPay.
-/// Links are signed and work for 15 minutes, while the payment is pending.
+/// The page a checkout link opens: an auto-submitting form that hands the browser to ECPay. Each
+/// opening is a new checkout attempt with its own MerchantTradeNo (ECPay refuses a number twice).
+/// Links are signed and work for 15 minutes, while the recharge is unpaid.
 #[utoipa::path(
     get, path = "/api/payments/ecpay/checkout/{merchant_trade_no}/", tag = "payments",
     params(
@@ -130,7 +131,8 @@ async fn ecpay_notification(ctx: &AppContext, req: &Request) -> Answer {
         (status = 200, description = "Auto-submitting form", body = String, content_type = "text/html"),
         (status = 403, description = "Invalid or expired link", body = String, content_type = "text/html"),
         (status = 404, description = "No such payment", body = String, content_type = "text/html"),
-        (status = 409, description = "Already paid or failed", body = String, content_type = "text/html"),
+        (status = 409, description = "Already paid or closed, or opened too often", body = String, content_type = "text/html"),
+        (status = 503, description = "Storage contended; open the link again", body = String, content_type = "text/html"),
     )
 )]
 async fn checkout(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
@@ -144,7 +146,7 @@ async fn checkout(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
         Ok(payment) => payment,
         Err(err @ AppError::Internal(_)) => return Err(err),
         Err(err) => {
-            let status = shared::http::error_response(&err).status();
+            let status = err.status();
             return html(
                 status,
                 page(
