@@ -635,3 +635,93 @@ async fn a_redemption_whose_response_is_lost_is_replayed_by_the_sdk_and_placed_o
 fn budget_conflicts(budget: &ConflictBudget, conflicts: usize) {
     budget.set_remaining(conflicts);
 }
+
+/// The merchant sets a new price on the version of the product just read.
+async fn reprice(
+    api: &TestApi,
+    shop: &str,
+    product_id: &str,
+    price: i64,
+) -> api_tests::TestResponse {
+    let path = format!("/api/merchants/products/{product_id}/");
+    let current = api.get(&path, Some(shop)).await;
+    api.put(
+        &path,
+        json!({"points_required": price, "version": current.body["version"]}),
+        Some(shop),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_member_is_never_charged_a_price_the_merchant_changed_after_she_saw_it() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("price_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Jasmine", 10, 50).await;
+    let product_id = id_of(&product);
+    let (member_id, amy) = api.member_with_points("price_amy", 10_000).await;
+    let redeem_at = |price: i64| {
+        api.post(
+            "/api/members/orders/",
+            json!({"product_id": product_id, "quantity": 1, "points_required": price}),
+            Some(&amy),
+        )
+    };
+    redeem_at(10).await.assert_status(201);
+
+    // The merchant reprices to 5,000 between the member's look and her order.
+    reprice(&api, &shop, &product_id, 5_000).await.assert_status(200);
+    let refused = redeem_at(10).await;
+    refused.assert_status(409);
+    assert_eq!(refused.error_code(), "price_changed");
+    assert_eq!(refused.body["error"]["fields"]["points_required"], "5000");
+    assert_eq!(points_of(&api, &amy).await["balance"], 9_990, "nothing charged");
+    // Agreeing to the new price works.
+    redeem_at(5_000).await.assert_status(201);
+    assert_eq!(points_of(&api, &amy).await["balance"], 4_990);
+
+    // Repricing racing the orders: every order is charged exactly the price it was placed at.
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let api = api.clone();
+            let shop = shop.clone();
+            let amy = amy.clone();
+            let product_id = product_id.clone();
+            tokio::spawn(async move {
+                if i % 4 == 0 {
+                    let price = if i % 8 == 0 { 5_000 } else { 100 };
+                    // A stale version (another reprice won) is a 409 and changes nothing.
+                    reprice(&api, &shop, &product_id, price).await;
+                    None
+                } else {
+                    let response = api
+                        .post(
+                            "/api/members/orders/",
+                            json!({"product_id": product_id, "quantity": 1, "points_required": 100}),
+                            Some(&amy),
+                        )
+                        .await;
+                    Some(response)
+                }
+            })
+        })
+        .collect();
+    for outcome in futures::future::join_all(racers).await {
+        if let Some(response) = outcome.unwrap() {
+            match response.status.as_u16() {
+                201 => assert_eq!(response.body["points_cost"], 100),
+                409 => assert!(
+                    ["price_changed", "insufficient_points"].contains(&response.error_code()),
+                    "{}",
+                    response.error_code()
+                ),
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+    api.assert_points_invariants(&[member_id]).await;
+    // A non-positive price is a client mistake, not a charge.
+    let bad = redeem_at(0).await;
+    bad.assert_status(400);
+    assert_eq!(bad.error_code(), "validation_failed");
+}

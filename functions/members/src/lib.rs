@@ -264,7 +264,7 @@ async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer 
         (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
         (status = 403, description = "Not a member", body = ErrorResponse),
         (status = 404, description = "`product_not_found`: unknown or inactive product", body = ErrorResponse),
-        (status = 409, description = "`insufficient_stock` or `insufficient_points`", body = ErrorResponse),
+        (status = 409, description = "`insufficient_stock`, `insufficient_points`, or `price_changed` (the price the member saw, `points_required`, is no longer the price; the current one is in `fields.points_required`)", body = ErrorResponse),
         (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
         (status = 415, description = "Body is not JSON", body = ErrorResponse),
         (status = 422, description = "`idempotency_key_reused` with a different body", body = ErrorResponse),

@@ -23,6 +23,11 @@ pub struct RedeemRequest {
     pub product_id: Option<String>,
     #[schema(value_type = i64, required = true, minimum = 1, maximum = 100, example = 1)]
     pub quantity: Option<i64>,
+    /// The unit price the member saw. Recommended (our clients always send it): if the merchant has
+    /// changed the price since, the answer is 409 `price_changed` with the current price in
+    /// `fields.points_required`, and nothing is charged.
+    #[schema(value_type = Option<i64>, minimum = 1, example = 100)]
+    pub points_required: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -144,14 +149,19 @@ impl OrderService<'_> {
         if product_id.as_deref().is_some_and(|id| !is_id(id)) {
             check.fail("product_id", "must be a product id");
         }
+        if request.points_required.is_some_and(|p| p < 1) {
+            check.fail("points_required", "must be a positive whole number of points");
+        }
         check.finish()?;
+        let seen_price = request.points_required;
         let (Some(product_id), Some(quantity)) = (product_id, quantity) else {
             return Err(AppError::internal(
                 "validated redemption is missing a field",
             ));
         };
         let body_hash = {
-            let digest = Sha256::digest(format!("{product_id}\n{quantity}").as_bytes());
+            let seen = seen_price.map(|p| p.to_string()).unwrap_or_default();
+            let digest = Sha256::digest(format!("{product_id}\n{quantity}\n{seen}").as_bytes());
             digest
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -169,6 +179,23 @@ impl OrderService<'_> {
                 Some(product) if product.is_active => product,
                 _ => return Err(product_not_found()),
             };
+            // The member agreed to a price: never charge another. The transaction below is
+            // conditioned on exactly this price, so a change after this read is caught there too.
+            if let Some(seen) = seen_price.filter(|seen| *seen != product.points_required) {
+                let mut fields = crate::error::FieldErrors::new();
+                fields.insert(
+                    "points_required".into(),
+                    product.points_required.to_string(),
+                );
+                return Err(AppError::Conflict {
+                    code: "price_changed",
+                    message: format!(
+                        "the price changed from {seen} to {} points per unit; nothing was charged",
+                        product.points_required
+                    ),
+                    fields,
+                });
+            }
             if product.stock < quantity {
                 return Err(AppError::conflict(
                     "insufficient_stock",
