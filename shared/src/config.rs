@@ -8,6 +8,8 @@ pub const DEFAULT_REGION: &str = "ap-northeast-1";
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 pub const DEFAULT_LOGIN_MAX_FAILURES: u32 = 10;
 pub const DEFAULT_LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_LOGIN_MAX_FAILURES_PER_IP: u32 = 50;
+pub const DEFAULT_LOGIN_USERNAME_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Config {
@@ -26,6 +28,10 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     /// Failed logins allowed per username within one window before further attempts get 429.
     pub login_max_failures: u32,
+    /// Failed logins allowed per client address (across usernames) within one window.
+    pub login_max_failures_per_ip: u32,
+    /// Past `login_max_failures` for one username from anywhere, one attempt per this long.
+    pub login_username_backoff: Duration,
     pub login_failure_window: Duration,
     pub payments: PaymentsConfig,
 }
@@ -180,6 +186,8 @@ impl std::fmt::Debug for Config {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("login_max_failures", &self.login_max_failures)
+            .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
+            .field("login_username_backoff", &self.login_username_backoff)
             .field("login_failure_window", &self.login_failure_window)
             .field("payments", &self.payments)
             .finish()
@@ -285,6 +293,14 @@ impl Config {
             access_token_ttl: env.seconds_or("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)?,
             refresh_token_ttl: env.seconds_or("REFRESH_TOKEN_TTL_SECONDS", 14 * 24 * 3600)?,
             login_max_failures: env.count_or("LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES)?,
+            login_max_failures_per_ip: env.count_or(
+                "LOGIN_MAX_FAILURES_PER_IP",
+                DEFAULT_LOGIN_MAX_FAILURES_PER_IP,
+            )?,
+            login_username_backoff: env.seconds_or(
+                "LOGIN_USERNAME_BACKOFF_SECONDS",
+                DEFAULT_LOGIN_USERNAME_BACKOFF.as_secs(),
+            )?,
             login_failure_window: env.seconds_or(
                 "LOGIN_FAILURE_WINDOW_SECONDS",
                 DEFAULT_LOGIN_FAILURE_WINDOW.as_secs(),
@@ -305,6 +321,8 @@ impl Config {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
             login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
+            login_max_failures_per_ip: DEFAULT_LOGIN_MAX_FAILURES_PER_IP,
+            login_username_backoff: DEFAULT_LOGIN_USERNAME_BACKOFF,
             login_failure_window: DEFAULT_LOGIN_FAILURE_WINDOW,
             payments: PaymentsConfig::local("http://127.0.0.1:3000"),
         }

@@ -81,6 +81,8 @@ impl AppContext {
             keys: &self.keys,
             limits: LoginLimits {
                 max_failures: self.config.login_max_failures,
+                max_failures_per_address: self.config.login_max_failures_per_ip,
+                username_backoff: self.config.login_username_backoff,
                 window: self.config.login_failure_window,
             },
         }

@@ -464,3 +464,15 @@ pub fn request_origin(req: &Request) -> Option<String> {
     }?;
     (!domain.is_empty()).then(|| format!("https://{domain}"))
 }
+
+/// The client's address as API Gateway saw it (`requestContext.http.sourceIp`; the local host puts
+/// the socket's peer there). Never read from a header, which a client could set.
+pub fn client_address(req: &Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        RequestContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.clone(),
+        _ => None,
+    }
+    .filter(|ip| !ip.is_empty())
+}

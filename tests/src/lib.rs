@@ -188,8 +188,19 @@ impl TestApi {
 
     /// Sends a raw request through the host's dispatch.
     pub async fn send(&self, request: http::Request<Vec<u8>>) -> TestResponse {
+        self.send_from(None, request).await
+    }
+
+    /// Sends a request as if from client address `ip` (API Gateway's `sourceIp`).
+    pub async fn send_from(
+        &self,
+        ip: Option<&str>,
+        request: http::Request<Vec<u8>>,
+    ) -> TestResponse {
         let (parts, body) = request.into_parts();
-        let response = self.host.dispatch(into_lambda_request(parts, body)).await;
+        let request =
+            local_api::with_source_ip(into_lambda_request(parts, body), ip.map(str::to_string));
+        let response = self.host.dispatch(request).await;
         let (parts, body) = response.into_parts();
         let raw: Vec<u8> = body.as_ref().to_vec();
         let body = if raw.is_empty() {
@@ -290,6 +301,19 @@ impl TestApi {
             None,
         )
         .await
+    }
+
+    /// A login attempt from client address `ip`.
+    pub async fn login_from(&self, ip: &str, username: &str, password: &str) -> TestResponse {
+        let body = serde_json::to_vec(&json!({"username": username, "password": password}))
+            .expect("serialise login");
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/login/")
+            .header("content-type", "application/json")
+            .body(body)
+            .expect("build login");
+        self.send_from(Some(ip), request).await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> TestResponse {

@@ -94,3 +94,118 @@ async fn the_lock_lifts_when_the_window_passes() {
     api.login("amy", "wrong password").await.assert_status(401);
     api.login("amy", PASSWORD).await.assert_status(200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_parallel_guesses_check_at_most_the_limits_worth_of_passwords() {
+    let api = TestApi::start().await;
+    api.register("vault", "MEMBER").await.assert_status(201);
+    // 100 guesses at once from one address, the right password hidden among them.
+    let burst = (0..100).map(|i| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let password = if i == 57 {
+                PASSWORD.to_string()
+            } else {
+                format!("guess {i}")
+            };
+            api.login_from("198.51.100.7", "vault", &password).await
+        })
+    });
+    let mut checked = 0;
+    for response in join_all(burst).await {
+        let response = response.unwrap();
+        match response.status.as_u16() {
+            // 401 and 200 are the only answers for which a password was checked.
+            401 | 200 => checked += 1,
+            429 => assert_eq!(response.error_code(), "too_many_failed_logins"),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(checked <= 10, "{checked} passwords checked");
+    assert!(checked >= 1);
+}
+
+#[tokio::test]
+async fn spraying_one_password_over_many_usernames_is_limited_per_address() {
+    let api = TestApi::start_with(|config| config.login_max_failures_per_ip = 12).await;
+    let mut refused = 0;
+    for i in 0..20 {
+        let answer = api
+            .login_from("203.0.113.50", &format!("user{i}"), "Summer2026!")
+            .await;
+        match answer.status.as_u16() {
+            401 => {}
+            429 => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(refused, 8, "only 12 guesses from one address");
+    // Another address is untouched.
+    api.login_from("203.0.113.51", "user0", "Summer2026!")
+        .await
+        .assert_status(401);
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_the_owner_out_from_another_address() {
+    let api = TestApi::start_with(|config| {
+        config.login_username_backoff = Duration::from_secs(1);
+    })
+    .await;
+    api.register("owner", "MEMBER").await.assert_status(201);
+    for i in 0..10 {
+        api.login_from("192.0.2.66", "owner", &format!("wrong {i}"))
+            .await
+            .assert_status(401);
+    }
+    // The attacker's address is locked for this username, right password or not.
+    api.login_from("192.0.2.66", "owner", PASSWORD)
+        .await
+        .assert_status(429);
+    // The owner, elsewhere, signs in at once (past the username's limit only a short back-off
+    // applies, and the attacker's refused attempts do not even reach it).
+    api.login_from("192.0.2.10", "owner", PASSWORD)
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_spread_over_many_addresses_get_one_try_per_back_off() {
+    let api = TestApi::start_with(|config| {
+        config.login_username_backoff = Duration::from_secs(30);
+    })
+    .await;
+    api.register("target", "MEMBER").await.assert_status(201);
+    for i in 0..10 {
+        api.login_from(&format!("10.0.0.{i}"), "target", "wrong")
+            .await
+            .assert_status(401);
+    }
+    // Thirty more addresses at once: past the username's limit, one attempt per back-off passes.
+    let burst = (0..30).map(|i| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.login_from(&format!("10.0.1.{i}"), "target", "wrong")
+                .await
+        })
+    });
+    let statuses: Vec<u16> = join_all(burst)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status.as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 29);
+}
+
+#[tokio::test]
+async fn an_absurdly_long_username_is_a_400_not_a_500() {
+    let api = TestApi::start().await;
+    let answer = api.login(&"a".repeat(4096), "whatever password").await;
+    answer.assert_status(400);
+    assert_eq!(answer.error_code(), "validation_failed");
+}

@@ -670,12 +670,18 @@ async fn a_member_is_never_charged_a_price_the_merchant_changed_after_she_saw_it
     redeem_at(10).await.assert_status(201);
 
     // The merchant reprices to 5,000 between the member's look and her order.
-    reprice(&api, &shop, &product_id, 5_000).await.assert_status(200);
+    reprice(&api, &shop, &product_id, 5_000)
+        .await
+        .assert_status(200);
     let refused = redeem_at(10).await;
     refused.assert_status(409);
     assert_eq!(refused.error_code(), "price_changed");
     assert_eq!(refused.body["error"]["fields"]["points_required"], "5000");
-    assert_eq!(points_of(&api, &amy).await["balance"], 9_990, "nothing charged");
+    assert_eq!(
+        points_of(&api, &amy).await["balance"],
+        9_990,
+        "nothing charged"
+    );
     // Agreeing to the new price works.
     redeem_at(5_000).await.assert_status(201);
     assert_eq!(points_of(&api, &amy).await["balance"], 4_990);

@@ -78,7 +78,8 @@ async fn register(ctx: &AppContext, req: &Request) -> Answer {
 }
 
 /// Exchange username and password for an access token (15 min) and a refresh token (14 days).
-/// After 10 failed attempts for one username within 15 minutes, attempts for it get 429.
+/// Limits (per 15-minute window): 10 failed attempts per username from one client address, 50 per
+/// address across usernames, then 429; past 10 for a username from anywhere, one attempt per 5 s.
 #[utoipa::path(
     post, path = "/api/auth/login/", tag = "auth",
     request_body = LoginRequest,
@@ -88,14 +89,18 @@ async fn register(ctx: &AppContext, req: &Request) -> Answer {
         (status = 401, description = "Wrong username or password (same answer for both)", body = ErrorResponse),
         (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
         (status = 415, description = "Body is not JSON", body = ErrorResponse),
-        (status = 429, description = "Too many failed logins for this username; see `Retry-After`", body = ErrorResponse,
+        (status = 429, description = "Too many failed logins for this username or from this address; see `Retry-After`", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds until the window closes"))),
         (status = 503, description = "Storage contended; retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
 async fn login(ctx: &AppContext, req: &Request) -> Answer {
     allow(req, &["POST"])?;
-    let tokens = ctx.auth().login(parse_json(req)?).await?;
+    let address = shared::http::client_address(req);
+    let tokens = ctx
+        .auth()
+        .login(parse_json(req)?, address.as_deref())
+        .await?;
     json(StatusCode::OK, &tokens)
 }
 

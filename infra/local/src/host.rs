@@ -148,11 +148,19 @@ async fn handle(
     State(api): State<Arc<LocalApi>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
+    // The socket's peer is the client address, as API Gateway's sourceIp is on AWS.
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
     let (parts, body) = req.into_parts();
     let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
         Ok(bytes) => {
-            api.dispatch(into_lambda_request(parts, bytes.to_vec()))
-                .await
+            api.dispatch(with_source_ip(
+                into_lambda_request(parts, bytes.to_vec()),
+                peer,
+            ))
+            .await
         }
         Err(_) => {
             let req = into_lambda_request(parts, Vec::new());
@@ -170,4 +178,14 @@ async fn handle(
     let (parts, body) = response.into_parts();
     let bytes: Vec<u8> = body.as_ref().to_vec();
     (parts.status, parts.headers, AxumBody::from(bytes)).into_response()
+}
+
+/// Sets the client address API Gateway would report (`requestContext.http.sourceIp`).
+pub fn with_source_ip(req: Request, ip: Option<String>) -> Request {
+    let mut context = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.clone(),
+        _ => Default::default(),
+    };
+    context.http.source_ip = ip;
+    req.with_request_context(RequestContext::ApiGatewayV2(context))
 }

@@ -8,7 +8,7 @@ pub mod host;
 pub mod openapi;
 
 pub use emulator::Emulator;
-pub use host::{into_lambda_request, router, LocalApi};
+pub use host::{into_lambda_request, router, with_source_ip, LocalApi};
 
 /// Every (method, path) the functions serve, for checks against the document and the SAM template.
 pub fn routes() -> Vec<(&'static str, &'static str)> {

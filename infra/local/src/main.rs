@@ -89,12 +89,15 @@ async fn run(started: Instant) -> Result<(), String> {
         "local API ready"
     );
 
-    axum::serve(listener, router(api))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
+    axum::serve(
+        listener,
+        router(api).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| format!("server failed: {e}"))?;
     drop(emulator);
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::auth::{Claims, JwtKeys, TokenKind};
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{PointAccount, Role, User};
 use crate::error::{AppError, FieldCheck};
-use crate::store::{RegisterOutcome, RotateOutcome, Store};
+use crate::store::{LoginCounter, RegisterOutcome, Reservation, RotateOutcome, Store};
 
 // Fields are `Option` so that every missing one is reported together, instead of serde stopping
 // at the first; the schema still documents them as required.
@@ -82,7 +82,12 @@ pub struct AuthService<'a> {
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {
+    /// Password checks per (username, client address) per window: the hard limit.
     pub max_failures: u32,
+    /// Password checks per client address per window, across usernames.
+    pub max_failures_per_address: u32,
+    /// Past `max_failures` for a username (from anywhere), one attempt per this many seconds.
+    pub username_backoff: std::time::Duration,
     pub window: std::time::Duration,
 }
 
@@ -196,34 +201,102 @@ impl AuthService<'_> {
 
     /// Signs a user in. After `login_max_failures` failed attempts for one username within the
     /// window, every attempt for it (right password or not) gets 429 until the window closes.
-    pub async fn login(&self, request: LoginRequest) -> Result<TokenPair, AppError> {
+    /// Signs in. `address` is the client's address as API Gateway saw it (`sourceIp`; locally the
+    /// socket's peer), never a header a client could set. Attempts are reserved before the password
+    /// is checked, per (username, address), per address and per username, so no burst of parallel
+    /// guesses checks more passwords than the limits allow (see docs/api.md, "Login abuse limits").
+    pub async fn login(
+        &self,
+        request: LoginRequest,
+        address: Option<&str>,
+    ) -> Result<TokenPair, AppError> {
         let mut check = FieldCheck::new();
         let username = check.required("username", request.username);
         let password = check.required("password", request.password);
+        if username
+            .as_deref()
+            .is_some_and(|u| u.chars().count() > crate::domain::user::USERNAME_MAX)
+        {
+            check.fail("username", "is longer than any username");
+        }
         check.finish()?;
         let (Some(username), Some(password)) = (username, password) else {
             return Err(AppError::internal("validated login is missing a field"));
         };
 
         let now = unix_now();
-        if let Some(window) = self.store.login_failure_window(&username, now).await? {
-            if window.failures >= self.limits.max_failures {
-                return Err(AppError::TooManyRequests {
-                    code: "too_many_failed_logins",
-                    message: "too many failed logins for this username; try again later".into(),
-                    retry_after_secs: (window.ends_at - now).max(1) as u64,
-                });
+        let window = self.limits.window.as_secs() as i64;
+        let name = crate::domain::user::canonical(&username);
+        let address = address.unwrap_or("unknown").to_string();
+        let by_address = LoginCounter::Address(address.clone());
+        let by_pair = LoginCounter::Pair {
+            username: name.clone(),
+            address,
+        };
+        let by_username = LoginCounter::Username(name);
+        let refused = |retry_at: i64, what: &str| AppError::TooManyRequests {
+            code: "too_many_failed_logins",
+            message: format!("too many failed logins {what}; try again later"),
+            retry_after_secs: (retry_at - now).max(1) as u64,
+        };
+
+        if let Reservation::Full { ends_at } = self
+            .store
+            .reserve_login_attempt(
+                &by_address,
+                self.limits.max_failures_per_address,
+                now,
+                window,
+            )
+            .await?
+        {
+            return Err(refused(ends_at, "from this address"));
+        }
+        let mut held = vec![by_address];
+        if let Reservation::Full { ends_at } = self
+            .store
+            .reserve_login_attempt(&by_pair, self.limits.max_failures, now, window)
+            .await?
+        {
+            self.release(&held, now).await;
+            return Err(refused(ends_at, "for this username"));
+        }
+        held.push(by_pair);
+        if let Reservation::Full { .. } = self
+            .store
+            .reserve_login_attempt(&by_username, self.limits.max_failures, now, window)
+            .await?
+        {
+            let backoff = self.limits.username_backoff.as_secs().max(1) as i64;
+            if let Some(retry_at) = self
+                .store
+                .pass_login_backoff(&by_username, backoff, now)
+                .await?
+            {
+                self.release(&held, now).await;
+                return Err(refused(retry_at, "for this username"));
             }
         }
         match self.authenticate(&username, password).await {
-            Ok(user) => self.start_session(&user).await,
-            Err(err @ AppError::Unauthenticated { .. }) => {
-                self.store
-                    .record_login_failure(&username, now, self.limits.window.as_secs() as i64)
-                    .await?;
-                Err(err)
+            Ok(user) => {
+                // Not a failure: the address and pair reservations go back.
+                self.release(&held, now).await;
+                self.start_session(&user).await
             }
-            Err(other) => Err(other),
+            // The reservations stand: they are the failures.
+            Err(err @ AppError::Unauthenticated { .. }) => Err(err),
+            Err(other) => {
+                self.release(&held, now).await;
+                Err(other)
+            }
+        }
+    }
+
+    async fn release(&self, counters: &[LoginCounter], now: i64) {
+        for counter in counters {
+            if let Err(err) = self.store.release_login_attempt(counter, now).await {
+                tracing::warn!(error = %err, "could not release a login reservation");
+            }
         }
     }
 

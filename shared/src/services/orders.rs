@@ -150,7 +150,10 @@ impl OrderService<'_> {
             check.fail("product_id", "must be a product id");
         }
         if request.points_required.is_some_and(|p| p < 1) {
-            check.fail("points_required", "must be a positive whole number of points");
+            check.fail(
+                "points_required",
+                "must be a positive whole number of points",
+            );
         }
         check.finish()?;
         let seen_price = request.points_required;

@@ -22,11 +22,6 @@ pub fn token_family_pk(family: &str) -> String {
 }
 pub const TOKEN_FAMILY_SK: &str = "FAMILY";
 
-pub fn login_failures_pk(canonical_username: &str) -> String {
-    format!("LOGINFAIL#{canonical_username}")
-}
-pub const LOGIN_FAILURES_SK: &str = "WINDOW";
-
 pub fn product_pk(product_id: &str) -> String {
     format!("PRODUCT#{product_id}")
 }

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
-pub use login_limits::FailureWindow;
+pub use login_limits::{LoginCounter, Reservation};
 pub use orders::{
     CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, PlaceOutcome,
 };
