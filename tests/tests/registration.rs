@@ -194,3 +194,70 @@ async fn all_missing_fields_are_reported_together() {
         assert_eq!(fields[field], "is required");
     }
 }
+
+async fn register_as(api: &TestApi, username: &str, email: &str) -> api_tests::TestResponse {
+    api.post(
+        "/api/auth/register/",
+        json!({"username": username, "email": email, "password": PASSWORD, "role": "MEMBER"}),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn look_alike_usernames_cannot_register_beside_the_original() {
+    let api = TestApi::start().await;
+    register_as(&api, "alice", "alice@example.com")
+        .await
+        .assert_status(201);
+    for (twin, email) in [
+        ("ａｌｉｃｅ", "twin1@example.com"), // fullwidth
+        ("аlice", "twin2@example.com"),      // Cyrillic а
+        ("alіce", "twin4@example.com"),      // Cyrillic і
+    ] {
+        let answer = register_as(&api, twin, email).await;
+        answer.assert_status(409);
+        assert_eq!(answer.error_code(), "username_taken", "{twin}");
+    }
+    // Fullwidth and look-alike forms of the email collide too.
+    let answer = register_as(&api, "alice2", "ＡＬＩＣＥ@example.com").await;
+    answer.assert_status(409);
+    assert_eq!(answer.error_code(), "email_taken");
+    // The owner signs in with the fullwidth form of her own name as well.
+    api.login("ａｌｉｃｅ", PASSWORD).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn invisible_and_control_characters_are_refused_everywhere_people_read_names() {
+    let api = TestApi::start().await;
+    for (username, email) in [
+        ("adm\u{202E}nim", "rlo@example.com"),
+        ("zero\u{200B}width", "zw@example.com"),
+        ("nul\u{0}byte", "nul@example.com"),
+        ("fine_name", "in\u{200D}visible@example.com"),
+    ] {
+        let answer = register_as(&api, username, email).await;
+        answer.assert_status(400);
+        assert_eq!(answer.error_code(), "validation_failed", "{username:?}");
+    }
+    let (_, shop, _) = api.signed_up("clean_shop", "MERCHANT").await;
+    for body in [
+        json!({"name": "Tea\u{202E}gift", "description": "", "points_required": 10, "stock": 1}),
+        json!({"name": "Tea", "description": "a\u{2066}b", "points_required": 10, "stock": 1}),
+        json!({"name": "Tea\u{7}", "description": "", "points_required": 10, "stock": 1}),
+    ] {
+        let answer = api
+            .post("/api/merchants/products/", body.clone(), Some(&shop))
+            .await;
+        answer.assert_status(400);
+        assert_eq!(answer.error_code(), "validation_failed", "{body}");
+    }
+    // Line breaks stay allowed in a description.
+    api.post(
+        "/api/merchants/products/",
+        json!({"name": "Tea", "description": "150 g\nloose leaf", "points_required": 10, "stock": 1}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(201);
+}

@@ -49,6 +49,8 @@ pub fn check_name(check: &mut FieldCheck, name: &str) -> String {
             "name",
             format!("must be 1 to {NAME_MAX} characters after trimming"),
         );
+    } else if let Some(c) = super::text::forbidden_char(&trimmed, false) {
+        check.fail("name", super::text::forbidden_problem(c));
     }
     trimmed
 }
@@ -59,6 +61,8 @@ pub fn check_description(check: &mut FieldCheck, description: &str) {
             "description",
             format!("must be at most {DESCRIPTION_MAX} characters"),
         );
+    } else if let Some(c) = super::text::forbidden_char(description, true) {
+        check.fail("description", super::text::forbidden_problem(c));
     }
 }
 

@@ -50,9 +50,10 @@ pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
 pub const EMAIL_MAX: usize = 254;
 
-/// Usernames and emails are unique regardless of case, so they are compared in this form.
+/// Usernames and emails are unique regardless of case, compatibility forms and cross-script
+/// look-alikes, so they are compared in this form (see `domain::text::canonical`).
 pub fn canonical(value: &str) -> String {
-    value.to_lowercase()
+    super::text::canonical(value)
 }
 
 pub fn check_username(check: &mut FieldCheck, username: &str) {
@@ -62,6 +63,8 @@ pub fn check_username(check: &mut FieldCheck, username: &str) {
             "username",
             format!("must be {USERNAME_MIN} to {USERNAME_MAX} characters"),
         );
+    } else if let Some(c) = super::text::forbidden_char(username, false) {
+        check.fail("username", super::text::forbidden_problem(c));
     } else if !username
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '@' | '.' | '+' | '-' | '_'))
@@ -71,7 +74,9 @@ pub fn check_username(check: &mut FieldCheck, username: &str) {
 }
 
 pub fn check_email(check: &mut FieldCheck, email: &str) {
-    if !is_valid_email(email) {
+    if let Some(c) = super::text::forbidden_char(email, false) {
+        check.fail("email", super::text::forbidden_problem(c));
+    } else if !is_valid_email(email) {
         check.fail("email", "must be a valid email address");
     }
 }
