@@ -26,6 +26,9 @@ pub struct Config {
     pub metrics_namespace: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// A refresh token presented again within this long gets the same successor pair
+    /// (`REFRESH_REUSE_GRACE_SECONDS`, 10); later, reuse revokes the session.
+    pub refresh_reuse_grace: Duration,
     /// Failed logins allowed per username within one window before further attempts get 429.
     pub login_max_failures: u32,
     /// Failed logins allowed per client address (across usernames) within one window.
@@ -185,6 +188,7 @@ impl std::fmt::Debug for Config {
             .field("metrics_namespace", &self.metrics_namespace)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
             .field("login_username_backoff", &self.login_username_backoff)
@@ -292,6 +296,7 @@ impl Config {
             jwt_secret,
             access_token_ttl: env.seconds_or("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)?,
             refresh_token_ttl: env.seconds_or("REFRESH_TOKEN_TTL_SECONDS", 14 * 24 * 3600)?,
+            refresh_reuse_grace: env.seconds_or("REFRESH_REUSE_GRACE_SECONDS", 10)?,
             login_max_failures: env.count_or("LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES)?,
             login_max_failures_per_ip: env.count_or(
                 "LOGIN_MAX_FAILURES_PER_IP",
@@ -320,6 +325,7 @@ impl Config {
             metrics_namespace: crate::observe::DEFAULT_NAMESPACE.to_string(),
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
+            refresh_reuse_grace: Duration::from_secs(10),
             login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
             login_max_failures_per_ip: DEFAULT_LOGIN_MAX_FAILURES_PER_IP,
             login_username_backoff: DEFAULT_LOGIN_USERNAME_BACKOFF,

@@ -85,6 +85,7 @@ impl AppContext {
                 username_backoff: self.config.login_username_backoff,
                 window: self.config.login_failure_window,
             },
+            refresh_grace: self.config.refresh_reuse_grace,
         }
     }
 }

@@ -102,8 +102,11 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
     }
 }
 
-fn member_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
-    Ok(authenticate(req, &ctx.keys, Some(Role::Member))?.sub)
+/// The caller, if the token is valid, the role right and the user still enabled.
+async fn member_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
+    let claims = authenticate(req, &ctx.keys, Some(Role::Member))?;
+    ctx.auth().require_active(&claims.sub).await?;
+    Ok(claims.sub)
 }
 
 /// The catalogue: active products of every merchant, newest first. Sold-out products are listed
@@ -124,7 +127,7 @@ fn member_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
     )
 )]
 async fn browse_products(ctx: &AppContext, req: &Request) -> Answer {
-    member_id(ctx, req)?;
+    member_id(ctx, req).await?;
     let page = page_request(req)?;
     let merchant = id_query_param(req, "merchant_id")?;
     json(
@@ -146,7 +149,7 @@ async fn browse_products(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn view_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    member_id(ctx, req)?;
+    member_id(ctx, req).await?;
     json(StatusCode::OK, &ctx.catalogue().view_product(id).await?)
 }
 
@@ -161,7 +164,7 @@ async fn view_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     )
 )]
 async fn points_balance(ctx: &AppContext, req: &Request) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     json(StatusCode::OK, &ctx.points().balance(&member).await?)
 }
 
@@ -178,7 +181,7 @@ async fn points_balance(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn ledger(ctx: &AppContext, req: &Request) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     let page = page_request(req)?;
     json(StatusCode::OK, &ctx.points().ledger(&member, &page).await?)
 }
@@ -200,7 +203,7 @@ async fn ledger(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn recharge(ctx: &AppContext, req: &Request) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     let origin = request_origin(req);
     let checkout = ctx
         .points()
@@ -222,7 +225,7 @@ async fn recharge(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     let page = page_request(req)?;
     json(
         StatusCode::OK,
@@ -243,7 +246,7 @@ async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     json(
         StatusCode::OK,
         &ctx.points().payment(&member, trade_no).await?,
@@ -273,7 +276,7 @@ async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer 
     )
 )]
 async fn redeem(ctx: &AppContext, req: &Request) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     let key = idempotency_key(req)?;
     match ctx
         .orders()
@@ -306,7 +309,7 @@ async fn redeem(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     let page = page_request(req)?;
     let status = order_status_param(req)?;
     json(
@@ -330,7 +333,7 @@ async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     json(
         StatusCode::OK,
         &ctx.orders().order(OrderParty::Member(&member), id).await?,
@@ -353,7 +356,7 @@ async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     )
 )]
 async fn cancel_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    let member = member_id(ctx, req)?;
+    let member = member_id(ctx, req).await?;
     json(
         StatusCode::OK,
         &ctx.orders().cancel(OrderParty::Member(&member), id).await?,

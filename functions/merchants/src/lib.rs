@@ -84,8 +84,11 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
     }
 }
 
-fn merchant_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
-    Ok(authenticate(req, &ctx.keys, Some(Role::Merchant))?.sub)
+/// The caller, if the token is valid, the role right and the user still enabled.
+async fn merchant_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
+    let claims = authenticate(req, &ctx.keys, Some(Role::Merchant))?;
+    ctx.auth().require_active(&claims.sub).await?;
+    Ok(claims.sub)
 }
 
 /// The product with its version as an `ETag`, for a later `If-Match`.
@@ -114,7 +117,7 @@ fn product_answer(status: StatusCode, product: &MerchantProduct) -> Answer {
     )
 )]
 async fn create_product(ctx: &AppContext, req: &Request) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     let product = ctx
         .catalogue()
         .create_product(&merchant, parse_json(req)?)
@@ -135,7 +138,7 @@ async fn create_product(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn list_products(ctx: &AppContext, req: &Request) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     let page = page_request(req)?;
     json(
         StatusCode::OK,
@@ -156,7 +159,7 @@ async fn list_products(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn get_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     product_answer(
         StatusCode::OK,
         &ctx.catalogue().my_product(&merchant, id).await?,
@@ -185,7 +188,7 @@ async fn get_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     )
 )]
 async fn update_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     let if_match = if_match_version(req)?;
     let product = ctx
         .catalogue()
@@ -207,7 +210,7 @@ async fn update_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     )
 )]
 async fn delete_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     ctx.catalogue().delete_my_product(&merchant, id).await?;
     no_content()
 }
@@ -225,7 +228,7 @@ async fn delete_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     )
 )]
 async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     let page = page_request(req)?;
     let status = order_status_param(req)?;
     json(
@@ -249,7 +252,7 @@ async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
     )
 )]
 async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     json(
         StatusCode::OK,
         &ctx.orders()
@@ -272,7 +275,7 @@ async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     )
 )]
 async fn complete_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     json(StatusCode::OK, &ctx.orders().complete(&merchant, id).await?)
 }
 
@@ -291,7 +294,7 @@ async fn complete_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     )
 )]
 async fn cancel_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
-    let merchant = merchant_id(ctx, req)?;
+    let merchant = merchant_id(ctx, req).await?;
     json(
         StatusCode::OK,
         &ctx.orders()

@@ -102,12 +102,24 @@ impl JwtKeys {
         role: Role,
         now: i64,
     ) -> Result<SignedToken, AppError> {
+        self.issue_access_as(user_id, role, now, &uuid::Uuid::new_v4().to_string())
+    }
+
+    /// An access token with a given id: the same claims give the same token (HS256 is
+    /// deterministic), which is how a racing refresh gets the very pair already issued.
+    pub fn issue_access_as(
+        &self,
+        user_id: &str,
+        role: Role,
+        now: i64,
+        jti: &str,
+    ) -> Result<SignedToken, AppError> {
         self.sign(Claims {
             sub: user_id.to_string(),
             role,
             iat: now,
             exp: now + self.access_ttl.as_secs() as i64,
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: jti.to_string(),
             typ: TokenKind::Access,
             fam: None,
         })
@@ -120,12 +132,30 @@ impl JwtKeys {
         family: &str,
         now: i64,
     ) -> Result<SignedToken, AppError> {
+        self.issue_refresh_as(
+            user_id,
+            role,
+            family,
+            now,
+            &uuid::Uuid::new_v4().to_string(),
+        )
+    }
+
+    /// A refresh token with a given id (see [`JwtKeys::issue_access_as`]).
+    pub fn issue_refresh_as(
+        &self,
+        user_id: &str,
+        role: Role,
+        family: &str,
+        now: i64,
+        jti: &str,
+    ) -> Result<SignedToken, AppError> {
         self.sign(Claims {
             sub: user_id.to_string(),
             role,
             iat: now,
             exp: now + self.refresh_ttl.as_secs() as i64,
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: jti.to_string(),
             typ: TokenKind::Refresh,
             fam: Some(family.to_string()),
         })

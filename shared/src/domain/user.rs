@@ -34,6 +34,8 @@ pub struct User {
     pub email: String,
     pub role: Role,
     pub password_hash: String,
+    /// A disabled user's tokens are refused on every route at once (401 `account_disabled`).
+    pub is_active: bool,
     pub created_at: Timestamp,
 }
 

@@ -8,7 +8,7 @@ use crate::auth::{Claims, JwtKeys, TokenKind};
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{PointAccount, Role, User};
 use crate::error::{AppError, FieldCheck};
-use crate::store::{LoginCounter, RegisterOutcome, Reservation, RotateOutcome, Store};
+use crate::store::{LoginCounter, RegisterOutcome, Reservation, RotateOutcome, Store, Successor};
 
 // Fields are `Option` so that every missing one is reported together, instead of serde stopping
 // at the first; the schema still documents them as required.
@@ -78,6 +78,9 @@ pub struct AuthService<'a> {
     pub store: &'a Store,
     pub keys: &'a JwtKeys,
     pub limits: LoginLimits,
+    /// A refresh token presented again within this long of its exchange (racing tabs, a retried
+    /// request) gets the same successor pair instead of revoking the session.
+    pub refresh_grace: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +92,10 @@ pub struct LoginLimits {
     /// Past `max_failures` for a username (from anywhere), one attempt per this many seconds.
     pub username_backoff: std::time::Duration,
     pub window: std::time::Duration,
+}
+
+fn account_disabled() -> AppError {
+    AppError::unauthenticated("account_disabled", "this account is disabled")
 }
 
 fn unix_now() -> i64 {
@@ -138,6 +145,7 @@ impl AuthService<'_> {
             email,
             role,
             password_hash,
+            is_active: true,
             created_at: chrono::Utc::now(),
         };
         let account = (role == Role::Member).then(|| PointAccount::opening(&user.id));
@@ -281,6 +289,9 @@ impl AuthService<'_> {
             Ok(user) => {
                 // Not a failure: the address and pair reservations go back.
                 self.release(&held, now).await;
+                if !user.is_active {
+                    return Err(account_disabled());
+                }
                 self.start_session(&user).await
             }
             // The reservations stand: they are the failures.
@@ -304,24 +315,49 @@ impl AuthService<'_> {
     /// was already exchanged revokes its whole family.
     pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenPair, AppError> {
         let claims = self.verified_refresh(request)?;
+        self.require_active(&claims.sub).await?;
         let family = claims.fam.clone().unwrap_or_default();
         let now = unix_now();
         let access = self.keys.issue_access(&claims.sub, claims.role, now)?;
         let refresh = self
             .keys
             .issue_refresh(&claims.sub, claims.role, &family, now)?;
+        let successor = Successor {
+            access_jti: access.claims.jti.clone(),
+            refresh_jti: refresh.claims.jti.clone(),
+            issued_at: now,
+        };
         match self
             .store
             .rotate_refresh_token(
                 &family,
                 &claims.jti,
-                &refresh.claims.jti,
+                &successor,
                 refresh.claims.exp,
                 now,
+                self.refresh_grace.as_secs() as i64,
             )
             .await?
         {
             RotateOutcome::Rotated => Ok(self.pair(access.token, refresh.token)),
+            RotateOutcome::Grace(successor) => {
+                // A racing duplicate of the exchange that just happened (two tabs, a retried
+                // request): the same successor pair, signed again from the same claims.
+                let access = self.keys.issue_access_as(
+                    &claims.sub,
+                    claims.role,
+                    successor.issued_at,
+                    &successor.access_jti,
+                )?;
+                let refresh = self.keys.issue_refresh_as(
+                    &claims.sub,
+                    claims.role,
+                    &family,
+                    successor.issued_at,
+                    &successor.refresh_jti,
+                )?;
+                Ok(self.pair(access.token, refresh.token))
+            }
             RotateOutcome::ReuseDetected => {
                 tracing::warn!(user_id = %claims.sub, "refresh token reuse detected; family revoked");
                 Err(AppError::unauthenticated(
@@ -344,8 +380,15 @@ impl AuthService<'_> {
     }
 
     pub async fn me(&self, claims: &Claims) -> Result<UserProfile, AppError> {
-        match self.store.get_user(&claims.sub).await? {
-            Some(user) => Ok(UserProfile::from(&user)),
+        Ok(UserProfile::from(&self.require_active(&claims.sub).await?))
+    }
+
+    /// The token's user, if it still exists and is enabled: checked on every authenticated request,
+    /// so disabling a user takes effect at once, not when their access token expires.
+    pub async fn require_active(&self, user_id: &str) -> Result<User, AppError> {
+        match self.store.get_user(user_id).await? {
+            Some(user) if user.is_active => Ok(user),
+            Some(_) => Err(account_disabled()),
             None => Err(AppError::unauthenticated(
                 "invalid_token",
                 "the token's user no longer exists",

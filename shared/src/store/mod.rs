@@ -32,7 +32,7 @@ pub use orders::{
 pub use payments::{AttemptOutcome, GatewayRecord, AUDIT_RETENTION_DAYS};
 pub use points::AccountSnapshot;
 pub use products::ProductWrite;
-pub use tokens::RotateOutcome;
+pub use tokens::{RotateOutcome, Successor};
 pub use users::RegisterOutcome;
 
 type Item = HashMap<String, AttributeValue>;

@@ -20,11 +20,31 @@ struct FamilyRecord {
     current_jti: String,
     revoked: bool,
     expires_at: i64,
+    /// The token exchanged last, and until when presenting it again yields the same successor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grace_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    successor_access_jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    successor_issued_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an exchange issued, kept for the grace window so a racing duplicate gets the same pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Successor {
+    pub access_jti: String,
+    pub refresh_jti: String,
+    pub issued_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
     Rotated,
+    /// The presented token was exchanged moments ago (within the grace window): here is what that
+    /// exchange issued.
+    Grace(Successor),
     /// The presented token had already been rotated away: the family is now revoked.
     ReuseDetected,
     /// The family was revoked (logout or earlier reuse), expired, or never existed.
@@ -47,6 +67,10 @@ impl Store {
             current_jti: jti.into(),
             revoked: false,
             expires_at,
+            previous_jti: None,
+            grace_until: None,
+            successor_access_jti: None,
+            successor_issued_at: None,
         };
         self.client
             .put_item()
@@ -68,9 +92,10 @@ impl Store {
         &self,
         family: &str,
         presented_jti: &str,
-        next_jti: &str,
+        successor: &Successor,
         next_expires_at: i64,
         now: i64,
+        grace_secs: i64,
     ) -> Result<RotateOutcome, AppError> {
         let result = self
             .client
@@ -78,13 +103,19 @@ impl Store {
             .table_name(&self.table)
             .key(PK, s(token_family_pk(family)))
             .key(SK, s(TOKEN_FAMILY_SK))
-            .update_expression("SET current_jti = :next, #ttl = :next_exp")
+            .update_expression(
+                "SET current_jti = :next, #ttl = :next_exp, previous_jti = :presented, \
+                 grace_until = :grace, successor_access_jti = :access, successor_issued_at = :iat",
+            )
             .condition_expression(
                 "attribute_exists(#pk) AND current_jti = :presented AND revoked = :false AND #ttl > :now",
             )
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":next", s(next_jti))
+            .expression_attribute_values(":next", s(&successor.refresh_jti))
+            .expression_attribute_values(":grace", n(now + grace_secs))
+            .expression_attribute_values(":access", s(&successor.access_jti))
+            .expression_attribute_values(":iat", n(successor.issued_at))
             .expression_attribute_values(":next_exp", n(next_expires_at))
             .expression_attribute_values(":presented", s(presented_jti))
             .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
@@ -101,6 +132,27 @@ impl Store {
         };
         let current: Option<FamilyRecord> = failed.item.map(from_item).transpose()?;
         match current {
+            Some(family_row)
+                if !family_row.revoked
+                    && family_row.expires_at > now
+                    && family_row.previous_jti.as_deref() == Some(presented_jti)
+                    && family_row.grace_until.is_some_and(|until| until >= now) =>
+            {
+                match (
+                    family_row.successor_access_jti,
+                    family_row.successor_issued_at,
+                ) {
+                    (Some(access_jti), Some(issued_at)) => Ok(RotateOutcome::Grace(Successor {
+                        access_jti,
+                        refresh_jti: family_row.current_jti,
+                        issued_at,
+                    })),
+                    _ => {
+                        self.revoke_token_family(family).await?;
+                        Ok(RotateOutcome::ReuseDetected)
+                    }
+                }
+            }
             Some(family_row) if !family_row.revoked && family_row.expires_at > now => {
                 // A live family whose current token is not the presented one: reuse.
                 self.revoke_token_family(family).await?;

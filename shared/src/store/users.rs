@@ -17,7 +17,13 @@ struct UserRecord {
     email: String,
     role: Role,
     password_hash: String,
+    #[serde(default = "active")]
+    is_active: bool,
     created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn active() -> bool {
+    true
 }
 
 #[derive(Serialize, Deserialize)]
@@ -50,6 +56,7 @@ impl From<UserRecord> for User {
             email: r.email,
             role: r.role,
             password_hash: r.password_hash,
+            is_active: r.is_active,
             created_at: r.created_at,
         }
     }
@@ -106,6 +113,7 @@ impl Store {
             email: user.email.clone(),
             role: user.role,
             password_hash: user.password_hash.clone(),
+            is_active: user.is_active,
             created_at: user.created_at,
         };
         // Index order matters: cancellation reasons are read by position below.
@@ -164,6 +172,30 @@ impl Store {
                 AppError::internal(format!("get_item: {:?}", err.into_service_error()))
             })?;
         output.item.map(from_item).transpose()
+    }
+
+    /// Enables or disables a user. `false` when there is no such user.
+    pub async fn set_user_active(&self, user_id: &str, active: bool) -> Result<bool, AppError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(super::table::PK, s(user_pk(user_id)))
+            .key(super::table::SK, s(USER_PROFILE_SK))
+            .update_expression("SET is_active = :active")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", super::table::PK)
+            .expression_attribute_values(
+                ":active",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(active),
+            )
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+            Err(other) => Err(AppError::internal(format!("set user active: {other:?}"))),
+        }
     }
 
     pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, AppError> {
