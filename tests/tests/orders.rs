@@ -731,3 +731,56 @@ async fn a_member_is_never_charged_a_price_the_merchant_changed_after_she_saw_it
     bad.assert_status(400);
     assert_eq!(bad.error_code(), "validation_failed");
 }
+
+#[tokio::test]
+async fn a_status_filter_over_a_hundred_non_matching_orders_does_bounded_work_per_request() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("bulk_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Sencha", 1, 1_000).await;
+    let (_, amy) = api.member_with_points("bulk_amy", 1_000).await;
+    // The oldest order is completed; 120 newer ones are placed and cancelled.
+    let kept = api.redeem(&amy, &id_of(&product), 1).await;
+    kept.assert_status(201);
+    act(&api, "merchants", &id_of(&kept.body), "complete", &shop)
+        .await
+        .assert_status(200);
+    for _ in 0..120 {
+        let order = api.redeem(&amy, &id_of(&product), 1).await;
+        order.assert_status(201);
+        act(&api, "members", &id_of(&order.body), "cancel", &amy)
+            .await
+            .assert_status(200);
+    }
+    // One request examines at most 5 × (limit + 1) = 10 orders: the first page is empty, with a
+    // cursor to go on, instead of reading all 120 cancelled orders to fill one slot.
+    let first = api
+        .get("/api/members/orders/?status=completed&limit=1", Some(&amy))
+        .await;
+    first.assert_status(200);
+    assert_eq!(first.body["items"], json!([]));
+    assert!(first.body["next_cursor"].is_string());
+    // Walking the cursors finds the completed order, once, after about 121 / 10 requests.
+    let mut cursor: Option<String> = None;
+    let mut found = Vec::new();
+    let mut requests = 0;
+    loop {
+        let mut url = "/api/members/orders/?status=completed&limit=1".to_string();
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page = api.get(&url, Some(&amy)).await;
+        page.assert_status(200);
+        requests += 1;
+        found.extend(page.body["items"].as_array().unwrap().clone());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["id"], kept.body["id"]);
+    assert!((12..=14).contains(&requests), "{requests} requests");
+    // Unfiltered lists are unchanged: full pages.
+    let all = api.get("/api/members/orders/?limit=50", Some(&amy)).await;
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 50);
+}

@@ -40,6 +40,8 @@ type Item = HashMap<String, AttributeValue>;
 /// How many times a transaction cancelled only by contention (another transaction on the same
 /// item, or throttling) is retried before the client is told to come back later.
 const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
+/// A list request examines at most this many items per item of its page (limit + 1).
+pub const EXAMINE_PER_PAGE_ITEM: usize = 5;
 const BACKOFF_BASE: Duration = Duration::from_millis(10);
 const BACKOFF_CAP: Duration = Duration::from_millis(400);
 
@@ -190,7 +192,11 @@ fn key_attributes(index: Option<&'static str>) -> Vec<&'static str> {
 
 impl Store {
     /// Reads one page. It asks for one item more than the page holds, so `next_cursor` is `None`
-    /// exactly when nothing follows, and keeps reading while a filter leaves the page short.
+    /// exactly when nothing follows. With a filter, DynamoDB examines items before filtering them, so
+    /// a page is read in as few calls as it can but **never examines more than
+    /// [`EXAMINE_PER_PAGE_ITEM`] × (limit + 1) items**: when that budget runs out first, the page comes
+    /// back short (possibly empty) with a cursor that resumes after the last item examined. A filtered
+    /// list over thousands of non-matching rows thus costs about what an unfiltered one does.
     pub(crate) async fn query_page(
         &self,
         query: ListQuery,
@@ -206,9 +212,18 @@ impl Store {
                 return Err(cursor::invalid_cursor());
             }
         }
+        let budget = EXAMINE_PER_PAGE_ITEM * (page.limit + 1);
+        let mut examined = 0usize;
         let mut items: Vec<Item> = Vec::with_capacity(page.limit + 1);
         loop {
-            let wanted = (page.limit + 1 - items.len()) as i32;
+            let wanted = page.limit + 1 - items.len();
+            // Unfiltered, every item examined is returned: ask for exactly what the page needs.
+            // Filtered, ask for the whole remaining budget at once (one call in the common case).
+            let limit = if query.filter.is_some() {
+                budget.saturating_sub(examined).max(1)
+            } else {
+                wanted
+            };
             let mut request = self
                 .client
                 .query()
@@ -222,7 +237,7 @@ impl Store {
                 .expression_attribute_names("#pk", query.partition_attribute)
                 .expression_attribute_values(":pk", s(query.partition_value.clone()))
                 .scan_index_forward(false)
-                .limit(wanted)
+                .limit(limit.min(i32::MAX as usize) as i32)
                 .set_exclusive_start_key(start.take());
             if let Some((attribute, prefix)) = &query.sort_prefix {
                 request = request
@@ -241,9 +256,10 @@ impl Store {
             let output = request.send().await.map_err(|err| {
                 AppError::internal(format!("query: {:?}", err.into_service_error()))
             })?;
+            examined += output.scanned_count.max(0) as usize;
             items.extend(output.items.unwrap_or_default());
             start = output.last_evaluated_key;
-            if items.len() > page.limit || start.is_none() {
+            if items.len() > page.limit || start.is_none() || examined >= budget {
                 break;
             }
         }
@@ -257,6 +273,9 @@ impl Store {
                 .filter_map(|name| last.get(name).map(|v| (name.to_string(), v.clone())))
                 .collect();
             Some(self.cursors.encode(&query.scope, &key)?)
+        } else if let Some(resume) = start {
+            // The budget ran out before the page filled: resume after the last item examined.
+            Some(self.cursors.encode(&query.scope, &resume)?)
         } else {
             None
         };
