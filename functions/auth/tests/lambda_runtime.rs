@@ -149,13 +149,16 @@ async fn the_function_starts_from_secrets_manager_alone_and_serves_a_login_end_t
     assert_eq!(secrets.calls(), 1, "the secret is read once, at init");
 
     let login = json!({"username": "lambda_amy", "password": "correct horse battery"});
-    let (login_id, outcome) = runtime
-        .invoke(
-            json_event("POST", "/api/auth/login", Some(login), None),
-            wait,
-        )
-        .await;
+    let mut login_event = json_event("POST", "/api/auth/login", Some(login), None);
+    // An unsafe client id (quotes, spaces) is neither echoed nor logged: API Gateway's is used for both.
+    login_event["headers"]["x-request-id"] = "evil\" id=\"forged".into();
+    let login_apigw_id = login_event["requestContext"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (login_id, outcome) = runtime.invoke(login_event, wait).await;
     let (status, tokens, headers) = response_of(outcome);
+    assert_eq!(headers["x-request-id"], login_apigw_id.as_str());
     assert_eq!(status, 200, "{tokens}");
     let access = tokens["access"]
         .as_str()
@@ -207,6 +210,9 @@ async fn the_function_starts_from_secrets_manager_alone_and_serves_a_login_end_t
         assert!(line["latency_ms"].as_f64().is_some());
     }
     assert_eq!(requests[2]["request_id"], "client-trace-42");
+    // The id in the response is the id in the log.
+    assert_eq!(requests[1]["request_id"], login_apigw_id.as_str());
+    assert!(requests[1]["client_request_id"].is_null());
     assert_eq!(requests[2]["user_id"], me["id"]);
     assert!(requests[1]["user_id"].is_null());
     assert!(
