@@ -291,8 +291,47 @@ async fn init_error(State(state): State<Arc<RuntimeState>>, body: Bytes) -> Stat
     StatusCode::ACCEPTED
 }
 
-/// The event API Gateway (HTTP API, payload format 2.0) sends for a request that matched the greedy
-/// route `ANY <prefix>/{proxy+}`.
+/// The event API Gateway (HTTP API, payload format 2.0) sends for `method raw_path` on `stage`, after
+/// it matched `route_key` (with `proxy` as the greedy parameter, if any), as documented for Lambda
+/// proxy integrations.
+#[allow(clippy::too_many_arguments)]
+pub fn http_api_event_on(
+    method: &str,
+    raw_path: &str,
+    stage: &str,
+    route_key: &str,
+    proxy: Option<&str>,
+    headers: Value,
+    body: Option<&str>,
+    request_id: &str,
+) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": "",
+        "headers": headers,
+        "pathParameters": proxy.map(|p| json!({"proxy": p})),
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.ap-northeast-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "fake-api-gateway"},
+            "requestId": request_id,
+            "routeKey": route_key,
+            "stage": stage,
+            "time": "29/Nov/2026:03:00:00 +0000",
+            "timeEpoch": 1_795_921_200_000i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+/// The event for a request on the `$default` stage that matched the greedy route
+/// `ANY <prefix>/{proxy+}`, with a fresh API Gateway request id.
 pub fn http_api_event(
     method: &str,
     path: &str,
@@ -304,28 +343,14 @@ pub fn http_api_event(
         .strip_prefix(route_prefix)
         .and_then(|p| p.strip_prefix('/'))
         .unwrap_or_default();
-    let route_key = format!("ANY {route_prefix}/{{proxy+}}");
-    json!({
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": headers,
-        "pathParameters": {"proxy": proxy},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.ap-northeast-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "fake-runtime-test"},
-            "requestId": format!("apigw-{}", uuid::Uuid::new_v4()),
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": "29/Nov/2026:03:00:00 +0000",
-            "timeEpoch": 1_795_921_200_000i64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
+    http_api_event_on(
+        method,
+        path,
+        "$default",
+        &format!("ANY {route_prefix}/{{proxy+}}"),
+        Some(proxy),
+        headers,
+        body,
+        &format!("apigw-{}", uuid::Uuid::new_v4()),
+    )
 }

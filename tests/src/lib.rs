@@ -57,6 +57,19 @@ pub fn paid_notification(checkout: &Value) -> BTreeMap<String, String> {
     n
 }
 
+/// A `POST` of `fields` as `application/x-www-form-urlencoded` (what ECPay and browsers send).
+pub fn form_request(path: &str, fields: &BTreeMap<String, String>) -> http::Request<Vec<u8>> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields.iter())
+        .finish();
+    http::Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.into_bytes())
+        .expect("build request")
+}
+
 pub const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -349,16 +362,8 @@ impl TestApi {
 
     /// Posts an ECPay notification (form fields) to the callback.
     pub async fn notify(&self, fields: &BTreeMap<String, String>) -> TestResponse {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields.iter())
-            .finish();
-        let request = http::Request::builder()
-            .method(Method::POST)
-            .uri("/api/payments/ecpay/callback/")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.into_bytes())
-            .expect("build request");
-        self.send(request).await
+        self.send(form_request("/api/payments/ecpay/callback/", fields))
+            .await
     }
 
     /// Starts a recharge of `amount` TWD for the member holding `token`; returns the 201 body.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_tests::{paid_notification, TestApi, TestResponse};
+use api_tests::{form_request, paid_notification, TestApi, TestResponse};
 use serde_json::Value;
 use shared::ecpay::{self, Credentials};
 use shared::observe::Metric;
@@ -21,18 +21,6 @@ async fn api_with_window(window: Duration, confirm_with_query: bool) -> Arc<Test
         config.payments.confirm_with_query = confirm_with_query;
     })
     .await
-}
-
-fn form_request(path: &str, fields: &BTreeMap<String, String>) -> http::Request<Vec<u8>> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields.iter())
-        .finish();
-    http::Request::builder()
-        .method("POST")
-        .uri(path)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.into_bytes())
-        .unwrap()
 }
 
 fn fields_of(checkout: &Value) -> BTreeMap<String, String> {

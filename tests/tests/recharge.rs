@@ -536,17 +536,7 @@ async fn the_local_simulator_takes_a_member_from_checkout_to_credited_points() {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect();
-    let post = |path: &str, fields: &BTreeMap<String, String>| {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields.iter())
-            .finish();
-        http::Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.into_bytes())
-            .unwrap()
-    };
+    let post = api_tests::form_request;
 
     let page = api
         .send(post("/dev/ecpay/Cashier/AioCheckOut/V5", &form))

@@ -354,8 +354,7 @@ fn every_function_binary_exists_in_the_workspace_and_targets_arm64() {
     );
 }
 
-/// The event API Gateway (payload format 2.0) sends for `method rawPath` on a stage, after it
-/// matched `route_key`, as documented for Lambda proxy integrations.
+/// The event API Gateway sends for `method rawPath` on a stage, after it matched `route_key`.
 fn api_gateway_event(
     method: &str,
     raw_path: &str,
@@ -369,28 +368,16 @@ fn api_gateway_event(
     if let Some(token) = token {
         headers["authorization"] = format!("Bearer {token}").into();
     }
-    serde_json::json!({
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": raw_path,
-        "rawQueryString": "",
-        "headers": headers,
-        "pathParameters": proxy.map(|p| serde_json::json!({"proxy": p})),
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.ap-northeast-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.9", "userAgent": "test"},
-            "requestId": "apigw-req-1",
-            "routeKey": route_key,
-            "stage": stage,
-            "time": "29/Nov/2026:03:00:00 +0000",
-            "timeEpoch": 1_795_921_200_000i64
-        },
-        "isBase64Encoded": false
-    })
+    api_tests::fakes::http_api_event_on(
+        method,
+        raw_path,
+        stage,
+        route_key,
+        proxy,
+        headers,
+        None,
+        "apigw-req-1",
+    )
 }
 
 fn lambda_request(event: serde_json::Value) -> lambda_http::Request {
