@@ -145,7 +145,10 @@ async fn main() {
         api_tests::TEST_SECRET.to_vec(),
     );
     config.payments = shared::config::PaymentsConfig::local(&base);
-    let mut host = LocalApi::connect(config).await.expect("host");
+    let contention = local_api::contention::ContentionModel::from_env().expect("contention model");
+    let mut host = LocalApi::connect_with(config, contention.clone())
+        .await
+        .expect("host");
     // Metrics are counted as on Lambda but kept in memory, so the figures print cleanly.
     host.ctx.metrics = shared::observe::MetricsSink::capture();
     let host = Arc::new(host);
@@ -290,6 +293,17 @@ async fn main() {
         errors
     );
     println!("wall time: {wall:.2?}");
+    if let Some(model) = &contention {
+        let stats = model.stats();
+        println!(
+            "contention model: {} transactions committed, {} cancelled by conflicts, {} throttled; {} plain writes refused; {:.2} conflicts per placed order",
+            stats.transactions_committed,
+            stats.transactions_conflicted,
+            stats.transactions_throttled,
+            stats.writes_conflicted + stats.writes_throttled,
+            stats.transactions_conflicted as f64 / placed.len().max(1) as f64
+        );
+    }
     println!(
         "successful redemptions/s: {:.0}",
         placed.len() as f64 / wall.as_secs_f64()

@@ -151,6 +151,31 @@ impl TestApi {
         })
     }
 
+    /// Like [`TestApi::start`], with every DynamoDB call going through the contention model of real
+    /// DynamoDB (`local_api::contention`).
+    pub async fn start_with_contention(
+        model: local_api::contention::ContentionModel,
+    ) -> Arc<TestApi> {
+        let emulator = Emulator::in_memory().expect("start emulator");
+        let config = Config::local(
+            emulator.endpoint().to_string(),
+            "points-test".to_string(),
+            TEST_SECRET.to_vec(),
+        );
+        let mut host = LocalApi::connect_with(config, Some(model))
+            .await
+            .expect("prepare table");
+        host.ctx.metrics = shared::observe::MetricsSink::capture();
+        host.query_simulator_in_process();
+        let host = Arc::new(host);
+        let ctx = host.ctx.clone();
+        Arc::new(TestApi {
+            host,
+            ctx,
+            emulator,
+        })
+    }
+
     /// Like [`TestApi::start`], but the first `budget` `TransactWriteItems` calls are answered with
     /// a `TransactionConflict` cancellation by the client's own HTTP layer (see [`faults`]).
     pub async fn start_with_conflicts(budget: Arc<faults::ConflictBudget>) -> Arc<TestApi> {

@@ -784,3 +784,45 @@ async fn a_status_filter_over_a_hundred_non_matching_orders_does_bounded_work_pe
     let all = api.get("/api/members/orders/?limit=50", Some(&amy)).await;
     assert_eq!(all.body["items"].as_array().unwrap().len(), 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_dynamodbs_real_contention_a_flash_sale_still_sells_exactly_its_stock() {
+    let model = local_api::contention::ContentionModel::new(std::time::Duration::from_millis(10));
+    let api = TestApi::start_with_contention(model.clone()).await;
+    let (_, shop, _) = api.signed_up("contended_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Gyokuro", 10, 8).await;
+    let product_id = id_of(&product);
+    let members = api.members_with_points("rush", 16, 100).await;
+    let racers = members.iter().map(|(_, token)| {
+        let api = api.clone();
+        let token = token.clone();
+        let product_id = product_id.clone();
+        tokio::spawn(async move { api.redeem(&token, &product_id, 1).await })
+    });
+    let mut placed = 0;
+    for response in join_all(racers).await {
+        let response = response.unwrap();
+        match response.status.as_u16() {
+            201 => placed += 1,
+            // Sold out, or contention outlasted the retries: never a 5xx other than 503.
+            409 => assert_eq!(response.error_code(), "insufficient_stock"),
+            503 => assert_eq!(response.error_code(), "service_unavailable"),
+            other => panic!(
+                "unexpected {other}: {}",
+                String::from_utf8_lossy(&response.raw)
+            ),
+        }
+    }
+    let stats = model.stats();
+    assert!(
+        stats.transactions_conflicted > 0,
+        "the model really made transactions conflict: {stats:?}"
+    );
+    let stock = product_of(&api, &shop, &product_id).await["stock"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(stock + placed, 8, "no unit lost or sold twice");
+    assert!(stock >= 0);
+    let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+    api.assert_points_invariants(&ids).await;
+}

@@ -45,8 +45,35 @@ impl LocalApi {
 
     /// Creates the table if it is missing, then builds the host over it.
     pub async fn connect(config: Config) -> Result<Self, AppError> {
+        Self::connect_with(config, None).await
+    }
+
+    /// Like [`LocalApi::connect`]; with a contention model, every DynamoDB call goes through it
+    /// (`DYNAMODB_CONTENTION=aws`, see [`crate::contention`]).
+    pub async fn connect_with(
+        config: Config,
+        contention: Option<crate::contention::ContentionModel>,
+    ) -> Result<Self, AppError> {
         let store = shared::store::Store::connect(&config).await;
         ensure_table(store.client(), store.table_name()).await?;
+        let store = match contention {
+            None => store,
+            Some(model) => {
+                // The emulator speaks plain HTTP: the connector the SDK builds for an http:// endpoint.
+                let inner = aws_smithy_http_client::Builder::new().build_http();
+                let modelled = store
+                    .client()
+                    .config()
+                    .to_builder()
+                    .http_client(model.wrap(inner))
+                    .build();
+                shared::store::Store::new(
+                    aws_sdk_dynamodb::Client::from_conf(modelled),
+                    store.table_name(),
+                    &config.jwt_secret,
+                )
+            }
+        };
         Ok(LocalApi::new(AppContext::new(config, store)))
     }
 

@@ -2,6 +2,7 @@
 //! Tests use the same pieces, so what runs locally is what is tested.
 
 pub mod apigw;
+pub mod contention;
 pub mod ecpay_simulator;
 pub mod emulator;
 pub mod host;

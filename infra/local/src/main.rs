@@ -67,7 +67,11 @@ async fn run(started: Instant) -> Result<(), String> {
     .map_err(|e| format!("configuration: {e}"))?;
     // The embedded emulator is the only DynamoDB the local host talks to.
     config.dynamodb_endpoint = Some(emulator.endpoint().to_string());
-    let api = LocalApi::connect(config)
+    let contention = local_api::contention::ContentionModel::from_env()?;
+    if contention.is_some() {
+        println!("DynamoDB contention model on (DYNAMODB_CONTENTION=aws)");
+    }
+    let api = LocalApi::connect_with(config, contention)
         .await
         .map_err(|e| format!("cannot prepare the table: {e}"))?;
 
