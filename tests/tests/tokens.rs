@@ -199,6 +199,16 @@ async fn a_disabled_users_tokens_stop_working_on_every_route_at_once() {
         refused.assert_status(401);
         assert_eq!(refused.error_code(), "account_disabled", "{path}");
     }
+    // A redemption checks it in the same read as the product and the account.
+    let redeem = api
+        .post(
+            "/api/members/orders/",
+            json!({"product_id": "0b5e2c1e-7d4f-4a55-9a59-0f3c3f4f9b21", "quantity": 1}),
+            Some(&access),
+        )
+        .await;
+    redeem.assert_status(401);
+    assert_eq!(redeem.error_code(), "account_disabled");
     let refreshed = api
         .post("/api/auth/refresh/", json!({"refresh": refresh}), None)
         .await;

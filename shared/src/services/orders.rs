@@ -178,7 +178,24 @@ impl OrderService<'_> {
         }
 
         for _ in 0..MAX_ATTEMPTS {
-            let product = match self.store.get_product(&product_id).await? {
+            // One round trip for the product, the account and the member (still enabled?).
+            let reads = self.store.redemption_reads(&product_id, member_id).await?;
+            match &reads.member {
+                Some(member) if member.is_active => {}
+                Some(_) => {
+                    return Err(AppError::unauthenticated(
+                        "account_disabled",
+                        "this account is disabled",
+                    ))
+                }
+                None => {
+                    return Err(AppError::unauthenticated(
+                        "invalid_token",
+                        "the token's user no longer exists",
+                    ))
+                }
+            }
+            let product = match reads.product {
                 Some(product) if product.is_active => product,
                 _ => return Err(product_not_found()),
             };
@@ -206,10 +223,8 @@ impl OrderService<'_> {
                 ));
             }
             let cost = product.points_required * quantity;
-            let account = self
-                .store
-                .account_snapshot(member_id)
-                .await?
+            let account = reads
+                .account
                 .ok_or_else(|| AppError::internal("member without a point account"))?;
             if account.balance < cost {
                 return Err(AppError::conflict(

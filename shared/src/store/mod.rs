@@ -28,6 +28,7 @@ use crate::pagination::{Page, PageRequest};
 pub use login_limits::{LoginCounter, Reservation};
 pub use orders::{
     CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, PlaceOutcome,
+    RedemptionReads,
 };
 pub use payments::{AttemptOutcome, GatewayRecord, AUDIT_RETENTION_DAYS};
 pub use points::AccountSnapshot;

@@ -145,7 +145,81 @@ fn status_filter(status: Option<OrderStatus>) -> Option<Filter> {
     })
 }
 
+/// Everything a redemption decides on, read in one strongly consistent `TransactGetItems`.
+#[derive(Debug, Clone)]
+pub struct RedemptionReads {
+    pub product: Option<crate::domain::Product>,
+    pub account: Option<AccountSnapshot>,
+    /// `None` when the member no longer exists.
+    pub member: Option<crate::domain::User>,
+}
+
 impl Store {
+    /// The product, the member's account and the member, in one round trip (one consistent,
+    /// serializable `TransactGetItems`) instead of three.
+    pub async fn redemption_reads(
+        &self,
+        product_id: &str,
+        member_id: &str,
+    ) -> Result<RedemptionReads, AppError> {
+        use aws_sdk_dynamodb::types::{Get, TransactGetItem};
+        let get = |pk: String, sk: &str| -> Result<TransactGetItem, AppError> {
+            Ok(TransactGetItem::builder()
+                .get(
+                    Get::builder()
+                        .table_name(&self.table)
+                        .key(PK, s(pk))
+                        .key(SK, s(sk))
+                        .build()
+                        .map_err(AppError::internal)?,
+                )
+                .build())
+        };
+        let output = self
+            .client
+            .transact_get_items()
+            .transact_items(get(product_pk(product_id), PRODUCT_SK)?)
+            .transact_items(get(user_pk(member_id), ACCOUNT_SK)?)
+            .transact_items(get(user_pk(member_id), USER_PROFILE_SK)?)
+            .send()
+            .await
+            .map_err(|err| {
+                AppError::internal(format!(
+                    "transact_get_items: {:?}",
+                    err.into_service_error()
+                ))
+            })?;
+        // Responses come back in the order of the requests; a missing item has no `item`.
+        let mut items = output
+            .responses
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.item);
+        let mut next = || items.next().flatten();
+        let product = next()
+            .map(from_item::<super::products::ProductRecord>)
+            .transpose()?
+            .map(crate::domain::Product::from);
+        let account = next()
+            .map(from_item::<super::users::AccountRecord>)
+            .transpose()?
+            .map(|a| AccountSnapshot {
+                balance: a.balance,
+                total_earned: a.total_earned,
+                total_spent: a.total_spent,
+                version: a.version,
+            });
+        let member = next()
+            .map(from_item::<super::users::UserRecord>)
+            .transpose()?
+            .map(crate::domain::User::from);
+        Ok(RedemptionReads {
+            product,
+            account,
+            member,
+        })
+    }
+
     /// The redemption, as one `TransactWriteItems`:
     /// 0. the product loses `quantity` units — only if it exists, is active, has the stock and still
     ///    costs `unit_price` (the price the member is charged);

@@ -8,7 +8,7 @@ use crate::domain::{PointAccount, Role, User};
 use crate::error::AppError;
 
 #[derive(Serialize, Deserialize)]
-struct UserRecord {
+pub(super) struct UserRecord {
     pk: String,
     sk: String,
     entity: String,
