@@ -4,7 +4,7 @@ use crate::auth::JwtKeys;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::gateway::{GatewayTransport, HttpsTransport, Unreachable};
+use crate::gateway::{GatewayTransport, HttpsTransport};
 use crate::observe::MetricsSink;
 use crate::services::auth::{AuthService, LoginLimits};
 use crate::services::catalogue::CatalogueService;
@@ -33,13 +33,7 @@ impl AppContext {
         )
         .with_previous(config.jwt_previous_secret.as_deref());
         let metrics = MetricsSink::stdout(config.metrics_namespace.clone());
-        let gateway: Arc<dyn GatewayTransport> = match HttpsTransport::new() {
-            Ok(transport) => Arc::new(transport),
-            Err(problem) => {
-                tracing::warn!(%problem, "ECPay cannot be queried from here");
-                Arc::new(Unreachable)
-            }
-        };
+        let gateway: Arc<dyn GatewayTransport> = Arc::new(HttpsTransport::new());
         let links = LinkSigner::from_secret(&config.jwt_secret);
         AppContext {
             config,

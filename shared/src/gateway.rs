@@ -30,26 +30,41 @@ pub trait GatewayTransport: Send + Sync {
 /// in production the notification path queries before it answers.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// HTTPS (and plain HTTP, for a local URL) with the system's root certificates.
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// HTTPS (and plain HTTP, for a local URL) with the system's root certificates, loaded on the first
+/// query: most functions never query ECPay, so none of them pays for it at start-up.
+#[derive(Default)]
 pub struct HttpsTransport {
-    client: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        http_body_util::Full<bytes::Bytes>,
-    >,
+    client: std::sync::OnceLock<Result<HttpsClient, String>>,
 }
 
 impl HttpsTransport {
-    pub fn new() -> Result<Self, String> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("no root certificates: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector);
-        Ok(HttpsTransport { client })
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn client(&self) -> Result<&HttpsClient, String> {
+        self.client
+            .get_or_init(|| {
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_native_roots()
+                    .map_err(|e| format!("no root certificates: {e}"))?
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                Ok(
+                    hyper_util::client::legacy::Client::builder(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .build(connector),
+                )
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
@@ -71,9 +86,9 @@ impl GatewayTransport for HttpsTransport {
                 )
                 .body(http_body_util::Full::new(bytes::Bytes::from(body)))
                 .map_err(|e| format!("bad request to {url}: {e}"))?;
+            let client = self.client()?;
             let exchange = async {
-                let response = self
-                    .client
+                let response = client
                     .request(request)
                     .await
                     .map_err(|e| format!("POST {url}: {e}"))?;
@@ -93,18 +108,5 @@ impl GatewayTransport for HttpsTransport {
                 .await
                 .map_err(|_| format!("POST {url}: no answer within {QUERY_TIMEOUT:?}"))?
         })
-    }
-}
-
-/// A transport that never reaches anything (a context built without one).
-pub struct Unreachable;
-
-impl GatewayTransport for Unreachable {
-    fn post_form<'a>(
-        &'a self,
-        url: &'a str,
-        _form: &'a BTreeMap<String, String>,
-    ) -> TransportFuture<'a> {
-        Box::pin(async move { Err(format!("no transport configured for {url}")) })
     }
 }

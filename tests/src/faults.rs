@@ -111,20 +111,13 @@ impl HttpConnector for ConflictConnector {
                 .and_then(|v| v["TransactItems"].as_array().map(Vec::len))
                 .unwrap_or(1);
             // DynamoDB lists one reason per item, in order; the contended one says TransactionConflict.
-            let mut reasons = vec![serde_json::json!({"Code": "None"}); items];
-            reasons[0] = serde_json::json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"});
-            let body = serde_json::json!({
-                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-                "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
-                "CancellationReasons": reasons,
-            });
-            let mut response = HttpResponse::new(
-                400.try_into().expect("400 is a status code"),
-                SdkBody::from(body.to_string()),
+            let mut reasons = vec!["None"; items];
+            reasons[0] = "TransactionConflict";
+            let response = local_api::contention::error_response(
+                "TransactionCanceledException",
+                "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+                Some(&reasons),
             );
-            response
-                .headers_mut()
-                .insert("content-type", "application/x-amz-json-1.0");
             return HttpConnectorFuture::ready(Ok(response));
         }
         if is_transaction && self.budget.take_lost() {

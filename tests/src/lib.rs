@@ -70,6 +70,13 @@ pub fn form_request(path: &str, fields: &BTreeMap<String, String>) -> http::Requ
         .expect("build request")
 }
 
+/// QueryTradeInfo answered by the host's simulator in process.
+fn in_process(
+    simulator: Arc<local_api::ecpay_simulator::EcpaySimulator>,
+) -> Arc<dyn shared::gateway::GatewayTransport> {
+    Arc::new(local_api::ecpay_simulator::SimulatorTransport(simulator))
+}
+
 pub const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -118,16 +125,54 @@ impl TestApi {
 
     /// Starts with a configuration adjusted by `tweak` (e.g. short token lifetimes).
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Arc<TestApi> {
-        Self::start_with_gateway(tweak, |simulator| {
-            Arc::new(local_api::ecpay_simulator::SimulatorTransport(simulator))
-        })
-        .await
+        Self::start_with_gateway(tweak, in_process).await
     }
 
     /// Like [`TestApi::start_with`], with QueryTradeInfo reaching ECPay (the host's simulator)
     /// through the transport `gateway` builds.
     pub async fn start_with_gateway(
         tweak: impl FnOnce(&mut Config),
+        gateway: impl FnOnce(
+            Arc<local_api::ecpay_simulator::EcpaySimulator>,
+        ) -> Arc<dyn shared::gateway::GatewayTransport>,
+    ) -> Arc<TestApi> {
+        Self::assemble(tweak, None, gateway).await
+    }
+
+    /// Like [`TestApi::start`], with every DynamoDB call going through the contention model of real
+    /// DynamoDB (`local_api::contention`).
+    pub async fn start_with_contention(
+        model: local_api::contention::ContentionModel,
+    ) -> Arc<TestApi> {
+        Self::assemble(
+            |_| {},
+            Some(Box::new(move |inner| model.wrap(inner))),
+            in_process,
+        )
+        .await
+    }
+
+    /// Like [`TestApi::start`], but the first `budget` `TransactWriteItems` calls are answered with
+    /// a `TransactionConflict` cancellation by the client's own HTTP layer (see [`faults`]).
+    pub async fn start_with_conflicts(budget: Arc<faults::ConflictBudget>) -> Arc<TestApi> {
+        Self::assemble(
+            |_| {},
+            Some(Box::new(move |inner| {
+                aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+                    faults::ConflictInjector::new(inner, budget),
+                )
+            })),
+            in_process,
+        )
+        .await
+    }
+
+    /// The one way a test host is built: its own in-memory emulator, the configuration `tweak`
+    /// adjusts, an optional layer under the DynamoDB client, metrics captured, and QueryTradeInfo
+    /// through `gateway`.
+    async fn assemble(
+        tweak: impl FnOnce(&mut Config),
+        wrap: Option<local_api::host::HttpClientWrapper>,
         gateway: impl FnOnce(
             Arc<local_api::ecpay_simulator::EcpaySimulator>,
         ) -> Arc<dyn shared::gateway::GatewayTransport>,
@@ -139,73 +184,11 @@ impl TestApi {
             TEST_SECRET.to_vec(),
         );
         tweak(&mut config);
-        let mut host = LocalApi::connect(config).await.expect("prepare table");
+        let mut host = LocalApi::connect_through(config, wrap)
+            .await
+            .expect("prepare table");
         host.ctx.metrics = shared::observe::MetricsSink::capture();
         host.ctx.gateway = gateway(host.simulator.clone());
-        let host = Arc::new(host);
-        let ctx = host.ctx.clone();
-        Arc::new(TestApi {
-            host,
-            ctx,
-            emulator,
-        })
-    }
-
-    /// Like [`TestApi::start`], with every DynamoDB call going through the contention model of real
-    /// DynamoDB (`local_api::contention`).
-    pub async fn start_with_contention(
-        model: local_api::contention::ContentionModel,
-    ) -> Arc<TestApi> {
-        let emulator = Emulator::in_memory().expect("start emulator");
-        let config = Config::local(
-            emulator.endpoint().to_string(),
-            "points-test".to_string(),
-            TEST_SECRET.to_vec(),
-        );
-        let mut host = LocalApi::connect_with(config, Some(model))
-            .await
-            .expect("prepare table");
-        host.ctx.metrics = shared::observe::MetricsSink::capture();
-        host.query_simulator_in_process();
-        let host = Arc::new(host);
-        let ctx = host.ctx.clone();
-        Arc::new(TestApi {
-            host,
-            ctx,
-            emulator,
-        })
-    }
-
-    /// Like [`TestApi::start`], but the first `budget` `TransactWriteItems` calls are answered with
-    /// a `TransactionConflict` cancellation by the client's own HTTP layer (see [`faults`]).
-    pub async fn start_with_conflicts(budget: Arc<faults::ConflictBudget>) -> Arc<TestApi> {
-        let emulator = Emulator::in_memory().expect("start emulator");
-        let config = Config::local(
-            emulator.endpoint().to_string(),
-            "points-test".to_string(),
-            TEST_SECRET.to_vec(),
-        );
-        let plain = shared::store::Store::connect(&config).await;
-        shared::store::table::ensure_table(plain.client(), plain.table_name())
-            .await
-            .expect("prepare table");
-        // The emulator speaks plain HTTP: the same connector the SDK builds for an http:// endpoint.
-        let inner = aws_smithy_http_client::Builder::new().build_http();
-        let faulty = plain
-            .client()
-            .config()
-            .to_builder()
-            .http_client(faults::ConflictInjector::new(inner, budget))
-            .build();
-        let store = shared::store::Store::new(
-            aws_sdk_dynamodb::Client::from_conf(faulty),
-            plain.table_name(),
-            TEST_SECRET,
-        );
-        let mut ctx = AppContext::new(config, store);
-        ctx.metrics = shared::observe::MetricsSink::capture();
-        let mut host = LocalApi::new(ctx);
-        host.query_simulator_in_process();
         let host = Arc::new(host);
         let ctx = host.ctx.clone();
         Arc::new(TestApi {

@@ -422,3 +422,39 @@ fn query_requests_are_signed_for_the_simulators_independent_verifier() {
         form["CheckMacValue"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_racing_ecpays_late_notifications_credits_the_payment_once() {
+    let api = api_with_window(Duration::from_secs(3600), false).await;
+    let (member_id, token, _) = api.signed_up("race_rin", "MEMBER").await;
+    let checkout = api.start_recharge(&token, 800).await;
+    let trade_no = checkout["merchant_trade_no"].as_str().unwrap().to_string();
+    post_to_ecpay(&api, &fields_of(&checkout))
+        .await
+        .assert_status(200);
+    pay_at_ecpay(&api, &trade_no, false).await;
+    // Two reconciliation runs and five copies of the late notification, all at once.
+    let notifications = (0..5).map(|_| {
+        let api = api.clone();
+        let checkout = checkout.clone();
+        tokio::spawn(async move { api.notify(&paid_notification(&checkout)).await.status })
+    });
+    let runs = (0..2).map(|_| {
+        let api = api.clone();
+        tokio::spawn(async move { fn_reconcile::run(&api.ctx).await.unwrap() })
+    });
+    let (answers, reports) = tokio::join!(
+        futures::future::join_all(notifications),
+        futures::future::join_all(runs)
+    );
+    for answer in answers {
+        assert_eq!(answer.unwrap(), 200);
+    }
+    let credited_by_runs: u32 = reports.into_iter().map(|r| r.unwrap().credited).sum();
+    assert!(credited_by_runs <= 1, "at most one path credits");
+    assert_eq!(balance(&api, &token).await, 800, "credited exactly once");
+    assert_eq!(api.metric_total(Metric::PointsCredited), 800.0);
+    api.assert_points_invariants(&[member_id]).await;
+    let ledger = api.get("/api/members/transactions/", Some(&token)).await;
+    assert_eq!(ledger.body["items"].as_array().unwrap().len(), 1);
+}

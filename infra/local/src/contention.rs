@@ -263,7 +263,8 @@ fn transaction_items(body: &Value) -> Vec<(String, Access, f64)> {
         .unwrap_or_default()
 }
 
-fn error_response(kind: &str, message: &str, reasons: Option<&[&str]>) -> HttpResponse {
+/// A DynamoDB error answer (`__type` `kind`), with cancellation reasons for a cancelled transaction.
+pub fn error_response(kind: &str, message: &str, reasons: Option<&[&str]>) -> HttpResponse {
     let mut body = json!({
         "__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"),
         "Message": message,

@@ -13,6 +13,14 @@ use shared::{AppContext, AppError, Config};
 use crate::apigw;
 use crate::ecpay_simulator::EcpaySimulator;
 
+/// Puts a layer between the DynamoDB client and the emulator's HTTP connector.
+pub type HttpClientWrapper = Box<
+    dyn FnOnce(
+            aws_smithy_runtime_api::client::http::SharedHttpClient,
+        ) -> aws_smithy_runtime_api::client::http::SharedHttpClient
+        + Send,
+>;
+
 /// Bodies past this are refused before they are buffered; the routers enforce the API's 64 KiB.
 const HOST_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -54,21 +62,35 @@ impl LocalApi {
         config: Config,
         contention: Option<crate::contention::ContentionModel>,
     ) -> Result<Self, AppError> {
+        match contention {
+            None => Self::connect_through(config, None).await,
+            Some(model) => {
+                Self::connect_through(config, Some(Box::new(move |inner| model.wrap(inner)))).await
+            }
+        }
+    }
+
+    /// Like [`LocalApi::connect`], with the SDK's HTTP client wrapped by `wrap` (a contention model,
+    /// or a test's fault injector) between the DynamoDB client and the emulator.
+    pub async fn connect_through(
+        config: Config,
+        wrap: Option<HttpClientWrapper>,
+    ) -> Result<Self, AppError> {
         let store = shared::store::Store::connect(&config).await;
         ensure_table(store.client(), store.table_name()).await?;
-        let store = match contention {
+        let store = match wrap {
             None => store,
-            Some(model) => {
+            Some(wrap) => {
                 // The emulator speaks plain HTTP: the connector the SDK builds for an http:// endpoint.
                 let inner = aws_smithy_http_client::Builder::new().build_http();
-                let modelled = store
+                let wrapped = store
                     .client()
                     .config()
                     .to_builder()
-                    .http_client(model.wrap(inner))
+                    .http_client(wrap(inner))
                     .build();
                 shared::store::Store::new(
-                    aws_sdk_dynamodb::Client::from_conf(modelled),
+                    aws_sdk_dynamodb::Client::from_conf(wrapped),
                     store.table_name(),
                     &config.jwt_secret,
                 )

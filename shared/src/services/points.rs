@@ -204,6 +204,8 @@ pub struct ReconcileReport {
     pub checked: u32,
     /// Found paid at ECPay and credited now.
     pub credited: u32,
+    /// Found paid, but credited meanwhile by its notification (or another run).
+    pub already_paid: u32,
     /// Unpaid past the checkout window: marked expired.
     pub expired: u32,
     /// Unpaid, still within the window: left open.
@@ -593,6 +595,7 @@ impl PointsService<'_> {
             report.checked += 1;
             match self.reconcile_payment(payment).await? {
                 Reconciled::Credited => report.credited += 1,
+                Reconciled::AlreadyPaid => report.already_paid += 1,
                 Reconciled::Expired => report.expired += 1,
                 Reconciled::StillOpen => report.still_open += 1,
                 Reconciled::Suspicious => report.suspicious += 1,
@@ -645,13 +648,13 @@ impl PointsService<'_> {
             let settlement = self
                 .credit(payment, &info.trade_no, &info.payment_date, &message)
                 .await?;
-            let verdict = match settlement {
-                Settlement::Credited { .. } => "credited",
-                _ => "repeat",
+            let (verdict, outcome) = match settlement {
+                Settlement::Credited { .. } => ("credited", Reconciled::Credited),
+                _ => ("repeat", Reconciled::AlreadyPaid),
             };
             self.audit(trade_no, "query", info.fields, verdict.into())
                 .await;
-            return Ok(Reconciled::Credited);
+            return Ok(outcome);
         }
         let window = chrono::Duration::from_std(self.payments.checkout_window)
             .map_err(AppError::internal)?;
@@ -795,6 +798,7 @@ impl PointsService<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconciled {
     Credited,
+    AlreadyPaid,
     Expired,
     StillOpen,
     Suspicious,
