@@ -5,6 +5,7 @@ pub mod ledger;
 pub mod order;
 pub mod payment;
 pub mod product;
+pub mod stock;
 pub mod text;
 pub mod user;
 

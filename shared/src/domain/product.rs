@@ -15,10 +15,15 @@ pub struct Product {
     pub name: String,
     pub description: String,
     pub points_required: i64,
+    /// The total over the product's stock shards (see [`super::stock`]).
     pub stock: i64,
+    /// How many items the stock is split over: chosen from the stock, raised by the merchant for a
+    /// product expected to be hot, never lowered.
+    pub stock_shards: u8,
     pub is_active: bool,
     /// Incremented by every change to the product, including stock moved by redemptions, so that a
-    /// merchant's edit based on an old read can never overwrite a newer stock figure.
+    /// merchant's edit based on an old read can never overwrite a newer stock figure. Stored as the
+    /// product item's own version plus each stock shard's: every write to any of them raises it.
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -31,6 +36,8 @@ pub struct ProductChanges {
     pub description: Option<String>,
     pub points_required: Option<i64>,
     pub stock: Option<i64>,
+    /// A floor for the shard count (a smaller figure than the current one changes nothing).
+    pub stock_shards: Option<u8>,
     pub is_active: Option<bool>,
 }
 
@@ -73,6 +80,18 @@ pub fn check_points(check: &mut FieldCheck, points: i64) {
             format!("must be an integer from {POINTS_MIN} to {POINTS_MAX}"),
         );
     }
+}
+
+pub fn check_stock_shards(check: &mut FieldCheck, shards: i64) -> u8 {
+    let max = super::stock::MAX_SHARDS;
+    if !(1..=max as i64).contains(&shards) {
+        check.fail(
+            "stock_shards",
+            format!("must be an integer from 1 to {max}"),
+        );
+        return 1;
+    }
+    shards as u8
 }
 
 pub fn check_stock(check: &mut FieldCheck, stock: i64) {

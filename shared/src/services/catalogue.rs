@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::product::{check_description, check_name, check_points, check_stock};
+use crate::domain::product::{
+    check_description, check_name, check_points, check_stock, check_stock_shards,
+};
 use crate::domain::{is_id, Product, ProductChanges};
 use crate::error::{AppError, FieldCheck};
 use crate::pagination::{Page, PageRequest};
@@ -20,6 +22,10 @@ pub struct CreateProductRequest {
     pub points_required: Option<i64>,
     #[schema(value_type = i64, required = true, minimum = 0, maximum = 1000000, example = 50)]
     pub stock: Option<i64>,
+    /// How many items the stock is spread over, for a product expected to sell fast (many buyers
+    /// at once). Optional: by default one per 64 units, at most 16.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 16, example = 16)]
+    pub stock_shards: Option<i64>,
 }
 
 /// A partial update: absent or `null` fields stay as they are. `version` is the product version the
@@ -36,6 +42,10 @@ pub struct UpdateProductRequest {
     pub stock: Option<i64>,
     #[schema(value_type = Option<bool>)]
     pub is_active: Option<bool>,
+    /// Raises the number of items the stock is spread over (a smaller figure than the current one
+    /// changes nothing: it is never lowered).
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 16)]
+    pub stock_shards: Option<i64>,
     /// The `version` last read; required unless the `If-Match` header carries it.
     #[schema(value_type = Option<i64>, minimum = 1)]
     pub version: Option<i64>,
@@ -50,6 +60,8 @@ pub struct MerchantProduct {
     pub description: String,
     pub points_required: i64,
     pub stock: i64,
+    /// How many items the stock is spread over, so that many buyers can redeem it at once.
+    pub stock_shards: i64,
     pub is_active: bool,
     /// Send back with an update; bumped by every change, redemptions included.
     pub version: i64,
@@ -81,6 +93,7 @@ impl From<Product> for MerchantProduct {
             description: p.description,
             points_required: p.points_required,
             stock: p.stock,
+            stock_shards: p.stock_shards.into(),
             is_active: p.is_active,
             version: p.version,
             created_at: p.created_at,
@@ -133,6 +146,9 @@ impl CatalogueService<'_> {
         if let Some(stock) = stock {
             check_stock(&mut check, stock);
         }
+        let asked_shards = request
+            .stock_shards
+            .map(|shards| check_stock_shards(&mut check, shards));
         check.finish()?;
         let (Some(name), Some(points_required), Some(stock)) = (name, points, stock) else {
             return Err(AppError::internal("validated product is missing a field"));
@@ -145,6 +161,9 @@ impl CatalogueService<'_> {
             description,
             points_required,
             stock,
+            stock_shards: asked_shards
+                .unwrap_or(1)
+                .max(crate::domain::stock::shards_for(stock)),
             is_active: true,
             version: 1,
             created_at: now,
@@ -202,6 +221,9 @@ impl CatalogueService<'_> {
         if let Some(stock) = request.stock {
             check_stock(&mut check, stock);
         }
+        let stock_shards = request
+            .stock_shards
+            .map(|shards| check_stock_shards(&mut check, shards));
         let version = match (request.version, if_match) {
             (Some(body), Some(header)) if body != header => {
                 check.fail("version", "differs from the If-Match header");
@@ -221,6 +243,7 @@ impl CatalogueService<'_> {
             description: request.description,
             points_required: request.points_required,
             stock: request.stock,
+            stock_shards,
             is_active: request.is_active,
         };
         if changes.is_empty() {

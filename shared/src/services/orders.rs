@@ -6,15 +6,19 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::domain::order::QUANTITY_MAX;
+use crate::domain::stock::{pick_shard, rebalance_plan};
 use crate::domain::{is_id, Order, OrderParty, OrderStatus};
 use crate::error::{AppError, FieldCheck};
 use crate::pagination::{Page, PageRequest};
-use crate::store::{CancelOutcome, CompleteOutcome, IdempotencyClaim, PlaceOutcome, Store};
+use crate::store::{
+    CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, PlaceOutcome, StockMove,
+    Store,
+};
 
 /// How long an Idempotency-Key's outcome is kept (well past DynamoDB's 10-minute ClientRequestToken window).
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 pub const IDEMPOTENCY_KEY_MAX: usize = 64;
-/// Re-reads after losing a race on the product or the account before giving up with 503.
+/// Re-reads after losing a race on the order or the account before giving up with 503.
 const MAX_ATTEMPTS: u32 = 12;
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -117,6 +121,70 @@ fn product_not_found() -> AppError {
     )
 }
 
+/// The stored first outcome of an Idempotency-Key, if the request is the same one.
+fn replayed(stored: IdempotentOutcome, body_hash: &str) -> Result<Redemption, AppError> {
+    if stored.body_hash == body_hash {
+        Ok(Redemption::Replayed(stored.response))
+    } else {
+        Err(AppError::Unprocessable {
+            code: "idempotency_key_reused",
+            message: "this Idempotency-Key was used with a different request".into(),
+        })
+    }
+}
+
+/// How long a redemption keeps trying when others keep winning the items it needs: a bounded
+/// number of transaction attempts and of fresh reads, with a jittered, growing pause before each
+/// read, then 503 with `Retry-After` (never an unbounded wait inside a Lambda invocation).
+struct RetryBudget {
+    attempts: u32,
+    reads: u32,
+    rebalances: u32,
+}
+
+impl RetryBudget {
+    const MAX_ATTEMPTS: u32 = 48;
+    const MAX_READS: u32 = 24;
+    /// Optional moves (spreading stock to dry shards) one redemption may try.
+    const MAX_REBALANCES: u32 = 1;
+    const PAUSE_BASE_MS: u64 = 2;
+    const PAUSE_CAP_MS: u64 = 64;
+
+    fn new() -> Self {
+        RetryBudget {
+            attempts: 0,
+            reads: 0,
+            rebalances: 0,
+        }
+    }
+
+    fn attempt(&mut self) -> Result<(), AppError> {
+        self.attempts += 1;
+        if self.attempts >= Self::MAX_ATTEMPTS {
+            return Err(unavailable());
+        }
+        Ok(())
+    }
+
+    fn may_rebalance(&mut self) -> bool {
+        self.rebalances += 1;
+        self.rebalances <= Self::MAX_REBALANCES
+    }
+
+    /// Counts a fresh read and pauses before it (full jitter).
+    async fn reread(&mut self) -> Result<(), AppError> {
+        self.reads += 1;
+        self.attempt()?;
+        if self.reads >= Self::MAX_READS {
+            return Err(unavailable());
+        }
+        let ceiling = (Self::PAUSE_BASE_MS << self.reads.min(8)).min(Self::PAUSE_CAP_MS);
+        let pause = rand::thread_rng().gen_range(1..=ceiling);
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        Ok(())
+    }
+}
+
 fn unavailable() -> AppError {
     AppError::Unavailable {
         retry_after_secs: 1,
@@ -172,14 +240,24 @@ impl OrderService<'_> {
         };
         if let Some(key) = idempotency_key {
             check_idempotency_key(key)?;
-            if let Some(replay) = self.replay(member_id, key, &body_hash).await? {
-                return Ok(replay);
-            }
         }
 
-        for _ in 0..MAX_ATTEMPTS {
-            // One round trip for the product, the account and the member (still enabled?).
-            let reads = self.store.redemption_reads(&product_id, member_id).await?;
+        let mut budget = RetryBudget::new();
+        'read: loop {
+            // One round trip: the product with its stock shards, the account, the member (still
+            // enabled?) and the Idempotency-Key's stored outcome.
+            let reads = self
+                .store
+                .redemption_reads(
+                    &product_id,
+                    member_id,
+                    idempotency_key,
+                    chrono::Utc::now().timestamp(),
+                )
+                .await?;
+            if let Some(stored) = reads.replay {
+                return replayed(stored, &body_hash);
+            }
             match &reads.member {
                 Some(member) if member.is_active => {}
                 Some(_) => {
@@ -195,10 +273,11 @@ impl OrderService<'_> {
                     ))
                 }
             }
-            let product = match reads.product {
-                Some(product) if product.is_active => product,
+            let stock = match reads.product {
+                Some(stock) if stock.product.is_active => stock,
                 _ => return Err(product_not_found()),
             };
+            let product = &stock.product;
             // The member agreed to a price: never charge another. The transaction below is
             // conditioned on exactly this price, so a change after this read is caught there too.
             if let Some(seen) = seen_price.filter(|seen| *seen != product.points_required) {
@@ -216,6 +295,7 @@ impl OrderService<'_> {
                     fields,
                 });
             }
+            // Sold out is the total over every shard, never one shard's figure.
             if product.stock < quantity {
                 return Err(AppError::conflict(
                     "insufficient_stock",
@@ -234,6 +314,19 @@ impl OrderService<'_> {
                         account.balance
                     ),
                 ));
+            }
+            let mut stocks = stock.stocks();
+            // The stock is there in total but badly placed (no shard covers the order, or half the
+            // shards are dry): move it, then read again.
+            if let Some(plan) = rebalance_plan(&stocks, quantity) {
+                let needed = !stocks.iter().any(|&units| units >= quantity);
+                if needed || budget.may_rebalance() {
+                    let moved = self.store.move_stock(&stock, &plan).await?;
+                    if moved == StockMove::Moved || needed {
+                        budget.reread().await?;
+                        continue 'read;
+                    }
+                }
             }
             let now = chrono::Utc::now();
             let order = Order {
@@ -259,54 +352,62 @@ impl OrderService<'_> {
                 }),
                 None => None,
             };
-            match self
-                .store
-                .place_order(
-                    &order,
-                    product.points_required,
-                    account,
-                    claim.as_ref(),
-                    now,
-                )
-                .await?
-            {
-                PlaceOutcome::Placed => {
-                    crate::observe::count(crate::observe::Metric::OrdersPlaced, 1.0);
-                    return Ok(Redemption::Placed(view));
+            // Try shards from this read while they can: a contended or emptied shard sends the next
+            // attempt to another one at once; anything else reads again.
+            let mut tried = Vec::new();
+            loop {
+                let next = pick_shard(&stocks, quantity, &tried, &mut rand::thread_rng());
+                let Some(shard) = next.filter(|shard| !tried.contains(shard)) else {
+                    break;
+                };
+                tried.push(shard);
+                let outcome = self
+                    .store
+                    .place_order(
+                        &order,
+                        product.points_required,
+                        shard,
+                        account,
+                        claim.as_ref(),
+                        now,
+                    )
+                    .await?;
+                match outcome {
+                    PlaceOutcome::Placed => {
+                        crate::observe::count(crate::observe::Metric::OrdersPlaced, 1.0);
+                        return Ok(Redemption::Placed(view));
+                    }
+                    PlaceOutcome::IdempotencyKeyUsed => {
+                        // The first request with this key committed meanwhile: its outcome.
+                        budget.reread().await?;
+                        continue 'read;
+                    }
+                    PlaceOutcome::ShardShort => {
+                        stocks[shard] = 0;
+                        budget.attempt()?;
+                    }
+                    PlaceOutcome::Contended { on_shard: true } => {
+                        crate::observe::count(
+                            crate::observe::Metric::TransactionConflictsRetried,
+                            1.0,
+                        );
+                        budget.attempt()?;
+                    }
+                    // Somebody else moved first: read again and re-decide (the checks above give
+                    // the precise 404/409 when the product or the balance really fell short).
+                    PlaceOutcome::Contended { on_shard: false } => {
+                        crate::observe::count(
+                            crate::observe::Metric::TransactionConflictsRetried,
+                            1.0,
+                        );
+                        break;
+                    }
+                    PlaceOutcome::ProductRefused
+                    | PlaceOutcome::AccountChanged
+                    | PlaceOutcome::OrderNumberTaken => break,
                 }
-                PlaceOutcome::IdempotencyKeyUsed => {
-                    let key = idempotency_key.unwrap_or_default();
-                    return self
-                        .replay(member_id, key, &body_hash)
-                        .await?
-                        .ok_or_else(unavailable);
-                }
-                // Somebody else moved first: read again and re-decide (the checks above give the
-                // precise 404/409 when the product or the balance really fell short).
-                PlaceOutcome::ProductRefused
-                | PlaceOutcome::AccountChanged
-                | PlaceOutcome::OrderNumberTaken => continue,
             }
-        }
-        Err(unavailable())
-    }
-
-    async fn replay(
-        &self,
-        member_id: &str,
-        key: &str,
-        body_hash: &str,
-    ) -> Result<Option<Redemption>, AppError> {
-        let now = chrono::Utc::now().timestamp();
-        match self.store.idempotent_outcome(member_id, key, now).await? {
-            Some(outcome) if outcome.body_hash == body_hash => {
-                Ok(Some(Redemption::Replayed(outcome.response)))
-            }
-            Some(_) => Err(AppError::Unprocessable {
-                code: "idempotency_key_reused",
-                message: "this Idempotency-Key was used with a different request".into(),
-            }),
-            None => Ok(None),
+            budget.reread().await?;
         }
     }
 

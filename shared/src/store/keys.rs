@@ -26,6 +26,14 @@ pub fn product_pk(product_id: &str) -> String {
     format!("PRODUCT#{product_id}")
 }
 pub const PRODUCT_SK: &str = "PRODUCT";
+/// A product's stock shard `index`. Each shard is its own partition key, not a sort key under the
+/// product's: DynamoDB's 1,000 write units per second are per partition ("Best practices for
+/// designing and using partition keys effectively"), and adaptive capacity splits a hot partition
+/// only after minutes of heat, too late for a flash sale.
+pub fn stock_shard_pk(product_id: &str, index: usize) -> String {
+    format!("PRODUCT#{product_id}#STOCK#{index:02}")
+}
+pub const STOCK_SHARD_SK: &str = "STOCK";
 /// gsi1: a merchant's products, newest first (the sort key is the time-ordered product id).
 pub fn merchant_products_gsi(merchant_id: &str) -> String {
     format!("MERCHANT_PRODUCTS#{merchant_id}")

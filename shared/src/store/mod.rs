@@ -32,7 +32,7 @@ pub use orders::{
 };
 pub use payments::{AttemptOutcome, GatewayRecord, AUDIT_RETENTION_DAYS};
 pub use points::AccountSnapshot;
-pub use products::ProductWrite;
+pub use products::{ProductStock, ProductWrite, ShardState, StockMove};
 pub use tokens::{RotateOutcome, Successor};
 pub use users::RegisterOutcome;
 
@@ -51,7 +51,28 @@ pub struct Store {
     client: Client,
     table: String,
     cursors: cursor::CursorCodec,
+    /// How many stock shards each product seen by this process has (a count only ever grows), so
+    /// that a redemption reads exactly the product's shards in its one read; an unknown product is
+    /// read with every shard key it could have.
+    shard_counts: std::sync::Arc<std::sync::Mutex<HashMap<String, u8>>>,
 }
+
+/// One attempt at a `TransactWriteItems`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TransactionAttempt {
+    Committed,
+    /// A condition failed: nothing was written.
+    Refused(Cancelled),
+    /// Cancelled by contention (another transaction on an item, or throttling): nothing was written,
+    /// and the same request may succeed later. `reasons` is empty when DynamoDB gave none.
+    Contended(Cancelled),
+}
+
+/// The shard counts remembered per process are bounded: past this many products the memory is
+/// cleared (the next read of each product learns its count again).
+const SHARD_COUNT_MEMORY: usize = 10_000;
+/// Keys per `BatchGetItem` (DynamoDB's limit).
+const BATCH_GET_MAX_KEYS: usize = 100;
 
 /// The result of a transaction that DynamoDB did not commit because a condition failed: the
 /// cancellation reason code of each item, in the order the items were sent.
@@ -66,6 +87,14 @@ impl Cancelled {
             .get(index)
             .is_some_and(|code| code == "ConditionalCheckFailed")
     }
+
+    /// Whether the item at `index` was contended (or, when DynamoDB named no item, whether any was).
+    pub fn contended_at(&self, index: usize) -> bool {
+        match self.reasons.get(index) {
+            Some(code) => is_contention(code),
+            None => self.reasons.is_empty(),
+        }
+    }
 }
 
 impl Store {
@@ -75,7 +104,107 @@ impl Store {
             client,
             table: table.into(),
             cursors: cursor::CursorCodec::from_secret(secret),
+            shard_counts: Default::default(),
         }
+    }
+
+    /// The shard count last seen for a product, if any.
+    pub(crate) fn known_shards(&self, product_id: &str) -> Option<u8> {
+        self.shard_counts
+            .lock()
+            .ok()
+            .and_then(|counts| counts.get(product_id).copied())
+    }
+
+    pub(crate) fn remember_shards(&self, product_id: &str, shards: u8) {
+        if let Ok(mut counts) = self.shard_counts.lock() {
+            if counts.len() >= SHARD_COUNT_MEMORY && !counts.contains_key(product_id) {
+                counts.clear();
+            }
+            let known = counts.entry(product_id.to_string()).or_insert(shards);
+            *known = (*known).max(shards);
+        }
+    }
+
+    /// Reads `keys` (pk, sk) with strongly consistent reads, in as few `BatchGetItem` calls as
+    /// DynamoDB allows (100 keys each; one call for every read in this codebase). Keys DynamoDB
+    /// leaves unprocessed (throttling) are asked again after a backoff; what is still missing after
+    /// that is a 503, never a silently partial answer. A key with no item is absent from the map.
+    pub(crate) async fn batch_get(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), Item>, AppError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = HashMap::with_capacity(keys.len());
+        let mut unique: Vec<&(String, String)> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+        }
+        for chunk in unique.chunks(BATCH_GET_MAX_KEYS) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| {
+                    HashMap::from([
+                        (table::PK.to_string(), s(pk.clone())),
+                        (table::SK.to_string(), s(sk.clone())),
+                    ])
+                })
+                .collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                if attempt > MAX_TRANSACTION_ATTEMPTS {
+                    tracing::warn!(
+                        keys = pending.len(),
+                        "batch read still throttled after retries"
+                    );
+                    return Err(AppError::Unavailable {
+                        retry_after_secs: 1,
+                    });
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(AppError::internal)?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|err| {
+                        AppError::internal(format!(
+                            "batch_get_item: {:?}",
+                            err.into_service_error()
+                        ))
+                    })?;
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let key = match (item.get(table::PK), item.get(table::SK)) {
+                        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => {
+                            (pk.clone(), sk.clone())
+                        }
+                        _ => return Err(AppError::internal("batch read returned an unkeyed item")),
+                    };
+                    found.insert(key, item);
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Builds the SDK client from configuration. With an endpoint override (the local emulator) the
@@ -132,21 +261,10 @@ impl Store {
         items: Vec<TransactWriteItem>,
     ) -> Result<Result<(), Cancelled>, AppError> {
         for attempt in 1..=MAX_TRANSACTION_ATTEMPTS {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            match result.map_err(classify_transaction_error) {
-                Ok(_) => return Ok(Ok(())),
-                Err(TransactionFailure::Cancelled(cancelled))
-                    if !cancelled.reasons.iter().any(|c| is_contention(c)) =>
-                {
-                    return Ok(Err(cancelled))
-                }
-                Err(TransactionFailure::Other(detail)) => return Err(AppError::Internal(detail)),
-                Err(TransactionFailure::Cancelled(_)) | Err(TransactionFailure::Contention) => {}
+            match self.transact_once(items.clone()).await? {
+                TransactionAttempt::Committed => return Ok(Ok(())),
+                TransactionAttempt::Refused(cancelled) => return Ok(Err(cancelled)),
+                TransactionAttempt::Contended(_) => {}
             }
             if attempt < MAX_TRANSACTION_ATTEMPTS {
                 crate::observe::count(crate::observe::Metric::TransactionConflictsRetried, 1.0);
@@ -157,6 +275,35 @@ impl Store {
         Err(AppError::Unavailable {
             retry_after_secs: 1,
         })
+    }
+
+    /// One `TransactWriteItems`, no retry: for a caller that retries differently (a redemption
+    /// moves to another stock shard rather than wait for the contended one).
+    pub(crate) async fn transact_once(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<TransactionAttempt, AppError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result.map_err(classify_transaction_error) {
+            Ok(_) => Ok(TransactionAttempt::Committed),
+            Err(TransactionFailure::Cancelled(cancelled))
+                if cancelled.reasons.iter().any(|c| is_contention(c)) =>
+            {
+                Ok(TransactionAttempt::Contended(cancelled))
+            }
+            Err(TransactionFailure::Cancelled(cancelled)) => {
+                Ok(TransactionAttempt::Refused(cancelled))
+            }
+            Err(TransactionFailure::Contention) => {
+                Ok(TransactionAttempt::Contended(Cancelled { reasons: vec![] }))
+            }
+            Err(TransactionFailure::Other(detail)) => Err(AppError::Internal(detail)),
+        }
     }
 }
 

@@ -2,14 +2,19 @@
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::points::AccountSnapshot;
+use super::products::ProductStock;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
-use super::{from_item, n, page_of, put_new, s, timestamp, to_item, Filter, ListQuery, Store};
+use super::{
+    from_item, n, page_of, put_new, s, timestamp, to_item, Filter, ListQuery, Store,
+    TransactionAttempt,
+};
 use crate::domain::{Order, OrderParty, OrderStatus, PointTransaction, Timestamp, TransactionType};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
@@ -91,6 +96,17 @@ struct IdempotencyRecord {
     expires_at: i64,
 }
 
+impl IdempotencyRecord {
+    /// The stored outcome, unless it has expired (TTL deletion lags, so expiry is checked here).
+    fn outcome(self, now: i64) -> Option<IdempotentOutcome> {
+        (self.expires_at > now).then_some(IdempotentOutcome {
+            body_hash: self.body_hash,
+            order_id: self.order_id,
+            response: self.response,
+        })
+    }
+}
+
 /// An `Idempotency-Key` claimed by a redemption, written in the same transaction as the order.
 #[derive(Debug, Clone)]
 pub struct IdempotencyClaim {
@@ -114,12 +130,34 @@ pub enum PlaceOutcome {
     Placed,
     /// Another request with the same Idempotency-Key committed first.
     IdempotencyKeyUsed,
-    /// The product's condition failed: gone, inactive, short of stock, or repriced since it was read.
+    /// The product's condition failed: gone, inactive, or repriced since it was read.
     ProductRefused,
+    /// The chosen stock shard no longer holds the quantity (others may).
+    ShardShort,
     /// The account changed since it was read (or cannot cover the cost).
     AccountChanged,
     /// The random order number collided.
     OrderNumberTaken,
+    /// Another transaction held an item (or DynamoDB throttled): nothing written. `on_shard` says
+    /// whether the chosen shard was the contended item, so another shard may do.
+    Contended {
+        on_shard: bool,
+    },
+}
+
+/// The positions of the redemption transaction's items, for reading its cancellation reasons.
+mod redemption_item {
+    pub const PRODUCT: usize = 0;
+    pub const SHARD: usize = 1;
+    pub const ACCOUNT: usize = 2;
+    pub const ORDER_NUMBER: usize = 5;
+    pub const IDEMPOTENCY_KEY: usize = 6;
+}
+
+/// The positions of the cancellation transaction's items.
+mod cancellation_item {
+    pub const ORDER: usize = 0;
+    pub const ACCOUNT: usize = 2;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,62 +183,45 @@ fn status_filter(status: Option<OrderStatus>) -> Option<Filter> {
     })
 }
 
-/// Everything a redemption decides on, read in one strongly consistent `TransactGetItems`.
+/// Everything a redemption decides on, read in one strongly consistent `BatchGetItem`.
 #[derive(Debug, Clone)]
 pub struct RedemptionReads {
-    pub product: Option<crate::domain::Product>,
+    /// The product with each of its stock shards.
+    pub product: Option<ProductStock>,
     pub account: Option<AccountSnapshot>,
     /// `None` when the member no longer exists.
     pub member: Option<crate::domain::User>,
+    /// The outcome already stored for the request's Idempotency-Key, unless expired.
+    pub replay: Option<IdempotentOutcome>,
 }
 
 impl Store {
-    /// The product, the member's account and the member, in one round trip (one consistent,
-    /// serializable `TransactGetItems`) instead of three.
+    /// The product with its stock shards, the member's account, the member, and the outcome of the
+    /// Idempotency-Key if one is given: one round trip (a strongly consistent `BatchGetItem`).
+    ///
+    /// Not `TransactGetItems`: DynamoDB cancels a transactional read of an item that an ongoing
+    /// transaction is writing ("Transaction conflict handling in DynamoDB"), which in a flash sale
+    /// is most reads of the stock. A batch of consistent reads returns each item's last committed
+    /// state instead; the redemption's write is conditioned on everything it relies on, so a read
+    /// that is not one snapshot can cost a retry but never a wrong write.
     pub async fn redemption_reads(
         &self,
         product_id: &str,
         member_id: &str,
+        idempotency_key: Option<&str>,
+        now: i64,
     ) -> Result<RedemptionReads, AppError> {
-        use aws_sdk_dynamodb::types::{Get, TransactGetItem};
-        let get = |pk: String, sk: &str| -> Result<TransactGetItem, AppError> {
-            Ok(TransactGetItem::builder()
-                .get(
-                    Get::builder()
-                        .table_name(&self.table)
-                        .key(PK, s(pk))
-                        .key(SK, s(sk))
-                        .build()
-                        .map_err(AppError::internal)?,
-                )
-                .build())
-        };
-        let output = self
-            .client
-            .transact_get_items()
-            .transact_items(get(product_pk(product_id), PRODUCT_SK)?)
-            .transact_items(get(user_pk(member_id), ACCOUNT_SK)?)
-            .transact_items(get(user_pk(member_id), USER_PROFILE_SK)?)
-            .send()
-            .await
-            .map_err(|err| {
-                AppError::internal(format!(
-                    "transact_get_items: {:?}",
-                    err.into_service_error()
-                ))
-            })?;
-        // Responses come back in the order of the requests; a missing item has no `item`.
-        let mut items = output
-            .responses
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| r.item);
-        let mut next = || items.next().flatten();
-        let product = next()
-            .map(from_item::<super::products::ProductRecord>)
-            .transpose()?
-            .map(crate::domain::Product::from);
-        let account = next()
+        let account_key = (user_pk(member_id), ACCOUNT_SK.to_string());
+        let member_key = (user_pk(member_id), USER_PROFILE_SK.to_string());
+        let mut others = vec![account_key.clone(), member_key.clone()];
+        let idempotency_key =
+            idempotency_key.map(|key| (idempotency_pk(member_id, key), IDEMPOTENCY_SK.to_string()));
+        others.extend(idempotency_key.clone());
+        let mut found = self
+            .batch_get(&self.product_keys(product_id, others))
+            .await?;
+        let account = found
+            .remove(&account_key)
             .map(from_item::<super::users::AccountRecord>)
             .transpose()?
             .map(|a| AccountSnapshot {
@@ -209,45 +230,64 @@ impl Store {
                 total_spent: a.total_spent,
                 version: a.version,
             });
-        let member = next()
+        let member = found
+            .remove(&member_key)
             .map(from_item::<super::users::UserRecord>)
             .transpose()?
             .map(crate::domain::User::from);
+        let replay = idempotency_key
+            .and_then(|key| found.remove(&key))
+            .map(from_item::<IdempotencyRecord>)
+            .transpose()?
+            .and_then(|record| record.outcome(now));
+        let product = self.product_stock_from(product_id, &mut found).await?;
         Ok(RedemptionReads {
             product,
             account,
             member,
+            replay,
         })
     }
 
-    /// The redemption, as one `TransactWriteItems`:
-    /// 0. the product loses `quantity` units — only if it exists, is active, has the stock and still
-    ///    costs `unit_price` (the price the member is charged);
-    /// 1. the account is debited — only if it is unchanged since `account` was read and covers the cost;
-    /// 2. the order is put; 3. the SPEND ledger row is put; 4. the order number is claimed;
-    /// 5. (optional) the Idempotency-Key is claimed.
+    /// The redemption, as one `TransactWriteItems` (positions in [`redemption_item`]):
+    /// 0. the product is checked — it exists, is active and still costs `unit_price` (the price the
+    ///    member is charged) — without being written, so redemptions do not conflict on it;
+    /// 1. stock shard `shard` loses `quantity` units, only if it has them;
+    /// 2. the account is debited — only if it is unchanged since `account` was read and covers the cost;
+    /// 3. the order is put; 4. the SPEND ledger row is put; 5. the order number is claimed;
+    /// 6. (optional) the Idempotency-Key is claimed.
+    ///
+    /// One attempt: on contention the caller chooses where to retry (another shard, or later).
+    #[allow(clippy::too_many_arguments)]
     pub async fn place_order(
         &self,
         order: &Order,
         unit_price: i64,
+        shard: usize,
         account: AccountSnapshot,
         idempotency: Option<&IdempotencyClaim>,
         now: Timestamp,
     ) -> Result<PlaceOutcome, AppError> {
-        let take_stock = Update::builder()
+        let check_product = ConditionCheck::builder()
             .table_name(&self.table)
             .key(PK, s(product_pk(&order.product_id)))
             .key(SK, s(PRODUCT_SK))
-            .update_expression("SET stock = stock - :q, version = version + :one, updated_at = :now")
             .condition_expression(
-                "attribute_exists(#pk) AND is_active = :true AND stock >= :q AND points_required = :price",
+                "attribute_exists(#pk) AND is_active = :true AND points_required = :price",
             )
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":q", n(order.quantity))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", timestamp(now))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":price", n(unit_price))
+            .build()
+            .map_err(AppError::internal)?;
+        let take_stock = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(stock_shard_pk(&order.product_id, shard)))
+            .key(SK, s(STOCK_SHARD_SK))
+            .update_expression("SET stock = stock - :q, version = version + :one")
+            .condition_expression("stock >= :q")
+            .expression_attribute_values(":q", n(order.quantity))
+            .expression_attribute_values(":one", n(1))
             .build()
             .map_err(AppError::internal)?;
         let spend = PointTransaction {
@@ -261,6 +301,9 @@ impl Store {
             created_at: now,
         };
         let mut items = vec![
+            TransactWriteItem::builder()
+                .condition_check(check_product)
+                .build(),
             TransactWriteItem::builder().update(take_stock).build(),
             self.account_change(
                 &order.member_id,
@@ -298,14 +341,29 @@ impl Store {
         if spend.balance_after < 0 {
             return Ok(PlaceOutcome::AccountChanged);
         }
-        match self.transact(items).await? {
-            Ok(()) => Ok(PlaceOutcome::Placed),
+        use redemption_item::*;
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(PlaceOutcome::Placed),
+            TransactionAttempt::Contended(c) => Ok(PlaceOutcome::Contended {
+                on_shard: c.contended_at(SHARD),
+            }),
             // Read by position, most decisive first.
-            Err(c) if c.condition_failed(5) => Ok(PlaceOutcome::IdempotencyKeyUsed),
-            Err(c) if c.condition_failed(0) => Ok(PlaceOutcome::ProductRefused),
-            Err(c) if c.condition_failed(1) => Ok(PlaceOutcome::AccountChanged),
-            Err(c) if c.condition_failed(4) => Ok(PlaceOutcome::OrderNumberTaken),
-            Err(c) => Err(AppError::internal(format!(
+            TransactionAttempt::Refused(c) if c.condition_failed(IDEMPOTENCY_KEY) => {
+                Ok(PlaceOutcome::IdempotencyKeyUsed)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(PRODUCT) => {
+                Ok(PlaceOutcome::ProductRefused)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(SHARD) => {
+                Ok(PlaceOutcome::ShardShort)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(ACCOUNT) => {
+                Ok(PlaceOutcome::AccountChanged)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(ORDER_NUMBER) => {
+                Ok(PlaceOutcome::OrderNumberTaken)
+            }
+            TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
                 "redemption cancelled unexpectedly: {:?}",
                 c.reasons
             ))),
@@ -322,12 +380,7 @@ impl Store {
         Ok(self
             .get_item::<IdempotencyRecord>(idempotency_pk(member_id, key), IDEMPOTENCY_SK)
             .await?
-            .filter(|r| r.expires_at > now)
-            .map(|r| IdempotentOutcome {
-                body_hash: r.body_hash,
-                order_id: r.order_id,
-                response: r.response,
-            }))
+            .and_then(|r| r.outcome(now)))
     }
 
     pub async fn get_order(&self, order_id: &str) -> Result<Option<Order>, AppError> {
@@ -398,18 +451,19 @@ impl Store {
             .expression_attribute_values(":now", timestamp(now))
             .build()
             .map_err(AppError::internal)?;
+        // The units go back to a random shard among those known to exist (a product's shard count
+        // only grows, so any index below a count once seen is there).
+        let shards = self.known_shards(&order.product_id).unwrap_or(1).max(1);
+        let shard = rand::random::<usize>() % shards as usize;
         let restock = Update::builder()
             .table_name(&self.table)
-            .key(PK, s(product_pk(&order.product_id)))
-            .key(SK, s(PRODUCT_SK))
-            .update_expression(
-                "SET stock = stock + :q, version = version + :one, updated_at = :now",
-            )
+            .key(PK, s(stock_shard_pk(&order.product_id, shard)))
+            .key(SK, s(STOCK_SHARD_SK))
+            .update_expression("SET stock = stock + :q, version = version + :one")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_values(":q", n(order.quantity))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", timestamp(now))
             .build()
             .map_err(AppError::internal)?;
         let refund = PointTransaction {
@@ -437,8 +491,10 @@ impl Store {
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(CancelOutcome::Cancelled),
-            Err(c) if c.condition_failed(0) => Ok(CancelOutcome::NotPending),
-            Err(c) if c.condition_failed(2) => Ok(CancelOutcome::AccountChanged),
+            Err(c) if c.condition_failed(cancellation_item::ORDER) => Ok(CancelOutcome::NotPending),
+            Err(c) if c.condition_failed(cancellation_item::ACCOUNT) => {
+                Ok(CancelOutcome::AccountChanged)
+            }
             Err(c) => Err(AppError::internal(format!(
                 "cancellation cancelled unexpectedly: {:?}",
                 c.reasons

@@ -1,10 +1,15 @@
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
-use super::{from_item, n, page_of, s, timestamp, to_item, Filter, ListQuery, Store};
+use super::{
+    from_item, n, put_new, s, timestamp, to_item, Filter, Item, ListQuery, Store,
+    TransactionAttempt,
+};
+use crate::domain::stock::{shards_for, spread, Rebalance, MAX_SHARDS};
 use crate::domain::{Product, ProductChanges, Timestamp};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
@@ -20,37 +25,22 @@ pub(super) struct ProductRecord {
     gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
-    id: String,
+    pub(super) id: String,
     merchant_id: String,
     name: String,
     description: String,
     points_required: i64,
-    stock: i64,
+    /// The stock itself is in the shard items.
+    pub(super) stock_shards: u8,
     is_active: bool,
+    /// The product item's own version: bumped by merchants' edits (redemptions bump shards').
     version: i64,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
 
-impl From<ProductRecord> for Product {
-    fn from(r: ProductRecord) -> Self {
-        Product {
-            id: r.id,
-            merchant_id: r.merchant_id,
-            name: r.name,
-            description: r.description,
-            points_required: r.points_required,
-            stock: r.stock,
-            is_active: r.is_active,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-impl From<&Product> for ProductRecord {
-    fn from(p: &Product) -> Self {
+impl ProductRecord {
+    fn new(p: &Product) -> Self {
         ProductRecord {
             pk: product_pk(&p.id),
             sk: PRODUCT_SK.into(),
@@ -64,12 +54,78 @@ impl From<&Product> for ProductRecord {
             name: p.name.clone(),
             description: p.description.clone(),
             points_required: p.points_required,
-            stock: p.stock,
+            stock_shards: p.stock_shards,
             is_active: p.is_active,
             version: p.version,
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
+    }
+
+    /// The product as callers see it: the stock and version summed over its shards.
+    fn with_shards(self, shards: &[ShardState]) -> Product {
+        Product {
+            stock: shards.iter().map(|s| s.stock).sum(),
+            version: self.version + shards.iter().map(|s| s.version).sum::<i64>(),
+            id: self.id,
+            merchant_id: self.merchant_id,
+            name: self.name,
+            description: self.description,
+            points_required: self.points_required,
+            stock_shards: self.stock_shards,
+            is_active: self.is_active,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StockShardRecord {
+    pk: String,
+    sk: String,
+    entity: String,
+    product_id: String,
+    shard: usize,
+    stock: i64,
+    /// Bumped by every change of this shard's stock.
+    version: i64,
+}
+
+impl StockShardRecord {
+    fn new(product_id: &str, shard: usize, stock: i64) -> Self {
+        StockShardRecord {
+            pk: stock_shard_pk(product_id, shard),
+            sk: STOCK_SHARD_SK.into(),
+            entity: "StockShard".into(),
+            product_id: product_id.to_string(),
+            shard,
+            stock,
+            version: 0,
+        }
+    }
+}
+
+/// One stock shard as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardState {
+    pub stock: i64,
+    pub version: i64,
+}
+
+/// A product with each of its stock shards, as read together.
+#[derive(Debug, Clone)]
+pub struct ProductStock {
+    pub product: Product,
+    /// Indexed by shard number, `product.stock_shards` of them.
+    pub shards: Vec<ShardState>,
+    /// The product item's own version (the conditions of an edit name it).
+    item_version: i64,
+}
+
+impl ProductStock {
+    pub fn stocks(&self) -> Vec<i64> {
+        self.shards.iter().map(|s| s.stock).collect()
     }
 }
 
@@ -85,27 +141,144 @@ pub enum ProductWrite {
     },
 }
 
+/// A move of stock between shards, as attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockMove {
+    Moved,
+    /// A shard changed since it was read (or another transaction held it): nothing moved.
+    Stale,
+}
+
+/// The shard keys of a product: `0..count`.
+fn shard_keys(product_id: &str, count: u8) -> impl Iterator<Item = (String, String)> + '_ {
+    (0..count as usize).map(move |i| (stock_shard_pk(product_id, i), STOCK_SHARD_SK.to_string()))
+}
+
 impl Store {
+    /// The product item and its stock shards, in one transaction: a product never exists without
+    /// its stock.
     pub async fn create_product(&self, product: &Product) -> Result<(), AppError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ProductRecord::from(product))?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await
-            .map_err(|err| {
-                AppError::internal(format!("put product: {:?}", err.into_service_error()))
-            })?;
-        Ok(())
+        let mut items = vec![put_new(
+            &self.table,
+            to_item(&ProductRecord::new(product))?,
+        )?];
+        for (i, stock) in spread(product.stock, product.stock_shards)
+            .into_iter()
+            .enumerate()
+        {
+            items.push(put_new(
+                &self.table,
+                to_item(&StockShardRecord::new(&product.id, i, stock))?,
+            )?);
+        }
+        match self.transact(items).await? {
+            Ok(()) => {
+                self.remember_shards(&product.id, product.stock_shards);
+                Ok(())
+            }
+            Err(cancelled) => Err(AppError::internal(format!(
+                "new product refused: {:?}",
+                cancelled.reasons
+            ))),
+        }
     }
 
     pub async fn get_product(&self, product_id: &str) -> Result<Option<Product>, AppError> {
-        Ok(self
-            .get_item::<ProductRecord>(product_pk(product_id), PRODUCT_SK)
-            .await?
-            .map(Product::from))
+        Ok(self.product_stock(product_id).await?.map(|p| p.product))
+    }
+
+    /// A product with each of its shards, in one strongly consistent `BatchGetItem`.
+    pub async fn product_stock(&self, product_id: &str) -> Result<Option<ProductStock>, AppError> {
+        let mut found = self
+            .batch_get(&self.product_keys(product_id, vec![]))
+            .await?;
+        self.product_stock_from(product_id, &mut found).await
+    }
+
+    /// The keys to read a product with its shards (as many as it is known to have, or could have),
+    /// followed by `others`.
+    pub(super) fn product_keys(
+        &self,
+        product_id: &str,
+        others: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let guess = self.known_shards(product_id).unwrap_or(MAX_SHARDS);
+        let mut keys = vec![(product_pk(product_id), PRODUCT_SK.to_string())];
+        keys.extend(shard_keys(product_id, guess));
+        keys.extend(others);
+        keys
+    }
+
+    /// Takes a product and its shards out of a batch read made with [`Store::product_keys`]. When
+    /// the product has more shards than were read (it was raised by another process), the missing
+    /// ones are read now: the only case where this costs a second round trip.
+    pub(super) async fn product_stock_from(
+        &self,
+        product_id: &str,
+        found: &mut HashMap<(String, String), Item>,
+    ) -> Result<Option<ProductStock>, AppError> {
+        let Some(item) = found.remove(&(product_pk(product_id), PRODUCT_SK.to_string())) else {
+            return Ok(None);
+        };
+        let record: ProductRecord = from_item(item)?;
+        let missing: Vec<(String, String)> = shard_keys(product_id, record.stock_shards)
+            .filter(|key| !found.contains_key(key))
+            .collect();
+        if !missing.is_empty() {
+            found.extend(self.batch_get(&missing).await?);
+        }
+        self.remember_shards(product_id, record.stock_shards);
+        let shards = self.shards_from(&record, found)?;
+        let item_version = record.version;
+        Ok(Some(ProductStock {
+            product: record.with_shards(&shards),
+            shards,
+            item_version,
+        }))
+    }
+
+    fn shards_from(
+        &self,
+        record: &ProductRecord,
+        found: &mut HashMap<(String, String), Item>,
+    ) -> Result<Vec<ShardState>, AppError> {
+        shard_keys(&record.id, record.stock_shards)
+            .map(|key| {
+                let item = found.remove(&key).ok_or_else(|| {
+                    AppError::internal(format!("product {} lacks stock shard {}", record.id, key.0))
+                })?;
+                let shard: StockShardRecord = from_item(item)?;
+                Ok(ShardState {
+                    stock: shard.stock,
+                    version: shard.version,
+                })
+            })
+            .collect()
+    }
+
+    /// Products of a list page with their stock: every shard of the page in one batch read.
+    async fn with_stock(&self, page: Page<Item>) -> Result<Page<Product>, AppError> {
+        let records: Vec<ProductRecord> = page
+            .items
+            .into_iter()
+            .map(from_item::<ProductRecord>)
+            .collect::<Result<_, _>>()?;
+        let keys: Vec<(String, String)> = records
+            .iter()
+            .flat_map(|r| shard_keys(&r.id, r.stock_shards))
+            .collect();
+        let mut found = self.batch_get(&keys).await?;
+        let items = records
+            .into_iter()
+            .map(|record| {
+                let shards = self.shards_from(&record, &mut found)?;
+                Ok(record.with_shards(&shards))
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// A merchant's products, active and inactive, newest first.
@@ -122,7 +295,7 @@ impl Store {
             filter: None,
             scope: format!("merchant-products:{merchant_id}"),
         };
-        page_of::<ProductRecord, Product>(self.query_page(query, page).await?)
+        self.with_stock(self.query_page(query, page).await?).await
     }
 
     /// Active products, newest first; of one merchant when `merchant_id` is given.
@@ -153,11 +326,14 @@ impl Store {
                 scope: format!("catalogue:{merchant_id}"),
             },
         };
-        page_of::<ProductRecord, Product>(self.query_page(query, page).await?)
+        self.with_stock(self.query_page(query, page).await?).await
     }
 
-    /// Applies a merchant's changes if the product is theirs and still at `expected_version`. One
-    /// conditional `UpdateItem`: the check and the write cannot be split by a concurrent redemption.
+    /// Applies a merchant's changes if the product is theirs and still at `expected_version`, as one
+    /// transaction: the product item, conditioned on its own version, and — when the stock or the
+    /// shard count changes — every shard set to its share of the new total, each conditioned on the
+    /// version it was read at. A redemption landing between the read and the write changes a shard's
+    /// version, so the edit is refused (409) rather than overwriting a newer stock figure.
     pub async fn update_product(
         &self,
         merchant_id: &str,
@@ -166,11 +342,36 @@ impl Store {
         changes: &ProductChanges,
         now: Timestamp,
     ) -> Result<ProductWrite, AppError> {
-        let mut sets = vec!["version = version + :one", "updated_at = :now"];
+        let Some(current) = self.product_stock(product_id).await? else {
+            return Ok(ProductWrite::NotFound);
+        };
+        if current.product.merchant_id != merchant_id {
+            return Ok(ProductWrite::NotFound);
+        }
+        if current.product.version != expected_version {
+            return Ok(ProductWrite::VersionConflict {
+                current_version: current.product.version,
+            });
+        }
+        let old_shards = current.product.stock_shards;
+        let total = changes.stock.unwrap_or(current.product.stock);
+        let shards =
+            old_shards
+                .max(changes.stock_shards.unwrap_or(1))
+                .max(if changes.stock.is_some() {
+                    shards_for(total)
+                } else {
+                    1
+                });
+        let restock = changes.stock.is_some() || shards != old_shards;
+
+        let mut sets = vec![
+            "version = version + :one",
+            "updated_at = :now",
+            "stock_shards = :shards",
+        ];
         let mut removes = vec![];
-        let mut request = self
-            .client
-            .update_item()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(product_pk(product_id)))
             .key(SK, s(PRODUCT_SK))
@@ -179,39 +380,34 @@ impl Store {
             )
             .expression_attribute_names("#pk", PK)
             .expression_attribute_values(":merchant", s(merchant_id))
-            .expression_attribute_values(":expected", n(expected_version))
+            .expression_attribute_values(":expected", n(current.item_version))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", timestamp(now))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            .expression_attribute_values(":shards", n(shards as i64));
         if let Some(name) = &changes.name {
             sets.push("#name = :name");
-            request = request
+            update = update
                 .expression_attribute_names("#name", "name")
                 .expression_attribute_values(":name", s(name.clone()));
         }
         if let Some(description) = &changes.description {
             sets.push("description = :description");
-            request = request.expression_attribute_values(":description", s(description.clone()));
+            update = update.expression_attribute_values(":description", s(description.clone()));
         }
         if let Some(points) = changes.points_required {
             sets.push("points_required = :points");
-            request = request.expression_attribute_values(":points", n(points));
-        }
-        if let Some(stock) = changes.stock {
-            sets.push("stock = :stock");
-            request = request.expression_attribute_values(":stock", n(stock));
+            update = update.expression_attribute_values(":points", n(points));
         }
         if let Some(active) = changes.is_active {
             sets.push("is_active = :active");
-            request = request.expression_attribute_values(":active", AttributeValue::Bool(active));
+            update = update.expression_attribute_values(":active", AttributeValue::Bool(active));
             if active {
                 sets.push("#gsi2pk = :catalogue, #gsi2sk = id");
-                request = request.expression_attribute_values(":catalogue", s(CATALOGUE_GSI));
+                update = update.expression_attribute_values(":catalogue", s(CATALOGUE_GSI));
             } else {
                 removes.push("#gsi2pk, #gsi2sk");
             }
-            request = request
+            update = update
                 .expression_attribute_names("#gsi2pk", GSI2_PK)
                 .expression_attribute_names("#gsi2sk", super::table::GSI2_SK);
         }
@@ -219,20 +415,120 @@ impl Store {
         if !removes.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
-        let result = request.update_expression(expression).send().await;
-        self.product_write_outcome(merchant_id, result).await
+        let update = update
+            .update_expression(expression)
+            .build()
+            .map_err(AppError::internal)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        if restock {
+            for (i, stock) in spread(total, shards).into_iter().enumerate() {
+                items.push(match current.shards.get(i) {
+                    // The shard's version is left as it is: the product item's bump already moves
+                    // the product's version by exactly one for this edit.
+                    Some(read) => self.set_shard(product_id, i, stock, *read, false)?,
+                    None => put_new(
+                        &self.table,
+                        to_item(&StockShardRecord::new(product_id, i, stock))?,
+                    )?,
+                });
+            }
+        }
+        match self.transact(items).await? {
+            Ok(()) => {
+                self.remember_shards(product_id, shards);
+                let mut product = current.product;
+                product.version += 1;
+                product.updated_at = now;
+                product.stock = total;
+                product.stock_shards = shards;
+                if let Some(name) = &changes.name {
+                    product.name = name.clone();
+                }
+                if let Some(description) = &changes.description {
+                    product.description = description.clone();
+                }
+                if let Some(points) = changes.points_required {
+                    product.points_required = points;
+                }
+                if let Some(active) = changes.is_active {
+                    product.is_active = active;
+                }
+                Ok(ProductWrite::Written(product))
+            }
+            // Something moved since the read: say where it is now.
+            Err(_) => match self.get_product(product_id).await? {
+                Some(now) if now.merchant_id == merchant_id => Ok(ProductWrite::VersionConflict {
+                    current_version: now.version,
+                }),
+                _ => Ok(ProductWrite::NotFound),
+            },
+        }
     }
 
-    /// Takes the product off the catalogue. Already inactive is fine and changes nothing.
+    /// Sets shard `index` to `stock`, only if it is still at the version `read`.
+    fn set_shard(
+        &self,
+        product_id: &str,
+        index: usize,
+        stock: i64,
+        read: ShardState,
+        bump_version: bool,
+    ) -> Result<TransactWriteItem, AppError> {
+        let expression = if bump_version {
+            "SET stock = :stock, version = version + :one"
+        } else {
+            "SET stock = :stock"
+        };
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(stock_shard_pk(product_id, index)))
+            .key(SK, s(STOCK_SHARD_SK))
+            .update_expression(expression)
+            .condition_expression("version = :read")
+            .expression_attribute_values(":stock", n(stock))
+            .expression_attribute_values(":read", n(read.version));
+        if bump_version {
+            update = update.expression_attribute_values(":one", n(1));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(AppError::internal)?)
+            .build())
+    }
+
+    /// Moves stock between a product's shards as `plan` says, in one transaction conditioned on every
+    /// touched shard's version as read: one attempt, since a stale plan is simply dropped (the caller
+    /// reads again). Each touched shard's version goes up, so an edit based on the old figures fails.
+    pub async fn move_stock(
+        &self,
+        product: &ProductStock,
+        plan: &Rebalance,
+    ) -> Result<StockMove, AppError> {
+        let mut items = Vec::with_capacity(plan.new_stock.len());
+        for (index, stock) in &plan.new_stock {
+            let read = *product.shards.get(*index).ok_or_else(|| {
+                AppError::internal("a stock move names a shard that does not exist")
+            })?;
+            items.push(self.set_shard(&product.product.id, *index, *stock, read, true)?);
+        }
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(StockMove::Moved),
+            TransactionAttempt::Refused(_) | TransactionAttempt::Contended(_) => {
+                Ok(StockMove::Stale)
+            }
+        }
+    }
+
+    /// Takes the product off the catalogue. Already inactive is fine and changes nothing. A
+    /// transaction of one item rather than a plain `UpdateItem`: during a sale every redemption
+    /// condition-checks the product item, and DynamoDB refuses a plain write to an item an ongoing
+    /// transaction includes (`TransactionConflictException`); the transaction path retries that.
     pub async fn deactivate_product(
         &self,
         merchant_id: &str,
         product_id: &str,
         now: Timestamp,
     ) -> Result<ProductWrite, AppError> {
-        let result = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(product_pk(product_id)))
             .key(SK, s(PRODUCT_SK))
@@ -246,53 +542,17 @@ impl Store {
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", timestamp(now))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match self.product_write_outcome(merchant_id, result).await? {
-            // The only other way the condition fails for the owner: it was already inactive.
-            ProductWrite::VersionConflict { .. } => match self.get_product(product_id).await? {
-                Some(product) if product.merchant_id == merchant_id => {
-                    Ok(ProductWrite::Written(product))
-                }
-                _ => Ok(ProductWrite::NotFound),
-            },
-            other => Ok(other),
-        }
-    }
-
-    /// Reads a conditional product update's result: the new product, or why the condition failed
-    /// (from the old item DynamoDB returns on failure).
-    async fn product_write_outcome(
-        &self,
-        merchant_id: &str,
-        result: Result<
-            aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
-            aws_sdk_dynamodb::error::SdkError<UpdateItemError>,
-        >,
-    ) -> Result<ProductWrite, AppError> {
-        match result.map_err(|e| e.into_service_error()) {
-            Ok(output) => {
-                let item = output
-                    .attributes
-                    .ok_or_else(|| AppError::internal("update returned no attributes"))?;
-                Ok(ProductWrite::Written(
-                    from_item::<ProductRecord>(item)?.into(),
-                ))
+            .build()
+            .map_err(AppError::internal)?;
+        // Either way, the product as it now is decides the answer (already inactive is fine).
+        let _refused_if_inactive_or_not_theirs = self
+            .transact(vec![TransactWriteItem::builder().update(update).build()])
+            .await?;
+        match self.get_product(product_id).await? {
+            Some(product) if product.merchant_id == merchant_id && !product.is_active => {
+                Ok(ProductWrite::Written(product))
             }
-            Err(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                let old: Option<ProductRecord> = failed.item.map(from_item).transpose()?;
-                match old {
-                    Some(old) if old.merchant_id == merchant_id => {
-                        Ok(ProductWrite::VersionConflict {
-                            current_version: old.version,
-                        })
-                    }
-                    _ => Ok(ProductWrite::NotFound),
-                }
-            }
-            Err(other) => Err(AppError::internal(format!("update product: {other:?}"))),
+            _ => Ok(ProductWrite::NotFound),
         }
     }
 }
