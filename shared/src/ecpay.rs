@@ -154,6 +154,8 @@ pub struct CheckoutOrder<'a> {
     pub order_result_url: Option<&'a str>,
     /// Echoed back in the notification; we carry our payment id in it.
     pub custom_field1: &'a str,
+    /// Echoed back in the notification and by QueryTradeInfo, as `CustomField2`.
+    pub custom_field2: &'a str,
 }
 
 /// The complete, signed AioCheckOut V5 form for a credit-card payment.
@@ -176,6 +178,7 @@ pub fn checkout_form(
     put("ChoosePayment", "Credit");
     put("EncryptType", "1");
     put("CustomField1", order.custom_field1);
+    put("CustomField2", order.custom_field2);
     if let Some(url) = order.client_back_url {
         put("ClientBackURL", url);
     }
@@ -475,6 +478,7 @@ mod tests {
                 client_back_url: Some("https://shop.example.com/back"),
                 order_result_url: None,
                 custom_field1: "payment-id",
+                custom_field2: "member-id",
             },
             &credentials,
         );

@@ -1,6 +1,7 @@
 //! A test harness: each [`TestApi`] owns its own in-memory DynamoDB emulator and drives the same
 //! dispatch the local host and Lambda use, with `http::Request` values.
 
+pub mod calls;
 pub mod fakes;
 pub mod faults;
 
@@ -46,7 +47,10 @@ pub fn paid_notification(checkout: &Value) -> BTreeMap<String, String> {
             "CustomField1",
             fields["CustomField1"].as_str().unwrap_or_default(),
         ),
-        ("CustomField2", ""),
+        (
+            "CustomField2",
+            fields["CustomField2"].as_str().unwrap_or_default(),
+        ),
         ("CustomField3", ""),
         ("CustomField4", ""),
     ]
@@ -84,6 +88,8 @@ pub struct TestApi {
     pub host: Arc<LocalApi>,
     pub ctx: AppContext,
     emulator: Emulator,
+    /// Every DynamoDB call the host makes (see [`calls::CallLog`]).
+    pub dynamodb_calls: Arc<calls::CallLog>,
 }
 
 #[derive(Debug, Clone)]
@@ -184,7 +190,15 @@ impl TestApi {
             TEST_SECRET.to_vec(),
         );
         tweak(&mut config);
-        let mut host = LocalApi::connect_through(config, wrap)
+        let dynamodb_calls = calls::CallLog::new();
+        let recorder = Arc::clone(&dynamodb_calls);
+        let wrap: local_api::host::HttpClientWrapper = Box::new(move |inner| {
+            recorder.wrap(match wrap {
+                Some(wrap) => wrap(inner),
+                None => inner,
+            })
+        });
+        let mut host = LocalApi::connect_through(config, Some(wrap))
             .await
             .expect("prepare table");
         host.ctx.metrics = shared::observe::MetricsSink::capture();
@@ -195,6 +209,7 @@ impl TestApi {
             host,
             ctx,
             emulator,
+            dynamodb_calls,
         })
     }
 

@@ -826,3 +826,59 @@ async fn under_dynamodbs_real_contention_a_flash_sale_still_sells_exactly_its_st
     let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
     api.assert_points_invariants(&ids).await;
 }
+
+#[tokio::test]
+async fn a_redemption_costs_two_dynamodb_round_trips_and_an_idempotent_one_no_more() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 100, 1000).await;
+    let (member_id, amy) = api.member_with_points("amy", 1000).await;
+    let two = || {
+        std::collections::BTreeMap::from([
+            ("BatchGetItem".to_string(), 1),
+            ("TransactWriteItems".to_string(), 1),
+        ])
+    };
+
+    // The first redemption on a product this process has not seen reads every shard key it could
+    // have; still one read.
+    api.dynamodb_calls.clear();
+    api.redeem(&amy, &id_of(&product), 1)
+        .await
+        .assert_status(201);
+    assert_eq!(api.dynamodb_calls.by_operation(), two());
+
+    api.dynamodb_calls.clear();
+    api.redeem(&amy, &id_of(&product), 2)
+        .await
+        .assert_status(201);
+    assert_eq!(api.dynamodb_calls.by_operation(), two(), "read, then write");
+
+    // With an Idempotency-Key the replay check is folded into the same read.
+    let with_key = || {
+        http::Request::builder()
+            .method("POST")
+            .uri("/api/members/orders/")
+            .header("authorization", format!("Bearer {amy}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "rt-1")
+            .body(
+                serde_json::to_vec(&json!({"product_id": id_of(&product), "quantity": 1})).unwrap(),
+            )
+            .unwrap()
+    };
+    api.dynamodb_calls.clear();
+    let first = api.send(with_key()).await;
+    first.assert_status(201);
+    assert_eq!(api.dynamodb_calls.by_operation(), two());
+    // Its replay is one read and no write.
+    api.dynamodb_calls.clear();
+    let replay = api.send(with_key()).await;
+    replay.assert_status(201);
+    assert_eq!(replay.body["id"], first.body["id"]);
+    assert_eq!(
+        api.dynamodb_calls.by_operation(),
+        std::collections::BTreeMap::from([("BatchGetItem".to_string(), 1)])
+    );
+    api.assert_points_invariants(&[member_id]).await;
+}

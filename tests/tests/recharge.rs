@@ -645,3 +645,48 @@ async fn credited_points_and_refused_notifications_are_counted_as_metrics() {
         assert!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"].is_string());
     }
 }
+
+#[tokio::test]
+async fn crediting_a_paid_recharge_costs_two_dynamodb_round_trips() {
+    let api = TestApi::start().await;
+    let (member_id, token, _) = api.signed_up("amy", "MEMBER").await;
+    let checkout = api.start_recharge(&token, 500).await;
+    // The checkout names the member in CustomField2 (hex, as ECPay allows no '-').
+    assert_eq!(
+        checkout["fields"]["CustomField2"],
+        member_id.replace('-', "")
+    );
+    let trade_no = checkout["merchant_trade_no"].as_str().unwrap().to_string();
+
+    api.dynamodb_calls.clear();
+    let answer = api.notify(&paid_notification(&checkout)).await;
+    answer.assert_status(200);
+    assert_eq!(answer.raw, b"1|OK");
+    assert_eq!(
+        api.dynamodb_calls.by_operation(),
+        BTreeMap::from([
+            ("BatchGetItem".to_string(), 1),
+            ("TransactWriteItems".to_string(), 1),
+        ]),
+        "payment and account read together; credit, ledger row and audit row written together"
+    );
+    assert_eq!(balance(&api, &token).await["balance"], 500);
+    let records = api.ctx.points().gateway_records(&trade_no).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].verdict, "credited");
+
+    // A notification naming another member (signed, so only ECPay or a leaked key could send
+    // it) costs one more read and still credits the payment's own member only.
+    let (bob_id, bob, _) = api.signed_up("bob", "MEMBER").await;
+    let second = api.start_recharge(&token, 300).await;
+    let mut misnamed = paid_notification(&second);
+    misnamed.insert("CustomField2".into(), bob_id.replace('-', ""));
+    let misnamed = re_signed(misnamed, &Credentials::stage());
+    api.dynamodb_calls.clear();
+    assert_eq!(api.notify(&misnamed).await.raw, b"1|OK");
+    assert_eq!(api.dynamodb_calls.by_operation()["GetItem"], 1);
+    assert_eq!(balance(&api, &token).await["balance"], 800);
+    assert_eq!(balance(&api, &bob).await["balance"], 0);
+    api.assert_points_invariants(&[bob_id]).await;
+    api.assert_points_invariants(&[member_id]).await;
+}

@@ -24,7 +24,14 @@
 //!    plain write gets `ThrottlingException` and a transaction is cancelled with `ThrottlingError` at
 //!    that item's position. The budget is a token bucket of 1,000 units refilled continuously.
 //!
-//! Reads are not modelled (they do not hold items here, and the emulator answers them).
+//! 5. **A transactional read of an item being written is refused.** "DynamoDB rejects the entire
+//!    TransactGetItems request if ... a conflicting operation is in the process of updating an item
+//!    to be read" (API reference, `TransactGetItems`): it fails with `TransactionCanceledException`,
+//!    `TransactionConflict` at that item's position. An item only condition-checked is not being
+//!    updated, so it does not refuse a read.
+//!
+//! Other reads (`GetItem`, `BatchGetItem`, `Query`, strongly consistent or not) return the last
+//! committed state and are not refused; their throughput is not modelled.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -76,6 +83,7 @@ pub struct ContentionStats {
     pub transactions_throttled: u64,
     pub writes_conflicted: u64,
     pub writes_throttled: u64,
+    pub reads_conflicted: u64,
 }
 
 /// The shared model: every client built with it sees the same held items and budgets.
@@ -204,6 +212,33 @@ impl ContentionModel {
                 holds.retain(|h| h.transaction != transaction);
                 !holds.is_empty()
             });
+        }
+    }
+
+    /// A transactional read: per position, `TransactionConflict` where a transaction is writing the
+    /// item.
+    fn transactional_read(&self, keys: &[String]) -> Result<(), Vec<&'static str>> {
+        let Ok(state) = self.state.lock() else {
+            return Err(vec!["TransactionConflict"; keys.len()]);
+        };
+        let reasons: Vec<&'static str> = keys
+            .iter()
+            .map(|key| {
+                let written = state
+                    .held
+                    .get(key)
+                    .is_some_and(|holds| holds.iter().any(|h| h.access == Access::Write));
+                if written {
+                    "TransactionConflict"
+                } else {
+                    "None"
+                }
+            })
+            .collect();
+        if reasons.iter().any(|r| *r != "None") {
+            Err(reasons)
+        } else {
+            Ok(())
         }
     }
 
@@ -357,6 +392,31 @@ impl HttpConnector for ContentionConnector {
                     }
                 }
             }
+            "TransactGetItems" => {
+                let keys: Vec<String> = body["TransactItems"]
+                    .as_array()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .map(|item| {
+                                let get = &item["Get"];
+                                item_key(get["TableName"].as_str().unwrap_or_default(), &get["Key"])
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match self.model.transactional_read(&keys) {
+                    Ok(()) => self.inner.call(request),
+                    Err(reasons) => {
+                        self.model.count(|s| s.reads_conflicted += 1);
+                        HttpConnectorFuture::ready(Ok(error_response(
+                            "TransactionCanceledException",
+                            "Transaction cancelled, please refer cancellation reasons for specific reasons",
+                            Some(&reasons),
+                        )))
+                    }
+                }
+            }
             "PutItem" | "UpdateItem" | "DeleteItem" => {
                 let table = body["TableName"].as_str().unwrap_or_default();
                 let (key, size) = if target == "PutItem" {
@@ -424,6 +484,27 @@ mod tests {
         );
         model.release(first);
         assert!(model.admit(&[(key("product"), Access::Write, 2.0)]).is_ok());
+    }
+
+    #[test]
+    fn a_transactional_read_of_an_item_being_written_is_refused_at_its_position() {
+        let model = ContentionModel::new(DEFAULT_HOLD);
+        let writing = model
+            .admit(&[
+                (key("stock"), Access::Write, 2.0),
+                (key("product"), Access::Check, 0.0),
+            ])
+            .unwrap();
+        assert_eq!(
+            model
+                .transactional_read(&[key("account"), key("stock")])
+                .unwrap_err(),
+            ["None", "TransactionConflict"]
+        );
+        // Only checked, not being updated: readable.
+        assert!(model.transactional_read(&[key("product")]).is_ok());
+        model.release(writing);
+        assert!(model.transactional_read(&[key("stock")]).is_ok());
     }
 
     #[test]

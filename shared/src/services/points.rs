@@ -16,7 +16,7 @@ use crate::ecpay::{self, CheckoutOrder};
 use crate::error::{AppError, FieldCheck};
 use crate::gateway::GatewayTransport;
 use crate::pagination::{Page, PageRequest};
-use crate::store::{AttemptOutcome, GatewayRecord, Store};
+use crate::store::{AccountSnapshot, AttemptOutcome, GatewayRecord, Store};
 
 /// How long a checkout link works.
 pub const CHECKOUT_LINK_TTL_SECS: i64 = 15 * 60;
@@ -312,6 +312,9 @@ impl PointsService<'_> {
                     order_result_url: self.payments.order_result_url.as_deref(),
                     // ECPay allows no '-' in CustomField: the id's 32 hex digits.
                     custom_field1: &payment_id.replace('-', ""),
+                    // The member's id, so that the notification names the account to credit and
+                    // the credit reads payment and account in one round trip.
+                    custom_field2: &member_id.replace('-', ""),
                 },
                 &self.payments.credentials,
             );
@@ -553,13 +556,23 @@ impl PointsService<'_> {
     async fn credit(
         &self,
         payment: &Payment,
+        account: Option<AccountSnapshot>,
+        record: Option<&GatewayRecord>,
         trade_no: &str,
         payment_date: &str,
         message: &str,
     ) -> Result<Settlement, AppError> {
         let settlement = self
             .store
-            .credit_recharge(payment, trade_no, payment_date, message, chrono::Utc::now())
+            .credit_recharge(
+                payment,
+                account,
+                record,
+                trade_no,
+                payment_date,
+                message,
+                chrono::Utc::now(),
+            )
             .await?;
         if let Settlement::Credited { after_failure, .. } = settlement {
             crate::observe::count(
@@ -645,16 +658,28 @@ impl PointsService<'_> {
                 .await;
                 return Ok(Reconciled::Suspicious);
             }
-            let settlement = self
-                .credit(payment, &info.trade_no, &info.payment_date, &message)
-                .await?;
-            let (verdict, outcome) = match settlement {
-                Settlement::Credited { .. } => ("credited", Reconciled::Credited),
-                _ => ("repeat", Reconciled::AlreadyPaid),
+            let credited_record = GatewayRecord {
+                source: "query".into(),
+                fields: info.fields.clone(),
+                verdict: "credited".into(),
+                at: chrono::Utc::now(),
             };
-            self.audit(trade_no, "query", info.fields, verdict.into())
+            let settlement = self
+                .credit(
+                    payment,
+                    None,
+                    Some(&credited_record),
+                    &info.trade_no,
+                    &info.payment_date,
+                    &message,
+                )
+                .await?;
+            if matches!(settlement, Settlement::Credited { .. }) {
+                return Ok(Reconciled::Credited);
+            }
+            self.audit(trade_no, "query", info.fields, "repeat".into())
                 .await;
-            return Ok(outcome);
+            return Ok(Reconciled::AlreadyPaid);
         }
         let window = chrono::Duration::from_std(self.payments.checkout_window)
             .map_err(AppError::internal)?;
@@ -707,7 +732,15 @@ impl PointsService<'_> {
         let Some(trade_no) = get("MerchantTradeNo").filter(|t| is_trade_no(t)) else {
             return Ok(Err(NotificationRejected("unknown MerchantTradeNo")));
         };
-        let Some(payment) = self.store.get_payment(trade_no).await? else {
+        // CustomField2 names the member (signed like every field): payment and account in one
+        // read. A notification without it (or naming someone else) costs one more read, never a
+        // wrong credit: the payment's own member is the one credited.
+        let member_hint = get("CustomField2").and_then(hyphenated_id);
+        let (payment, account) = self
+            .store
+            .payment_with_account(trade_no, member_hint.as_deref())
+            .await?;
+        let Some(payment) = payment else {
             return Ok(Err(NotificationRejected("unknown MerchantTradeNo")));
         };
         let received: BTreeMap<String, String> = fields
@@ -781,15 +814,27 @@ impl PointsService<'_> {
                 get("PaymentDate").unwrap_or_default().to_string(),
             )
         };
-        let settlement = self
-            .credit(&payment, &ecpay_trade_no, &payment_date, &message)
-            .await?;
-        let verdict = match settlement {
-            Settlement::Credited { .. } => "credited",
-            _ => "repeat",
+        // The audit row of a credit is written in the credit's own transaction.
+        let credited_record = GatewayRecord {
+            source: "notification".into(),
+            fields: received.clone(),
+            verdict: "credited".into(),
+            at: chrono::Utc::now(),
         };
-        self.audit(trade_no, "notification", received, verdict.into())
-            .await;
+        let settlement = self
+            .credit(
+                &payment,
+                account,
+                Some(&credited_record),
+                &ecpay_trade_no,
+                &payment_date,
+                &message,
+            )
+            .await?;
+        if !matches!(settlement, Settlement::Credited { .. }) {
+            self.audit(trade_no, "notification", received, "repeat".into())
+                .await;
+        }
         Ok(Ok(NotificationOutcome::Settled(settlement)))
     }
 }
@@ -806,6 +851,16 @@ pub enum Reconciled {
     CoolingDown,
 }
 
+/// An id sent to ECPay without its hyphens (32 hex digits), hyphenated again; `None` if it is not one.
+fn hyphenated_id(hex: &str) -> Option<String> {
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    uuid::Uuid::try_parse(hex)
+        .ok()
+        .map(|id| id.hyphenated().to_string())
+}
+
 /// MerchantTradeNos are at most 20 letters and digits.
 pub fn is_trade_no(raw: &str) -> bool {
     !raw.is_empty() && raw.len() <= 20 && raw.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -814,6 +869,15 @@ pub fn is_trade_no(raw: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_come_back_from_ecpay_without_hyphens() {
+        let id = "0191b1f0-c2a3-7e4c-9e1d-7b2a3c4d5e6f";
+        assert_eq!(hyphenated_id(&id.replace('-', "")).as_deref(), Some(id));
+        assert_eq!(hyphenated_id(id), None);
+        assert_eq!(hyphenated_id("zz91b1f0c2a37e4c9e1d7b2a3c4d5e6f"), None);
+        assert_eq!(hyphenated_id(""), None);
+    }
 
     #[test]
     fn merchant_trade_numbers_fit_ecpay_and_differ() {

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
+use super::points::AccountSnapshot;
 use super::points::MAX_BALANCE_ATTEMPTS;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
 use super::{from_item, n, page_of, put_new, s, timestamp, to_item, ListQuery, Store};
@@ -226,6 +227,34 @@ impl Store {
         }
     }
 
+    /// A payment and, when `member_hint` names its member, that member's account: one round trip.
+    /// A hint naming anyone else is ignored (the account is then `None`, read later by the credit).
+    pub async fn payment_with_account(
+        &self,
+        merchant_trade_no: &str,
+        member_hint: Option<&str>,
+    ) -> Result<(Option<Payment>, Option<AccountSnapshot>), AppError> {
+        let payment_key = (payment_pk(merchant_trade_no), PAYMENT_SK.to_string());
+        let account_key = member_hint.map(|member| (user_pk(member), ACCOUNT_SK.to_string()));
+        let mut keys = vec![payment_key.clone()];
+        keys.extend(account_key.clone());
+        let mut found = self.batch_get(&keys).await?;
+        let payment = found
+            .remove(&payment_key)
+            .map(from_item::<PaymentRecord>)
+            .transpose()?
+            .map(Payment::from);
+        let account = match (&payment, member_hint, account_key) {
+            (Some(payment), Some(member), Some(key)) if payment.member_id == member => found
+                .remove(&key)
+                .map(from_item::<super::users::AccountRecord>)
+                .transpose()?
+                .map(|a| a.snapshot()),
+            _ => None,
+        };
+        Ok((payment, account))
+    }
+
     pub async fn get_payment(&self, merchant_trade_no: &str) -> Result<Option<Payment>, AppError> {
         Ok(self
             .get_item::<PaymentRecord>(payment_pk(merchant_trade_no), PAYMENT_SK)
@@ -286,9 +315,16 @@ impl Store {
     /// points (conditioned on the version read), a RECHARGE ledger row records the exact balance
     /// after, and the recharge's first payment counts the paid attempt. A repeated or concurrent
     /// credit finds the payment paid and changes nothing.
+    ///
+    /// `account`, when given, is the account as just read (see [`Store::payment_with_account`]): the
+    /// first attempt uses it instead of reading again. `record`, when given, is the gateway's answer
+    /// to keep in the audit trail, written by the same transaction (so a credit is never without it).
+    #[allow(clippy::too_many_arguments)]
     pub async fn credit_recharge(
         &self,
         payment: &Payment,
+        account: Option<AccountSnapshot>,
+        record: Option<&GatewayRecord>,
         trade_no: &str,
         payment_date: &str,
         gateway_message: &str,
@@ -298,11 +334,15 @@ impl Store {
             payment.status,
             PaymentStatus::Expired | PaymentStatus::Failed
         );
+        let mut already_read = account;
         for _ in 0..MAX_BALANCE_ATTEMPTS {
-            let account = self
-                .account_snapshot(&payment.member_id)
-                .await?
-                .ok_or_else(|| AppError::internal("paying member has no point account"))?;
+            let account = match already_read.take() {
+                Some(account) => account,
+                None => self
+                    .account_snapshot(&payment.member_id)
+                    .await?
+                    .ok_or_else(|| AppError::internal("paying member has no point account"))?,
+            };
             let entry = PointTransaction {
                 id: uuid::Uuid::now_v7().to_string(),
                 member_id: payment.member_id.clone(),
@@ -362,6 +402,17 @@ impl Store {
                     .build()
                     .map_err(AppError::internal)?;
                 items.push(TransactWriteItem::builder().update(count).build());
+            }
+            if let Some(record) = record {
+                let put = aws_sdk_dynamodb::types::Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(to_item(&audit_record(
+                        &payment.merchant_trade_no,
+                        record,
+                    ))?))
+                    .build()
+                    .map_err(AppError::internal)?;
+                items.push(TransactWriteItem::builder().put(put).build());
             }
             match self.transact(items).await? {
                 Ok(()) => {
@@ -451,19 +502,7 @@ impl Store {
         merchant_trade_no: &str,
         record: &GatewayRecord,
     ) -> Result<(), AppError> {
-        let audit = AuditRecord {
-            pk: payment_pk(merchant_trade_no),
-            sk: format!(
-                "{PAYMENT_AUDIT_SK_PREFIX}{}#{}",
-                record
-                    .at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                uuid::Uuid::new_v4().simple()
-            ),
-            entity: "GatewayRecord".into(),
-            record: record.clone(),
-            expires_at: (record.at + chrono::Duration::days(AUDIT_RETENTION_DAYS)).timestamp(),
-        };
+        let audit = audit_record(merchant_trade_no, record);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -536,5 +575,22 @@ impl Store {
                 AppError::internal(format!("gateway cooldown: {:?}", e.into_service_error()))
             })?;
         Ok(())
+    }
+}
+
+/// The audit row of one gateway answer, under the payment's partition.
+fn audit_record(merchant_trade_no: &str, record: &GatewayRecord) -> AuditRecord {
+    AuditRecord {
+        pk: payment_pk(merchant_trade_no),
+        sk: format!(
+            "{PAYMENT_AUDIT_SK_PREFIX}{}#{}",
+            record
+                .at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            uuid::Uuid::new_v4().simple()
+        ),
+        entity: "GatewayRecord".into(),
+        record: record.clone(),
+        expires_at: (record.at + chrono::Duration::days(AUDIT_RETENTION_DAYS)).timestamp(),
     }
 }

@@ -48,6 +48,17 @@ pub(crate) struct AccountRecord {
     pub version: i64,
 }
 
+impl AccountRecord {
+    pub(crate) fn snapshot(&self) -> super::AccountSnapshot {
+        super::AccountSnapshot {
+            balance: self.balance,
+            total_earned: self.total_earned,
+            total_spent: self.total_spent,
+            version: self.version,
+        }
+    }
+}
+
 impl From<UserRecord> for User {
     fn from(r: UserRecord) -> Self {
         User {
