@@ -303,6 +303,30 @@ impl TestApi {
         response.body
     }
 
+    /// A product whose stock is spread over `shards` items (a product expected to sell fast).
+    pub async fn create_hot_product(
+        &self,
+        token: &str,
+        name: &str,
+        points: i64,
+        stock: i64,
+        shards: i64,
+    ) -> Value {
+        let response = self
+            .post(
+                "/api/merchants/products/",
+                json!({"name": name, "points_required": points, "stock": stock, "stock_shards": shards}),
+                Some(token),
+            )
+            .await;
+        response.assert_status(201);
+        assert_eq!(
+            response.body["stock_shards"],
+            shards.max(response.body["stock_shards"].as_i64().unwrap_or(0))
+        );
+        response.body
+    }
+
     /// Every item of a paginated list, following `next_cursor` to the end.
     pub async fn walk(&self, path: &str, limit: usize, token: &str) -> Vec<Value> {
         let mut items = Vec::new();

@@ -321,6 +321,18 @@ pub fn error_response(kind: &str, message: &str, reasons: Option<&[&str]>) -> Ht
     response
 }
 
+/// A transaction's hold on its items, released when dropped.
+struct Held {
+    model: ContentionModel,
+    transaction: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.model.release(self.transaction);
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ContentionClient {
     inner: SharedHttpClient,
@@ -381,11 +393,18 @@ impl HttpConnector for ContentionConnector {
                     Ok(transaction) => {
                         let model = self.model.clone();
                         let forwarded = self.inner.call(request);
+                        // Released however the call ends, even if its future is dropped midway
+                        // (a client timeout): a hold that outlived its transaction would refuse
+                        // every later writer of those items forever.
+                        let held = Held {
+                            model: model.clone(),
+                            transaction,
+                        };
                         HttpConnectorFuture::new(async move {
                             // Prepared: the items are held until the commit.
                             tokio::time::sleep(model.hold).await;
                             let answer = forwarded.await;
-                            model.release(transaction);
+                            drop(held);
                             model.count(|s| s.transactions_committed += 1);
                             answer
                         })

@@ -166,6 +166,8 @@ pub enum CancelOutcome {
     /// Completed or cancelled already (by anyone): nothing refunded.
     NotPending,
     AccountChanged,
+    /// Another transaction held an item (the stock shard, most likely): nothing written.
+    Contended,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +175,8 @@ pub enum CompleteOutcome {
     Completed(Order),
     NotFound,
     NotPending(OrderStatus),
+    /// A transaction (a cancellation) held the order: DynamoDB refused the write.
+    Contended,
 }
 
 fn status_filter(status: Option<OrderStatus>) -> Option<Filter> {
@@ -489,13 +493,17 @@ impl Store {
             )?,
             self.ledger_put(&refund, account)?,
         ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(CancelOutcome::Cancelled),
-            Err(c) if c.condition_failed(cancellation_item::ORDER) => Ok(CancelOutcome::NotPending),
-            Err(c) if c.condition_failed(cancellation_item::ACCOUNT) => {
+        // One attempt: on contention the caller reads again and the units go to another shard.
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(CancelOutcome::Cancelled),
+            TransactionAttempt::Contended(_) => Ok(CancelOutcome::Contended),
+            TransactionAttempt::Refused(c) if c.condition_failed(cancellation_item::ORDER) => {
+                Ok(CancelOutcome::NotPending)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(cancellation_item::ACCOUNT) => {
                 Ok(CancelOutcome::AccountChanged)
             }
-            Err(c) => Err(AppError::internal(format!(
+            TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
                 "cancellation cancelled unexpectedly: {:?}",
                 c.reasons
             ))),
@@ -551,6 +559,9 @@ impl Store {
                     _ => Ok(CompleteOutcome::NotFound),
                 }
             }
+            // "A PutItem, UpdateItem, or DeleteItem request for an item conflicts with an ongoing
+            // TransactWriteItems request that includes the same item" (DynamoDB developer guide).
+            Err(UpdateItemError::TransactionConflictException(_)) => Ok(CompleteOutcome::Contended),
             Err(other) => Err(AppError::internal(format!("complete order: {other:?}"))),
         }
     }

@@ -423,9 +423,7 @@ impl Store {
         if restock {
             for (i, stock) in spread(total, shards).into_iter().enumerate() {
                 items.push(match current.shards.get(i) {
-                    // The shard's version is left as it is: the product item's bump already moves
-                    // the product's version by exactly one for this edit.
-                    Some(read) => self.set_shard(product_id, i, stock, *read, false)?,
+                    Some(read) => self.set_shard(product_id, i, stock, *read)?,
                     None => put_new(
                         &self.table,
                         to_item(&StockShardRecord::new(product_id, i, stock))?,
@@ -465,39 +463,35 @@ impl Store {
         }
     }
 
-    /// Sets shard `index` to `stock`, only if it is still at the version `read`.
+    /// Sets shard `index` to `stock`, only if it is still at the version `read`. Its version is
+    /// left as it is: the product item's bump already moves the product's version by exactly one.
     fn set_shard(
         &self,
         product_id: &str,
         index: usize,
         stock: i64,
         read: ShardState,
-        bump_version: bool,
     ) -> Result<TransactWriteItem, AppError> {
-        let expression = if bump_version {
-            "SET stock = :stock, version = version + :one"
-        } else {
-            "SET stock = :stock"
-        };
-        let mut update = Update::builder()
+        let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(stock_shard_pk(product_id, index)))
             .key(SK, s(STOCK_SHARD_SK))
-            .update_expression(expression)
+            .update_expression("SET stock = :stock")
             .condition_expression("version = :read")
             .expression_attribute_values(":stock", n(stock))
-            .expression_attribute_values(":read", n(read.version));
-        if bump_version {
-            update = update.expression_attribute_values(":one", n(1));
-        }
-        Ok(TransactWriteItem::builder()
-            .update(update.build().map_err(AppError::internal)?)
-            .build())
+            .expression_attribute_values(":read", n(read.version))
+            .build()
+            .map_err(AppError::internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Moves stock between a product's shards as `plan` says, in one transaction conditioned on every
-    /// touched shard's version as read: one attempt, since a stale plan is simply dropped (the caller
-    /// reads again). Each touched shard's version goes up, so an edit based on the old figures fails.
+    /// Moves stock between a product's shards as `plan` says, in one transaction. Each touched shard
+    /// changes by the difference between its planned and read figure: a donor only if it still
+    /// holds what it gives (`stock >= give`), a receiver unconditionally. So redemptions landing on
+    /// those shards after the read do not spoil the move (only one in flight does), and no unit is
+    /// created or lost whatever happened since. One attempt: when it does not go through, the
+    /// caller reads again. Each touched shard's version goes up, so a merchant's edit based on the
+    /// old figures is refused.
     pub async fn move_stock(
         &self,
         product: &ProductStock,
@@ -505,10 +499,37 @@ impl Store {
     ) -> Result<StockMove, AppError> {
         let mut items = Vec::with_capacity(plan.new_stock.len());
         for (index, stock) in &plan.new_stock {
-            let read = *product.shards.get(*index).ok_or_else(|| {
+            let read = product.shards.get(*index).ok_or_else(|| {
                 AppError::internal("a stock move names a shard that does not exist")
             })?;
-            items.push(self.set_shard(&product.product.id, *index, *stock, read, true)?);
+            let delta = stock - read.stock;
+            if delta == 0 {
+                continue;
+            }
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(stock_shard_pk(&product.product.id, *index)))
+                .key(SK, s(STOCK_SHARD_SK))
+                .update_expression("SET stock = stock + :delta, version = version + :one")
+                .expression_attribute_values(":delta", n(delta))
+                .expression_attribute_values(":one", n(1));
+            update = if delta < 0 {
+                update
+                    .condition_expression("stock >= :give")
+                    .expression_attribute_values(":give", n(-delta))
+            } else {
+                update
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", PK)
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(AppError::internal)?)
+                    .build(),
+            );
+        }
+        if items.len() < 2 {
+            return Ok(StockMove::Stale);
         }
         match self.transact_once(items).await? {
             TransactionAttempt::Committed => Ok(StockMove::Moved),
