@@ -1,5 +1,6 @@
-//! The embedded DynamoDB: dynoxide's HTTP server on a loopback port, reached by the ordinary
-//! aws-sdk-dynamodb client exactly as Lambda reaches the real service.
+//! The embedded DynamoDB: dynoxide's HTTP server on a loopback port (for any tool), and the same
+//! engine reachable in process by the ordinary aws-sdk-dynamodb client through
+//! [`crate::in_process`], which hands it the very requests Lambda sends the real service.
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -60,8 +61,10 @@ impl Emulator {
         ready_rx
             .recv()
             .map_err(|_| std::io::Error::other("emulator thread exited during start-up"))??;
+        let endpoint = format!("http://{addr}");
+        crate::in_process::InProcessDynamo::start(database.clone())?.register(&endpoint);
         Ok(Emulator {
-            endpoint: format!("http://{addr}"),
+            endpoint,
             database,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
@@ -85,6 +88,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        crate::in_process::InProcessDynamo::unregister(&self.endpoint);
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

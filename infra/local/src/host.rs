@@ -78,16 +78,28 @@ impl LocalApi {
     ) -> Result<Self, AppError> {
         let store = shared::store::Store::connect(&config).await;
         ensure_table(store.client(), store.table_name()).await?;
-        let store = match wrap {
-            None => store,
-            Some(wrap) => {
-                // The emulator speaks plain HTTP: the connector the SDK builds for an http:// endpoint.
-                let inner = aws_smithy_http_client::Builder::new().build_http();
+        // An emulator of this process is reached in process (no loopback HTTP); any other endpoint
+        // over plain HTTP, with the connector the SDK builds for an http:// URL.
+        let in_process = config
+            .dynamodb_endpoint
+            .as_deref()
+            .and_then(crate::in_process::InProcessDynamo::for_endpoint);
+        let store = match (wrap, in_process) {
+            (None, None) => store,
+            (wrap, in_process) => {
+                let inner = match in_process {
+                    Some(engine) => engine.http_client(),
+                    None => aws_smithy_http_client::Builder::new().build_http(),
+                };
+                let inner = match wrap {
+                    Some(wrap) => wrap(inner),
+                    None => inner,
+                };
                 let wrapped = store
                     .client()
                     .config()
                     .to_builder()
-                    .http_client(wrap(inner))
+                    .http_client(inner)
                     .build();
                 shared::store::Store::new(
                     aws_sdk_dynamodb::Client::from_conf(wrapped),

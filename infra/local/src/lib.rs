@@ -6,6 +6,7 @@ pub mod contention;
 pub mod ecpay_simulator;
 pub mod emulator;
 pub mod host;
+pub mod in_process;
 pub mod openapi;
 
 pub use emulator::Emulator;
