@@ -126,6 +126,8 @@ fn env_or(name: &str, default: usize) -> usize {
 async fn main() {
     let members = env_or("FLASH_MEMBERS", 200);
     let stock = env_or("FLASH_STOCK", 1000);
+    // The product's stock shards: 0 lets the service choose from the stock (16 for 1,000 units).
+    let shards = env_or("FLASH_SHARDS", 0);
     let price = 10;
     let points_each = 1000; // 100 units each: demand far beyond the stock
 
@@ -182,7 +184,11 @@ async fn main() {
         .call(
             "POST",
             "/api/merchants/products/",
-            Some(json!({"name": "Limited teapot", "points_required": price, "stock": stock})),
+            Some(if shards > 0 {
+                json!({"name": "Limited teapot", "points_required": price, "stock": stock, "stock_shards": shards})
+            } else {
+                json!({"name": "Limited teapot", "points_required": price, "stock": stock})
+            }),
             Some(&shop),
             None,
         )
