@@ -22,8 +22,8 @@ pub struct CreateProductRequest {
     pub points_required: Option<i64>,
     #[schema(value_type = i64, required = true, minimum = 0, maximum = 1000000, example = 50)]
     pub stock: Option<i64>,
-    /// How many items the stock is spread over, for a product expected to sell fast (many buyers
-    /// at once). Optional: by default one per 64 units, at most 16.
+    /// How many items the stock is spread over (1–16): more lets more buyers redeem at once.
+    /// Optional: by default one per 64 units, at most 16.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 16, example = 16)]
     pub stock_shards: Option<i64>,
 }
@@ -161,9 +161,8 @@ impl CatalogueService<'_> {
             description,
             points_required,
             stock,
-            stock_shards: asked_shards
-                .unwrap_or(1)
-                .max(crate::domain::stock::shards_for(stock)),
+            // The merchant's explicit count, else one per 64 units.
+            stock_shards: asked_shards.unwrap_or_else(|| crate::domain::stock::shards_for(stock)),
             is_active: true,
             version: 1,
             created_at: now,

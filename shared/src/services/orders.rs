@@ -15,6 +15,9 @@ use crate::store::{
     Store,
 };
 
+/// Stock shards a redemption reads at random with everything else; the rest only when these cannot
+/// cover the order.
+const SHARDS_SAMPLED: usize = 3;
 /// How long an Idempotency-Key's outcome is kept (well past DynamoDB's 10-minute ClientRequestToken window).
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 pub const IDEMPOTENCY_KEY_MAX: usize = 64;
@@ -254,6 +257,7 @@ impl OrderService<'_> {
                     &product_id,
                     member_id,
                     idempotency_key,
+                    SHARDS_SAMPLED,
                     chrono::Utc::now().timestamp(),
                 )
                 .await?;
@@ -275,10 +279,18 @@ impl OrderService<'_> {
                     ))
                 }
             }
-            let stock = match reads.product {
+            let mut stock = match reads.product {
                 Some(stock) if stock.product.is_active => stock,
                 _ => return Err(product_not_found()),
             };
+            // The sample cannot cover the order: read every shard before deciding anything about
+            // the stock (a second round trip, taken near the end of a sale).
+            if !stock.complete && !stock.shards.iter().any(|shard| shard.stock >= quantity) {
+                stock = match self.store.product_stock(&product_id).await? {
+                    Some(full) if full.product.is_active => full,
+                    _ => return Err(product_not_found()),
+                };
+            }
             let product = &stock.product;
             // The member agreed to a price: never charge another. The transaction below is
             // conditioned on exactly this price, so a change after this read is caught there too.
@@ -298,7 +310,7 @@ impl OrderService<'_> {
                 });
             }
             // Sold out is the total over every shard, never one shard's figure.
-            if product.stock < quantity {
+            if stock.complete && product.stock < quantity {
                 return Err(AppError::conflict(
                     "insufficient_stock",
                     format!("only {} left", product.stock),
@@ -320,7 +332,11 @@ impl OrderService<'_> {
             let mut stocks = stock.stocks();
             // The stock is there in total but badly placed (no shard covers the order, or half the
             // shards are dry): move it, then read again.
-            if let Some(plan) = rebalance_plan(&stocks, quantity) {
+            if let Some(plan) = stock
+                .complete
+                .then(|| rebalance_plan(&stocks, quantity))
+                .flatten()
+            {
                 let needed = !stocks.iter().any(|&units| units >= quantity);
                 if needed || budget.may_rebalance() {
                     let moved = self.store.move_stock(&stock, &plan).await?;

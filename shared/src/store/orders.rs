@@ -200,7 +200,8 @@ pub struct RedemptionReads {
 }
 
 impl Store {
-    /// The product with its stock shards, the member's account, the member, and the outcome of the
+    /// The product with `sample` of its stock shards picked at random (see
+    /// [`Store::sampled_product_keys`]), the member's account, the member, and the outcome of the
     /// Idempotency-Key if one is given: one round trip (a strongly consistent `BatchGetItem`).
     ///
     /// Not `TransactGetItems`: DynamoDB cancels a transactional read of an item that an ongoing
@@ -213,6 +214,7 @@ impl Store {
         product_id: &str,
         member_id: &str,
         idempotency_key: Option<&str>,
+        sample: usize,
         now: i64,
     ) -> Result<RedemptionReads, AppError> {
         let account_key = (user_pk(member_id), ACCOUNT_SK.to_string());
@@ -222,7 +224,7 @@ impl Store {
             idempotency_key.map(|key| (idempotency_pk(member_id, key), IDEMPOTENCY_SK.to_string()));
         others.extend(idempotency_key.clone());
         let mut found = self
-            .batch_get(&self.product_keys(product_id, others))
+            .batch_get(&self.sampled_product_keys(product_id, sample, others))
             .await?;
         let account = found
             .remove(&account_key)
@@ -244,7 +246,7 @@ impl Store {
             .map(from_item::<IdempotencyRecord>)
             .transpose()?
             .and_then(|record| record.outcome(now));
-        let product = self.product_stock_from(product_id, &mut found).await?;
+        let product = self.product_sample_from(product_id, &mut found)?;
         Ok(RedemptionReads {
             product,
             account,

@@ -1,5 +1,7 @@
 use std::collections::HashMap;
 
+use rand::seq::SliceRandom;
+
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
@@ -113,12 +115,17 @@ pub struct ShardState {
     pub version: i64,
 }
 
-/// A product with each of its stock shards, as read together.
+/// A product with its stock shards, as read together.
 #[derive(Debug, Clone)]
 pub struct ProductStock {
+    /// When not `complete`, `stock` and `version` count only the shards that were read.
     pub product: Product,
-    /// Indexed by shard number, `product.stock_shards` of them.
+    /// Indexed by shard number, `product.stock_shards` of them; a shard that was not read counts
+    /// as empty (nothing is ever taken from it on the strength of this read).
     pub shards: Vec<ShardState>,
+    /// Whether every shard was read: only then is `product.stock` the product's stock, and only
+    /// then may anyone declare it sold out or move stock.
+    pub complete: bool,
     /// The product item's own version (the conditions of an edit name it).
     item_version: i64,
 }
@@ -209,6 +216,69 @@ impl Store {
         keys
     }
 
+    /// The keys to read a product with `sample` of its shards at random (all of them when its shard
+    /// count is not known yet), followed by `others`. Reading 3 of 16 shards is most of a
+    /// redemption's read cost saved; a sample that cannot cover an order is completed by a second
+    /// read (see [`Store::product_stock`]).
+    pub(super) fn sampled_product_keys(
+        &self,
+        product_id: &str,
+        sample: usize,
+        others: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let Some(known) = self.known_shards(product_id) else {
+            return self.product_keys(product_id, others);
+        };
+        let mut indices: Vec<usize> = (0..known as usize).collect();
+        indices.shuffle(&mut rand::thread_rng());
+        indices.truncate(sample.max(1));
+        let mut keys = vec![(product_pk(product_id), PRODUCT_SK.to_string())];
+        keys.extend(
+            indices
+                .into_iter()
+                .map(|i| (stock_shard_pk(product_id, i), STOCK_SHARD_SK.to_string())),
+        );
+        keys.extend(others);
+        keys
+    }
+
+    /// Takes a product and whichever of its shards were read out of a batch read made with
+    /// [`Store::sampled_product_keys`].
+    pub(super) fn product_sample_from(
+        &self,
+        product_id: &str,
+        found: &mut HashMap<(String, String), Item>,
+    ) -> Result<Option<ProductStock>, AppError> {
+        let Some(item) = found.remove(&(product_pk(product_id), PRODUCT_SK.to_string())) else {
+            return Ok(None);
+        };
+        let record: ProductRecord = from_item(item)?;
+        self.remember_shards(product_id, record.stock_shards);
+        let mut complete = true;
+        let shards: Vec<ShardState> = shard_keys(product_id, record.stock_shards)
+            .map(|key| match found.remove(&key) {
+                Some(item) => from_item::<StockShardRecord>(item).map(|shard| ShardState {
+                    stock: shard.stock,
+                    version: shard.version,
+                }),
+                None => {
+                    complete = false;
+                    Ok(ShardState {
+                        stock: 0,
+                        version: 0,
+                    })
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let item_version = record.version;
+        Ok(Some(ProductStock {
+            product: record.with_shards(&shards),
+            shards,
+            complete,
+            item_version,
+        }))
+    }
+
     /// Takes a product and its shards out of a batch read made with [`Store::product_keys`]. When
     /// the product has more shards than were read (it was raised by another process), the missing
     /// ones are read now: the only case where this costs a second round trip.
@@ -233,6 +303,7 @@ impl Store {
         Ok(Some(ProductStock {
             product: record.with_shards(&shards),
             shards,
+            complete: true,
             item_version,
         }))
     }
@@ -497,6 +568,9 @@ impl Store {
         product: &ProductStock,
         plan: &Rebalance,
     ) -> Result<StockMove, AppError> {
+        if !product.complete {
+            return Err(AppError::internal("a stock move planned on a partial read"));
+        }
         let mut items = Vec::with_capacity(plan.new_stock.len());
         for (index, stock) in &plan.new_stock {
             let read = product.shards.get(*index).ok_or_else(|| {
