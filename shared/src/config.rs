@@ -36,8 +36,18 @@ pub struct Config {
     /// Past `login_max_failures` for one username from anywhere, one attempt per this long.
     pub login_username_backoff: Duration,
     pub login_failure_window: Duration,
+    /// Password hashes computed at once (`PASSWORD_HASH_CONCURRENCY`, default: the cores).
+    pub password_hash_concurrency: u32,
+    /// Password hashes waiting beyond those (`PASSWORD_HASH_QUEUE`, default 64); past it, 503.
+    pub password_hash_queue: u32,
     pub payments: PaymentsConfig,
 }
+
+/// The number of cores this process may use (at least one).
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+pub const DEFAULT_PASSWORD_HASH_QUEUE: u32 = 64;
 
 /// Where members are sent to pay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +201,8 @@ impl std::fmt::Debug for Config {
             .field("refresh_reuse_grace", &self.refresh_reuse_grace)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
+            .field("password_hash_concurrency", &self.password_hash_concurrency)
+            .field("password_hash_queue", &self.password_hash_queue)
             .field("login_username_backoff", &self.login_username_backoff)
             .field("login_failure_window", &self.login_failure_window)
             .field("payments", &self.payments)
@@ -310,6 +322,9 @@ impl Config {
                 "LOGIN_FAILURE_WINDOW_SECONDS",
                 DEFAULT_LOGIN_FAILURE_WINDOW.as_secs(),
             )?,
+            password_hash_concurrency: env.count_or("PASSWORD_HASH_CONCURRENCY", cores())?,
+            password_hash_queue: env
+                .count_or("PASSWORD_HASH_QUEUE", DEFAULT_PASSWORD_HASH_QUEUE)?,
             payments: payments_from(env, &defaults)?,
         })
     }
@@ -330,6 +345,8 @@ impl Config {
             login_max_failures_per_ip: DEFAULT_LOGIN_MAX_FAILURES_PER_IP,
             login_username_backoff: DEFAULT_LOGIN_USERNAME_BACKOFF,
             login_failure_window: DEFAULT_LOGIN_FAILURE_WINDOW,
+            password_hash_concurrency: cores(),
+            password_hash_queue: DEFAULT_PASSWORD_HASH_QUEUE,
             payments: PaymentsConfig::local("http://127.0.0.1:3000"),
         }
     }

@@ -22,6 +22,8 @@ pub struct AppContext {
     pub metrics: MetricsSink,
     /// How ECPay's QueryTradeInfo is reached (HTTPS; the local host and tests use their simulator).
     pub gateway: Arc<dyn GatewayTransport>,
+    /// The process's argon2 budget (see [`crate::auth::password`]).
+    pub passwords: Arc<crate::auth::password::PasswordHasher>,
 }
 
 impl AppContext {
@@ -35,6 +37,10 @@ impl AppContext {
         let metrics = MetricsSink::stdout(config.metrics_namespace.clone());
         let gateway: Arc<dyn GatewayTransport> = Arc::new(HttpsTransport::new());
         let links = LinkSigner::from_secret(&config.jwt_secret);
+        let passwords = crate::auth::password::PasswordHasher::new(
+            config.password_hash_concurrency as usize,
+            config.password_hash_queue as usize,
+        );
         AppContext {
             config,
             store,
@@ -42,6 +48,7 @@ impl AppContext {
             links,
             metrics,
             gateway,
+            passwords,
         }
     }
 
@@ -73,6 +80,7 @@ impl AppContext {
         AuthService {
             store: &self.store,
             keys: &self.keys,
+            passwords: &self.passwords,
             limits: LoginLimits {
                 max_failures: self.config.login_max_failures,
                 max_failures_per_address: self.config.login_max_failures_per_ip,

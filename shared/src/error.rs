@@ -53,6 +53,10 @@ pub enum AppError {
     /// The store stayed contended or throttled after bounded retries; the client may retry.
     #[error("the service is busy, retry shortly")]
     Unavailable { retry_after_secs: u64 },
+    /// More work is waiting than this process takes on (a burst of logins): refused at once,
+    /// before it costs memory; the client may retry after `retry_after_secs`.
+    #[error("the service is overloaded, retry shortly")]
+    Overloaded { retry_after_secs: u64 },
     /// A bug or an infrastructure failure. The detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -73,7 +77,9 @@ impl AppError {
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable { .. } | AppError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +99,7 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::Unavailable { .. } => "service_unavailable",
+            AppError::Overloaded { .. } => "overloaded",
             AppError::Internal(_) => "internal_error",
         }
     }

@@ -293,7 +293,8 @@ pub fn error_response(err: &AppError) -> Response<Body> {
         AppError::TooManyRequests {
             retry_after_secs, ..
         }
-        | AppError::Unavailable { retry_after_secs } => {
+        | AppError::Unavailable { retry_after_secs }
+        | AppError::Overloaded { retry_after_secs } => {
             headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         _ => {}

@@ -209,3 +209,110 @@ async fn an_absurdly_long_username_is_a_400_not_a_500() {
     answer.assert_status(400);
     assert_eq!(answer.error_code(), "validation_failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_logins_for_made_up_users_is_answered_within_the_hashing_budget() {
+    let api = TestApi::start_with(|config| {
+        config.password_hash_concurrency = 2;
+        config.password_hash_queue = 6;
+    })
+    .await;
+    api.register("amy", "MEMBER").await.assert_status(201);
+    // Sixty made-up usernames from sixty addresses: no per-user or per-address limit applies, so
+    // only the hashing budget stands between them and the machine's memory.
+    let flood = (0..60).map(|i| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.login_from(
+                &format!("198.51.100.{i}"),
+                &format!("ghost{i}"),
+                "wrong password",
+            )
+            .await
+        })
+    });
+    let mut refused = 0;
+    for response in join_all(flood).await {
+        let response = response.unwrap();
+        match response.status.as_u16() {
+            401 => assert_eq!(response.error_code(), "invalid_credentials"),
+            503 => {
+                assert_eq!(response.error_code(), "overloaded");
+                assert_eq!(response.header("retry-after"), Some("1"));
+                refused += 1;
+            }
+            other => panic!("a login got {other}: {}", response.body),
+        }
+    }
+    assert!(refused > 0, "past the queue, logins are refused at once");
+    assert_eq!(api.ctx.passwords.refused(), refused);
+    assert!(
+        api.ctx.passwords.peak_concurrency() <= 2,
+        "never more than the budget at once: {}",
+        api.ctx.passwords.peak_concurrency()
+    );
+    // The flood is over: a real member signs in as usual.
+    api.login("amy", PASSWORD).await.assert_status(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_cap_on_requests_in_flight_the_local_host_answers_503_and_serves_the_rest() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let emulator = local_api::Emulator::in_memory().unwrap();
+    let config = shared::Config::local(
+        emulator.endpoint().to_string(),
+        "points-test".into(),
+        api_tests::TEST_SECRET.to_vec(),
+    );
+    let host = local_api::LocalApi::connect(config)
+        .await
+        .unwrap()
+        .with_max_in_flight(3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            local_api::router(std::sync::Arc::new(host))
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    // Logins take an argon2 computation each: twenty at once overrun a cap of three.
+    let calls = (0..20).map(|i| {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            let body = format!(r#"{{"username":"ghost{i}","password":"wrong password"}}"#);
+            let request = http::Request::post(format!("{base}/api/auth/login/"))
+                .header("content-type", "application/json")
+                .body(Full::new(bytes::Bytes::from(body)))
+                .unwrap();
+            let response = client.request(request).await.expect("an HTTP answer");
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, retry_after, body)
+        })
+    });
+    let mut overloaded = 0;
+    for call in join_all(calls).await {
+        let (status, retry_after, body) = call.unwrap();
+        match status {
+            401 => {}
+            503 => {
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(body["error"]["code"], "overloaded");
+                assert!(retry_after.is_some());
+                overloaded += 1;
+            }
+            other => panic!("got {other}"),
+        }
+    }
+    assert!(overloaded > 0, "the cap refused some");
+    assert!(overloaded < 20, "and served the rest");
+    server.abort();
+}

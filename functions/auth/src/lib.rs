@@ -68,7 +68,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
         (status = 409, description = "Username or email already registered (case-insensitive)", body = ErrorResponse),
         (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
         (status = 415, description = "Body is not JSON", body = ErrorResponse),
-        (status = 503, description = "Storage contended; retry after `Retry-After` seconds", body = ErrorResponse),
+        (status = 503, description = "`overloaded` (more password checks waiting than this instance takes on) or storage contended; nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
 async fn register(ctx: &AppContext, req: &Request) -> Answer {
@@ -91,7 +91,7 @@ async fn register(ctx: &AppContext, req: &Request) -> Answer {
         (status = 415, description = "Body is not JSON", body = ErrorResponse),
         (status = 429, description = "Too many failed logins for this username or from this address; see `Retry-After`", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds until the window closes"))),
-        (status = 503, description = "Storage contended; retry after `Retry-After` seconds", body = ErrorResponse),
+        (status = 503, description = "`overloaded` (more password checks waiting than this instance takes on) or storage contended; nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
 async fn login(ctx: &AppContext, req: &Request) -> Answer {

@@ -114,6 +114,7 @@ fn product_answer(status: StatusCode, product: &MerchantProduct) -> Answer {
         (status = 403, description = "Not a merchant", body = ErrorResponse),
         (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
         (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
 async fn create_product(ctx: &AppContext, req: &Request) -> Answer {
@@ -185,6 +186,7 @@ async fn get_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         (status = 409, description = "Stale version: the product changed since it was read", body = ErrorResponse),
         (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
         (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
 async fn update_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
@@ -207,6 +209,7 @@ async fn update_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
         (status = 403, description = "Not a merchant", body = ErrorResponse),
         (status = 404, description = "No such product of mine", body = ErrorResponse),
+        (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
 async fn delete_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
@@ -272,6 +275,7 @@ async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         (status = 403, description = "Not a merchant", body = ErrorResponse),
         (status = 404, description = "No such order on my products", body = ErrorResponse),
         (status = 409, description = "`order_not_pending`", body = ErrorResponse),
+        (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
 async fn complete_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {

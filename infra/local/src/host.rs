@@ -29,7 +29,14 @@ const HOST_BODY_LIMIT: usize = 1024 * 1024;
 pub struct LocalApi {
     pub ctx: AppContext,
     pub simulator: Arc<EcpaySimulator>,
+    /// Requests being served at once are capped (`MAX_IN_FLIGHT`): past it the host answers 503
+    /// `overloaded` with `Retry-After` before reading the body, so no burst can exhaust memory or
+    /// threads. On AWS, Lambda's concurrency and API Gateway's throttling play this part.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// The default cap on requests served at once by the local host.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// The simulator answers a query closer than this to the previous one with 403 (and locks out for
 /// 30 minutes, as ECPay does); the default spacing of our queries is 1 s.
@@ -41,7 +48,17 @@ impl LocalApi {
             ctx.config.payments.credentials.clone(),
             SIMULATOR_MIN_QUERY_GAP,
         );
-        LocalApi { ctx, simulator }
+        LocalApi {
+            ctx,
+            simulator,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+        }
+    }
+
+    /// Sets the cap on requests served at once (at least one).
+    pub fn with_max_in_flight(mut self, limit: usize) -> Self {
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+        self
     }
 
     /// Answers QueryTradeInfo from this host's simulator in process instead of over HTTP (tests).
@@ -214,6 +231,26 @@ async fn handle(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip().to_string());
+    let Ok(_serving) = api.in_flight.clone().try_acquire_owned() else {
+        let (parts, _) = req.into_parts();
+        let req = into_lambda_request(parts, Vec::new());
+        let response = shared::observe::serve(
+            &api.ctx.metrics,
+            &req,
+            &[],
+            std::future::ready(Err(AppError::Overloaded {
+                retry_after_secs: 1,
+            })),
+        )
+        .await;
+        let (parts, body) = response.into_parts();
+        return (
+            parts.status,
+            parts.headers,
+            AxumBody::from(body.as_ref().to_vec()),
+        )
+            .into_response();
+    };
     let (parts, body) = req.into_parts();
     let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
         Ok(bytes) => {

@@ -75,6 +75,19 @@ async fn run(started: Instant) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot prepare the table: {e}"))?;
 
+    let max_in_flight = match std::env::var("MAX_IN_FLIGHT") {
+        Ok(raw) if !raw.trim().is_empty() => match raw.trim().parse::<usize>() {
+            Ok(limit) if limit > 0 => limit,
+            _ => {
+                return Err(format!(
+                    "MAX_IN_FLIGHT must be a positive whole number, got {raw:?}"
+                ))
+            }
+        },
+        _ => local_api::host::DEFAULT_MAX_IN_FLIGHT,
+    };
+    let api = api.with_max_in_flight(max_in_flight);
+
     spawn_ttl_sweeper(emulator.database().clone());
     let api = Arc::new(api);
     let reconcile_every = reconcile_interval()?;

@@ -1,67 +1,276 @@
-//! Password hashing with argon2id (the crate's defaults: 19 MiB, 2 passes, 1 lane, per OWASP).
-//! Hashing is CPU-bound for tens of milliseconds, so callers run it on the blocking pool.
+//! Password hashing with argon2id (the crate's defaults: 19 MiB, 2 passes, 1 lane, per OWASP), on
+//! a fixed budget.
+//!
+//! Every sign-up, login and unknown-user login costs one argon2 computation: tens of milliseconds
+//! of CPU and 19 MiB of memory. Run freely on the blocking pool (hundreds of threads), a burst of
+//! logins for made-up usernames drove the local host past 7.8 GB. So the [`PasswordHasher`] runs at
+//! most `concurrency` computations at once, each in a memory block allocated once and reused; up to
+//! `queue` more wait their turn; beyond that a request is refused at once with 503 `overloaded` and
+//! `Retry-After`, before any memory is touched.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
+use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::error::AppError;
 
-pub fn hash_password(password: &str) -> Result<String, AppError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(AppError::internal)
+/// How long a refused client should wait before trying again.
+const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
+
+/// The argon2 budget of one process.
+#[derive(Debug)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: tokio::sync::Semaphore,
+    /// Requests holding or awaiting a permit.
+    admitted: AtomicUsize,
+    max_admitted: usize,
+    /// Memory blocks not in use, each `params.block_count()` long.
+    idle_memory: Mutex<Vec<Vec<Block>>>,
+    running: AtomicUsize,
+    peak_running: AtomicUsize,
+    refused: AtomicUsize,
 }
 
-pub fn verify_password(password: &str, stored_hash: &str) -> bool {
-    match PasswordHash::new(stored_hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+/// Gives the admission back however the request ends (even if the client goes away).
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Verifying against this when the username does not exist keeps the unknown-user path as slow
-/// as the wrong-password path, so response time does not reveal which usernames exist.
-pub fn burn_equivalent_time(password: &str) {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default());
-    let _ = verify_password(password, dummy);
+impl PasswordHasher {
+    /// At most `concurrency` computations at once (at least one), `queue` more waiting.
+    pub fn new(concurrency: usize, queue: usize) -> Arc<Self> {
+        let concurrency = concurrency.max(1);
+        Arc::new(PasswordHasher {
+            params: Params::DEFAULT,
+            permits: tokio::sync::Semaphore::new(concurrency),
+            admitted: AtomicUsize::new(0),
+            max_admitted: concurrency + queue,
+            idle_memory: Mutex::new(Vec::new()),
+            running: AtomicUsize::new(0),
+            peak_running: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+        })
+    }
+
+    /// The most computations that ever ran at once (for tests and benchmarks).
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak_running.load(Ordering::SeqCst)
+    }
+
+    /// Requests refused with `overloaded` so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) for `password`.
+    pub async fn hash(&self, password: String) -> Result<String, AppError> {
+        let params = self.params.clone();
+        self.run(move |memory| hash_with(&params, &password, memory))
+            .await?
+    }
+
+    /// Whether `password` matches `stored` (a PHC string; anything else matches nothing).
+    pub async fn verify(&self, password: String, stored: String) -> Result<bool, AppError> {
+        self.run(move |memory| verify_with(&password, &stored, memory))
+            .await
+    }
+
+    /// Verifying against this when the username does not exist keeps the unknown-user path as slow
+    /// as the wrong-password path, so response time does not reveal which usernames exist.
+    pub async fn burn_equivalent_time(&self, password: String) -> Result<(), AppError> {
+        static DUMMY: OnceLock<String> = OnceLock::new();
+        let dummy = match DUMMY.get() {
+            Some(dummy) => dummy.clone(),
+            None => {
+                let made = self.hash("not-a-real-password".into()).await?;
+                DUMMY.get_or_init(|| made).clone()
+            }
+        };
+        self.verify(password, dummy).await.map(|_| ())
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.max_admitted {
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(AppError::Overloaded {
+                retry_after_secs: OVERLOADED_RETRY_AFTER_SECS,
+            });
+        }
+        let _admission = Admission(&self.admitted);
+        let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
+        let mut memory = self
+            .idle_memory
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop())
+            .unwrap_or_else(|| vec![Block::default(); self.params.block_count()]);
+        let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_running.fetch_max(running, Ordering::SeqCst);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = job(&mut memory);
+            (memory, result)
+        })
+        .await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let (memory, result) = outcome.map_err(AppError::internal)?;
+        if let Ok(mut idle) = self.idle_memory.lock() {
+            idle.push(memory);
+        }
+        Ok(result)
+    }
 }
 
-/// Runs a hashing job on the blocking pool so it does not stall the async workers.
-pub async fn on_blocking_pool<T: Send + 'static>(
-    job: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(job)
-        .await
-        .map_err(AppError::internal)
+/// Hashes in `memory` (grown if the parameters need more than it holds).
+fn hash_with(params: &Params, password: &str, memory: &mut Vec<Block>) -> Result<String, AppError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(AppError::internal)?;
+    let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    fit(memory, params);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, &mut memory[..])
+        .map_err(AppError::internal)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(AppError::internal)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(AppError::internal)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Verifies in `memory`, with the parameters the stored hash names. The comparison of outputs is
+/// constant-time (`Output`'s equality).
+fn verify_with(password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or_default();
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    fit(memory, &params);
+    let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt_bytes,
+        &mut out,
+        &mut memory[..],
+    );
+    computed.is_ok() && Output::new(&out).is_ok_and(|out| out == expected)
+}
+
+/// Grows `memory` to what `params` need (a stored hash with a larger cost than ours); never shrinks.
+fn fit(memory: &mut Vec<Block>, params: &Params) {
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_hash_verifies_only_its_own_password() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &hash));
-        assert!(!verify_password("correct horsE", &hash));
-        assert!(!verify_password("correct horse", "not a hash"));
+    #[tokio::test]
+    async fn a_hash_verifies_only_its_own_password() {
+        let hasher = PasswordHasher::new(1, 4);
+        let hash = hasher.hash("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(hasher
+            .verify("correct horse".into(), hash.clone())
+            .await
+            .unwrap());
+        assert!(!hasher.verify("correct horsE".into(), hash).await.unwrap());
+        assert!(!hasher
+            .verify("correct horse".into(), "not a hash".into())
+            .await
+            .unwrap());
     }
 
-    #[test]
-    fn the_same_password_hashes_differently_each_time() {
+    #[tokio::test]
+    async fn hashes_from_the_crates_own_hasher_still_verify_and_vice_versa() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(1, 4);
+        let theirs = Argon2::default()
+            .hash_password(b"same", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(hasher.verify("same".into(), theirs).await.unwrap());
+        let ours = hasher.hash("same".into()).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"same", &parsed).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_same_password_hashes_differently_each_time() {
+        let hasher = PasswordHasher::new(2, 4);
         assert_ne!(
-            hash_password("same password").unwrap(),
-            hash_password("same password").unwrap()
+            hasher.hash("same password".into()).await.unwrap(),
+            hasher.hash("same password".into()).await.unwrap()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_more_than_the_budget_runs_at_once_and_past_the_queue_requests_are_refused() {
+        let hasher = PasswordHasher::new(2, 3);
+        let stored = hasher.hash("pw".into()).await.unwrap();
+        let attempts = (0..20).map(|_| {
+            let (hasher, stored) = (Arc::clone(&hasher), stored.clone());
+            tokio::spawn(async move { hasher.verify("pw".into(), stored).await })
+        });
+        let attempts: Vec<_> = attempts.collect();
+        let mut results = Vec::new();
+        for attempt in attempts {
+            results.push(attempt.await);
+        }
+        let served = results.iter().filter(|r| matches!(r, Ok(Ok(true)))).count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(AppError::Overloaded { .. }))))
+            .count();
+        assert_eq!(
+            served + refused,
+            20,
+            "every request answered one way or the other"
+        );
+        assert!(
+            served >= 5,
+            "the two running and three queued are served: {served}"
+        );
+        assert!(refused > 0, "past the queue, refused at once");
+        assert_eq!(hasher.refused(), refused);
+        assert!(
+            hasher.peak_concurrency() <= 2,
+            "{}",
+            hasher.peak_concurrency()
+        );
+        // Memory blocks are kept for reuse: one per computation slot, not one per request.
+        assert!(hasher.idle_memory.lock().unwrap().len() <= 2);
     }
 }

@@ -1,9 +1,6 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::password::{
-    burn_equivalent_time, hash_password, on_blocking_pool, verify_password,
-};
 use crate::auth::{Claims, JwtKeys, TokenKind};
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{PointAccount, Role, User};
@@ -77,6 +74,7 @@ pub struct TokenPair {
 pub struct AuthService<'a> {
     pub store: &'a Store,
     pub keys: &'a JwtKeys,
+    pub passwords: &'a crate::auth::password::PasswordHasher,
     pub limits: LoginLimits,
     /// A refresh token presented again within this long of its exchange (racing tabs, a retried
     /// request) gets the same successor pair instead of revoking the session.
@@ -138,7 +136,7 @@ impl AuthService<'_> {
             ));
         };
 
-        let password_hash = on_blocking_pool(move || hash_password(&password)).await??;
+        let password_hash = self.passwords.hash(password).await?;
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
             username,
@@ -180,8 +178,10 @@ impl AuthService<'_> {
         }
         match self.store.find_user_by_username(username).await? {
             Some(user) => {
-                let hash = user.password_hash.clone();
-                let ok = on_blocking_pool(move || verify_password(&password, &hash)).await?;
+                let ok = self
+                    .passwords
+                    .verify(password, user.password_hash.clone())
+                    .await?;
                 if ok {
                     Ok(user)
                 } else {
@@ -189,7 +189,7 @@ impl AuthService<'_> {
                 }
             }
             None => {
-                on_blocking_pool(move || burn_equivalent_time(&password)).await?;
+                self.passwords.burn_equivalent_time(password).await?;
                 Err(bad_credentials())
             }
         }
