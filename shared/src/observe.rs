@@ -77,8 +77,12 @@ pub const DEFAULT_NAMESPACE: &str = "PointsRedemption";
 /// a buffer a test reads.
 #[derive(Clone, Debug)]
 pub enum MetricsSink {
-    Stdout { namespace: String },
+    Stdout {
+        namespace: String,
+    },
     Capture(Arc<Mutex<Vec<serde_json::Value>>>),
+    /// Counted nowhere (long benchmarks, where a capture would itself grow without bound).
+    Discard,
 }
 
 impl MetricsSink {
@@ -96,7 +100,7 @@ impl MetricsSink {
     pub fn captured(&self) -> Vec<serde_json::Value> {
         match self {
             MetricsSink::Capture(buffer) => buffer.lock().map(|b| b.clone()).unwrap_or_default(),
-            MetricsSink::Stdout { .. } => Vec::new(),
+            MetricsSink::Stdout { .. } | MetricsSink::Discard => Vec::new(),
         }
     }
 
@@ -123,6 +127,7 @@ impl MetricsSink {
                     buffer.push(emf_document(DEFAULT_NAMESPACE, values, timestamp_ms));
                 }
             }
+            MetricsSink::Discard => {}
         }
     }
 }
