@@ -75,12 +75,7 @@ impl HttpClient for Recorder {
 
 impl HttpConnector for RecordingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let operation = request
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or_default()
-            .trim_start_matches("DynamoDB_20120810.")
-            .to_string();
+        let operation = local_api::in_process::operation_of(&request);
         if let Ok(mut calls) = self.log.calls.lock() {
             calls.push(operation);
         }

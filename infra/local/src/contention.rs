@@ -360,12 +360,7 @@ impl HttpClient for ContentionClient {
 
 impl HttpConnector for ContentionConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let target = request
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or_default()
-            .trim_start_matches("DynamoDB_20120810.")
-            .to_string();
+        let target = crate::in_process::operation_of(&request);
         let body: Value = request
             .body()
             .bytes()

@@ -46,6 +46,16 @@ impl std::fmt::Debug for CallBox {
     }
 }
 
+/// The DynamoDB operation an SDK request calls (`TransactWriteItems`, …), from its `X-Amz-Target`.
+pub fn operation_of(request: &HttpRequest) -> String {
+    request
+        .headers()
+        .get("x-amz-target")
+        .unwrap_or_default()
+        .trim_start_matches("DynamoDB_20120810.")
+        .to_string()
+}
+
 /// Emulators of this process by endpoint, so that a client configured for an emulator's URL can be
 /// given the in-process path to it (see [`crate::host::LocalApi::connect_through`]).
 fn registry() -> &'static Mutex<HashMap<String, InProcessDynamo>> {
@@ -266,12 +276,7 @@ impl HttpClient for InProcessDynamo {
 
 impl HttpConnector for InProcessDynamo {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let operation = request
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or_default()
-            .trim_start_matches("DynamoDB_20120810.")
-            .to_string();
+        let operation = operation_of(&request);
         let body = request.body().bytes().unwrap_or_default().to_vec();
         let (reply, answer) = oneshot::channel();
         let sent = self.calls.send(CallBox(Call {

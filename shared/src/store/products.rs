@@ -156,6 +156,15 @@ pub enum StockMove {
     Stale,
 }
 
+/// One stock shard item as read.
+fn shard_state(item: Item) -> Result<ShardState, AppError> {
+    let shard: StockShardRecord = from_item(item)?;
+    Ok(ShardState {
+        stock: shard.stock,
+        version: shard.version,
+    })
+}
+
 /// The shard keys of a product: `0..count`.
 fn shard_keys(product_id: &str, count: u8) -> impl Iterator<Item = (String, String)> + '_ {
     (0..count as usize).map(move |i| (stock_shard_pk(product_id, i), STOCK_SHARD_SK.to_string()))
@@ -257,10 +266,7 @@ impl Store {
         let mut complete = true;
         let shards: Vec<ShardState> = shard_keys(product_id, record.stock_shards)
             .map(|key| match found.remove(&key) {
-                Some(item) => from_item::<StockShardRecord>(item).map(|shard| ShardState {
-                    stock: shard.stock,
-                    version: shard.version,
-                }),
+                Some(item) => shard_state(item),
                 None => {
                     complete = false;
                     Ok(ShardState {
@@ -318,11 +324,7 @@ impl Store {
                 let item = found.remove(&key).ok_or_else(|| {
                     AppError::internal(format!("product {} lacks stock shard {}", record.id, key.0))
                 })?;
-                let shard: StockShardRecord = from_item(item)?;
-                Ok(ShardState {
-                    stock: shard.stock,
-                    version: shard.version,
-                })
+                shard_state(item)
             })
             .collect()
     }
