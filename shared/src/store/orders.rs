@@ -230,12 +230,7 @@ impl Store {
             .remove(&account_key)
             .map(from_item::<super::users::AccountRecord>)
             .transpose()?
-            .map(|a| AccountSnapshot {
-                balance: a.balance,
-                total_earned: a.total_earned,
-                total_spent: a.total_spent,
-                version: a.version,
-            });
+            .map(|a| a.snapshot());
         let member = found
             .remove(&member_key)
             .map(from_item::<super::users::UserRecord>)

@@ -65,12 +65,7 @@ impl Store {
         Ok(self
             .get_item::<AccountRecord>(user_pk(member_id), ACCOUNT_SK)
             .await?
-            .map(|a| AccountSnapshot {
-                balance: a.balance,
-                total_earned: a.total_earned,
-                total_spent: a.total_spent,
-                version: a.version,
-            }))
+            .map(|a| a.snapshot()))
     }
 
     /// The account update of a balance change: `delta` is added to the balance and to
