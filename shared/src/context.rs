@@ -68,6 +68,14 @@ impl AppContext {
         }
     }
 
+    pub fn admin(&self) -> crate::services::admin::AdminService<'_> {
+        crate::services::admin::AdminService {
+            store: &self.store,
+            points: self.points(),
+            passwords: &self.passwords,
+        }
+    }
+
     pub fn orders(&self) -> OrderService<'_> {
         OrderService { store: &self.store }
     }

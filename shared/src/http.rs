@@ -328,7 +328,7 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn invalid_query(field: &str, problem: &str) -> AppError {
+pub fn invalid_query(field: &str, problem: &str) -> AppError {
     let mut fields = FieldErrors::new();
     fields.insert(field.to_string(), problem.to_string());
     AppError::BadRequest {

@@ -15,6 +15,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 #[derive(Debug, Default)]
 pub struct CallLog {
     calls: Mutex<Vec<String>>,
+    /// What each call needed from IAM, by the function that made it (see [`crate::iam`]). Never
+    /// cleared: a test may look at everything a host did.
+    permissions: Mutex<Vec<(&'static str, crate::iam::Permission)>>,
 }
 
 impl CallLog {
@@ -34,6 +37,12 @@ impl CallLog {
             *counts.entry(call.clone()).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// Every (function, permission) the functions' calls needed since the host started. Calls made
+    /// outside any function (test set-up reading the table directly) are not in it.
+    pub fn permissions(&self) -> Vec<(&'static str, crate::iam::Permission)> {
+        self.permissions.lock().expect("call log").clone()
     }
 
     pub fn total(&self) -> usize {
@@ -76,6 +85,13 @@ impl HttpClient for Recorder {
 impl HttpConnector for RecordingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let operation = local_api::in_process::operation_of(&request);
+        if let Some(function) = local_api::host::current_function() {
+            let body = request.body().bytes().unwrap_or_default();
+            let needed = crate::iam::required_permissions(&operation, body);
+            if let Ok(mut permissions) = self.log.permissions.lock() {
+                permissions.extend(needed.into_iter().map(|p| (function, p)));
+            }
+        }
         if let Ok(mut calls) = self.log.calls.lock() {
             calls.push(operation);
         }

@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod fakes;
 pub mod faults;
+pub mod iam;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -401,6 +402,30 @@ impl TestApi {
                 .unwrap_or_default()
                 .to_string(),
             login.body["refresh"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    }
+
+    /// An operator made the only way there is (the `create-admin` command's service call), signed
+    /// in through the ordinary login; returns (user id, access token).
+    pub async fn signed_in_admin(&self, username: &str) -> (String, String) {
+        let admin = self
+            .ctx
+            .admin()
+            .create_admin(
+                username.to_string(),
+                format!("{username}@ops.example.com"),
+                PASSWORD.to_string(),
+            )
+            .await
+            .expect("create admin");
+        let login = self.login(username, PASSWORD).await;
+        login.assert_status(200);
+        (
+            admin.id,
+            login.body["access"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),

@@ -123,6 +123,7 @@ fn deployed_routes() -> Vec<Route> {
 fn served() -> Vec<(&'static str, &'static [(&'static str, &'static str)])> {
     vec![
         ("fn-auth", fn_auth::ROUTES),
+        ("fn-admin", fn_admin::ROUTES),
         ("fn-members", fn_members::ROUTES),
         ("fn-merchants", fn_merchants::ROUTES),
         ("fn-ecpay-callback", fn_ecpay_callback::ROUTES),
@@ -254,7 +255,7 @@ fn no_secret_is_in_any_function_environment_and_each_function_may_read_only_its_
         .values()
         .filter(|r| r["Type"] == "AWS::Serverless::Function")
         .collect();
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 6);
     for function in &functions {
         environments.push(&function["Properties"]["Environment"]["Variables"]);
     }

@@ -171,24 +171,22 @@ async fn a_refresh_token_presented_again_after_the_grace_window_revokes_the_sess
 #[tokio::test]
 async fn a_disabled_users_tokens_stop_working_on_every_route_at_once() {
     let api = TestApi::start().await;
+    let (_, operator) = api.signed_in_admin("olive").await;
     let (member_id, access, refresh) = api.signed_up("dora", "MEMBER").await;
     let (merchant_id, shop, _) = api.signed_up("dora_shop", "MERCHANT").await;
     api.get("/api/members/points/", Some(&access))
         .await
         .assert_status(200);
 
-    assert!(api
-        .ctx
-        .store
-        .set_user_active(&member_id, false)
+    for user in [&member_id, &merchant_id] {
+        api.post(
+            &format!("/api/admin/users/{user}/disable/"),
+            json!({"reason": "abuse report #12"}),
+            Some(&operator),
+        )
         .await
-        .unwrap());
-    assert!(api
-        .ctx
-        .store
-        .set_user_active(&merchant_id, false)
-        .await
-        .unwrap());
+        .assert_status(200);
+    }
     for (path, token) in [
         ("/api/members/points/", &access),
         ("/api/members/orders/", &access),
@@ -218,22 +216,46 @@ async fn a_disabled_users_tokens_stop_working_on_every_route_at_once() {
     login.assert_status(401);
     assert_eq!(login.error_code(), "account_disabled");
 
-    // Enabled again, the same tokens work again (nothing was revoked by the flag itself).
-    assert!(api
-        .ctx
-        .store
-        .set_user_active(&member_id, true)
-        .await
-        .unwrap());
-    api.get("/api/members/points/", Some(&access))
+    // Enabled again, the tokens from before stay dead (their sessions were revoked): only a new
+    // sign-in works.
+    api.post(
+        &format!("/api/admin/users/{member_id}/enable/"),
+        json!({"reason": "cleared"}),
+        Some(&operator),
+    )
+    .await
+    .assert_status(200);
+    let old_access = api.get("/api/members/points/", Some(&access)).await;
+    old_access.assert_status(401);
+    assert_eq!(old_access.error_code(), "token_revoked");
+    let old_refresh = api
+        .post("/api/auth/refresh/", json!({"refresh": refresh}), None)
+        .await;
+    old_refresh.assert_status(401);
+    assert_eq!(old_refresh.error_code(), "token_revoked");
+    let again = api.login("dora", api_tests::PASSWORD).await;
+    again.assert_status(200);
+    let fresh = again.body["access"].as_str().unwrap();
+    api.get("/api/members/points/", Some(fresh))
         .await
         .assert_status(200);
-    assert!(!api
-        .ctx
-        .store
-        .set_user_active("no-such-user", false)
-        .await
-        .unwrap());
+    let refreshed = api
+        .post(
+            "/api/auth/refresh/",
+            json!({"refresh": again.body["refresh"]}),
+            None,
+        )
+        .await;
+    refreshed.assert_status(200);
+    let unknown = api
+        .post(
+            "/api/admin/users/0b5e2c1e-7d4f-4a55-9a59-0f3c3f4f9b21/disable/",
+            json!({"reason": "x"}),
+            Some(&operator),
+        )
+        .await;
+    unknown.assert_status(404);
+    assert_eq!(unknown.error_code(), "user_not_found");
 }
 
 #[tokio::test]

@@ -105,7 +105,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
 /// The caller, if the token is valid, the role right and the user still enabled.
 async fn member_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
     let claims = authenticate(req, &ctx.keys, Some(Role::Member))?;
-    ctx.auth().require_active(&claims.sub).await?;
+    ctx.auth().require_session(&claims).await?;
     Ok(claims.sub)
 }
 
@@ -278,11 +278,11 @@ async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer 
 async fn redeem(ctx: &AppContext, req: &Request) -> Answer {
     // The token only: the redemption itself checks the member is still enabled, in the same read
     // as the product and the account (two DynamoDB round trips per redemption, not three).
-    let member = authenticate(req, &ctx.keys, Some(Role::Member))?.sub;
+    let claims = authenticate(req, &ctx.keys, Some(Role::Member))?;
     let key = idempotency_key(req)?;
     match ctx
         .orders()
-        .redeem(&member, parse_json(req)?, key.as_deref())
+        .redeem(&claims.sub, claims.ep, parse_json(req)?, key.as_deref())
         .await?
     {
         Redemption::Placed(order) => json(StatusCode::CREATED, &order),

@@ -87,7 +87,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
 /// The caller, if the token is valid, the role right and the user still enabled.
 async fn merchant_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
     let claims = authenticate(req, &ctx.keys, Some(Role::Merchant))?;
-    ctx.auth().require_active(&claims.sub).await?;
+    ctx.auth().require_session(&claims).await?;
     Ok(claims.sub)
 }
 

@@ -146,11 +146,22 @@ impl LocalApi {
         };
         let function = selected.route.function.clone();
         let req = with_route(req, selected);
+        // Boxed: each function's future is large, and nesting them all in this one made callers'
+        // futures deeper than the compiler's layout limit.
         match function.as_str() {
-            "fn-auth" => fn_auth::handle(ctx, req).await,
-            "fn-members" => fn_members::handle(ctx, req).await,
-            "fn-merchants" => fn_merchants::handle(ctx, req).await,
-            "fn-ecpay-callback" => fn_ecpay_callback::handle(ctx, req).await,
+            "fn-auth" => as_function("fn-auth", Box::pin(fn_auth::handle(ctx, req))).await,
+            "fn-admin" => as_function("fn-admin", Box::pin(fn_admin::handle(ctx, req))).await,
+            "fn-members" => as_function("fn-members", Box::pin(fn_members::handle(ctx, req))).await,
+            "fn-merchants" => {
+                as_function("fn-merchants", Box::pin(fn_merchants::handle(ctx, req))).await
+            }
+            "fn-ecpay-callback" => {
+                as_function(
+                    "fn-ecpay-callback",
+                    Box::pin(fn_ecpay_callback::handle(ctx, req)),
+                )
+                .await
+            }
             other => {
                 tracing::error!(
                     function = other,
@@ -160,6 +171,22 @@ impl LocalApi {
             }
         }
     }
+}
+
+tokio::task_local! {
+    /// The Lambda function whose code is running, as `template.yaml` names its binary: what the
+    /// IAM model (`api_tests::iam`) checks each DynamoDB call against.
+    static FUNCTION: &'static str;
+}
+
+/// Runs `work` as the function `binary` (the local host's dispatch; tests for the scheduled job).
+pub async fn as_function<F: std::future::Future>(binary: &'static str, work: F) -> F::Output {
+    FUNCTION.scope(binary, work).await
+}
+
+/// The function whose code is making the current call, if any (see [`as_function`]).
+pub fn current_function() -> Option<&'static str> {
+    FUNCTION.try_with(|binary| *binary).ok()
 }
 
 /// What API Gateway answers itself when no route matches (its integration is never invoked).

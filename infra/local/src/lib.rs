@@ -16,6 +16,7 @@ pub use host::{into_lambda_request, router, with_source_ip, LocalApi};
 pub fn routes() -> Vec<(&'static str, &'static str)> {
     [
         fn_auth::ROUTES,
+        fn_admin::ROUTES,
         fn_members::ROUTES,
         fn_merchants::ROUTES,
         fn_ecpay_callback::ROUTES,

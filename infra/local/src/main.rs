@@ -1,5 +1,10 @@
 //! `cargo run -p local-api`: the whole API on http://127.0.0.1:3000 over an embedded DynamoDB whose
 //! data lives in `./.data/` and survives restarts.
+//!
+//! `cargo run -p local-api -- create-admin USERNAME EMAIL`: the first operator, written into the same
+//! data directory while the host is stopped (password from `ADMIN_PASSWORD`, or asked on the
+//! terminal). With `--aws` before the username it writes to the real table instead (`TABLE_NAME`,
+//! `AWS_REGION` and the usual AWS credentials; see docs/deploy.md). There is no route for it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,14 +20,167 @@ const TTL_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    shared::telemetry::init_json_logging();
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
     };
-    match runtime.block_on(run(started)) {
+    let outcome = match args.first().map(String::as_str) {
+        None => {
+            shared::telemetry::init_json_logging();
+            runtime.block_on(run(started))
+        }
+        Some("create-admin") => runtime.block_on(create_admin(&args[1..])),
+        Some("--help" | "-h" | "help") => {
+            println!("usage: local-api                                  serve the API");
+            println!("       local-api create-admin [--aws] USERNAME EMAIL");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}; try `local-api --help`")),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
+    }
+}
+
+/// The data directory (`DATA_DIR`, default `./.data`), created if needed.
+fn data_dir() -> Result<PathBuf, String> {
+    let data_dir = PathBuf::from(std::env::var("DATA_DIR").unwrap_or_else(|_| "./.data".into()));
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("data directory {} is unusable: {e}", data_dir.display()))?;
+    data_dir
+        .canonicalize()
+        .map_err(|e| format!("data directory {} is unusable: {e}", data_dir.display()))
+}
+
+/// Holds the data directory for one process: the host while it serves, `create-admin` while it
+/// writes. Released when the process ends, however it ends (an advisory lock, not a file left over).
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
+    let path = data_dir.join("host.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another local-api process is using {} (stop the host first)",
+            data_dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// `create-admin [--aws] USERNAME EMAIL`.
+async fn create_admin(args: &[String]) -> Result<(), String> {
+    let (aws, rest) = match args.first().map(String::as_str) {
+        Some("--aws") => (true, &args[1..]),
+        _ => (false, args),
+    };
+    let [username, email] = rest else {
+        return Err("usage: local-api create-admin [--aws] USERNAME EMAIL".into());
+    };
+    let password = admin_password()?;
+    let placeholder_secret: [u8; 32] = rand::random();
+    let (ctx, _guard) = if aws {
+        let table = std::env::var("TABLE_NAME")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or("--aws needs TABLE_NAME (the stack's TableName output)")?;
+        let mut config = Config::local(String::new(), table, placeholder_secret.to_vec());
+        config.dynamodb_endpoint = None;
+        if let Ok(region) = std::env::var("AWS_REGION") {
+            config.region = region;
+        }
+        (shared::AppContext::connect(config).await, None)
+    } else {
+        let data_dir = data_dir()?;
+        let lock = lock_data_dir(&data_dir)?;
+        let db_path = data_dir.join("points.db");
+        let database = dynoxide::Database::new(&db_path.to_string_lossy())
+            .map_err(|e| format!("cannot open the database at {}: {e}", db_path.display()))?;
+        let emulator = Emulator::start(database)
+            .map_err(|e| format!("cannot start the embedded DynamoDB: {e}"))?;
+        let table = std::env::var("TABLE_NAME")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| shared::config::DEFAULT_TABLE_NAME.to_string());
+        let config = Config::local(
+            emulator.endpoint().to_string(),
+            table,
+            placeholder_secret.to_vec(),
+        );
+        let api = LocalApi::connect_with(config, None)
+            .await
+            .map_err(|e| format!("cannot prepare the table: {e}"))?;
+        (api.ctx.clone(), Some((lock, emulator)))
+    };
+    ctx.store
+        .backfill_user_directory()
+        .await
+        .map_err(|e| format!("cannot index existing users: {e}"))?;
+    let admin = ctx
+        .admin()
+        .create_admin(username.clone(), email.clone(), password)
+        .await
+        .map_err(|err| match err {
+            shared::AppError::Validation { fields, .. } => format!(
+                "refused: {}",
+                fields
+                    .iter()
+                    .map(|(field, problem)| format!("{field} {problem}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            other => format!("refused: {other}"),
+        })?;
+    println!(
+        "Created operator {} ({}), id {}. Sign in at /api/admin/console/.",
+        admin.username, admin.email, admin.id
+    );
+    Ok(())
+}
+
+/// `ADMIN_PASSWORD`, or asked twice on the terminal without echo.
+fn admin_password() -> Result<String, String> {
+    if let Ok(password) = std::env::var("ADMIN_PASSWORD") {
+        if !password.is_empty() {
+            return Ok(password);
+        }
+    }
+    let first = read_hidden("Password for the new operator: ")?;
+    let second = read_hidden("Again: ")?;
+    if first != second {
+        return Err("the two passwords differ".into());
+    }
+    Ok(first)
+}
+
+fn read_hidden(prompt: &str) -> Result<String, String> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let echo_off = std::process::Command::new("stty")
+        .arg("-echo")
+        .stdin(std::process::Stdio::inherit())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if echo_off {
+        let _ = std::process::Command::new("stty")
+            .arg("echo")
+            .stdin(std::process::Stdio::inherit())
+            .status();
+        eprintln!();
+    }
+    match read {
+        Ok(0) => Err("no password given (set ADMIN_PASSWORD or type it)".into()),
+        Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
+        Err(e) => Err(format!("cannot read the password: {e}")),
     }
 }
 
@@ -39,12 +197,8 @@ async fn run(started: Instant) -> Result<(), String> {
             .map_err(|_| format!("PORT must be a port number, got {raw:?}"))?,
         _ => 3000,
     };
-    let data_dir = PathBuf::from(std::env::var("DATA_DIR").unwrap_or_else(|_| "./.data".into()));
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| format!("data directory {} is unusable: {e}", data_dir.display()))?;
-    let data_dir = data_dir
-        .canonicalize()
-        .map_err(|e| format!("data directory {} is unusable: {e}", data_dir.display()))?;
+    let data_dir = data_dir()?;
+    let _lock = lock_data_dir(&data_dir)?;
 
     // Bind first, so a taken port fails before anything is written.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -87,6 +241,12 @@ async fn run(started: Instant) -> Result<(), String> {
         _ => local_api::host::DEFAULT_MAX_IN_FLIGHT,
     };
     let api = api.with_max_in_flight(max_in_flight);
+    // Users registered before the operators' directory existed get its keys (once; cheap after).
+    match api.ctx.store.backfill_user_directory().await {
+        Ok(0) => {}
+        Ok(indexed) => tracing::info!(indexed, "added existing users to the directory"),
+        Err(err) => return Err(format!("cannot index existing users: {err}")),
+    }
 
     spawn_ttl_sweeper(emulator.database().clone());
     let api = Arc::new(api);

@@ -39,6 +39,7 @@ impl Modify for BearerScheme {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = RootApi::openapi();
     doc.merge(fn_auth::AuthApi::openapi());
+    doc.merge(fn_admin::AdminApi::openapi());
     doc.merge(fn_members::MembersApi::openapi());
     doc.merge(fn_merchants::MerchantsApi::openapi());
     doc.merge(fn_ecpay_callback::PaymentsApi::openapi());

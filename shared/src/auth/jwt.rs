@@ -27,6 +27,14 @@ pub struct Claims {
     /// Refresh tokens only: the rotation family this token belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// The user's session epoch when the token was issued: an operator disabling the user starts a
+    /// new one, which ends every token issued before (see `User::accepts_session`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ep: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// The signing key and, during a rotation, the key before it.
@@ -100,9 +108,10 @@ impl JwtKeys {
         &self,
         user_id: &str,
         role: Role,
+        epoch: u32,
         now: i64,
     ) -> Result<SignedToken, AppError> {
-        self.issue_access_as(user_id, role, now, &uuid::Uuid::new_v4().to_string())
+        self.issue_access_as(user_id, role, epoch, now, &uuid::Uuid::new_v4().to_string())
     }
 
     /// An access token with a given id: the same claims give the same token (HS256 is
@@ -111,6 +120,7 @@ impl JwtKeys {
         &self,
         user_id: &str,
         role: Role,
+        epoch: u32,
         now: i64,
         jti: &str,
     ) -> Result<SignedToken, AppError> {
@@ -122,6 +132,7 @@ impl JwtKeys {
             jti: jti.to_string(),
             typ: TokenKind::Access,
             fam: None,
+            ep: epoch,
         })
     }
 
@@ -129,12 +140,14 @@ impl JwtKeys {
         &self,
         user_id: &str,
         role: Role,
+        epoch: u32,
         family: &str,
         now: i64,
     ) -> Result<SignedToken, AppError> {
         self.issue_refresh_as(
             user_id,
             role,
+            epoch,
             family,
             now,
             &uuid::Uuid::new_v4().to_string(),
@@ -146,6 +159,7 @@ impl JwtKeys {
         &self,
         user_id: &str,
         role: Role,
+        epoch: u32,
         family: &str,
         now: i64,
         jti: &str,
@@ -158,6 +172,7 @@ impl JwtKeys {
             jti: jti.to_string(),
             typ: TokenKind::Refresh,
             fam: Some(family.to_string()),
+            ep: epoch,
         })
     }
 
@@ -239,7 +254,7 @@ mod tests {
 
     #[test]
     fn an_access_token_round_trips() {
-        let signed = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let signed = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
         let claims = keys().verify(&signed.token, TokenKind::Access).unwrap();
         assert_eq!(claims, signed.claims);
         assert_eq!(claims.exp - claims.iat, 900);
@@ -247,9 +262,9 @@ mod tests {
 
     #[test]
     fn token_types_are_not_interchangeable() {
-        let access = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let access = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
         let refresh = keys()
-            .issue_refresh("u1", Role::Member, "fam", now())
+            .issue_refresh("u1", Role::Member, 0, "fam", now())
             .unwrap();
         assert_eq!(
             code_of(
@@ -272,7 +287,7 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let signed = keys()
-            .issue_access("u1", Role::Member, now() - 1000)
+            .issue_access("u1", Role::Member, 0, now() - 1000)
             .unwrap();
         assert_eq!(
             code_of(keys().verify(&signed.token, TokenKind::Access).unwrap_err()),
@@ -287,7 +302,7 @@ mod tests {
             Duration::from_secs(900),
             Duration::from_secs(900),
         );
-        let signed = other.issue_access("u1", Role::Merchant, now()).unwrap();
+        let signed = other.issue_access("u1", Role::Merchant, 0, now()).unwrap();
         assert_eq!(
             code_of(keys().verify(&signed.token, TokenKind::Access).unwrap_err()),
             "invalid_token"
@@ -297,7 +312,7 @@ mod tests {
     #[test]
     fn after_a_rotation_tokens_of_the_previous_secret_still_verify_but_are_never_issued() {
         let old = keys();
-        let old_token = old.issue_access("u1", Role::Member, now()).unwrap();
+        let old_token = old.issue_access("u1", Role::Member, 0, now()).unwrap();
         let rotated = JwtKeys::new(
             b"the-next-secret-the-next-secret-!",
             Duration::from_secs(900),
@@ -307,7 +322,7 @@ mod tests {
         assert_ne!(rotated.key_id(), old.key_id());
         let claims = rotated.verify(&old_token.token, TokenKind::Access).unwrap();
         assert_eq!(claims.sub, "u1");
-        let new_token = rotated.issue_access("u2", Role::Member, now()).unwrap();
+        let new_token = rotated.issue_access("u2", Role::Member, 0, now()).unwrap();
         let header = jsonwebtoken::decode_header(&new_token.token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(rotated.key_id()));
         // The old deployment does not know the new key; once the previous secret is dropped, its
@@ -333,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_token_without_a_key_id_is_checked_against_the_current_key_only() {
-        let signed = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let signed = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
         let legacy = encode(
             &Header::new(Algorithm::HS256),
             &signed.claims,
@@ -355,7 +370,7 @@ mod tests {
 
     #[test]
     fn alg_none_and_other_algorithms_are_refused() {
-        let signed = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let signed = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
         let payload = signed.token.split('.').nth(1).unwrap().to_string();
         for header in [
             r#"{"alg":"none","typ":"JWT"}"#,
@@ -382,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_tampered_payload_is_refused() {
-        let signed = keys().issue_access("u1", Role::Member, now()).unwrap();
+        let signed = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
         let mut parts: Vec<String> = signed.token.split('.').map(str::to_string).collect();
         let mut claims = signed.claims.clone();
         claims.role = Role::Merchant;

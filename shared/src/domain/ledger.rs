@@ -8,10 +8,12 @@ pub enum TransactionType {
     Recharge,
     Spend,
     Refund,
+    /// An operator's correction, positive or negative, always with a reason.
+    Adjustment,
 }
 
 /// One row of a member's append-only points ledger. `amount` is signed: positive for RECHARGE and
-/// REFUND, negative for SPEND, so the balance is the plain sum of the rows.
+/// REFUND, negative for SPEND, either for ADJUSTMENT, so the balance is the plain sum of the rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointTransaction {
     pub id: String,
@@ -21,5 +23,8 @@ pub struct PointTransaction {
     pub balance_after: i64,
     pub payment_id: Option<String>,
     pub order_id: Option<String>,
+    /// ADJUSTMENT only: why, and which operator made it.
+    pub reason: Option<String>,
+    pub adjusted_by: Option<String>,
     pub created_at: Timestamp,
 }

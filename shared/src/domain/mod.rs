@@ -1,6 +1,7 @@
 //! Domain types and rules. Nothing here knows about HTTP, Lambda or DynamoDB.
 
 pub mod account;
+pub mod audit;
 pub mod ledger;
 pub mod order;
 pub mod payment;
@@ -10,6 +11,7 @@ pub mod text;
 pub mod user;
 
 pub use account::PointAccount;
+pub use audit::{AuditAction, AuditEntry};
 pub use ledger::{PointTransaction, TransactionType};
 pub use order::{Order, OrderParty, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Settlement};

@@ -8,6 +8,8 @@ use crate::error::FieldCheck;
 pub enum Role {
     Member,
     Merchant,
+    /// An operator. Nobody can register as one: the first is made by `local-api create-admin`.
+    Admin,
 }
 
 impl Role {
@@ -15,15 +17,23 @@ impl Role {
         match self {
             Role::Member => "MEMBER",
             Role::Merchant => "MERCHANT",
+            Role::Admin => "ADMIN",
         }
     }
 
+    /// Any role's name (filters, stored values).
     pub fn parse(raw: &str) -> Option<Role> {
         match raw {
             "MEMBER" => Some(Role::Member),
             "MERCHANT" => Some(Role::Merchant),
+            "ADMIN" => Some(Role::Admin),
             _ => None,
         }
+    }
+
+    /// The roles a person may give themselves at registration.
+    pub fn parse_registrable(raw: &str) -> Option<Role> {
+        Self::parse(raw).filter(|role| *role != Role::Admin)
     }
 }
 
@@ -36,7 +46,17 @@ pub struct User {
     pub password_hash: String,
     /// A disabled user's tokens are refused on every route at once (401 `account_disabled`).
     pub is_active: bool,
+    /// Every token carries the epoch it was issued in; disabling a user starts a new epoch, so
+    /// every token issued before (access and refresh alike) stays dead even after re-enabling.
+    pub session_epoch: u32,
     pub created_at: Timestamp,
+}
+
+impl User {
+    /// Whether a token issued to this user in `epoch` may still act for them.
+    pub fn accepts_session(&self, epoch: u32) -> bool {
+        self.is_active && self.session_epoch == epoch
+    }
 }
 
 /// A registration that passed validation; the password is already hashed.
@@ -182,10 +202,11 @@ mod tests {
     }
 
     #[test]
-    fn roles_parse_only_the_two_known_names() {
-        assert_eq!(Role::parse("MEMBER"), Some(Role::Member));
-        assert_eq!(Role::parse("MERCHANT"), Some(Role::Merchant));
-        assert_eq!(Role::parse("member"), None);
-        assert_eq!(Role::parse("ADMIN"), None);
+    fn only_members_and_merchants_are_registrable() {
+        assert_eq!(Role::parse_registrable("MEMBER"), Some(Role::Member));
+        assert_eq!(Role::parse_registrable("MERCHANT"), Some(Role::Merchant));
+        assert_eq!(Role::parse_registrable("member"), None);
+        assert_eq!(Role::parse_registrable("ADMIN"), None);
+        assert_eq!(Role::parse("ADMIN"), Some(Role::Admin));
     }
 }

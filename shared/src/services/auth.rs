@@ -96,6 +96,22 @@ fn account_disabled() -> AppError {
     AppError::unauthenticated("account_disabled", "this account is disabled")
 }
 
+/// The answer to a token of session `epoch` for `user` (as just read): the user, or why not.
+pub fn session_user(user: Option<User>, epoch: u32) -> Result<User, AppError> {
+    match user {
+        Some(user) if user.accepts_session(epoch) => Ok(user),
+        Some(user) if !user.is_active => Err(account_disabled()),
+        Some(_) => Err(AppError::unauthenticated(
+            "token_revoked",
+            "this session was ended by an operator; sign in again",
+        )),
+        None => Err(AppError::unauthenticated(
+            "invalid_token",
+            "the token's user no longer exists",
+        )),
+    }
+}
+
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -121,8 +137,9 @@ impl AuthService<'_> {
             check_password(&mut check, password);
         }
         let role = role.and_then(|raw| {
-            let parsed = Role::parse(&raw);
+            let parsed = Role::parse_registrable(&raw);
             if parsed.is_none() {
+                // ADMIN included: operators are made by `local-api create-admin`, never here.
                 check.fail("role", "must be MEMBER or MERCHANT");
             }
             parsed
@@ -144,6 +161,7 @@ impl AuthService<'_> {
             role,
             password_hash,
             is_active: true,
+            session_epoch: 0,
             created_at: chrono::Utc::now(),
         };
         let account = (role == Role::Member).then(|| PointAccount::opening(&user.id));
@@ -199,8 +217,11 @@ impl AuthService<'_> {
     pub async fn start_session(&self, user: &User) -> Result<TokenPair, AppError> {
         let now = unix_now();
         let family = uuid::Uuid::new_v4().to_string();
-        let access = self.keys.issue_access(&user.id, user.role, now)?;
-        let refresh = self.keys.issue_refresh(&user.id, user.role, &family, now)?;
+        let epoch = user.session_epoch;
+        let access = self.keys.issue_access(&user.id, user.role, epoch, now)?;
+        let refresh = self
+            .keys
+            .issue_refresh(&user.id, user.role, epoch, &family, now)?;
         self.store
             .start_token_family(&family, &user.id, &refresh.claims.jti, refresh.claims.exp)
             .await?;
@@ -315,13 +336,15 @@ impl AuthService<'_> {
     /// was already exchanged revokes its whole family.
     pub async fn refresh(&self, request: RefreshRequest) -> Result<TokenPair, AppError> {
         let claims = self.verified_refresh(request)?;
-        self.require_active(&claims.sub).await?;
+        self.require_session(&claims).await?;
         let family = claims.fam.clone().unwrap_or_default();
         let now = unix_now();
-        let access = self.keys.issue_access(&claims.sub, claims.role, now)?;
+        let access = self
+            .keys
+            .issue_access(&claims.sub, claims.role, claims.ep, now)?;
         let refresh = self
             .keys
-            .issue_refresh(&claims.sub, claims.role, &family, now)?;
+            .issue_refresh(&claims.sub, claims.role, claims.ep, &family, now)?;
         let successor = Successor {
             access_jti: access.claims.jti.clone(),
             refresh_jti: refresh.claims.jti.clone(),
@@ -346,12 +369,14 @@ impl AuthService<'_> {
                 let access = self.keys.issue_access_as(
                     &claims.sub,
                     claims.role,
+                    claims.ep,
                     successor.issued_at,
                     &successor.access_jti,
                 )?;
                 let refresh = self.keys.issue_refresh_as(
                     &claims.sub,
                     claims.role,
+                    claims.ep,
                     &family,
                     successor.issued_at,
                     &successor.refresh_jti,
@@ -380,20 +405,14 @@ impl AuthService<'_> {
     }
 
     pub async fn me(&self, claims: &Claims) -> Result<UserProfile, AppError> {
-        Ok(UserProfile::from(&self.require_active(&claims.sub).await?))
+        Ok(UserProfile::from(&self.require_session(claims).await?))
     }
 
-    /// The token's user, if it still exists and is enabled: checked on every authenticated request,
-    /// so disabling a user takes effect at once, not when their access token expires.
-    pub async fn require_active(&self, user_id: &str) -> Result<User, AppError> {
-        match self.store.get_user(user_id).await? {
-            Some(user) if user.is_active => Ok(user),
-            Some(_) => Err(account_disabled()),
-            None => Err(AppError::unauthenticated(
-                "invalid_token",
-                "the token's user no longer exists",
-            )),
-        }
+    /// The token's user, if it still exists, is enabled and the token is of its current session
+    /// epoch: checked on every authenticated request, so disabling a user takes effect at once, not
+    /// when their access token expires, and tokens from before stay dead after re-enabling.
+    pub async fn require_session(&self, claims: &Claims) -> Result<User, AppError> {
+        session_user(self.store.get_user(&claims.sub).await?, claims.ep)
     }
 
     fn verified_refresh(&self, request: RefreshRequest) -> Result<Claims, AppError> {

@@ -141,7 +141,7 @@ fn replayed(stored: IdempotentOutcome, body_hash: &str) -> Result<Redemption, Ap
 /// Pauses matter more than they seem: DynamoDB cancels a conflicting transaction at once, so a
 /// buyer retrying without pause spins through every shard while they are all held, and a hundred
 /// buyers doing so keep each other out (measured here: most gave up within 3 reads).
-struct RetryBudget {
+pub(crate) struct RetryBudget {
     started: std::time::Instant,
     attempts: u32,
     /// Attempts lost in a row (reset by a fresh read that changes the picture).
@@ -157,7 +157,7 @@ impl RetryBudget {
     const MAX_REBALANCES: u32 = 1;
     const PAUSE_CAP_MS: u64 = 40;
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RetryBudget {
             started: std::time::Instant::now(),
             attempts: 0,
@@ -173,7 +173,7 @@ impl RetryBudget {
 
     /// Counts a lost attempt and pauses before the next one (full jitter over a ceiling that
     /// doubles with each attempt lost in a row).
-    async fn lost(&mut self) -> Result<(), AppError> {
+    pub(crate) async fn lost(&mut self) -> Result<(), AppError> {
         self.attempts += 1;
         self.streak += 1;
         if self.attempts >= Self::MAX_ATTEMPTS || self.started.elapsed() >= Self::DEADLINE {
@@ -207,6 +207,7 @@ impl OrderService<'_> {
     pub async fn redeem(
         &self,
         member_id: &str,
+        session_epoch: u32,
         request: RedeemRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Redemption, AppError> {
@@ -261,23 +262,10 @@ impl OrderService<'_> {
                     chrono::Utc::now().timestamp(),
                 )
                 .await?;
+            // The member first: a disabled member's replay is refused too.
+            crate::services::auth::session_user(reads.member.clone(), session_epoch)?;
             if let Some(stored) = reads.replay {
                 return replayed(stored, &body_hash);
-            }
-            match &reads.member {
-                Some(member) if member.is_active => {}
-                Some(_) => {
-                    return Err(AppError::unauthenticated(
-                        "account_disabled",
-                        "this account is disabled",
-                    ))
-                }
-                None => {
-                    return Err(AppError::unauthenticated(
-                        "invalid_token",
-                        "the token's user no longer exists",
-                    ))
-                }
             }
             let mut stock = match reads.product {
                 Some(stock) if stock.product.is_active => stock,

@@ -33,7 +33,7 @@ pub struct PointsBalance {
 pub struct LedgerEntry {
     pub id: String,
     pub transaction_type: TransactionType,
-    /// Signed: positive for RECHARGE and REFUND, negative for SPEND.
+    /// Signed: positive for RECHARGE and REFUND, negative for SPEND, either for ADJUSTMENT.
     pub amount: i64,
     pub balance_after: i64,
     /// The payment's MerchantTradeNo, for RECHARGE rows.
@@ -42,6 +42,9 @@ pub struct LedgerEntry {
     /// For SPEND and REFUND rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// For ADJUSTMENT rows: the operator's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -54,6 +57,7 @@ impl From<PointTransaction> for LedgerEntry {
             balance_after: t.balance_after,
             payment_id: t.payment_id,
             order_id: t.order_id,
+            reason: t.reason,
             created_at: t.created_at,
         }
     }

@@ -5,6 +5,22 @@ pub fn user_pk(user_id: &str) -> String {
 }
 pub const USER_PROFILE_SK: &str = "PROFILE";
 pub const ACCOUNT_SK: &str = "ACCOUNT";
+/// gsi1 / gsi2 of user profiles: the directory operators search, by canonical username and by
+/// canonical email. One partition each: sign-ups are far below its 1,000 writes per second.
+pub const USERS_BY_NAME_GSI: &str = "USERS_BY_NAME";
+pub const USERS_BY_EMAIL_GSI: &str = "USERS_BY_EMAIL";
+/// The operators' audit log: one partition, newest first by a time-ordered id. Admin actions are
+/// rare, so one partition is far below its limits, and a list needs no merge.
+pub const AUDIT_PK: &str = "AUDIT";
+pub fn audit_sk(entry_id: &str) -> String {
+    format!("ENTRY#{entry_id}")
+}
+pub const AUDIT_SK_PREFIX: &str = "ENTRY#";
+/// An operator's Idempotency-Key for a points adjustment.
+pub fn adjustment_idempotency_pk(admin_id: &str, key: &str) -> String {
+    format!("IDEMPOTENCY#{admin_id}#{key}")
+}
+pub const ADJUSTMENT_IDEMPOTENCY_SK: &str = "ADJUST";
 
 /// Uniqueness guards: one item per lower-cased username and email, written in the registration
 /// transaction with `attribute_not_exists`, so two users can never share either.

@@ -1,6 +1,7 @@
 //! The one DynamoDB store. Every key, attribute name, condition expression and transaction of the
 //! single table lives under this module; callers see domain types and typed outcomes.
 
+mod admin;
 pub mod cursor;
 mod keys;
 mod login_limits;
@@ -25,9 +26,10 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
+pub use admin::{AdjustOutcome, AdjustmentClaim, AdjustmentReads, AdminWrite, UserSearch};
 pub use login_limits::{LoginCounter, Reservation};
 pub use orders::{
-    CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, PlaceOutcome,
+    CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, OrderSearch, PlaceOutcome,
     RedemptionReads,
 };
 pub use payments::{AttemptOutcome, GatewayRecord, AUDIT_RETENTION_DAYS};
@@ -307,12 +309,15 @@ impl Store {
     }
 }
 
-/// One list read from the table or an index, newest first (descending sort key).
+/// One list read from the table or an index, newest first (descending sort key) unless
+/// `ascending`.
 pub(crate) struct ListQuery {
     /// `None` for the table itself.
     pub index: Option<&'static str>,
     pub partition_attribute: &'static str,
     pub partition_value: String,
+    /// Sort key ascending (alphabetical lists) instead of newest first.
+    pub ascending: bool,
     /// Restricts the sort key to a prefix: (attribute, prefix).
     pub sort_prefix: Option<(&'static str, String)>,
     /// An optional `FilterExpression` with its placeholders.
@@ -384,7 +389,7 @@ impl Store {
                 })
                 .expression_attribute_names("#pk", query.partition_attribute)
                 .expression_attribute_values(":pk", s(query.partition_value.clone()))
-                .scan_index_forward(false)
+                .scan_index_forward(query.ascending)
                 .limit(limit.min(i32::MAX as usize) as i32)
                 .set_exclusive_start_key(start.take());
             if let Some((attribute, prefix)) = &query.sort_prefix {
@@ -424,6 +429,72 @@ impl Store {
         } else if let Some(resume) = start {
             // The budget ran out before the page filled: resume after the last item examined.
             Some(self.cursors.encode(&query.scope, &resume)?)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+impl Store {
+    /// One page of a whole-table `Scan` keeping only items `filter` matches, under the same budget
+    /// as [`Store::query_page`]: at most [`EXAMINE_PER_PAGE_ITEM`] × (limit + 1) items examined per
+    /// page, so a page may come back short with a cursor. For operators' lists that no index serves
+    /// (all orders of every merchant); table order, not time order.
+    pub(crate) async fn scan_page(
+        &self,
+        filter: Filter,
+        scope: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Item>, AppError> {
+        let mut start = match &page.cursor {
+            Some(cursor) => Some(self.cursors.decode(scope, cursor)?),
+            None => None,
+        };
+        let budget = EXAMINE_PER_PAGE_ITEM * (page.limit + 1);
+        let mut examined = 0usize;
+        let mut items: Vec<Item> = Vec::with_capacity(page.limit + 1);
+        loop {
+            let mut request = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(filter.expression)
+                .limit(
+                    budget
+                        .saturating_sub(examined)
+                        .max(1)
+                        .min(i32::MAX as usize) as i32,
+                )
+                .set_exclusive_start_key(start.take());
+            for (placeholder, name) in &filter.names {
+                request = request.expression_attribute_names(*placeholder, *name);
+            }
+            for (placeholder, value) in &filter.values {
+                request = request.expression_attribute_values(*placeholder, value.clone());
+            }
+            let output = request.send().await.map_err(|err| {
+                AppError::internal(format!("scan: {:?}", err.into_service_error()))
+            })?;
+            examined += output.scanned_count.max(0) as usize;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if items.len() > page.limit || start.is_none() || examined >= budget {
+                break;
+            }
+        }
+        let next_cursor = if items.len() > page.limit {
+            items.truncate(page.limit);
+            let last = items
+                .last()
+                .ok_or_else(|| AppError::internal("empty page with more"))?;
+            let key: Item = [table::PK, table::SK]
+                .into_iter()
+                .filter_map(|name| last.get(name).map(|v| (name.to_string(), v.clone())))
+                .collect();
+            Some(self.cursors.encode(scope, &key)?)
+        } else if let Some(resume) = start {
+            Some(self.cursors.encode(scope, &resume)?)
         } else {
             None
         };

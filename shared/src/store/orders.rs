@@ -187,6 +187,14 @@ fn status_filter(status: Option<OrderStatus>) -> Option<Filter> {
     })
 }
 
+/// Which orders an operator lists.
+#[derive(Debug, Clone, Default)]
+pub struct OrderSearch {
+    pub status: Option<OrderStatus>,
+    pub merchant_id: Option<String>,
+    pub member_id: Option<String>,
+}
+
 /// Everything a redemption decides on, read in one strongly consistent `BatchGetItem`.
 #[derive(Debug, Clone)]
 pub struct RedemptionReads {
@@ -299,6 +307,8 @@ impl Store {
             balance_after: account.balance - order.points_cost,
             payment_id: None,
             order_id: Some(order.id.clone()),
+            reason: None,
+            adjusted_by: None,
             created_at: now,
         };
         let mut items = vec![
@@ -401,6 +411,7 @@ impl Store {
             index: Some(GSI1),
             partition_attribute: GSI1_PK,
             partition_value: member_orders_gsi(member_id),
+            ascending: false,
             sort_prefix: None,
             filter: status_filter(status),
             scope: format!(
@@ -421,6 +432,7 @@ impl Store {
             index: Some(GSI2),
             partition_attribute: GSI2_PK,
             partition_value: merchant_orders_gsi(merchant_id),
+            ascending: false,
             sort_prefix: None,
             filter: status_filter(status),
             scope: format!(
@@ -429,6 +441,72 @@ impl Store {
             ),
         };
         page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
+    }
+
+    /// Every order, for operators: of one member (their index), of one merchant (theirs), of both,
+    /// or of everyone (a bounded scan), optionally of one status.
+    pub async fn search_orders(
+        &self,
+        search: &OrderSearch,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, AppError> {
+        let status = search.status.map_or("all", OrderStatus::as_str);
+        match (&search.member_id, &search.merchant_id) {
+            (Some(member), merchant) => {
+                let filter = match (search.status, merchant) {
+                    (None, None) => None,
+                    (Some(_), None) => status_filter(search.status),
+                    (None, Some(merchant)) => Some(Filter {
+                        expression: "#merchant = :merchant",
+                        names: vec![("#merchant", "merchant_id")],
+                        values: vec![(":merchant", s(merchant.as_str()))],
+                    }),
+                    (Some(wanted), Some(merchant)) => Some(Filter {
+                        expression: "#merchant = :merchant AND #status = :status",
+                        names: vec![("#merchant", "merchant_id"), ("#status", "status")],
+                        values: vec![
+                            (":merchant", s(merchant.as_str())),
+                            (":status", s(wanted.as_str())),
+                        ],
+                    }),
+                };
+                let query = ListQuery {
+                    index: Some(GSI1),
+                    partition_attribute: GSI1_PK,
+                    partition_value: member_orders_gsi(member),
+                    ascending: false,
+                    sort_prefix: None,
+                    filter,
+                    scope: format!(
+                        "admin-orders:{member}:{}:{status}",
+                        merchant.as_deref().unwrap_or("any")
+                    ),
+                };
+                page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
+            }
+            (None, Some(merchant)) => {
+                self.list_merchant_orders(merchant, search.status, page)
+                    .await
+            }
+            (None, None) => {
+                let filter = match search.status {
+                    None => Filter {
+                        expression: "#entity = :order",
+                        names: vec![("#entity", "entity")],
+                        values: vec![(":order", s("Order"))],
+                    },
+                    Some(wanted) => Filter {
+                        expression: "#entity = :order AND #status = :status",
+                        names: vec![("#entity", "entity"), ("#status", "status")],
+                        values: vec![(":order", s("Order")), (":status", s(wanted.as_str()))],
+                    },
+                };
+                let raw = self
+                    .scan_page(filter, &format!("all-orders:{status}"), page)
+                    .await?;
+                page_of::<OrderRecord, Order>(raw)
+            }
+        }
     }
 
     /// Cancels a pending order with its refund, as one transaction:
@@ -475,6 +553,8 @@ impl Store {
             balance_after: account.balance + order.points_cost,
             payment_id: None,
             order_id: Some(order.id.clone()),
+            reason: None,
+            adjusted_by: None,
             created_at: now,
         };
         let items = vec![

@@ -272,9 +272,24 @@ impl Store {
             index: Some(GSI1),
             partition_attribute: GSI1_PK,
             partition_value: member_payments_gsi(member_id),
+            ascending: false,
             sort_prefix: None,
             filter: None,
             scope: format!("payments:{member_id}"),
+        };
+        page_of::<PaymentRecord, Payment>(self.query_page(query, page).await?)
+    }
+
+    /// Every open (pending) payment, oldest first, paginated: what operators look at as "stuck".
+    pub async fn list_open_payments(&self, page: &PageRequest) -> Result<Page<Payment>, AppError> {
+        let query = ListQuery {
+            index: Some(GSI2),
+            partition_attribute: GSI2_PK,
+            partition_value: OPEN_PAYMENTS_GSI.into(),
+            ascending: true,
+            sort_prefix: None,
+            filter: None,
+            scope: "open-payments".into(),
         };
         page_of::<PaymentRecord, Payment>(self.query_page(query, page).await?)
     }
@@ -351,6 +366,8 @@ impl Store {
                 balance_after: account.balance + payment.points,
                 payment_id: Some(payment.merchant_trade_no.clone()),
                 order_id: None,
+                reason: None,
+                adjusted_by: None,
                 created_at: now,
             };
             let is_origin = payment.attempt_of.is_none();

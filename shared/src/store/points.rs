@@ -30,6 +30,10 @@ struct LedgerRecord {
     payment_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    adjusted_by: Option<String>,
     created_at: Timestamp,
 }
 
@@ -43,6 +47,8 @@ impl From<LedgerRecord> for PointTransaction {
             balance_after: r.balance_after,
             payment_id: r.payment_id,
             order_id: r.order_id,
+            reason: r.reason,
+            adjusted_by: r.adjusted_by,
             created_at: r.created_at,
         }
     }
@@ -115,6 +121,8 @@ impl Store {
             balance_after: entry.balance_after,
             payment_id: entry.payment_id.clone(),
             order_id: entry.order_id.clone(),
+            reason: entry.reason.clone(),
+            adjusted_by: entry.adjusted_by.clone(),
             created_at: entry.created_at,
         };
         put_new(&self.table, to_item(&record)?)
@@ -130,6 +138,7 @@ impl Store {
             index: None,
             partition_attribute: PK,
             partition_value: user_pk(member_id),
+            ascending: false,
             sort_prefix: Some((SK, LEDGER_SK_PREFIX.to_string())),
             filter: None,
             scope: format!("ledger:{member_id}"),

@@ -364,6 +364,7 @@ impl Store {
             index: Some(GSI1),
             partition_attribute: GSI1_PK,
             partition_value: merchant_products_gsi(merchant_id),
+            ascending: false,
             sort_prefix: None,
             filter: None,
             scope: format!("merchant-products:{merchant_id}"),
@@ -382,6 +383,7 @@ impl Store {
                 index: Some(GSI2),
                 partition_attribute: GSI2_PK,
                 partition_value: CATALOGUE_GSI.into(),
+                ascending: false,
                 sort_prefix: None,
                 filter: None,
                 scope: "catalogue".into(),
@@ -390,6 +392,7 @@ impl Store {
                 index: Some(GSI1),
                 partition_attribute: GSI1_PK,
                 partition_value: merchant_products_gsi(merchant_id),
+                ascending: false,
                 sort_prefix: None,
                 filter: Some(Filter {
                     expression: "is_active = :active",
@@ -612,6 +615,48 @@ impl Store {
             TransactionAttempt::Refused(_) | TransactionAttempt::Contended(_) => {
                 Ok(StockMove::Stale)
             }
+        }
+    }
+
+    /// An operator takes `product` (as read) off the catalogue, whoever's it is, with the audit
+    /// entry in the same transaction. `Stale` when it is gone or already inactive (read again).
+    pub async fn deactivate_product_as_admin(
+        &self,
+        product: &Product,
+        audit: &crate::domain::AuditEntry,
+        now: Timestamp,
+    ) -> Result<super::AdminWrite, AppError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(product_pk(&product.id)))
+            .key(SK, s(PRODUCT_SK))
+            .update_expression("SET is_active = :false, version = version + :one, updated_at = :now REMOVE #gsi2pk, #gsi2sk")
+            .condition_expression("attribute_exists(#pk) AND is_active = :true")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#gsi2pk", GSI2_PK)
+            .expression_attribute_names("#gsi2sk", super::table::GSI2_SK)
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", timestamp(now))
+            .build()
+            .map_err(AppError::internal)?;
+        match self
+            .transact_once(vec![
+                TransactWriteItem::builder().update(update).build(),
+                self.audit_put(audit)?,
+            ])
+            .await?
+        {
+            super::TransactionAttempt::Committed => Ok(super::AdminWrite::Changed),
+            super::TransactionAttempt::Contended(_) => Ok(super::AdminWrite::Contended),
+            super::TransactionAttempt::Refused(c) if c.condition_failed(0) => {
+                Ok(super::AdminWrite::Stale)
+            }
+            super::TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
+                "product takedown cancelled unexpectedly: {:?}",
+                c.reasons
+            ))),
         }
     }
 

@@ -12,6 +12,16 @@ pub(super) struct UserRecord {
     pk: String,
     sk: String,
     entity: String,
+    /// gsi1: the user directory by canonical username (the operators' search); gsi2: by canonical
+    /// email. Absent on users written before the directory existed until `backfill_user_directory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
     id: String,
     username: String,
     email: String,
@@ -19,6 +29,8 @@ pub(super) struct UserRecord {
     password_hash: String,
     #[serde(default = "active")]
     is_active: bool,
+    #[serde(default)]
+    session_epoch: u32,
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -68,6 +80,7 @@ impl From<UserRecord> for User {
             role: r.role,
             password_hash: r.password_hash,
             is_active: r.is_active,
+            session_epoch: r.session_epoch,
             created_at: r.created_at,
         }
     }
@@ -103,6 +116,16 @@ impl Store {
         user: &User,
         account: Option<&PointAccount>,
     ) -> Result<RegisterOutcome, AppError> {
+        self.register_user_with(user, account, None).await
+    }
+
+    /// [`Store::register_user`] with one more item in its transaction (an operator's audit entry).
+    pub(super) async fn register_user_with(
+        &self,
+        user: &User,
+        account: Option<&PointAccount>,
+        extra: Option<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<RegisterOutcome, AppError> {
         let username_guard = GuardRecord {
             pk: username_pk(&canonical(&user.username)),
             sk: USERNAME_SK.into(),
@@ -119,12 +142,17 @@ impl Store {
             pk: user_pk(&user.id),
             sk: USER_PROFILE_SK.into(),
             entity: "User".into(),
+            gsi1pk: Some(USERS_BY_NAME_GSI.into()),
+            gsi1sk: Some(canonical(&user.username)),
+            gsi2pk: Some(USERS_BY_EMAIL_GSI.into()),
+            gsi2sk: Some(canonical(&user.email)),
             id: user.id.clone(),
             username: user.username.clone(),
             email: user.email.clone(),
             role: user.role,
             password_hash: user.password_hash.clone(),
             is_active: user.is_active,
+            session_epoch: user.session_epoch,
             created_at: user.created_at,
         };
         // Index order matters: cancellation reasons are read by position below.
@@ -148,6 +176,7 @@ impl Store {
                 })?,
             )?);
         }
+        items.extend(extra);
         match self.transact(items).await? {
             Ok(()) => Ok(RegisterOutcome::Created),
             Err(cancelled) => {
@@ -183,30 +212,6 @@ impl Store {
                 AppError::internal(format!("get_item: {:?}", err.into_service_error()))
             })?;
         output.item.map(from_item).transpose()
-    }
-
-    /// Enables or disables a user. `false` when there is no such user.
-    pub async fn set_user_active(&self, user_id: &str, active: bool) -> Result<bool, AppError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(super::table::PK, s(user_pk(user_id)))
-            .key(super::table::SK, s(USER_PROFILE_SK))
-            .update_expression("SET is_active = :active")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", super::table::PK)
-            .expression_attribute_values(
-                ":active",
-                aws_sdk_dynamodb::types::AttributeValue::Bool(active),
-            )
-            .send()
-            .await;
-        match result.map_err(|e| e.into_service_error()) {
-            Ok(_) => Ok(true),
-            Err(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(other) => Err(AppError::internal(format!("set user active: {other:?}"))),
-        }
     }
 
     pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, AppError> {

@@ -1,0 +1,411 @@
+//! The admin function: what operators (role ADMIN) do, and the console page they do it from.
+//! Every route but the console page requires an access token with role ADMIN (others get 403);
+//! the page itself is static HTML and script with no data in it.
+
+use lambda_http::{http::StatusCode, Body, Request, Response};
+use shared::domain::{OrderStatus, PaymentStatus, Role};
+use shared::http::{
+    allow, authenticate, id_query_param, idempotency_key, invalid_query, json, matched_path,
+    order_status_param, page_request, parse_json, query_param, segments, ErrorResponse,
+};
+use shared::pagination::{Page, PageParams};
+use shared::services::admin::{
+    ActivationRequest, Adjustment, AdjustmentRequest, AdminPaymentView, AdminUserView, AuditView,
+    ReconcileAnswer, ReconcileResult,
+};
+use shared::services::catalogue::MerchantProduct;
+use shared::services::orders::OrderView;
+use shared::services::points::LedgerEntry;
+use shared::store::UserSearch;
+use shared::{AppContext, AppError};
+use utoipa::OpenApi;
+
+type Answer = Result<Response<Body>, AppError>;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        search_users, disable_user, enable_user, adjust_points, list_payments, reconcile_payment,
+        list_orders, deactivate_product, audit_log, console
+    ),
+    components(schemas(
+        AdminUserView, Page<AdminUserView>, ActivationRequest, AdjustmentRequest, LedgerEntry,
+        AdminPaymentView, Page<AdminPaymentView>, ReconcileAnswer, ReconcileResult, OrderView,
+        Page<OrderView>, MerchantProduct, AuditView, Page<AuditView>, ErrorResponse
+    )),
+    tags((name = "admin", description = "What operators do (role ADMIN)"))
+)]
+pub struct AdminApi;
+
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/admin/users/"),
+    ("POST", "/api/admin/users/{id}/disable/"),
+    ("POST", "/api/admin/users/{id}/enable/"),
+    ("POST", "/api/admin/members/{id}/points/adjustments/"),
+    ("GET", "/api/admin/payments/"),
+    ("POST", "/api/admin/payments/{merchant_trade_no}/reconcile/"),
+    ("GET", "/api/admin/orders/"),
+    ("POST", "/api/admin/products/{id}/deactivate/"),
+    ("GET", "/api/admin/audit/"),
+    ("GET", "/api/admin/console/"),
+];
+
+/// The console: one self-contained page (no CDN, works offline), calling the routes above.
+pub const CONSOLE_HTML: &str = include_str!("console.html");
+
+pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
+}
+
+async fn route(ctx: &AppContext, req: &Request) -> Answer {
+    let path = matched_path(req);
+    match segments(&path).as_slice() {
+        ["api", "admin", "console"] => {
+            allow(req, &["GET"])?;
+            console()
+        }
+        ["api", "admin", "users"] => {
+            allow(req, &["GET"])?;
+            search_users(ctx, req).await
+        }
+        ["api", "admin", "users", id, "disable"] => {
+            allow(req, &["POST"])?;
+            disable_user(ctx, req, id).await
+        }
+        ["api", "admin", "users", id, "enable"] => {
+            allow(req, &["POST"])?;
+            enable_user(ctx, req, id).await
+        }
+        ["api", "admin", "members", id, "points", "adjustments"] => {
+            allow(req, &["POST"])?;
+            adjust_points(ctx, req, id).await
+        }
+        ["api", "admin", "payments"] => {
+            allow(req, &["GET"])?;
+            list_payments(ctx, req).await
+        }
+        ["api", "admin", "payments", trade_no, "reconcile"] => {
+            allow(req, &["POST"])?;
+            reconcile_payment(ctx, req, trade_no).await
+        }
+        ["api", "admin", "orders"] => {
+            allow(req, &["GET"])?;
+            list_orders(ctx, req).await
+        }
+        ["api", "admin", "products", id, "deactivate"] => {
+            allow(req, &["POST"])?;
+            deactivate_product(ctx, req, id).await
+        }
+        ["api", "admin", "audit"] => {
+            allow(req, &["GET"])?;
+            audit_log(ctx, req).await
+        }
+        _ => Err(AppError::not_found("route_not_found", "no such route")),
+    }
+}
+
+/// The operator, if the token is valid, the role ADMIN and the session still current.
+async fn admin_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
+    let claims = authenticate(req, &ctx.keys, Some(Role::Admin))?;
+    ctx.auth().require_session(&claims).await?;
+    Ok(claims.sub)
+}
+
+/// `?role=`: absent, or one of the role names.
+fn role_param(req: &Request) -> Result<Option<Role>, AppError> {
+    match query_param(req, "role") {
+        None => Ok(None),
+        Some(raw) => Role::parse(&raw)
+            .map(Some)
+            .ok_or_else(|| invalid_query("role", "must be MEMBER, MERCHANT or ADMIN")),
+    }
+}
+
+/// `?is_active=`: absent, `true` or `false`.
+fn is_active_param(req: &Request) -> Result<Option<bool>, AppError> {
+    match query_param(req, "is_active").as_deref() {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(invalid_query("is_active", "must be true or false")),
+    }
+}
+
+/// The admin console: sign in, find users, disable/enable, adjust points, stuck payments, the
+/// audit log. Static; every call it makes carries the operator's token.
+#[utoipa::path(
+    get, path = "/api/admin/console/", tag = "admin",
+    responses((status = 200, description = "The console page", content_type = "text/html")),
+)]
+fn console() -> Answer {
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/html; charset=utf-8")
+        // The page runs only its own inline script and talks only to this API.
+        .header(
+            "content-security-policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        )
+        .header("x-content-type-options", "nosniff")
+        .header("cache-control", "no-cache")
+        .body(Body::from(CONSOLE_HTML))
+        .map_err(AppError::internal)?;
+    Ok(response)
+}
+
+/// Users by username prefix (or email prefix when `q` contains `@`), alphabetical, optionally of
+/// one role and state.
+#[utoipa::path(
+    get, path = "/api/admin/users/", tag = "admin",
+    params(
+        PageParams,
+        ("q" = Option<String>, Query, description = "Username prefix, or email prefix if it contains @ (case-insensitive)", max_length = 254),
+        ("role" = Option<Role>, Query, description = "Only users of this role"),
+        ("is_active" = Option<bool>, Query, description = "Only enabled (true) or disabled (false) users"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = Page<AdminUserView>),
+        (status = 400, description = "Invalid limit, cursor, q, role or is_active", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+    )
+)]
+async fn search_users(ctx: &AppContext, req: &Request) -> Answer {
+    admin_id(ctx, req).await?;
+    let page = page_request(req)?;
+    let search = UserSearch {
+        prefix: query_param(req, "q").filter(|q| !q.trim().is_empty()),
+        role: role_param(req)?,
+        is_active: is_active_param(req)?,
+    };
+    json(StatusCode::OK, &ctx.admin().users(search, &page).await?)
+}
+
+/// Disables a user: their tokens stop working at once (every route answers 401
+/// `account_disabled`), their refresh sessions are revoked, and they cannot sign in.
+#[utoipa::path(
+    post, path = "/api/admin/users/{id}/disable/", tag = "admin",
+    params(("id" = String, Path, description = "User id")),
+    request_body = ActivationRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Disabled (or already was)", body = AdminUserView),
+        (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 409, description = "`cannot_disable_self`", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn disable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+    let admin = admin_id(ctx, req).await?;
+    let request: ActivationRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.admin().set_active(&admin, id, false, request).await?,
+    )
+}
+
+/// Enables a user again. Tokens issued before the disabling stay dead: they sign in again.
+#[utoipa::path(
+    post, path = "/api/admin/users/{id}/enable/", tag = "admin",
+    params(("id" = String, Path, description = "User id")),
+    request_body = ActivationRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Enabled (or already was)", body = AdminUserView),
+        (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn enable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+    let admin = admin_id(ctx, req).await?;
+    let request: ActivationRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.admin().set_active(&admin, id, true, request).await?,
+    )
+}
+
+/// Adds points to or removes them from a member's balance: one transaction writes the balance, an
+/// ADJUSTMENT ledger row with the reason and the operator, and the audit entry. Never below zero.
+/// Send an `Idempotency-Key` to make retries safe, as with orders.
+#[utoipa::path(
+    post, path = "/api/admin/members/{id}/points/adjustments/", tag = "admin",
+    params(
+        ("id" = String, Path, description = "Member id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–64 visible ASCII characters", min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$"),
+    ),
+    request_body = AdjustmentRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The ADJUSTMENT ledger row (or the replay of the first answer to this Idempotency-Key)", body = LedgerEntry),
+        (status = 400, description = "Malformed body, invalid amount or reason, or invalid Idempotency-Key", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+        (status = 404, description = "No such member", body = ErrorResponse),
+        (status = 409, description = "`insufficient_points`: the balance would go below zero", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 422, description = "`idempotency_key_reused` with a different body", body = ErrorResponse),
+        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn adjust_points(ctx: &AppContext, req: &Request, member_id: &str) -> Answer {
+    let admin = admin_id(ctx, req).await?;
+    let key = idempotency_key(req)?;
+    let request: AdjustmentRequest = parse_json(req)?;
+    match ctx
+        .admin()
+        .adjust_points(&admin, member_id, request, key.as_deref())
+        .await?
+    {
+        Adjustment::Made(entry) => json(StatusCode::CREATED, &entry),
+        Adjustment::Replayed(body) => Response::builder()
+            .status(StatusCode::CREATED)
+            .header("content-type", "application/json; charset=utf-8")
+            .header("idempotent-replayed", "true")
+            .body(Body::from(body))
+            .map_err(AppError::internal),
+    }
+}
+
+/// Payments still waiting for ECPay, oldest first (the stuck ones first).
+#[utoipa::path(
+    get, path = "/api/admin/payments/", tag = "admin",
+    params(PageParams, ("status" = Option<PaymentStatus>, Query, description = "Only `pending` (the default) is listed across members")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = Page<AdminPaymentView>),
+        (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+    )
+)]
+async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
+    admin_id(ctx, req).await?;
+    let page = page_request(req)?;
+    let status = match query_param(req, "status").as_deref() {
+        None => None,
+        Some("pending") => Some(PaymentStatus::Pending),
+        Some("paid") => Some(PaymentStatus::Paid),
+        Some("failed") => Some(PaymentStatus::Failed),
+        Some("expired") => Some(PaymentStatus::Expired),
+        Some(_) => {
+            return Err(invalid_query(
+                "status",
+                "must be pending, paid, failed or expired",
+            ))
+        }
+    };
+    json(StatusCode::OK, &ctx.admin().payments(status, &page).await?)
+}
+
+/// Asks ECPay (QueryTradeInfo) about one payment now and settles it exactly as the scheduled
+/// reconciliation would: credited once if paid, expired if unpaid past the checkout window.
+#[utoipa::path(
+    post, path = "/api/admin/payments/{merchant_trade_no}/reconcile/", tag = "admin",
+    params(("merchant_trade_no" = String, Path, description = "The payment's MerchantTradeNo")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What ECPay said and what was done", body = ReconcileAnswer),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+        (status = 404, description = "No such payment", body = ErrorResponse),
+        (status = 409, description = "`payment_settled`: already paid", body = ErrorResponse),
+        (status = 503, description = "ECPay asked us to slow down, or contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn reconcile_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
+    let admin = admin_id(ctx, req).await?;
+    json(
+        StatusCode::OK,
+        &ctx.admin().reconcile(&admin, trade_no).await?,
+    )
+}
+
+/// Every order, newest first for one member or merchant; with neither, the whole table's orders
+/// in table order (a bounded scan: a page may be short, follow `next_cursor`).
+#[utoipa::path(
+    get, path = "/api/admin/orders/", tag = "admin",
+    params(
+        PageParams,
+        ("status" = Option<OrderStatus>, Query, description = "Only orders in this status"),
+        ("merchant_id" = Option<String>, Query, description = "Only orders on this merchant's products",
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+        ("member_id" = Option<String>, Query, description = "Only this member's orders",
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = Page<OrderView>),
+        (status = 400, description = "Invalid limit, cursor, status or id", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+    )
+)]
+async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
+    admin_id(ctx, req).await?;
+    let page = page_request(req)?;
+    let status = order_status_param(req)?;
+    let merchant = id_query_param(req, "merchant_id")?;
+    let member = id_query_param(req, "member_id")?;
+    json(
+        StatusCode::OK,
+        &ctx.admin().orders(status, merchant, member, &page).await?,
+    )
+}
+
+/// Takes any merchant's product off the catalogue (its orders keep pointing at it).
+#[utoipa::path(
+    post, path = "/api/admin/products/{id}/deactivate/", tag = "admin",
+    params(("id" = String, Path, description = "Product id")),
+    request_body = ActivationRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Off the catalogue (or already was)", body = MerchantProduct),
+        (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+        (status = 404, description = "No such product", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+    )
+)]
+async fn deactivate_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+    let admin = admin_id(ctx, req).await?;
+    let request: ActivationRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.admin().deactivate_product(&admin, id, request).await?,
+    )
+}
+
+/// Every operator action, newest first: who, what, target, before → after, reason, when.
+/// Append-only: there is no route that changes or removes an entry.
+#[utoipa::path(
+    get, path = "/api/admin/audit/", tag = "admin",
+    params(PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = Page<AuditView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
+        (status = 403, description = "Not an operator", body = ErrorResponse),
+    )
+)]
+async fn audit_log(ctx: &AppContext, req: &Request) -> Answer {
+    admin_id(ctx, req).await?;
+    let page = page_request(req)?;
+    json(StatusCode::OK, &ctx.admin().audit(&page).await?)
+}

@@ -1,0 +1,81 @@
+//! The operators' audit trail: every admin action, who did it, to what, the state before and after,
+//! and why. Append-only: entries are only ever created, in the same transaction as the change they
+//! record (see `store::admin`).
+
+use serde::{Deserialize, Serialize};
+
+use super::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    AdminCreated,
+    UserDisabled,
+    UserEnabled,
+    PointsAdjusted,
+    PaymentReconciled,
+    ProductDeactivated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Time-ordered (UUID v7): the log's order.
+    pub id: String,
+    /// The operator; for `admin_created` by the command line, the new admin themselves.
+    pub admin_id: String,
+    pub action: AuditAction,
+    /// What was acted on, as `kind:id` (`user:…`, `member:…`, `payment:…`, `product:…`).
+    pub target: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    pub reason: Option<String>,
+    pub at: Timestamp,
+}
+
+impl AuditEntry {
+    pub fn new(
+        admin_id: &str,
+        action: AuditAction,
+        target: String,
+        before: serde_json::Value,
+        after: serde_json::Value,
+        reason: Option<String>,
+        at: Timestamp,
+    ) -> Self {
+        AuditEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            admin_id: admin_id.to_string(),
+            action,
+            target,
+            before,
+            after,
+            reason,
+            at,
+        }
+    }
+}
+
+/// Reasons are required for changes to money and access, and bounded.
+pub const REASON_MAX: usize = 500;
+
+/// The result of adjusting `balance` by `amount`: the new balance, or `None` when it would go below
+/// zero (no adjustment ever makes a balance negative).
+pub fn adjusted_balance(balance: i64, amount: i64) -> Option<i64> {
+    balance.checked_add(amount).filter(|after| *after >= 0)
+}
+
+/// The bound on one adjustment, either way: a correction, not a minting press.
+pub const ADJUSTMENT_MAX: i64 = 10_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adjustment_never_takes_a_balance_below_zero() {
+        assert_eq!(adjusted_balance(100, -100), Some(0));
+        assert_eq!(adjusted_balance(100, -101), None);
+        assert_eq!(adjusted_balance(0, 5), Some(5));
+        assert_eq!(adjusted_balance(i64::MAX, 1), None);
+    }
+}

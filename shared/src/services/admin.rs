@@ -1,0 +1,587 @@
+//! What operators (role ADMIN) do: find users, disable and enable them, correct balances, look at
+//! stuck payments and reconcile them now, see every order, take products down, read the audit log.
+//! Every change writes its audit entry in the same transaction as the change itself.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::catalogue::MerchantProduct;
+use super::orders::{check_idempotency_key, OrderView, RetryBudget, IDEMPOTENCY_TTL_SECS};
+use super::points::{LedgerEntry, PaymentView, PointsService, Reconciled};
+use crate::domain::audit::{adjusted_balance, ADJUSTMENT_MAX, REASON_MAX};
+use crate::domain::user::{check_email, check_password, check_username};
+use crate::domain::{
+    is_id, AuditAction, AuditEntry, OrderStatus, PaymentStatus, PointTransaction, Role,
+    TransactionType, User,
+};
+use crate::error::{AppError, FieldCheck, FieldErrors};
+use crate::pagination::{Page, PageRequest};
+use crate::store::{
+    AdjustOutcome, AdjustmentClaim, AdminWrite, OrderSearch, RegisterOutcome, Store, UserSearch,
+};
+
+/// A user as operators see them (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AdminUserView {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<User> for AdminUserView {
+    fn from(u: User) -> Self {
+        AdminUserView {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            role: u.role,
+            is_active: u.is_active,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Why a user is disabled or enabled (kept in the audit log).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ActivationRequest {
+    /// 1–500 characters.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 500, example = "chargeback fraud")]
+    pub reason: Option<String>,
+}
+
+/// A correction of a member's balance.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct AdjustmentRequest {
+    /// Points to add (positive) or remove (negative); never zero, at most 10,000,000 either way.
+    #[schema(value_type = i64, required = true, minimum = -10000000, maximum = 10000000, example = 500)]
+    pub amount: Option<i64>,
+    /// 1–500 characters, shown to the member on the ledger row.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 500, example = "goodwill: parcel lost")]
+    pub reason: Option<String>,
+}
+
+/// A payment with its member, for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AdminPaymentView {
+    pub member_id: String,
+    #[serde(flatten)]
+    pub payment: PaymentView,
+}
+
+/// What a reconcile-now found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconcileResult {
+    /// ECPay says paid: credited now, once.
+    Credited,
+    /// ECPay says paid and it already was credited.
+    AlreadyPaid,
+    /// Unpaid past the checkout window: expired.
+    Expired,
+    /// Unpaid, still within the checkout window.
+    StillOpen,
+    /// ECPay's answer did not verify or disagrees on the amount: left for a person to check.
+    Suspicious,
+    /// ECPay could not be reached; nothing changed.
+    Unreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReconcileAnswer {
+    pub result: ReconcileResult,
+    pub payment: AdminPaymentView,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    pub id: String,
+    /// The operator who acted.
+    pub admin_id: String,
+    pub action: AuditAction,
+    /// `user:<id>`, `member:<id>`, `payment:<merchant_trade_no>` or `product:<id>`.
+    pub target: String,
+    #[schema(value_type = Object)]
+    pub before: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub after: serde_json::Value,
+    pub reason: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(e: AuditEntry) -> Self {
+        AuditView {
+            id: e.id,
+            admin_id: e.admin_id,
+            action: e.action,
+            target: e.target,
+            before: e.before,
+            after: e.after,
+            reason: e.reason,
+            at: e.at,
+        }
+    }
+}
+
+/// An adjustment made, or the replay of the first answer to the same Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adjustment {
+    Made(LedgerEntry),
+    /// The first answer's JSON body, verbatim.
+    Replayed(String),
+}
+
+pub struct AdminService<'a> {
+    pub store: &'a Store,
+    pub points: PointsService<'a>,
+    pub passwords: &'a crate::auth::password::PasswordHasher,
+}
+
+fn user_not_found() -> AppError {
+    AppError::not_found("user_not_found", "no such user")
+}
+
+fn member_not_found() -> AppError {
+    AppError::not_found("member_not_found", "no such member")
+}
+
+fn required_reason(check: &mut FieldCheck, reason: Option<String>) -> Option<String> {
+    let reason = check
+        .required("reason", reason)
+        .map(|r| r.trim().to_string());
+    match &reason {
+        Some(r) if r.is_empty() => check.fail("reason", "must not be blank"),
+        Some(r) if r.chars().count() > REASON_MAX => {
+            check.fail("reason", format!("must be at most {REASON_MAX} characters"))
+        }
+        Some(r) => {
+            if let Some(c) = crate::domain::text::forbidden_char(r, true) {
+                check.fail("reason", crate::domain::text::forbidden_problem(c));
+            }
+        }
+        None => {}
+    }
+    reason
+}
+
+impl AdminService<'_> {
+    /// Creates an operator (the command line's `create-admin`; there is no route for it).
+    pub async fn create_admin(
+        &self,
+        username: String,
+        email: String,
+        password: String,
+    ) -> Result<AdminUserView, AppError> {
+        let mut check = FieldCheck::new();
+        check_username(&mut check, &username);
+        check_email(&mut check, &email);
+        check_password(&mut check, &password);
+        check.finish()?;
+        let password_hash = self.passwords.hash(password).await?;
+        let now = chrono::Utc::now();
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            username,
+            email,
+            role: Role::Admin,
+            password_hash,
+            is_active: true,
+            session_epoch: 0,
+            created_at: now,
+        };
+        let audit = AuditEntry::new(
+            &user.id,
+            AuditAction::AdminCreated,
+            format!("user:{}", user.id),
+            serde_json::Value::Null,
+            serde_json::json!({"username": user.username, "role": "ADMIN"}),
+            Some("created by the create-admin command".into()),
+            now,
+        );
+        match self.store.register_admin(&user, &audit).await? {
+            RegisterOutcome::Created => Ok(AdminUserView::from(user)),
+            RegisterOutcome::Taken { username, .. } => Err(AppError::Conflict {
+                code: if username {
+                    "username_taken"
+                } else {
+                    "email_taken"
+                },
+                message: "an account with this username or email already exists".into(),
+                fields: FieldErrors::new(),
+            }),
+        }
+    }
+
+    pub async fn users(
+        &self,
+        search: UserSearch,
+        page: &PageRequest,
+    ) -> Result<Page<AdminUserView>, AppError> {
+        if let Some(prefix) = &search.prefix {
+            if prefix.chars().count() > crate::domain::user::EMAIL_MAX {
+                return Err(AppError::bad_request(
+                    "invalid_query",
+                    "q is longer than any username or email",
+                ));
+            }
+        }
+        Ok(self
+            .store
+            .search_users(&search, page)
+            .await?
+            .map(AdminUserView::from))
+    }
+
+    /// Disables or enables `user_id`. Disabling ends every session of the user at once (a new
+    /// session epoch: their access and refresh tokens are refused from the next request on, even
+    /// after re-enabling). Setting the state a user already has changes nothing and logs nothing.
+    pub async fn set_active(
+        &self,
+        admin_id: &str,
+        user_id: &str,
+        active: bool,
+        request: ActivationRequest,
+    ) -> Result<AdminUserView, AppError> {
+        let mut check = FieldCheck::new();
+        let reason = required_reason(&mut check, request.reason);
+        check.finish()?;
+        if !is_id(user_id) {
+            return Err(user_not_found());
+        }
+        if !active && user_id == admin_id {
+            return Err(AppError::Conflict {
+                code: "cannot_disable_self",
+                message: "an operator cannot disable their own account".into(),
+                fields: FieldErrors::new(),
+            });
+        }
+        let mut budget = RetryBudget::new();
+        loop {
+            let user = self
+                .store
+                .get_user(user_id)
+                .await?
+                .ok_or_else(user_not_found)?;
+            if user.is_active == active {
+                return Ok(AdminUserView::from(user));
+            }
+            let audit = AuditEntry::new(
+                admin_id,
+                if active {
+                    AuditAction::UserEnabled
+                } else {
+                    AuditAction::UserDisabled
+                },
+                format!("user:{user_id}"),
+                serde_json::json!({"is_active": user.is_active}),
+                serde_json::json!({"is_active": active}),
+                reason.clone(),
+                chrono::Utc::now(),
+            );
+            match self.store.set_user_active(&user, active, &audit).await? {
+                AdminWrite::Changed => {
+                    let mut view = AdminUserView::from(user);
+                    view.is_active = active;
+                    return Ok(view);
+                }
+                AdminWrite::Stale | AdminWrite::Contended => budget.lost().await?,
+            }
+        }
+    }
+
+    /// Adds `amount` points to (or removes them from) a member's balance, with an ADJUSTMENT ledger
+    /// row carrying the reason and the operator, and the audit entry: one transaction, retried on
+    /// a concurrent balance change; never below zero (409 `insufficient_points`). With an
+    /// Idempotency-Key, a repeat of the same request returns the first answer and changes nothing.
+    pub async fn adjust_points(
+        &self,
+        admin_id: &str,
+        member_id: &str,
+        request: AdjustmentRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Adjustment, AppError> {
+        let mut check = FieldCheck::new();
+        let amount = check.required("amount", request.amount);
+        if let Some(amount) = amount {
+            if amount == 0 || amount.abs() > ADJUSTMENT_MAX {
+                check.fail(
+                    "amount",
+                    format!("must be a non-zero whole number within ±{ADJUSTMENT_MAX}"),
+                );
+            }
+        }
+        let reason = required_reason(&mut check, request.reason);
+        check.finish()?;
+        let (Some(amount), Some(reason)) = (amount, reason) else {
+            return Err(AppError::internal(
+                "validated adjustment is missing a field",
+            ));
+        };
+        if let Some(key) = idempotency_key {
+            check_idempotency_key(key)?;
+        }
+        if !is_id(member_id) {
+            return Err(member_not_found());
+        }
+        let body_hash = {
+            let digest = Sha256::digest(format!("{member_id}\n{amount}\n{reason}").as_bytes());
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let mut budget = RetryBudget::new();
+        loop {
+            let now = chrono::Utc::now();
+            let reads = self
+                .store
+                .adjustment_reads(member_id, admin_id, idempotency_key, now.timestamp())
+                .await?;
+            if let Some((stored_hash, response)) = reads.replay {
+                return if stored_hash == body_hash {
+                    Ok(Adjustment::Replayed(response))
+                } else {
+                    Err(AppError::Unprocessable {
+                        code: "idempotency_key_reused",
+                        message: "this Idempotency-Key was used with a different request".into(),
+                    })
+                };
+            }
+            let (Some(member), Some(account)) = (reads.member, reads.account) else {
+                return Err(member_not_found());
+            };
+            if member.role != Role::Member {
+                return Err(member_not_found());
+            }
+            let Some(balance_after) = adjusted_balance(account.balance, amount) else {
+                let mut fields = FieldErrors::new();
+                fields.insert("balance".into(), account.balance.to_string());
+                return Err(AppError::Conflict {
+                    code: "insufficient_points",
+                    message: format!(
+                        "the member holds {} points; removing {} would go below zero",
+                        account.balance, -amount
+                    ),
+                    fields,
+                });
+            };
+            let entry = PointTransaction {
+                id: uuid::Uuid::now_v7().to_string(),
+                member_id: member_id.to_string(),
+                transaction_type: TransactionType::Adjustment,
+                amount,
+                balance_after,
+                payment_id: None,
+                order_id: None,
+                reason: Some(reason.clone()),
+                adjusted_by: Some(admin_id.to_string()),
+                created_at: now,
+            };
+            let audit = AuditEntry::new(
+                admin_id,
+                AuditAction::PointsAdjusted,
+                format!("member:{member_id}"),
+                serde_json::json!({"balance": account.balance}),
+                serde_json::json!({"balance": balance_after, "amount": amount}),
+                Some(reason.clone()),
+                now,
+            );
+            let view = LedgerEntry::from(entry.clone());
+            let claim = match idempotency_key {
+                Some(key) => Some(AdjustmentClaim {
+                    key: key.to_string(),
+                    body_hash: body_hash.clone(),
+                    response: serde_json::to_string(&view).map_err(AppError::internal)?,
+                    expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
+                }),
+                None => None,
+            };
+            match self
+                .store
+                .adjust_points(&entry, account, &audit, claim.as_ref())
+                .await?
+            {
+                AdjustOutcome::Applied => return Ok(Adjustment::Made(view)),
+                // The next read finds the winner's stored answer.
+                AdjustOutcome::IdempotencyKeyUsed => {}
+                AdjustOutcome::AccountChanged | AdjustOutcome::Contended => budget.lost().await?,
+            }
+        }
+    }
+
+    /// Payments still open (pending), oldest first: the stuck ones are at the top.
+    pub async fn payments(
+        &self,
+        status: Option<PaymentStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<AdminPaymentView>, AppError> {
+        match status {
+            None | Some(PaymentStatus::Pending) => Ok(self
+                .store
+                .list_open_payments(page)
+                .await?
+                .map(|p| AdminPaymentView {
+                    member_id: p.member_id.clone(),
+                    payment: PaymentView::from(p),
+                })),
+            Some(_) => {
+                let mut fields = FieldErrors::new();
+                fields.insert(
+                    "status".into(),
+                    "only pending payments are listed across members".into(),
+                );
+                Err(AppError::BadRequest {
+                    code: "invalid_query",
+                    message: "status must be pending".into(),
+                    fields,
+                })
+            }
+        }
+    }
+
+    /// Asks ECPay about one payment now and settles it through the scheduled job's own path
+    /// (`PointsService::reconcile_payment`). A paid payment has nothing to reconcile (409).
+    pub async fn reconcile(
+        &self,
+        admin_id: &str,
+        merchant_trade_no: &str,
+    ) -> Result<ReconcileAnswer, AppError> {
+        let not_found = || AppError::not_found("payment_not_found", "no such payment");
+        if !super::points::is_trade_no(merchant_trade_no) {
+            return Err(not_found());
+        }
+        let before = self
+            .store
+            .get_payment(merchant_trade_no)
+            .await?
+            .ok_or_else(not_found)?;
+        if before.status == PaymentStatus::Paid {
+            return Err(AppError::Conflict {
+                code: "payment_settled",
+                message: "this payment is already paid and credited".into(),
+                fields: FieldErrors::new(),
+            });
+        }
+        let result = match self.points.reconcile_payment(&before).await? {
+            Reconciled::Credited => ReconcileResult::Credited,
+            Reconciled::AlreadyPaid => ReconcileResult::AlreadyPaid,
+            Reconciled::Expired => ReconcileResult::Expired,
+            Reconciled::StillOpen => ReconcileResult::StillOpen,
+            Reconciled::Suspicious => ReconcileResult::Suspicious,
+            Reconciled::Failed => ReconcileResult::Unreachable,
+            // ECPay refused a too-fast caller: nothing was asked; come back later.
+            Reconciled::CoolingDown => {
+                return Err(AppError::Unavailable {
+                    retry_after_secs: 60,
+                })
+            }
+        };
+        let after = self
+            .store
+            .get_payment(merchant_trade_no)
+            .await?
+            .ok_or_else(not_found)?;
+        // The settlement is the scheduled job's own transaction (with its gateway record); the
+        // operator's request and what it came to are logged right after.
+        self.store
+            .append_audit(&AuditEntry::new(
+                admin_id,
+                AuditAction::PaymentReconciled,
+                format!("payment:{merchant_trade_no}"),
+                serde_json::json!({"status": before.status}),
+                serde_json::json!({"status": after.status, "result": result}),
+                None,
+                chrono::Utc::now(),
+            ))
+            .await?;
+        Ok(ReconcileAnswer {
+            result,
+            payment: AdminPaymentView {
+                member_id: after.member_id.clone(),
+                payment: PaymentView::from(after),
+            },
+        })
+    }
+
+    pub async fn orders(
+        &self,
+        status: Option<OrderStatus>,
+        merchant_id: Option<String>,
+        member_id: Option<String>,
+        page: &PageRequest,
+    ) -> Result<Page<OrderView>, AppError> {
+        let search = OrderSearch {
+            status,
+            merchant_id,
+            member_id,
+        };
+        Ok(self
+            .store
+            .search_orders(&search, page)
+            .await?
+            .map(OrderView::from))
+    }
+
+    /// Takes any merchant's product off the catalogue (orders keep pointing at it). Already
+    /// inactive changes nothing and logs nothing.
+    pub async fn deactivate_product(
+        &self,
+        admin_id: &str,
+        product_id: &str,
+        request: ActivationRequest,
+    ) -> Result<MerchantProduct, AppError> {
+        let mut check = FieldCheck::new();
+        let reason = required_reason(&mut check, request.reason);
+        check.finish()?;
+        let not_found = || AppError::not_found("product_not_found", "no such product");
+        if !is_id(product_id) {
+            return Err(not_found());
+        }
+        let mut budget = RetryBudget::new();
+        loop {
+            let product = self
+                .store
+                .get_product(product_id)
+                .await?
+                .ok_or_else(not_found)?;
+            if !product.is_active {
+                return self.product_view(product_id).await;
+            }
+            let now = chrono::Utc::now();
+            let audit = AuditEntry::new(
+                admin_id,
+                AuditAction::ProductDeactivated,
+                format!("product:{product_id}"),
+                serde_json::json!({"is_active": true, "merchant_id": product.merchant_id}),
+                serde_json::json!({"is_active": false}),
+                reason.clone(),
+                now,
+            );
+            match self
+                .store
+                .deactivate_product_as_admin(&product, &audit, now)
+                .await?
+            {
+                AdminWrite::Changed => return self.product_view(product_id).await,
+                AdminWrite::Stale | AdminWrite::Contended => budget.lost().await?,
+            }
+        }
+    }
+
+    async fn product_view(&self, product_id: &str) -> Result<MerchantProduct, AppError> {
+        self.store
+            .get_product(product_id)
+            .await?
+            .map(MerchantProduct::from)
+            .ok_or_else(|| AppError::not_found("product_not_found", "no such product"))
+    }
+
+    pub async fn audit(&self, page: &PageRequest) -> Result<Page<AuditView>, AppError> {
+        Ok(self.store.list_audit(page).await?.map(AuditView::from))
+    }
+}
