@@ -77,6 +77,13 @@ pub struct Role {
 }
 
 impl Role {
+    /// A role of one grant (to ask whether any call used that grant).
+    pub fn single(action: &str, resource: &str) -> Role {
+        Role {
+            statements: vec![(vec![action.to_string()], vec![resource.to_string()])],
+        }
+    }
+
     pub fn allows(&self, needed: &Permission) -> bool {
         self.statements.iter().any(|(actions, resources)| {
             actions.iter().any(|a| glob(a, &needed.action))

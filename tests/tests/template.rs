@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use local_api::apigw::{self, Route};
 use serde_yaml::Value;
+use api_tests::TestApi;
 use shared::store::table::table_definition;
 
 fn template() -> Value {
@@ -460,4 +461,210 @@ async fn behind_a_stage_or_base_path_a_function_routes_on_the_path_api_gateway_m
     assert_eq!(response.status(), 200);
     let document: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert!(document["paths"]["/api/members/points/"].is_object());
+}
+
+/// Every user journey once, through the host's dispatch (so each DynamoDB call is attributed to the
+/// function that would make it on AWS), plus the scheduled job.
+async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
+    use serde_json::json;
+    // Auth: register, a failed and a good login, refresh, me, logout.
+    let (_, operator) = api.signed_in_admin("olive").await;
+    let (merchant_id, shop, _) = api.signed_up("shop", "MERCHANT").await;
+    let (member_id, token) = api.member_with_points("mia", 2_000).await;
+    api.login("mia", "wrong password!").await.assert_status(401);
+    let session = api.login("mia", api_tests::PASSWORD).await;
+    let refreshed = api
+        .post("/api/auth/refresh/", json!({"refresh": session.body["refresh"]}), None)
+        .await;
+    refreshed.assert_status(200);
+    api.get("/api/auth/me/", Some(&token)).await.assert_status(200);
+    api.post("/api/auth/logout/", json!({"refresh": refreshed.body["refresh"]}), None)
+        .await
+        .assert_status(204);
+
+    // Merchants: a hot product, an edit, a listing, a takedown.
+    let product = api.create_hot_product(&shop, "Mug", 100, 40, 4).await;
+    let id = product["id"].as_str().unwrap().to_string();
+    let edited = api
+        .put(
+            &format!("/api/merchants/products/{id}/"),
+            json!({"stock": 60, "version": product["version"]}),
+            Some(&shop),
+        )
+        .await;
+    edited.assert_status(200);
+    api.get("/api/merchants/products/", Some(&shop)).await.assert_status(200);
+    api.get(&format!("/api/merchants/products/{id}/"), Some(&shop))
+        .await
+        .assert_status(200);
+    let spare = api.create_product(&shop, "Spare", 5, 1).await;
+    api.delete(&format!("/api/merchants/products/{}/", spare["id"].as_str().unwrap()), Some(&shop))
+        .await
+        .assert_status(204);
+
+    // Members: browse, redeem (with a replayed key), cancel, and the merchant completes another.
+    api.get("/api/members/products/", Some(&token)).await.assert_status(200);
+    api.get(&format!("/api/members/products/{id}/"), Some(&token))
+        .await
+        .assert_status(200);
+    let keyed = |key: &str| {
+        http::Request::builder()
+            .method("POST")
+            .uri("/api/members/orders/")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(serde_json::to_vec(&json!({"product_id": id, "quantity": 1})).unwrap())
+            .unwrap()
+    };
+    let placed = api.send(keyed("k-1")).await;
+    placed.assert_status(201);
+    api.send(keyed("k-1")).await.assert_status(201);
+    let order = placed.body["id"].as_str().unwrap().to_string();
+    api.post(&format!("/api/members/orders/{order}/cancel/"), json!({}), Some(&token))
+        .await
+        .assert_status(200);
+    let second = api.redeem(&token, &id, 1).await;
+    second.assert_status(201);
+    let second = second.body["id"].as_str().unwrap().to_string();
+    api.post(&format!("/api/merchants/orders/{second}/complete/"), json!({}), Some(&shop))
+        .await
+        .assert_status(200);
+    let third = api.redeem(&token, &id, 1).await.body["id"].as_str().unwrap().to_string();
+    api.post(&format!("/api/merchants/orders/{third}/cancel/"), json!({}), Some(&shop))
+        .await
+        .assert_status(200);
+    // A sale to the last unit reads every shard and moves stock between them.
+    let big = api.redeem(&token, &id, 15).await;
+    assert!(big.status == 201 || big.status == 409, "{}", big.status);
+    for path in ["/api/members/orders/", "/api/members/transactions/", "/api/members/payments/", "/api/members/points/"] {
+        api.get(path, Some(&token)).await.assert_status(200);
+    }
+    api.get(&format!("/api/members/orders/{order}/"), Some(&token)).await.assert_status(200);
+    api.get("/api/merchants/orders/", Some(&shop)).await.assert_status(200);
+    api.get(&format!("/api/merchants/orders/{second}/"), Some(&shop)).await.assert_status(200);
+
+    // Payments: a checkout link opened, one recharge left open for the job and the operator.
+    let checkout = api.start_recharge(&token, 300).await;
+    let trade_no = checkout["merchant_trade_no"].as_str().unwrap().to_string();
+    api.get(&format!("/api/members/payments/{trade_no}/"), Some(&token))
+        .await
+        .assert_status(200);
+    let link = checkout["checkout_url"].as_str().unwrap();
+    api.get(&link[link.find("/api/").unwrap()..], None).await.assert_status(200);
+    // Two more paid at ECPay whose notifications are lost: the operator reconciles one now, the
+    // scheduled job finds the other.
+    let mut lost = Vec::new();
+    for _ in 0..2 {
+        let checkout = api.start_recharge(&token, 200).await;
+        let fields: std::collections::BTreeMap<String, String> = checkout["fields"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        api.send(api_tests::form_request("/dev/ecpay/Cashier/AioCheckOut/V5", &fields))
+            .await
+            .assert_status(200);
+        let number = checkout["merchant_trade_no"].as_str().unwrap().to_string();
+        let pay = std::collections::BTreeMap::from([
+            ("MerchantTradeNo".to_string(), number.clone()),
+            ("notify".to_string(), "0".to_string()),
+        ]);
+        api.send(api_tests::form_request("/dev/ecpay/pay", &pay))
+            .await
+            .assert_status(200);
+        lost.push(number);
+    }
+    let now = api
+        .post(&format!("/api/admin/payments/{}/reconcile/", lost[0]), json!({}), Some(&operator))
+        .await;
+    assert_eq!(now.body["result"], "credited");
+    let report = local_api::host::as_function("fn-reconcile", fn_reconcile::run(&api.ctx))
+        .await
+        .unwrap();
+    assert_eq!(report.credited, 1, "{report:?}");
+
+    // Operators: every route.
+    for path in [
+        "/api/admin/users/?q=mi".to_string(),
+        "/api/admin/users/?q=mia@".to_string(),
+        "/api/admin/payments/".to_string(),
+        "/api/admin/orders/".to_string(),
+        format!("/api/admin/orders/?merchant_id={merchant_id}"),
+        format!("/api/admin/orders/?member_id={member_id}&status=pending"),
+        "/api/admin/audit/".to_string(),
+    ] {
+        api.get(&path, Some(&operator)).await.assert_status(200);
+    }
+    let adjust = |key: &str| {
+        http::Request::builder()
+            .method("POST")
+            .uri(format!("/api/admin/members/{member_id}/points/adjustments/"))
+            .header("authorization", format!("Bearer {operator}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(serde_json::to_vec(&json!({"amount": 7, "reason": "goodwill"})).unwrap())
+            .unwrap()
+    };
+    api.send(adjust("a-1")).await.assert_status(201);
+    api.send(adjust("a-1")).await.assert_status(201);
+    api.post(&format!("/api/admin/payments/{trade_no}/reconcile/"), json!({}), Some(&operator))
+        .await
+        .assert_status(200);
+    api.post(&format!("/api/admin/products/{id}/deactivate/"), json!({"reason": "recall"}), Some(&operator))
+        .await
+        .assert_status(200);
+    for verb in ["disable", "enable"] {
+        api.post(&format!("/api/admin/users/{member_id}/{verb}/"), json!({"reason": "check"}), Some(&operator))
+            .await
+            .assert_status(200);
+    }
+}
+
+#[tokio::test]
+async fn every_dynamodb_call_a_function_makes_is_allowed_by_its_role_and_no_grant_goes_unused() {
+    let api = TestApi::start_with(|config| {
+        config.payments.reconcile_after = std::time::Duration::ZERO;
+        config.payments.query_spacing = std::time::Duration::from_millis(250);
+    })
+    .await;
+    every_journey_once(&api).await;
+    let roles = api_tests::iam::roles_from_template(&template_text());
+    let used = api.dynamodb_calls.permissions();
+    let mut denied = BTreeSet::new();
+    for (function, permission) in &used {
+        let role = roles
+            .get(*function)
+            .unwrap_or_else(|| panic!("{function} has no role in template.yaml"));
+        if !role.allows(permission) {
+            denied.insert(format!(
+                "{function}: {} on {}",
+                permission.action, permission.resource
+            ));
+        }
+    }
+    assert!(
+        denied.is_empty(),
+        "AWS would answer AccessDeniedException to:\n  {}",
+        denied.into_iter().collect::<Vec<_>>().join("\n  ")
+    );
+    // Least privilege: every grant is used by some call of its function.
+    let mut unused = BTreeSet::new();
+    for (function, role) in &roles {
+        for (action, resource) in role.grants() {
+            let single = api_tests::iam::Role::single(&action, &resource);
+            if !used
+                .iter()
+                .any(|(f, p)| f == function && single.allows(p))
+            {
+                unused.insert(format!("{function}: {action} on {resource}"));
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "granted but never used (remove, or add the journey that needs it):\n  {}",
+        unused.into_iter().collect::<Vec<_>>().join("\n  ")
+    );
 }
