@@ -25,6 +25,7 @@ from samtranslator.yaml_helper import yaml_parse  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_ROUTES = {
     "/api/auth/{proxy+}": "AuthFunction",
+    "/api/admin/{proxy+}": "AdminFunction",
     "/api/members/{proxy+}": "MembersFunction",
     "/api/merchants/{proxy+}": "MerchantsFunction",
     "/api/payments/{proxy+}": "EcpayCallbackFunction",

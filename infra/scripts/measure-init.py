@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from localhost import LocalHost  # noqa: E402
 
-FUNCTIONS = ["fn-auth", "fn-members", "fn-merchants", "fn-ecpay-callback", "fn-reconcile"]
+FUNCTIONS = ["fn-admin", "fn-auth", "fn-members", "fn-merchants", "fn-ecpay-callback", "fn-reconcile"]
 # fn-reconcile is invoked by a schedule, not API Gateway.
 SCHEDULE_EVENT = {"version": "0", "source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}
 EVENT = {

@@ -23,16 +23,25 @@ def free_port() -> int:
 class LocalHost:
     """`cargo run -p local-api` on a free port with an empty data directory; stopped on exit."""
 
-    def __init__(self, extra_env=None):
+    def __init__(self, extra_env=None, admins=()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.workdir = Path(tempfile.mkdtemp(prefix="points-e2e-"))
         self.log_path = self.workdir / "host.log"
         self.env = dict(os.environ, PORT=str(self.port), DATA_DIR=str(self.workdir / "data"), **(extra_env or {}))
         self.process = None
+        # Operators to create with `local-api create-admin` before the host starts (it must be
+        # stopped: the command takes the data directory's lock).
+        self.admins = list(admins)
 
     def __enter__(self):
         subprocess.run(["cargo", "build", "--quiet", "-p", "local-api"], cwd=ROOT, check=True)
+        for admin in self.admins:
+            subprocess.run(
+                [str(ROOT / "target" / "debug" / "local-api"), "create-admin", admin, f"{admin}@example.com"],
+                env=dict(self.env, ADMIN_PASSWORD=PASSWORD),
+                check=True,
+            )
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
                 [str(ROOT / "target" / "debug" / "local-api")], env=self.env, stdout=log, stderr=log
@@ -77,6 +86,11 @@ class LocalHost:
             {"username": username, "email": f"{username}@example.com", "password": PASSWORD, "role": role},
         )
         assert status == 201, (status, body)
+        status, body = self.call("POST", "/api/auth/login/", {"username": username, "password": PASSWORD})
+        assert status == 200, (status, body)
+        return body["access"]
+
+    def log_in(self, username: str) -> str:
         status, body = self.call("POST", "/api/auth/login/", {"username": username, "password": PASSWORD})
         assert status == 200, (status, body)
         return body["access"]

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use api_tests::TestApi;
 use local_api::apigw::{self, Route};
 use serde_yaml::Value;
-use api_tests::TestApi;
 use shared::store::table::table_definition;
 
 fn template() -> Value {
@@ -474,13 +474,23 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
     api.login("mia", "wrong password!").await.assert_status(401);
     let session = api.login("mia", api_tests::PASSWORD).await;
     let refreshed = api
-        .post("/api/auth/refresh/", json!({"refresh": session.body["refresh"]}), None)
+        .post(
+            "/api/auth/refresh/",
+            json!({"refresh": session.body["refresh"]}),
+            None,
+        )
         .await;
     refreshed.assert_status(200);
-    api.get("/api/auth/me/", Some(&token)).await.assert_status(200);
-    api.post("/api/auth/logout/", json!({"refresh": refreshed.body["refresh"]}), None)
+    api.get("/api/auth/me/", Some(&token))
         .await
-        .assert_status(204);
+        .assert_status(200);
+    api.post(
+        "/api/auth/logout/",
+        json!({"refresh": refreshed.body["refresh"]}),
+        None,
+    )
+    .await
+    .assert_status(204);
 
     // Merchants: a hot product, an edit, a listing, a takedown.
     let product = api.create_hot_product(&shop, "Mug", 100, 40, 4).await;
@@ -493,17 +503,24 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
         )
         .await;
     edited.assert_status(200);
-    api.get("/api/merchants/products/", Some(&shop)).await.assert_status(200);
+    api.get("/api/merchants/products/", Some(&shop))
+        .await
+        .assert_status(200);
     api.get(&format!("/api/merchants/products/{id}/"), Some(&shop))
         .await
         .assert_status(200);
     let spare = api.create_product(&shop, "Spare", 5, 1).await;
-    api.delete(&format!("/api/merchants/products/{}/", spare["id"].as_str().unwrap()), Some(&shop))
-        .await
-        .assert_status(204);
+    api.delete(
+        &format!("/api/merchants/products/{}/", spare["id"].as_str().unwrap()),
+        Some(&shop),
+    )
+    .await
+    .assert_status(204);
 
     // Members: browse, redeem (with a replayed key), cancel, and the merchant completes another.
-    api.get("/api/members/products/", Some(&token)).await.assert_status(200);
+    api.get("/api/members/products/", Some(&token))
+        .await
+        .assert_status(200);
     api.get(&format!("/api/members/products/{id}/"), Some(&token))
         .await
         .assert_status(200);
@@ -521,28 +538,54 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
     placed.assert_status(201);
     api.send(keyed("k-1")).await.assert_status(201);
     let order = placed.body["id"].as_str().unwrap().to_string();
-    api.post(&format!("/api/members/orders/{order}/cancel/"), json!({}), Some(&token))
-        .await
-        .assert_status(200);
+    api.post(
+        &format!("/api/members/orders/{order}/cancel/"),
+        json!({}),
+        Some(&token),
+    )
+    .await
+    .assert_status(200);
     let second = api.redeem(&token, &id, 1).await;
     second.assert_status(201);
     let second = second.body["id"].as_str().unwrap().to_string();
-    api.post(&format!("/api/merchants/orders/{second}/complete/"), json!({}), Some(&shop))
-        .await
-        .assert_status(200);
-    let third = api.redeem(&token, &id, 1).await.body["id"].as_str().unwrap().to_string();
-    api.post(&format!("/api/merchants/orders/{third}/cancel/"), json!({}), Some(&shop))
-        .await
-        .assert_status(200);
+    api.post(
+        &format!("/api/merchants/orders/{second}/complete/"),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(200);
+    let third = api.redeem(&token, &id, 1).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.post(
+        &format!("/api/merchants/orders/{third}/cancel/"),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(200);
     // A sale to the last unit reads every shard and moves stock between them.
     let big = api.redeem(&token, &id, 15).await;
     assert!(big.status == 201 || big.status == 409, "{}", big.status);
-    for path in ["/api/members/orders/", "/api/members/transactions/", "/api/members/payments/", "/api/members/points/"] {
+    for path in [
+        "/api/members/orders/",
+        "/api/members/transactions/",
+        "/api/members/payments/",
+        "/api/members/points/",
+    ] {
         api.get(path, Some(&token)).await.assert_status(200);
     }
-    api.get(&format!("/api/members/orders/{order}/"), Some(&token)).await.assert_status(200);
-    api.get("/api/merchants/orders/", Some(&shop)).await.assert_status(200);
-    api.get(&format!("/api/merchants/orders/{second}/"), Some(&shop)).await.assert_status(200);
+    api.get(&format!("/api/members/orders/{order}/"), Some(&token))
+        .await
+        .assert_status(200);
+    api.get("/api/merchants/orders/", Some(&shop))
+        .await
+        .assert_status(200);
+    api.get(&format!("/api/merchants/orders/{second}/"), Some(&shop))
+        .await
+        .assert_status(200);
 
     // Payments: a checkout link opened, one recharge left open for the job and the operator.
     let checkout = api.start_recharge(&token, 300).await;
@@ -551,7 +594,9 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
         .await
         .assert_status(200);
     let link = checkout["checkout_url"].as_str().unwrap();
-    api.get(&link[link.find("/api/").unwrap()..], None).await.assert_status(200);
+    api.get(&link[link.find("/api/").unwrap()..], None)
+        .await
+        .assert_status(200);
     // Two more paid at ECPay whose notifications are lost: the operator reconciles one now, the
     // scheduled job finds the other.
     let mut lost = Vec::new();
@@ -563,9 +608,12 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
-        api.send(api_tests::form_request("/dev/ecpay/Cashier/AioCheckOut/V5", &fields))
-            .await
-            .assert_status(200);
+        api.send(api_tests::form_request(
+            "/dev/ecpay/Cashier/AioCheckOut/V5",
+            &fields,
+        ))
+        .await
+        .assert_status(200);
         let number = checkout["merchant_trade_no"].as_str().unwrap().to_string();
         let pay = std::collections::BTreeMap::from([
             ("MerchantTradeNo".to_string(), number.clone()),
@@ -577,7 +625,11 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
         lost.push(number);
     }
     let now = api
-        .post(&format!("/api/admin/payments/{}/reconcile/", lost[0]), json!({}), Some(&operator))
+        .post(
+            &format!("/api/admin/payments/{}/reconcile/", lost[0]),
+            json!({}),
+            Some(&operator),
+        )
         .await;
     assert_eq!(now.body["result"], "credited");
     let report = local_api::host::as_function("fn-reconcile", fn_reconcile::run(&api.ctx))
@@ -600,7 +652,9 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
     let adjust = |key: &str| {
         http::Request::builder()
             .method("POST")
-            .uri(format!("/api/admin/members/{member_id}/points/adjustments/"))
+            .uri(format!(
+                "/api/admin/members/{member_id}/points/adjustments/"
+            ))
             .header("authorization", format!("Bearer {operator}"))
             .header("content-type", "application/json")
             .header("idempotency-key", key)
@@ -609,16 +663,28 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
     };
     api.send(adjust("a-1")).await.assert_status(201);
     api.send(adjust("a-1")).await.assert_status(201);
-    api.post(&format!("/api/admin/payments/{trade_no}/reconcile/"), json!({}), Some(&operator))
-        .await
-        .assert_status(200);
-    api.post(&format!("/api/admin/products/{id}/deactivate/"), json!({"reason": "recall"}), Some(&operator))
-        .await
-        .assert_status(200);
+    api.post(
+        &format!("/api/admin/payments/{trade_no}/reconcile/"),
+        json!({}),
+        Some(&operator),
+    )
+    .await
+    .assert_status(200);
+    api.post(
+        &format!("/api/admin/products/{id}/deactivate/"),
+        json!({"reason": "recall"}),
+        Some(&operator),
+    )
+    .await
+    .assert_status(200);
     for verb in ["disable", "enable"] {
-        api.post(&format!("/api/admin/users/{member_id}/{verb}/"), json!({"reason": "check"}), Some(&operator))
-            .await
-            .assert_status(200);
+        api.post(
+            &format!("/api/admin/users/{member_id}/{verb}/"),
+            json!({"reason": "check"}),
+            Some(&operator),
+        )
+        .await
+        .assert_status(200);
     }
 }
 
@@ -654,10 +720,7 @@ async fn every_dynamodb_call_a_function_makes_is_allowed_by_its_role_and_no_gran
     for (function, role) in &roles {
         for (action, resource) in role.grants() {
             let single = api_tests::iam::Role::single(&action, &resource);
-            if !used
-                .iter()
-                .any(|(f, p)| f == function && single.allows(p))
-            {
+            if !used.iter().any(|(f, p)| f == function && single.allows(p)) {
                 unused.insert(format!("{function}: {action} on {resource}"));
             }
         }

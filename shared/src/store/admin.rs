@@ -320,6 +320,7 @@ impl Store {
     /// One attempt at an adjustment, as one transaction:
     /// 0. the account changes by `entry.amount` — only if unchanged since `read`;
     /// 1. the ADJUSTMENT ledger row; 2. the audit entry; 3. (optional) the Idempotency-Key.
+    ///
     /// The caller has checked the balance stays at or above zero.
     pub async fn adjust_points(
         &self,

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""An operator runs the platform from the admin console in a real browser (headless Chromium over
+WebDriver): signs in, finds a member, disables them, adjusts their points with a reason, reconciles a
+payment whose ECPay notification was lost, and reads the audit log. Every effect is checked through
+the API, and a screenshot of the console is decoded (plain PNG, no imaging library) to check that
+each key part is on screen and drawn: the header bar in its colour, and non-blank pixels inside the
+users, adjustment, payments and audit panels.
+
+The operator is made by `local-api create-admin` before the host starts, as a newcomer would.
+
+    python3 tests/e2e/browser_admin.py
+"""
+
+import json
+import shutil
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+
+from browser_recharge import WebDriver
+from localhost import ROOT, LocalHost
+
+ADJUSTMENT = 250
+HEADER_RGB = (0x23, 0x39, 0x5D)
+
+
+def post_form(host, path, fields):
+    data = urllib.parse.urlencode(fields).encode()
+    request = urllib.request.Request(host.base + path, data=data, method="POST")
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status
+
+
+def decode_png(data: bytes):
+    """(width, height, rows of RGB tuples) of an 8-bit RGB or RGBA, non-interlaced PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, b""
+    width = height = channels = None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+            assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour, interlace)
+            channels = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows, previous, offset = [], bytearray(stride), 0
+    for _ in range(height):
+        kind, line = raw[offset], bytearray(raw[offset + 1:offset + 1 + stride])
+        offset += 1 + stride
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up = previous[i]
+            corner = previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                predictor = left if pa <= pb and pa <= pc else (up if pb <= pc else corner)
+                line[i] = (line[i] + predictor) & 0xFF
+        rows.append([tuple(line[x * channels:x * channels + 3]) for x in range(width)])
+        previous = line
+    return width, height, rows
+
+
+def check_screenshot(browser, path, key_elements):
+    width, height, rows = decode_png(path.read_bytes())
+    # The header bar is drawn in its colour across the top.
+    top = rows[5]
+    share = sum(1 for pixel in top if max(abs(a - b) for a, b in zip(pixel, HEADER_RGB)) <= 6) / width
+    assert share > 0.8, f"header bar not drawn ({share:.0%} of the top row)"
+    scale = width / browser.command("POST", "/execute/sync", {"script": "return window.innerWidth;", "args": []})
+    for css in key_elements:
+        rect = browser.command("GET", f"/element/{browser.find(css)}/rect")
+        x0, y0 = int(rect["x"] * scale), int(rect["y"] * scale)
+        x1, y1 = int((rect["x"] + rect["width"]) * scale), int((rect["y"] + rect["height"]) * scale)
+        assert rect["width"] > 0 and rect["height"] > 0, f"{css} is not displayed"
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height, f"{css} {rect} is off the {width}x{height} screenshot"
+        colours = {rows[y][x] for y in range(y0, y1, 3) for x in range(x0, x1, 3)}
+        assert len(colours) > 8, f"{css} is blank in the screenshot ({len(colours)} colours)"
+    print(f"== screenshot {width}x{height}: header and {len(key_elements)} panels drawn")
+
+
+def main() -> int:
+    chromedriver = shutil.which("chromedriver")
+    chromium = shutil.which("chromium")
+    if not chromedriver or not chromium:
+        print("chromium and chromedriver are needed: apt-get install chromium chromium-driver")
+        return 1
+    shots = ROOT / "target" / "e2e"
+    shots.mkdir(parents=True, exist_ok=True)
+    with LocalHost(admins=["ops_olive"]) as host:
+        member = host.sign_up("mia_member", "MEMBER")
+        status, me = host.call("GET", "/api/auth/me/", None, member)
+        member_id = me["id"]
+        # A payment made at ECPay whose notification never arrived: stuck in pending.
+        status, checkout = host.call("POST", "/api/members/points/recharge/", {"amount": 400}, member)
+        assert status == 201, (status, checkout)
+        assert post_form(host, "/dev/ecpay/Cashier/AioCheckOut/V5", checkout["fields"]) == 200
+        trade_no = checkout["merchant_trade_no"]
+        assert post_form(host, "/dev/ecpay/pay", {"MerchantTradeNo": trade_no, "notify": "0"}) == 200
+
+        browser = WebDriver(chromedriver, chromium)
+        try:
+            browser.command("POST", "/window/rect", {"width": 1280, "height": 1800})
+            browser.open(host.base + "/api/admin/console/")
+            browser.command("POST", f"/element/{browser.find('#username')}/value", {"text": "ops_olive"})
+            from localhost import PASSWORD
+            browser.command("POST", f"/element/{browser.find('#password')}/value", {"text": PASSWORD})
+            browser.click("#sign-in")
+            browser.find("#users tr")
+            assert "signed in as ops_olive" in browser.text("#whoami")
+
+            # Find the member and disable them, with a reason.
+            browser.command("POST", f"/element/{browser.find('#user-q')}/value", {"text": "mia"})
+            browser.click("#find-users")
+            browser.command("POST", f"/element/{browser.find('#action-reason')}/value", {"text": "chargeback"})
+            click_in(browser, '#users tr[data-username="mia_member"]', "button.danger")
+            wait_for(browser, "#message", "mia_member disabled")
+            status, refused = host.call("GET", "/api/members/points/", None, member)
+            assert status == 401 and refused["error"]["code"] == "account_disabled", (status, refused)
+
+            # Adjust the member's points with a reason.
+            browser.command("POST", f"/element/{browser.find('#adjust-member')}/value", {"text": member_id})
+            browser.command("POST", f"/element/{browser.find('#adjust-amount')}/value", {"text": str(ADJUSTMENT)})
+            browser.command("POST", f"/element/{browser.find('#adjust-reason')}/value", {"text": "goodwill: parcel lost"})
+            browser.click("#adjust")
+            wait_for(browser, "#message", f"balance now {ADJUSTMENT}")
+
+            # Reconcile the stuck payment now.
+            browser.click("#load-payments")
+            click_in(browser, f'#payments tr[data-trade-no="{trade_no}"]', "button")
+            wait_for(browser, "#message", f"{trade_no}: credited (paid)")
+
+            # The audit log shows all three, newest first.
+            browser.click("#load-audit")
+            for action in ["payment_reconciled", "points_adjusted", "user_disabled", "admin_created"]:
+                browser.find(f'#audit tr[data-action="{action}"]')
+            shot = shots / "admin-console.png"
+            browser.screenshot(shot)
+            check_screenshot(browser, shot, ["#users-section", "#adjust-section", "#payments-section", "#audit-section", "#message"])
+        finally:
+            browser.quit()
+
+        operator = host.log_in("ops_olive")
+        status, found = host.call("GET", "/api/admin/users/?q=mia", None, operator)
+        assert found["items"][0]["is_active"] is False, found
+        status, log = host.call("GET", "/api/admin/audit/", None, operator)
+        actions = [entry["action"] for entry in log["items"]]
+        assert actions[:3] == ["payment_reconciled", "points_adjusted", "user_disabled"], actions
+        assert log["items"][1]["reason"] == "goodwill: parcel lost", log["items"][1]
+        # Enabled again through the API, the member signs in anew and holds both credits, once.
+        status, _ = host.call("POST", f"/api/admin/users/{member_id}/enable/", {"reason": "cleared"}, operator)
+        assert status == 200
+        again = host.log_in("mia_member")
+        status, points = host.call("GET", "/api/members/points/", None, again)
+        assert points["balance"] == ADJUSTMENT + 400, points
+        status, ledger = host.call("GET", "/api/members/transactions/", None, again)
+        kinds = sorted(row["transaction_type"] for row in ledger["items"])
+        assert kinds == ["ADJUSTMENT", "RECHARGE"], kinds
+    print(f"== admin console passed: balance {points['balance']}; screenshot in {shot}")
+    return 0
+
+
+def click_in(browser, row_css, button_css, timeout=20):
+    """Clicks `button_css` inside the row `row_css`, finding both again if the table re-rendered
+    in between (a stale element is WebDriver's 404)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            row = browser.find(row_css)
+            found = browser.command("POST", f"/element/{row}/element", {"using": "css selector", "value": button_css})
+            browser.command("POST", f"/element/{next(iter(found.values()))}/click", {})
+            return
+        except urllib.error.HTTPError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def wait_for(browser, css, expected, timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        text = browser.text(css)
+        if expected in text:
+            return text
+        if time.time() > deadline:
+            raise AssertionError(f"{css} says {text!r}, not {expected!r}")
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
