@@ -219,8 +219,12 @@ async fn look_alike_usernames_cannot_register_beside_the_original() {
         answer.assert_status(409);
         assert_eq!(answer.error_code(), "username_taken", "{twin}");
     }
-    // Fullwidth and look-alike forms of the email collide too.
+    // Emails are ASCII (the documented `format: email`): a fullwidth form is refused outright, and
+    // another case of the same address collides.
     let answer = register_as(&api, "alice2", "ＡＬＩＣＥ@example.com").await;
+    answer.assert_status(400);
+    assert!(answer.body["error"]["fields"]["email"].is_string());
+    let answer = register_as(&api, "alice3", "ALICE@Example.com").await;
     answer.assert_status(409);
     assert_eq!(answer.error_code(), "email_taken");
     // The owner signs in with the fullwidth form of her own name as well.

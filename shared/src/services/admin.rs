@@ -198,7 +198,8 @@ impl AdminService<'_> {
             &user.id,
             AuditAction::AdminCreated,
             format!("user:{}", user.id),
-            serde_json::Value::Null,
+            // Nothing existed before: an empty object, so `before` is always an object.
+            serde_json::json!({}),
             serde_json::json!({"username": user.username, "role": "ADMIN"}),
             Some("created by the create-admin command".into()),
             now,
