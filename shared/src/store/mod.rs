@@ -416,19 +416,39 @@ impl Store {
                 break;
             }
         }
-        let next_cursor = if items.len() > page.limit {
-            items.truncate(page.limit);
+        self.finish_page(
+            items,
+            page.limit,
+            &key_attributes(query.index),
+            start,
+            &query.scope,
+        )
+    }
+
+    /// A page from what a list read gathered (`limit + 1` items at most, or fewer when the examine
+    /// budget ran out at `start`): the extra item proves more follow, so the cursor resumes after
+    /// the page's last item (named by `key_names`); a budget that ran out resumes after the last
+    /// item examined; otherwise the list is done.
+    fn finish_page(
+        &self,
+        mut items: Vec<Item>,
+        limit: usize,
+        key_names: &[&str],
+        start: Option<Item>,
+        scope: &str,
+    ) -> Result<Page<Item>, AppError> {
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
             let last = items
                 .last()
                 .ok_or_else(|| AppError::internal("empty page with more"))?;
-            let key: Item = key_attributes(query.index)
-                .into_iter()
-                .filter_map(|name| last.get(name).map(|v| (name.to_string(), v.clone())))
+            let key: Item = key_names
+                .iter()
+                .filter_map(|name| last.get(*name).map(|v| (name.to_string(), v.clone())))
                 .collect();
-            Some(self.cursors.encode(&query.scope, &key)?)
+            Some(self.cursors.encode(scope, &key)?)
         } else if let Some(resume) = start {
-            // The budget ran out before the page filled: resume after the last item examined.
-            Some(self.cursors.encode(&query.scope, &resume)?)
+            Some(self.cursors.encode(scope, &resume)?)
         } else {
             None
         };
@@ -483,22 +503,7 @@ impl Store {
                 break;
             }
         }
-        let next_cursor = if items.len() > page.limit {
-            items.truncate(page.limit);
-            let last = items
-                .last()
-                .ok_or_else(|| AppError::internal("empty page with more"))?;
-            let key: Item = [table::PK, table::SK]
-                .into_iter()
-                .filter_map(|name| last.get(name).map(|v| (name.to_string(), v.clone())))
-                .collect();
-            Some(self.cursors.encode(scope, &key)?)
-        } else if let Some(resume) = start {
-            Some(self.cursors.encode(scope, &resume)?)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        self.finish_page(items, page.limit, &[table::PK, table::SK], start, scope)
     }
 }
 

@@ -618,6 +618,37 @@ impl Store {
         }
     }
 
+    /// The update that takes a product off the catalogue (and out of the sparse catalogue index),
+    /// only if it exists, is active and — for a merchant — is theirs.
+    fn takedown(
+        &self,
+        product_id: &str,
+        merchant_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Update, AppError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(product_pk(product_id)))
+            .key(SK, s(PRODUCT_SK))
+            .update_expression("SET is_active = :false, version = version + :one, updated_at = :now REMOVE #gsi2pk, #gsi2sk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#gsi2pk", GSI2_PK)
+            .expression_attribute_names("#gsi2sk", super::table::GSI2_SK)
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", timestamp(now));
+        update = match merchant_id {
+            Some(merchant) => update
+                .condition_expression(
+                    "attribute_exists(#pk) AND merchant_id = :merchant AND is_active = :true",
+                )
+                .expression_attribute_values(":merchant", s(merchant)),
+            None => update.condition_expression("attribute_exists(#pk) AND is_active = :true"),
+        };
+        update.build().map_err(AppError::internal)
+    }
+
     /// An operator takes `product` (as read) off the catalogue, whoever's it is, with the audit
     /// entry in the same transaction. `Stale` when it is gone or already inactive (read again).
     pub async fn deactivate_product_as_admin(
@@ -626,21 +657,7 @@ impl Store {
         audit: &crate::domain::AuditEntry,
         now: Timestamp,
     ) -> Result<super::AdminWrite, AppError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(product_pk(&product.id)))
-            .key(SK, s(PRODUCT_SK))
-            .update_expression("SET is_active = :false, version = version + :one, updated_at = :now REMOVE #gsi2pk, #gsi2sk")
-            .condition_expression("attribute_exists(#pk) AND is_active = :true")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#gsi2pk", GSI2_PK)
-            .expression_attribute_names("#gsi2sk", super::table::GSI2_SK)
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", timestamp(now))
-            .build()
-            .map_err(AppError::internal)?;
+        let update = self.takedown(&product.id, None, now)?;
         match self
             .transact_once(vec![
                 TransactWriteItem::builder().update(update).build(),
@@ -670,22 +687,7 @@ impl Store {
         product_id: &str,
         now: Timestamp,
     ) -> Result<ProductWrite, AppError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(product_pk(product_id)))
-            .key(SK, s(PRODUCT_SK))
-            .update_expression("SET is_active = :false, version = version + :one, updated_at = :now REMOVE #gsi2pk, #gsi2sk")
-            .condition_expression("attribute_exists(#pk) AND merchant_id = :merchant AND is_active = :true")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#gsi2pk", GSI2_PK)
-            .expression_attribute_names("#gsi2sk", super::table::GSI2_SK)
-            .expression_attribute_values(":merchant", s(merchant_id))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", timestamp(now))
-            .build()
-            .map_err(AppError::internal)?;
+        let update = self.takedown(product_id, Some(merchant_id), now)?;
         // Either way, the product as it now is decides the answer (already inactive is fine).
         let _refused_if_inactive_or_not_theirs = self
             .transact(vec![TransactWriteItem::builder().update(update).build()])
