@@ -86,8 +86,8 @@ class RuntimeApi(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.endswith("/runtime/invocation/next"):
-            RuntimeApi.seen.put(("next", time.perf_counter()))
-            event = RuntimeApi.events.get()
+            self.seen.put(("next", time.perf_counter()))
+            event = self.events.get()
             body = json.dumps(event).encode()
             self.send_response(200)
             self.send_header("Lambda-Runtime-Aws-Request-Id", "measure-request")
@@ -100,7 +100,7 @@ class RuntimeApi(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         payload = self.rfile.read(length)
-        RuntimeApi.seen.put(("response", time.perf_counter(), payload))
+        self.seen.put(("response", time.perf_counter(), payload))
         self.send_response(202)
         self.end_headers()
 
