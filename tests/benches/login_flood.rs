@@ -3,6 +3,10 @@
 //! each was answered, how long the flood took, and the process's peak resident memory (client and
 //! host together; the host is what grows). Every request must get an HTTP answer.
 //!
+//! Then the health of everything else: one buyer redeems 300 times, one order at a time, on a quiet
+//! host and again while waves of the same flood keep arriving; it prints both latency distributions
+//! (p50, p99, max) and how much of the host's CPU the flood's hashing took meanwhile.
+//!
 //!     cargo bench -p api-tests --bench login_flood                    # C=1000
 //!     FLOOD_LOGINS=400 cargo bench -p api-tests --bench login_flood
 
@@ -113,4 +117,185 @@ async fn main() {
         "every request answered: {}",
         if unanswered == 0 { "yes" } else { "NO" }
     );
+
+    // Redemptions beside the flood.
+    let buyer = {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(std::net::IpAddr::from([127, 0, 2, 1])));
+        Client::builder(TokioExecutor::new()).build(connector)
+    };
+    let setup = Setup {
+        client: buyer.clone(),
+        base: base.clone(),
+    };
+    let member = setup.signed_up("flood_buyer", "MEMBER").await;
+    let merchant = setup.signed_up("flood_seller", "MERCHANT").await;
+    let (_, product) = setup
+        .call(
+            "/api/merchants/products/",
+            Some(&merchant),
+            serde_json::json!({"name": "Mug", "points_required": 1, "stock": 100000}),
+        )
+        .await;
+    let (_, checkout) = setup
+        .call(
+            "/api/members/points/recharge/",
+            Some(&member),
+            serde_json::json!({"amount": 5000}),
+        )
+        .await;
+    let notification = api_tests::paid_notification(&checkout);
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(notification.iter())
+        .finish();
+    let request = http::Request::post(format!("{base}/api/payments/ecpay/callback/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(form)))
+        .expect("request");
+    buyer.request(request).await.expect("notification");
+    let product_id = product["id"].as_str().expect("product id").to_string();
+    let redeem = serde_json::json!({"product_id": product_id, "quantity": 1});
+
+    let quiet = setup.redemption_latencies(&member, &redeem, 300).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cpu_before = process_cpu_seconds();
+    let flood_started = Instant::now();
+    let flood = {
+        let (stop, clients, base) = (stop.clone(), clients.clone(), base.clone());
+        tokio::spawn(async move {
+            let mut waves = 0;
+            let mut answered: BTreeMap<String, usize> = BTreeMap::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                waves += 1;
+                let calls = (0..logins).map(|i| {
+                    let (client, base) = (clients[i % clients.len()].clone(), base.clone());
+                    tokio::spawn(async move {
+                        let body =
+                            format!(r#"{{"username":"wave{i}","password":"not the password"}}"#);
+                        let request = http::Request::post(format!("{base}/api/auth/login/"))
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(body)))
+                            .expect("request");
+                        match client.request(request).await {
+                            Ok(response) => response.status().as_u16().to_string(),
+                            Err(_) => "no answer".to_string(),
+                        }
+                    })
+                });
+                for call in futures::future::join_all(calls).await {
+                    *answered
+                        .entry(call.unwrap_or_else(|_| "panicked".into()))
+                        .or_default() += 1;
+                }
+            }
+            (waves, answered)
+        })
+    };
+    let busy = setup.redemption_latencies(&member, &redeem, 300).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (waves, answered) = flood.await.expect("flood");
+    let flood_wall = flood_started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu_before;
+    println!("redemptions, one at a time (ms):   p50     p99     max");
+    println!(
+        "  quiet host                    {:7.2} {:7.2} {:7.2}",
+        quiet.0, quiet.1, quiet.2
+    );
+    println!(
+        "  during a login flood          {:7.2} {:7.2} {:7.2}",
+        busy.0, busy.1, busy.2
+    );
+    println!(
+        "flood meanwhile: {waves} waves of {logins} logins, answers {answered:?}; process CPU {:.0}% of {} cores",
+        100.0 * cpu / flood_wall / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+}
+
+/// Seconds of CPU this process used (user + system), from /proc/self/stat.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the name); 100 ticks/s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Setup {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+impl Setup {
+    async fn call(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        use http_body_util::BodyExt;
+        let mut request = http::Request::post(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        let response = self.client.request(request).await.expect("answer");
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    async fn signed_up(&self, username: &str, role: &str) -> String {
+        let (status, _) = self
+            .call(
+                "/api/auth/register/",
+                None,
+                serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": api_tests::PASSWORD, "role": role}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (_, pair) = self
+            .call(
+                "/api/auth/login/",
+                None,
+                serde_json::json!({"username": username, "password": api_tests::PASSWORD}),
+            )
+            .await;
+        pair["access"].as_str().expect("access").to_string()
+    }
+
+    /// (p50, p99, max) in ms of `count` redemptions made one after another.
+    async fn redemption_latencies(
+        &self,
+        token: &str,
+        body: &serde_json::Value,
+        count: usize,
+    ) -> (f64, f64, f64) {
+        let mut latencies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let started = Instant::now();
+            let (status, answer) = self
+                .call("/api/members/orders/", Some(token), body.clone())
+                .await;
+            assert_eq!(status, 201, "{answer}");
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        latencies.sort_by(f64::total_cmp);
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.99), at(1.0))
+    }
 }
