@@ -138,6 +138,20 @@ impl PasswordHasher {
         self.peak_running.load(Ordering::SeqCst)
     }
 
+    /// Refuses at once when every computation slot and queue place is taken: for a caller with
+    /// work to do before hashing (a login's limit counters), so a flood it would refuse anyway costs
+    /// none of that work. The later admission still holds the bound; this only moves the refusal
+    /// earlier for the common case.
+    pub fn check_room(&self) -> Result<(), AppError> {
+        if self.admitted.load(Ordering::SeqCst) >= self.max_admitted {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(AppError::Overloaded {
+                retry_after_secs: OVERLOADED_RETRY_AFTER_SECS,
+            });
+        }
+        Ok(())
+    }
+
     /// Requests refused with `overloaded` so far.
     pub fn refused(&self) -> usize {
         self.refused.load(Ordering::SeqCst)

@@ -253,6 +253,9 @@ impl AuthService<'_> {
             return Err(AppError::internal("validated login is missing a field"));
         };
 
+        // A flood the hasher would refuse anyway is refused before the limit counters are written:
+        // each refused login would otherwise still cost three DynamoDB writes.
+        self.passwords.check_room()?;
         let now = unix_now();
         let window = self.limits.window.as_secs() as i64;
         let name = crate::domain::user::canonical(&username);
