@@ -256,7 +256,7 @@ async fn a_flood_of_logins_for_made_up_users_is_answered_within_the_hashing_budg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_its_cap_on_requests_in_flight_the_local_host_answers_503_and_serves_the_rest() {
+async fn past_a_functions_cap_on_requests_in_flight_the_local_host_answers_503_and_serves_the_rest() {
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
@@ -298,6 +298,16 @@ async fn past_its_cap_on_requests_in_flight_the_local_host_answers_503_and_serve
             (status, retry_after, body)
         })
     });
+    let calls: Vec<_> = calls.collect();
+    // Meanwhile another function's requests are served: the cap is per function, as each Lambda
+    // function scales on its own, so a login flood does not shut members out.
+    for _ in 0..3 {
+        let request = http::Request::get(format!("{base}/api/members/points/"))
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let response = client.request(request).await.expect("an HTTP answer");
+        assert_eq!(response.status().as_u16(), 401, "served, not refused");
+    }
     let mut overloaded = 0;
     for call in join_all(calls).await {
         let (status, retry_after, body) = call.unwrap();

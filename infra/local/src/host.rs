@@ -29,10 +29,39 @@ const HOST_BODY_LIMIT: usize = 1024 * 1024;
 pub struct LocalApi {
     pub ctx: AppContext,
     pub simulator: Arc<EcpaySimulator>,
-    /// Requests being served at once are capped (`MAX_IN_FLIGHT`): past it the host answers 503
-    /// `overloaded` with `Retry-After` before reading the body, so no burst can exhaust memory or
-    /// threads. On AWS, Lambda's concurrency and API Gateway's throttling play this part.
-    in_flight: Arc<tokio::sync::Semaphore>,
+    /// Requests being served at once are capped per function (`MAX_IN_FLIGHT` each): past it the
+    /// host answers 503 `overloaded` with `Retry-After` before reading the body, so no burst can
+    /// exhaust memory or threads. Per function, as on AWS each Lambda function scales (and is
+    /// throttled) on its own: a login flood fills the auth function's share, not the members'.
+    in_flight: Arc<InFlight>,
+}
+
+/// The in-flight caps, one per function (and one for what no function serves).
+#[derive(Debug)]
+struct InFlight {
+    limit: usize,
+    by_function: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl InFlight {
+    fn new(limit: usize) -> Self {
+        InFlight {
+            limit: limit.max(1),
+            by_function: Default::default(),
+        }
+    }
+
+    /// A place for one more request to `function`, if it has one.
+    fn try_enter(&self, function: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = match self.by_function.lock() {
+            Ok(mut caps) => Arc::clone(
+                caps.entry(function.to_string())
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.limit))),
+            ),
+            Err(_) => return None,
+        };
+        semaphore.try_acquire_owned().ok()
+    }
 }
 
 /// The default cap on requests served at once by the local host.
@@ -51,13 +80,13 @@ impl LocalApi {
         LocalApi {
             ctx,
             simulator,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+            in_flight: Arc::new(InFlight::new(DEFAULT_MAX_IN_FLIGHT)),
         }
     }
 
-    /// Sets the cap on requests served at once (at least one).
+    /// Sets the cap on requests each function serves at once (at least one).
     pub fn with_max_in_flight(mut self, limit: usize) -> Self {
-        self.in_flight = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+        self.in_flight = Arc::new(InFlight::new(limit));
         self
     }
 
@@ -258,7 +287,14 @@ async fn handle(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip().to_string());
-    let Ok(_serving) = api.in_flight.clone().try_acquire_owned() else {
+    let function = apigw::select(
+        apigw::deployed_routes(),
+        req.method().as_str(),
+        req.uri().path(),
+    )
+    .map(|selected| selected.route.function.clone())
+    .unwrap_or_default();
+    let Some(_serving) = api.in_flight.try_enter(&function) else {
         let (parts, _) = req.into_parts();
         let req = into_lambda_request(parts, Vec::new());
         let response = shared::observe::serve(
