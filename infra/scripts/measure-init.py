@@ -54,6 +54,27 @@ SECRET = {
 }
 
 
+def lambda_env(function, runtime_api, dynamodb_endpoint, secrets_endpoint, memory_mb=256):
+    """What Lambda puts in a function's environment, plus the template's variables, with the SDK's
+    endpoints pointed at the local emulator and the fake Secrets Manager."""
+    return {
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "AWS_REGION": "ap-northeast-1",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_endpoint,
+        "SECRET_ID": "measure",
+        "TABLE_NAME": "points-redemption",
+        "RUST_LOG": "warn",
+    }
+
+
 class SecretsManager(BaseHTTPRequestHandler):
     """GetSecretValue (JSON 1.1 protocol) for the one secret id "measure"."""
 
@@ -131,22 +152,7 @@ def main() -> int:
             if not bootstrap.exists():
                 print(f"{function}: not built ({built})")
                 continue
-            env = {
-                "AWS_LAMBDA_RUNTIME_API": runtime_api,
-                "AWS_LAMBDA_FUNCTION_NAME": function,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": "local",
-                "AWS_REGION": "ap-northeast-1",
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-                "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_endpoint,
-                "SECRET_ID": "measure",
-                "TABLE_NAME": "points-redemption",
-                "RUST_LOG": "warn",
-            }
+            env = lambda_env(function, runtime_api, endpoint, secrets_endpoint)
             RuntimeApi.events.put(SCHEDULE_EVENT if function == "fn-reconcile" else EVENT)
             started = time.perf_counter()
             process = subprocess.Popen([str(bootstrap)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -244,24 +244,11 @@ def main() -> int:
             bootstrap = unpacked / "bootstrap"
             bootstrap.chmod(0o755)
             api, server = runtime_api_for_one_process()
-            env = {
-                "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
-                "AWS_LAMBDA_FUNCTION_NAME": function,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(sizes.get(function, 256)),
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": "local",
-                "AWS_REGION": "ap-northeast-1",
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-                "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_endpoint,
-                "SECRET_ID": "measure",
-                "TABLE_NAME": "points-redemption",
-                "ECPAY_ENVIRONMENT": "stage",
-                "PUBLIC_BASE_URL": host.base,
-                "RUST_LOG": "warn",
-            }
+            env = measure_init.lambda_env(
+                function, f"127.0.0.1:{server.server_address[1]}", endpoint, secrets_endpoint,
+                sizes.get(function, 256),
+            )
+            env.update({"ECPAY_ENVIRONMENT": "stage", "PUBLIC_BASE_URL": host.base})
             log_path = host.workdir / f"{function}.log"
             log = open(log_path, "w")
             process = subprocess.Popen([str(bootstrap)], env=env, stdout=log, stderr=subprocess.STDOUT)

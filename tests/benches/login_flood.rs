@@ -78,26 +78,7 @@ async fn main() {
         memory_mb("VmRSS:")
     );
     let started = Instant::now();
-    let calls = (0..logins).map(|i| {
-        let (client, base) = (clients[i % clients.len()].clone(), base.clone());
-        tokio::spawn(async move {
-            let body = format!(r#"{{"username":"ghost{i}","password":"not the password"}}"#);
-            let request = http::Request::post(format!("{base}/api/auth/login/"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .expect("request");
-            match client.request(request).await {
-                Ok(response) => response.status().as_u16().to_string(),
-                Err(_) => "no answer".to_string(),
-            }
-        })
-    });
-    let mut answers: BTreeMap<String, usize> = BTreeMap::new();
-    for call in futures::future::join_all(calls).await {
-        *answers
-            .entry(call.unwrap_or_else(|_| "panicked".into()))
-            .or_default() += 1;
-    }
+    let answers = flood_wave(&clients, &base, logins, "ghost").await;
     let wall = started.elapsed();
     println!("answers: {answers:?}");
     println!("wall time: {wall:.2?}");
@@ -167,25 +148,8 @@ async fn main() {
             let mut answered: BTreeMap<String, usize> = BTreeMap::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 waves += 1;
-                let calls = (0..logins).map(|i| {
-                    let (client, base) = (clients[i % clients.len()].clone(), base.clone());
-                    tokio::spawn(async move {
-                        let body =
-                            format!(r#"{{"username":"wave{i}","password":"not the password"}}"#);
-                        let request = http::Request::post(format!("{base}/api/auth/login/"))
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from(body)))
-                            .expect("request");
-                        match client.request(request).await {
-                            Ok(response) => response.status().as_u16().to_string(),
-                            Err(_) => "no answer".to_string(),
-                        }
-                    })
-                });
-                for call in futures::future::join_all(calls).await {
-                    *answered
-                        .entry(call.unwrap_or_else(|_| "panicked".into()))
-                        .or_default() += 1;
+                for (answer, count) in flood_wave(&clients, &base, logins, "wave").await {
+                    *answered.entry(answer).or_default() += count;
                 }
             }
             (waves, answered)
@@ -210,6 +174,37 @@ async fn main() {
         100.0 * cpu / flood_wall / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
+}
+
+/// `logins` logins at once for made-up users `{prefix}{i}`, spread over `clients` (one source
+/// address each); how they were answered.
+async fn flood_wave(
+    clients: &[Client<HttpConnector, Full<Bytes>>],
+    base: &str,
+    logins: usize,
+    prefix: &str,
+) -> BTreeMap<String, usize> {
+    let calls = (0..logins).map(|i| {
+        let (client, base) = (clients[i % clients.len()].clone(), base.to_string());
+        let body = format!(r#"{{"username":"{prefix}{i}","password":"not the password"}}"#);
+        tokio::spawn(async move {
+            let request = http::Request::post(format!("{base}/api/auth/login/"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .expect("request");
+            match client.request(request).await {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(_) => "no answer".to_string(),
+            }
+        })
+    });
+    let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+    for call in futures::future::join_all(calls).await {
+        *answers
+            .entry(call.unwrap_or_else(|_| "panicked".into()))
+            .or_default() += 1;
+    }
+    answers
 }
 
 /// Seconds of CPU this process used (user + system), from /proc/self/stat.

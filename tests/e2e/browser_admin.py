@@ -12,7 +12,6 @@ The operator is made by `local-api create-admin` before the host starts, as a ne
 """
 
 import json
-import shutil
 import struct
 import sys
 import time
@@ -21,8 +20,8 @@ import urllib.parse
 import urllib.request
 import zlib
 
-from browser_recharge import WebDriver
-from localhost import ROOT, LocalHost
+from browser_recharge import WebDriver, browser_tools
+from localhost import LocalHost
 
 ADJUSTMENT = 250
 HEADER_RGB = (0x23, 0x39, 0x5D)
@@ -96,13 +95,10 @@ def check_screenshot(browser, path, key_elements):
 
 
 def main() -> int:
-    chromedriver = shutil.which("chromedriver")
-    chromium = shutil.which("chromium")
-    if not chromedriver or not chromium:
-        print("chromium and chromedriver are needed: apt-get install chromium chromium-driver")
+    tools = browser_tools()
+    if tools is None:
         return 1
-    shots = ROOT / "target" / "e2e"
-    shots.mkdir(parents=True, exist_ok=True)
+    chromedriver, chromium, shots = tools
     with LocalHost(admins=["ops_olive"]) as host:
         member = host.sign_up("mia_member", "MEMBER")
         status, me = host.call("GET", "/api/auth/me/", None, member)

@@ -100,14 +100,23 @@ class WebDriver:
         finally:
             self.process.terminate()
 
-def main() -> int:
+def browser_tools():
+    """(chromedriver, chromium, screenshot directory), or None with the reason printed."""
     chromedriver = shutil.which("chromedriver")
     chromium = shutil.which("chromium")
     if not chromedriver or not chromium:
         print("chromium and chromedriver are needed: apt-get install chromium chromium-driver")
-        return 1
+        return None
     shots = ROOT / "target" / "e2e"
     shots.mkdir(parents=True, exist_ok=True)
+    return chromedriver, chromium, shots
+
+
+def main() -> int:
+    tools = browser_tools()
+    if tools is None:
+        return 1
+    chromedriver, chromium, shots = tools
     # Reconciliation every 2 s, for payments open longer than 1 s (defaults: 300 s and 600 s).
     with LocalHost({"RECONCILE_INTERVAL_SECONDS": "2", "RECONCILE_AFTER_SECONDS": "1"}) as host:
         token = host.sign_up("browser_member", "MEMBER")

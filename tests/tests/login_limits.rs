@@ -256,7 +256,8 @@ async fn a_flood_of_logins_for_made_up_users_is_answered_within_the_hashing_budg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_a_functions_cap_on_requests_in_flight_the_local_host_answers_503_and_serves_the_rest() {
+async fn past_a_functions_cap_on_requests_in_flight_the_local_host_answers_503_and_serves_the_rest()
+{
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
