@@ -126,10 +126,16 @@ class RuntimeApi(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def main() -> int:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+def runtime_api_for_one_process():
+    """A Runtime API of its own (queues included) for one process: a killed process's pending
+    `GET /next` must not swallow the next process's first event."""
+    api = type("OneProcessRuntimeApi", (RuntimeApi,), {"events": queue.Queue(), "seen": queue.Queue()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), api)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    runtime_api = f"127.0.0.1:{server.server_address[1]}"
+    return api, server
+
+
+def main() -> int:
     secrets = ThreadingHTTPServer(("127.0.0.1", 0), SecretsManager)
     threading.Thread(target=secrets.serve_forever, daemon=True).start()
     secrets_endpoint = f"http://127.0.0.1:{secrets.server_address[1]}"
@@ -139,7 +145,7 @@ def main() -> int:
         if not match:
             raise SystemExit("could not find the emulator's endpoint in the host log")
         endpoint = match.group(1)
-        print(f"DynamoDB emulator at {endpoint}; runtime API at {runtime_api}")
+        print(f"DynamoDB emulator at {endpoint}")
         for function in FUNCTIONS:
             built = ROOT / "target" / "lambda" / function
             bootstrap = built / "bootstrap"
@@ -152,21 +158,22 @@ def main() -> int:
             if not bootstrap.exists():
                 print(f"{function}: not built ({built})")
                 continue
-            env = lambda_env(function, runtime_api, endpoint, secrets_endpoint)
-            RuntimeApi.events.put(SCHEDULE_EVENT if function == "fn-reconcile" else EVENT)
+            api, server = runtime_api_for_one_process()
+            env = lambda_env(function, f"127.0.0.1:{server.server_address[1]}", endpoint, secrets_endpoint)
+            api.events.put(SCHEDULE_EVENT if function == "fn-reconcile" else EVENT)
             started = time.perf_counter()
             process = subprocess.Popen([str(bootstrap)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            kind, first_next = RuntimeApi.seen.get(timeout=30)
-            kind, answered, payload = RuntimeApi.seen.get(timeout=30)
+            kind, first_next = api.seen.get(timeout=30)
+            kind, answered, payload = api.seen.get(timeout=30)
             process.kill()
             process.wait()
+            server.shutdown()
             answer = json.loads(payload)
             status = answer.get("statusCode", "report" if "checked" in answer else answer)
             print(
                 f"{function:20s} init {1000 * (first_next - started):6.1f} ms   "
                 f"first invocation {1000 * (answered - first_next):6.1f} ms (status {status})"
             )
-    server.shutdown()
     secrets.shutdown()
     return 0
 

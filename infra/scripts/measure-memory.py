@@ -23,7 +23,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import queue
 import subprocess
 import sys
 import threading
@@ -217,15 +216,6 @@ def memory_sizes():
     return sizes
 
 
-def runtime_api_for_one_process():
-    """A Runtime API of its own (queues included): a killed process's pending `GET /next` must not
-    swallow the next process's first event."""
-    api = type("OneProcessRuntimeApi", (RuntimeApi,), {"events": queue.Queue(), "seen": queue.Queue()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return api, server
-
-
 def main() -> int:
     secrets = ThreadingHTTPServer(("127.0.0.1", 0), SecretsManager)
     threading.Thread(target=secrets.serve_forever, daemon=True).start()
@@ -243,7 +233,7 @@ def main() -> int:
             zipfile.ZipFile(built / "bootstrap.zip").extractall(unpacked)
             bootstrap = unpacked / "bootstrap"
             bootstrap.chmod(0o755)
-            api, server = runtime_api_for_one_process()
+            api, server = measure_init.runtime_api_for_one_process()
             env = measure_init.lambda_env(
                 function, f"127.0.0.1:{server.server_address[1]}", endpoint, secrets_endpoint,
                 sizes.get(function, 256),
