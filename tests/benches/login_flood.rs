@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use api_tests::over_http::{memory_mb, HttpApi};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -21,20 +22,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use local_api::{router, Emulator, LocalApi};
 use shared::Config;
-
-/// A field of /proc/self/status in MB (VmRSS now, VmHWM the peak).
-fn memory_mb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -105,39 +92,24 @@ async fn main() {
         connector.set_local_address(Some(std::net::IpAddr::from([127, 0, 2, 1])));
         Client::builder(TokioExecutor::new()).build(connector)
     };
-    let setup = Setup {
+    let setup = HttpApi {
         client: buyer.clone(),
         base: base.clone(),
     };
     let member = setup.signed_up("flood_buyer", "MEMBER").await;
     let merchant = setup.signed_up("flood_seller", "MERCHANT").await;
     let (_, product) = setup
-        .call(
+        .post(
             "/api/merchants/products/",
-            Some(&merchant),
             serde_json::json!({"name": "Mug", "points_required": 1, "stock": 100000}),
+            Some(&merchant),
         )
         .await;
-    let (_, checkout) = setup
-        .call(
-            "/api/members/points/recharge/",
-            Some(&member),
-            serde_json::json!({"amount": 5000}),
-        )
-        .await;
-    let notification = api_tests::paid_notification(&checkout);
-    let form = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(notification.iter())
-        .finish();
-    let request = http::Request::post(format!("{base}/api/payments/ecpay/callback/"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(form)))
-        .expect("request");
-    buyer.request(request).await.expect("notification");
+    setup.buy_points(&member, 5000).await;
     let product_id = product["id"].as_str().expect("product id").to_string();
     let redeem = serde_json::json!({"product_id": product_id, "quantity": 1});
 
-    let quiet = setup.redemption_latencies(&member, &redeem, 300).await;
+    let quiet = redemption_latencies(&setup, &member, &redeem, 300).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let cpu_before = process_cpu_seconds();
     let flood_started = Instant::now();
@@ -155,7 +127,7 @@ async fn main() {
             (waves, answered)
         })
     };
-    let busy = setup.redemption_latencies(&member, &redeem, 300).await;
+    let busy = redemption_latencies(&setup, &member, &redeem, 300).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (waves, answered) = flood.await.expect("flood");
     let flood_wall = flood_started.elapsed().as_secs_f64();
@@ -222,75 +194,23 @@ fn process_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-struct Setup {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-impl Setup {
-    async fn call(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: serde_json::Value,
-    ) -> (u16, serde_json::Value) {
-        use http_body_util::BodyExt;
-        let mut request = http::Request::post(format!("{}{path}", self.base))
-            .header("content-type", "application/json");
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.to_string())))
-            .expect("request");
-        let response = self.client.request(request).await.expect("answer");
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or_default())
-    }
-
-    async fn signed_up(&self, username: &str, role: &str) -> String {
-        let (status, _) = self
-            .call(
-                "/api/auth/register/",
-                None,
-                serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": api_tests::PASSWORD, "role": role}),
-            )
+/// (p50, p99, max) in ms of `count` redemptions made one after another.
+async fn redemption_latencies(
+    api: &HttpApi,
+    token: &str,
+    body: &serde_json::Value,
+    count: usize,
+) -> (f64, f64, f64) {
+    let mut latencies = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        let (status, answer) = api
+            .post("/api/members/orders/", body.clone(), Some(token))
             .await;
-        assert_eq!(status, 201);
-        let (_, pair) = self
-            .call(
-                "/api/auth/login/",
-                None,
-                serde_json::json!({"username": username, "password": api_tests::PASSWORD}),
-            )
-            .await;
-        pair["access"].as_str().expect("access").to_string()
+        assert_eq!(status, 201, "{answer}");
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-
-    /// (p50, p99, max) in ms of `count` redemptions made one after another.
-    async fn redemption_latencies(
-        &self,
-        token: &str,
-        body: &serde_json::Value,
-        count: usize,
-    ) -> (f64, f64, f64) {
-        let mut latencies = Vec::with_capacity(count);
-        for _ in 0..count {
-            let started = Instant::now();
-            let (status, answer) = self
-                .call("/api/members/orders/", Some(token), body.clone())
-                .await;
-            assert_eq!(status, 201, "{answer}");
-            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-        }
-        latencies.sort_by(f64::total_cmp);
-        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-        (at(0.5), at(0.99), at(1.0))
-    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99), at(1.0))
 }

@@ -10,13 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
+use api_tests::over_http::{memory_mb, HttpApi};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use local_api::{router, Emulator, LocalApi};
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::Config;
 
 const EVERY: usize = 10_000;
@@ -28,71 +26,8 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn resident_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn file_mb(path: &std::path::Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1_048_576.0)
-}
-
-struct Api {
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Api {
-    async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-        let mut request = http::Request::post(format!("{}{path}", self.base))
-            .header("content-type", "application/json");
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.to_string())))
-            .expect("request");
-        let response = self.client.request(request).await.expect("http");
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn token(&self, username: &str, role: &str) -> String {
-        let password = "soak test password";
-        let (status, _) = self
-            .post(
-                "/api/auth/register/",
-                json!({"username": username, "email": format!("{username}@example.com"), "password": password, "role": role}),
-                None,
-            )
-            .await;
-        assert_eq!(status, 201);
-        let (_, login) = self
-            .post(
-                "/api/auth/login/",
-                json!({"username": username, "password": password}),
-                None,
-            )
-            .await;
-        login["access"].as_str().expect("token").to_string()
-    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -123,12 +58,12 @@ async fn main() {
         )
         .await
     });
-    let api = Arc::new(Api {
+    let api = Arc::new(HttpApi {
         base,
         client: Client::builder(TokioExecutor::new()).build_http(),
     });
 
-    let shop = api.token("soak_shop", "MERCHANT").await;
+    let shop = api.signed_up("soak_shop", "MERCHANT").await;
     let (status, product) = api
         .post(
             "/api/merchants/products/",
@@ -140,29 +75,12 @@ async fn main() {
     let product_id = product["id"].as_str().expect("id").to_string();
     let mut tokens = Vec::new();
     for i in 0..buyers {
-        let token = api.token(&format!("soaker{i}"), "MEMBER").await;
+        let token = api.signed_up(&format!("soaker{i}"), "MEMBER").await;
         // Points enough for the whole run, bought like anyone buys them (at most 50,000 a time).
         let mut funded = 0;
         while funded < orders as i64 + 10 {
             let amount = 50_000;
-            let (status, checkout) = api
-                .post(
-                    "/api/members/points/recharge/",
-                    json!({"amount": amount}),
-                    Some(&token),
-                )
-                .await;
-            assert_eq!(status, 201, "{checkout}");
-            let notification = api_tests::paid_notification(&checkout);
-            let form = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(notification.iter())
-                .finish();
-            let request = http::Request::post(format!("{}/api/payments/ecpay/callback/", api.base))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(Full::new(Bytes::from(form)))
-                .expect("request");
-            let answer = api.client.request(request).await.expect("callback");
-            assert_eq!(answer.status().as_u16(), 200);
+            api.buy_points(&token, amount).await;
             funded += amount;
         }
         tokens.push(token);
@@ -204,7 +122,7 @@ async fn main() {
                     let wal = db.with_extension("db-wal");
                     println!(
                         "{n:>8}  {rate:>9.0}  {:>12.0}  {:>8.1}  {:>8.1}",
-                        resident_mb(),
+                        memory_mb("VmRSS:"),
                         file_mb(&db),
                         file_mb(&wal)
                     );

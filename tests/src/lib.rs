@@ -5,6 +5,7 @@ pub mod calls;
 pub mod fakes;
 pub mod faults;
 pub mod iam;
+pub mod over_http;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
