@@ -237,6 +237,17 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Result<Response<Body>
         .map_err(AppError::internal)
 }
 
+/// The replay of a 201 answered before under the same Idempotency-Key: its JSON body verbatim,
+/// marked `Idempotent-Replayed: true`.
+pub fn replayed_created(body: String) -> Result<Response<Body>, AppError> {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(CONTENT_TYPE, "application/json; charset=utf-8")
+        .header("idempotent-replayed", "true")
+        .body(Body::from(body))
+        .map_err(AppError::internal)
+}
+
 pub fn no_content() -> Result<Response<Body>, AppError> {
     Response::builder()
         .status(StatusCode::NO_CONTENT)

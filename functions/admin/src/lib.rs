@@ -6,7 +6,8 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderStatus, PaymentStatus, Role};
 use shared::http::{
     allow, authenticate, id_query_param, idempotency_key, invalid_query, json, matched_path,
-    order_status_param, page_request, parse_json, query_param, segments, ErrorResponse,
+    order_status_param, page_request, parse_json, query_param, replayed_created, segments,
+    ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::admin::{
@@ -270,12 +271,7 @@ async fn adjust_points(ctx: &AppContext, req: &Request, member_id: &str) -> Answ
         .await?
     {
         Adjustment::Made(entry) => json(StatusCode::CREATED, &entry),
-        Adjustment::Replayed(body) => Response::builder()
-            .status(StatusCode::CREATED)
-            .header("content-type", "application/json; charset=utf-8")
-            .header("idempotent-replayed", "true")
-            .body(Body::from(body))
-            .map_err(AppError::internal),
+        Adjustment::Replayed(body) => replayed_created(body),
     }
 }
 

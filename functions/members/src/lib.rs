@@ -5,7 +5,7 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderParty, OrderStatus, Role};
 use shared::http::{
     allow, authenticate, id_query_param, idempotency_key, json, matched_path, order_status_param,
-    page_request, parse_json, request_origin, segments, ErrorResponse,
+    page_request, parse_json, replayed_created, request_origin, segments, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
@@ -286,15 +286,7 @@ async fn redeem(ctx: &AppContext, req: &Request) -> Answer {
         .await?
     {
         Redemption::Placed(order) => json(StatusCode::CREATED, &order),
-        Redemption::Replayed(body) => {
-            let response = lambda_http::Response::builder()
-                .status(StatusCode::CREATED)
-                .header("content-type", "application/json; charset=utf-8")
-                .header("idempotent-replayed", "true")
-                .body(Body::from(body))
-                .map_err(AppError::internal)?;
-            Ok(response)
-        }
+        Redemption::Replayed(body) => replayed_created(body),
     }
 }
 

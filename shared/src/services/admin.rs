@@ -3,11 +3,12 @@
 //! Every change writes its audit entry in the same transaction as the change itself.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::catalogue::MerchantProduct;
-use super::orders::{check_idempotency_key, OrderView, RetryBudget, IDEMPOTENCY_TTL_SECS};
+use super::orders::{
+    check_idempotency_key, request_hash, same_request, OrderView, RetryBudget, IDEMPOTENCY_TTL_SECS,
+};
 use super::points::{LedgerEntry, PaymentView, PointsService, Reconciled};
 use crate::domain::audit::{adjusted_balance, ADJUSTMENT_MAX, REASON_MAX};
 use crate::domain::user::{check_email, check_password, check_username};
@@ -329,13 +330,7 @@ impl AdminService<'_> {
         if !is_id(member_id) {
             return Err(member_not_found());
         }
-        let body_hash = {
-            let digest = Sha256::digest(format!("{member_id}\n{amount}\n{reason}").as_bytes());
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let body_hash = request_hash(&format!("{member_id}\n{amount}\n{reason}"));
         let mut budget = RetryBudget::new();
         loop {
             let now = chrono::Utc::now();
@@ -344,14 +339,8 @@ impl AdminService<'_> {
                 .adjustment_reads(member_id, admin_id, idempotency_key, now.timestamp())
                 .await?;
             if let Some((stored_hash, response)) = reads.replay {
-                return if stored_hash == body_hash {
-                    Ok(Adjustment::Replayed(response))
-                } else {
-                    Err(AppError::Unprocessable {
-                        code: "idempotency_key_reused",
-                        message: "this Idempotency-Key was used with a different request".into(),
-                    })
-                };
+                same_request(&stored_hash, &body_hash)?;
+                return Ok(Adjustment::Replayed(response));
             }
             let (Some(member), Some(account)) = (reads.member, reads.account) else {
                 return Err(member_not_found());

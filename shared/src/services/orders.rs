@@ -124,14 +124,28 @@ fn product_not_found() -> AppError {
 
 /// The stored first outcome of an Idempotency-Key, if the request is the same one.
 fn replayed(stored: IdempotentOutcome, body_hash: &str) -> Result<Redemption, AppError> {
-    if stored.body_hash == body_hash {
-        Ok(Redemption::Replayed(stored.response))
+    same_request(&stored.body_hash, body_hash)?;
+    Ok(Redemption::Replayed(stored.response))
+}
+
+/// An Idempotency-Key may only be replayed with the request it was first used for (422 otherwise).
+pub(crate) fn same_request(stored_hash: &str, body_hash: &str) -> Result<(), AppError> {
+    if stored_hash == body_hash {
+        Ok(())
     } else {
         Err(AppError::Unprocessable {
             code: "idempotency_key_reused",
             message: "this Idempotency-Key was used with a different request".into(),
         })
     }
+}
+
+/// What identifies a request under its Idempotency-Key: the SHA-256 (hex) of its canonical fields.
+pub(crate) fn request_hash(canonical: &str) -> String {
+    Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// How long a redemption keeps trying when others keep winning the items it needs: until a
@@ -236,14 +250,8 @@ impl OrderService<'_> {
                 "validated redemption is missing a field",
             ));
         };
-        let body_hash = {
-            let seen = seen_price.map(|p| p.to_string()).unwrap_or_default();
-            let digest = Sha256::digest(format!("{product_id}\n{quantity}\n{seen}").as_bytes());
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let seen = seen_price.map(|p| p.to_string()).unwrap_or_default();
+        let body_hash = request_hash(&format!("{product_id}\n{quantity}\n{seen}"));
         if let Some(key) = idempotency_key {
             check_idempotency_key(key)?;
         }
