@@ -582,3 +582,54 @@ async fn operators_see_every_order_and_take_any_product_off_the_catalogue() {
     assert_eq!(takedowns.len(), 1);
     assert_eq!(takedowns[0]["before"]["merchant_id"], merchant_a.as_str());
 }
+
+#[tokio::test]
+async fn two_operators_toggling_one_user_at_once_leave_one_consistent_history() {
+    let api = TestApi::start().await;
+    let (_, olive) = api.signed_in_admin("olive").await;
+    let (_, omar) = api.signed_in_admin("omar").await;
+    let (member, token, _) = api.signed_up("dora", "MEMBER").await;
+    // Forty requests at once: each operator disabling and enabling, interleaved.
+    let calls = (0..40).map(|i| {
+        let (api, member) = (Arc::clone(&api), member.clone());
+        let operator = if i % 2 == 0 {
+            olive.clone()
+        } else {
+            omar.clone()
+        };
+        let verb = if i % 4 < 2 { "disable" } else { "enable" };
+        tokio::spawn(async move {
+            let answer = api
+                .post(
+                    &format!("/api/admin/users/{member}/{verb}/"),
+                    json!({"reason": format!("race {i}")}),
+                    Some(&operator),
+                )
+                .await;
+            answer.assert_status(200);
+        })
+    });
+    for call in join_all(calls).await {
+        call.unwrap();
+    }
+    // Every committed change has its entry, and the entries chain: each starts where the one
+    // before ended (a change conditioned on a stale read would break the chain or lose an entry).
+    let mut changes: Vec<Value> = audit(&api, &olive)
+        .await
+        .into_iter()
+        .filter(|e| e["target"] == format!("user:{member}"))
+        .collect();
+    changes.reverse();
+    assert!(!changes.is_empty());
+    let mut state = json!({"is_active": true});
+    for change in &changes {
+        assert_eq!(change["before"], state, "{changes:?}");
+        assert_ne!(change["before"], change["after"]);
+        state = change["after"].clone();
+    }
+    let found = api.walk("/api/admin/users/?q=dora", 10, &olive).await;
+    assert_eq!(json!({"is_active": found[0]["is_active"]}), state);
+    // Whatever the end state, the member's token from before the first disable is dead.
+    let old = api.get("/api/members/points/", Some(&token)).await;
+    old.assert_status(401);
+}

@@ -162,14 +162,23 @@ impl LocalApi {
     /// API Gateway puts in the event (route key, decoded path parameters, a request id, the stage).
     /// The ECPay simulator's paths, which exist only locally, are served before routing.
     pub async fn dispatch(&self, req: Request) -> Response<Body> {
+        let selected = select_route(req.method().as_str(), req.uri().path());
+        self.dispatch_selected(selected, req).await
+    }
+
+    /// [`LocalApi::dispatch`] with the route already selected (the HTTP server selects it once,
+    /// to find the function whose in-flight cap the request counts against).
+    async fn dispatch_selected(
+        &self,
+        selected: Option<apigw::Selected<'static>>,
+        req: Request,
+    ) -> Response<Body> {
         let ctx = &self.ctx;
-        let path = req.uri().path().to_string();
-        if path.starts_with(crate::ecpay_simulator::PREFIX) {
+        if req.uri().path().starts_with(crate::ecpay_simulator::PREFIX) {
             return shared::observe::serve(&ctx.metrics, &req, &[], self.simulator.handle(&req))
                 .await;
         }
-        let Some(selected) = apigw::select(apigw::deployed_routes(), req.method().as_str(), &path)
-        else {
+        let Some(selected) = selected else {
             // API Gateway's own answer when nothing (not even `$default`) matches.
             return api_gateway_not_found();
         };
@@ -216,6 +225,11 @@ pub async fn as_function<F: std::future::Future>(binary: &'static str, work: F) 
 /// The function whose code is making the current call, if any (see [`as_function`]).
 pub fn current_function() -> Option<&'static str> {
     FUNCTION.try_with(|binary| *binary).ok()
+}
+
+/// The route API Gateway would select for a request, over the routes `template.yaml` declares.
+fn select_route(method: &str, path: &str) -> Option<apigw::Selected<'static>> {
+    apigw::select(apigw::deployed_routes(), method, path)
 }
 
 /// What API Gateway answers itself when no route matches (its integration is never invoked).
@@ -287,14 +301,9 @@ async fn handle(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip().to_string());
-    let function = apigw::select(
-        apigw::deployed_routes(),
-        req.method().as_str(),
-        req.uri().path(),
-    )
-    .map(|selected| selected.route.function.clone())
-    .unwrap_or_default();
-    let Some(_serving) = api.in_flight.try_enter(&function) else {
+    let selected = select_route(req.method().as_str(), req.uri().path());
+    let function = selected.as_ref().map_or("", |s| s.route.function.as_str());
+    let Some(_serving) = api.in_flight.try_enter(function) else {
         let (parts, _) = req.into_parts();
         let req = into_lambda_request(parts, Vec::new());
         let response = shared::observe::serve(
@@ -317,10 +326,10 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
         Ok(bytes) => {
-            api.dispatch(with_source_ip(
-                into_lambda_request(parts, bytes.to_vec()),
-                peer,
-            ))
+            api.dispatch_selected(
+                selected,
+                with_source_ip(into_lambda_request(parts, bytes.to_vec()), peer),
+            )
             .await
         }
         Err(_) => {
