@@ -134,9 +134,7 @@ async fn main() {
     // The local host, as `cargo run -p local-api` runs it: a file-backed emulator on its own thread.
     let dir = std::env::temp_dir().join(format!("flash-sale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let database =
-        dynoxide::Database::new(&dir.join("points.db").to_string_lossy()).expect("database");
-    let emulator = Emulator::start(database).expect("emulator");
+    let emulator = Emulator::open_file(&dir.join("points.db")).expect("emulator");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -37,8 +37,7 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let db = dir.join("points.db");
-    let database = dynoxide::Database::new(&db.to_string_lossy()).expect("database");
-    let emulator = Emulator::start(database).expect("emulator");
+    let emulator = Emulator::open_file(&db).expect("emulator");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

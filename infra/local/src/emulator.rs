@@ -71,6 +71,27 @@ impl Emulator {
         })
     }
 
+    /// A file-backed emulator, as the local host runs it (`.db` with its `-wal` and `-shm`).
+    ///
+    /// The file is opened with `synchronous = NORMAL` rather than SQLite's default `FULL`: in WAL
+    /// mode that skips an fsync per commit (4% of a flash sale's CPU here, measured with `perf`)
+    /// and keeps every committed transaction across a crash or SIGKILL of this process; only an
+    /// operating-system crash or power loss can roll back the last commits, never corrupt the file
+    /// (<https://www.sqlite.org/pragma.html#pragma_synchronous>, <https://www.sqlite.org/wal.html>).
+    /// dynoxide sets exactly that, and SQLite's defaults for the rest, in `disable_bulk_loading`.
+    pub fn open_file(path: &std::path::Path) -> std::io::Result<Emulator> {
+        let database = Database::new(&path.to_string_lossy()).map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot open the database at {}: {e}",
+                path.display()
+            ))
+        })?;
+        database
+            .disable_bulk_loading()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Emulator::start(database)
+    }
+
     /// An in-memory emulator, as every test uses.
     pub fn in_memory() -> std::io::Result<Emulator> {
         let database = Database::memory().map_err(|e| std::io::Error::other(e.to_string()))?;

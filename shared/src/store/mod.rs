@@ -53,10 +53,29 @@ pub struct Store {
     client: Client,
     table: String,
     cursors: cursor::CursorCodec,
-    /// How many stock shards each product seen by this process has (a count only ever grows), so
-    /// that a redemption reads exactly the product's shards in its one read; an unknown product is
-    /// read with every shard key it could have.
-    shard_counts: std::sync::Arc<std::sync::Mutex<HashMap<String, u8>>>,
+    /// What this process last saw of each product's stock shards (see [`ShardHint`]).
+    shard_hints: std::sync::Arc<std::sync::Mutex<HashMap<String, ShardHint>>>,
+}
+
+/// What one process remembers of a product's stock shards, to plan its next read. Only ever a
+/// plan: every decision about stock is taken on a fresh consistent read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ShardHint {
+    /// How many shards it has (a count only ever grows), so that a redemption reads exactly the
+    /// product's shards; an unknown product is read with every shard key it could have.
+    pub count: u8,
+    /// Bit `i` set: shard `i` held no stock when last read (or refused an order for want of it).
+    /// A redemption samples the others; when every shard is believed dry it reads them all at
+    /// once, so the end of a sale (and every "sold out" after it) costs one read, not a sample
+    /// followed by a full read.
+    pub dry: u32,
+}
+
+impl ShardHint {
+    /// Shards not believed dry.
+    pub fn stocked(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.count as usize).filter(|i| self.dry & (1 << i) == 0)
+    }
 }
 
 /// One attempt at a `TransactWriteItems`.
@@ -70,9 +89,11 @@ pub(crate) enum TransactionAttempt {
     Contended(Cancelled),
 }
 
-/// The shard counts remembered per process are bounded: past this many products the memory is
-/// cleared (the next read of each product learns its count again).
+/// The shard hints remembered per process are bounded: past this many products the memory is
+/// cleared (the next read of each product learns its shards again).
 const SHARD_COUNT_MEMORY: usize = 10_000;
+// A shard hint keeps one bit per shard.
+const _: () = assert!(crate::domain::stock::MAX_SHARDS <= 32);
 /// Keys per `BatchGetItem` (DynamoDB's limit).
 const BATCH_GET_MAX_KEYS: usize = 100;
 
@@ -106,26 +127,51 @@ impl Store {
             client,
             table: table.into(),
             cursors: cursor::CursorCodec::from_secret(secret),
-            shard_counts: Default::default(),
+            shard_hints: Default::default(),
         }
     }
 
-    /// The shard count last seen for a product, if any.
-    pub(crate) fn known_shards(&self, product_id: &str) -> Option<u8> {
-        self.shard_counts
+    /// What this process last saw of a product's shards, if anything.
+    pub(crate) fn shard_hint(&self, product_id: &str) -> Option<ShardHint> {
+        self.shard_hints
             .lock()
             .ok()
-            .and_then(|counts| counts.get(product_id).copied())
+            .and_then(|hints| hints.get(product_id).copied())
+    }
+
+    pub(crate) fn known_shards(&self, product_id: &str) -> Option<u8> {
+        self.shard_hint(product_id).map(|hint| hint.count)
+    }
+
+    fn update_hint(&self, product_id: &str, change: impl FnOnce(&mut ShardHint)) {
+        if let Ok(mut hints) = self.shard_hints.lock() {
+            if hints.len() >= SHARD_COUNT_MEMORY && !hints.contains_key(product_id) {
+                hints.clear();
+            }
+            change(hints.entry(product_id.to_string()).or_default());
+        }
     }
 
     pub(crate) fn remember_shards(&self, product_id: &str, shards: u8) {
-        if let Ok(mut counts) = self.shard_counts.lock() {
-            if counts.len() >= SHARD_COUNT_MEMORY && !counts.contains_key(product_id) {
-                counts.clear();
+        self.update_hint(product_id, |hint| hint.count = hint.count.max(shards));
+    }
+
+    /// Records the stock read (or found short) on some of a product's shards: `(index, stock)`.
+    pub(crate) fn remember_stock(
+        &self,
+        product_id: &str,
+        seen: impl IntoIterator<Item = (usize, i64)>,
+    ) {
+        self.update_hint(product_id, |hint| {
+            for (index, stock) in seen {
+                let bit = 1u32 << index.min(31);
+                if stock > 0 {
+                    hint.dry &= !bit;
+                } else {
+                    hint.dry |= bit;
+                }
             }
-            let known = counts.entry(product_id.to_string()).or_insert(shards);
-            *known = (*known).max(shards);
-        }
+        });
     }
 
     /// Reads `keys` (pk, sk) with strongly consistent reads, in as few `BatchGetItem` calls as

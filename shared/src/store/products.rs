@@ -228,17 +228,21 @@ impl Store {
     /// The keys to read a product with `sample` of its shards at random (all of them when its shard
     /// count is not known yet), followed by `others`. Reading 3 of 16 shards is most of a
     /// redemption's read cost saved; a sample that cannot cover an order is completed by a second
-    /// read (see [`Store::product_stock`]).
+    /// read (see [`Store::product_stock`]). The sample is drawn from the shards not believed dry;
+    /// when all are believed dry, every shard is read at once, as the second read would.
     pub(super) fn sampled_product_keys(
         &self,
         product_id: &str,
         sample: usize,
         others: Vec<(String, String)>,
     ) -> Vec<(String, String)> {
-        let Some(known) = self.known_shards(product_id) else {
+        let Some(hint) = self.shard_hint(product_id).filter(|hint| hint.count > 0) else {
             return self.product_keys(product_id, others);
         };
-        let mut indices: Vec<usize> = (0..known as usize).collect();
+        let mut indices: Vec<usize> = hint.stocked().collect();
+        if indices.is_empty() {
+            return self.product_keys(product_id, others);
+        }
         indices.shuffle(&mut rand::thread_rng());
         indices.truncate(sample.max(1));
         let mut keys = vec![(product_pk(product_id), PRODUCT_SK.to_string())];
@@ -264,9 +268,15 @@ impl Store {
         let record: ProductRecord = from_item(item)?;
         self.remember_shards(product_id, record.stock_shards);
         let mut complete = true;
+        let mut seen = Vec::new();
         let shards: Vec<ShardState> = shard_keys(product_id, record.stock_shards)
-            .map(|key| match found.remove(&key) {
-                Some(item) => shard_state(item),
+            .enumerate()
+            .map(|(index, key)| match found.remove(&key) {
+                Some(item) => {
+                    let shard = shard_state(item)?;
+                    seen.push((index, shard.stock));
+                    Ok(shard)
+                }
                 None => {
                     complete = false;
                     Ok(ShardState {
@@ -275,7 +285,8 @@ impl Store {
                     })
                 }
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, AppError>>()?;
+        self.remember_stock(product_id, seen);
         let item_version = record.version;
         Ok(Some(ProductStock {
             product: record.with_shards(&shards),
@@ -305,6 +316,10 @@ impl Store {
         }
         self.remember_shards(product_id, record.stock_shards);
         let shards = self.shards_from(&record, found)?;
+        self.remember_stock(
+            product_id,
+            shards.iter().map(|shard| shard.stock).enumerate(),
+        );
         let item_version = record.version;
         Ok(Some(ProductStock {
             product: record.with_shards(&shards),
@@ -510,6 +525,9 @@ impl Store {
         match self.transact(items).await? {
             Ok(()) => {
                 self.remember_shards(product_id, shards);
+                if restock {
+                    self.remember_stock(product_id, spread(total, shards).into_iter().enumerate());
+                }
                 let mut product = current.product;
                 product.version += 1;
                 product.updated_at = now;
@@ -611,7 +629,10 @@ impl Store {
             return Ok(StockMove::Stale);
         }
         match self.transact_once(items).await? {
-            TransactionAttempt::Committed => Ok(StockMove::Moved),
+            TransactionAttempt::Committed => {
+                self.remember_stock(&product.product.id, plan.new_stock.iter().copied());
+                Ok(StockMove::Moved)
+            }
             TransactionAttempt::Refused(_) | TransactionAttempt::Contended(_) => {
                 Ok(StockMove::Stale)
             }
