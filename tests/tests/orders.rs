@@ -906,6 +906,44 @@ async fn a_redemption_costs_two_dynamodb_round_trips_and_an_idempotent_one_no_mo
 }
 
 #[tokio::test]
+async fn once_a_product_is_sold_out_each_further_attempt_is_one_read_and_a_restock_is_seen_at_once()
+{
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    // Eight shards: more than a redemption samples, so "sold out" needs every shard read.
+    let hot = api.create_hot_product(&shop, "Gyokuro", 10, 16, 8).await;
+    let (member_id, amy) = api.member_with_points("amy", 1000).await;
+    for _ in 0..16 {
+        api.redeem(&amy, &id_of(&hot), 1).await.assert_status(201);
+    }
+
+    for _ in 0..3 {
+        api.dynamodb_calls.clear();
+        let refused = api.redeem(&amy, &id_of(&hot), 1).await;
+        refused.assert_status(409);
+        assert_eq!(refused.error_code(), "insufficient_stock");
+        assert_eq!(
+            api.dynamodb_calls.by_operation(),
+            std::collections::BTreeMap::from([("BatchGetItem".to_string(), 1)]),
+            "every shard read with the product, the account and the member at once"
+        );
+    }
+
+    // The shards this process saw dry only shape its next read: restocked, they sell at once.
+    let path = format!("/api/merchants/products/{}/", id_of(&hot));
+    let version = api.get(&path, Some(&shop)).await.body["version"].clone();
+    api.put(&path, json!({"stock": 3, "version": version}), Some(&shop))
+        .await
+        .assert_status(200);
+    for _ in 0..3 {
+        api.redeem(&amy, &id_of(&hot), 1).await.assert_status(201);
+    }
+    api.redeem(&amy, &id_of(&hot), 1).await.assert_status(409);
+    assert_eq!(product_of(&api, &shop, &id_of(&hot)).await["stock"], 0);
+    api.assert_points_invariants(&[member_id]).await;
+}
+
+#[tokio::test]
 async fn a_hot_products_stock_is_spread_over_items_and_its_merchant_still_sees_one_total() {
     let api = TestApi::start().await;
     let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;

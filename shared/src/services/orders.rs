@@ -388,6 +388,9 @@ impl OrderService<'_> {
                     .await?;
                 match outcome {
                     PlaceOutcome::Placed => {
+                        // What this process now knows of the shard plans its next read.
+                        self.store
+                            .remember_stock(&product.id, [(shard, stocks[shard] - quantity)]);
                         crate::observe::count(crate::observe::Metric::OrdersPlaced, 1.0);
                         return Ok(Redemption::Placed(view));
                     }
@@ -398,6 +401,7 @@ impl OrderService<'_> {
                     }
                     PlaceOutcome::ShardShort => {
                         stocks[shard] = 0;
+                        self.store.remember_stock(&product.id, [(shard, 0)]);
                     }
                     PlaceOutcome::Contended { on_shard: true } => {
                         crate::observe::count(

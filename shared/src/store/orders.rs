@@ -366,7 +366,6 @@ impl Store {
                 Ok(PlaceOutcome::ProductRefused)
             }
             TransactionAttempt::Refused(c) if c.condition_failed(SHARD) => {
-                self.remember_stock(&order.product_id, [(shard, 0)]);
                 Ok(PlaceOutcome::ShardShort)
             }
             TransactionAttempt::Refused(c) if c.condition_failed(ACCOUNT) => {
