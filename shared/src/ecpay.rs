@@ -135,8 +135,7 @@ pub fn sign(fields: &mut BTreeMap<String, String>, credentials: &Credentials) {
 
 /// `yyyy/MM/dd HH:mm:ss` in Taiwan time (UTC+8, no daylight saving), as ECPay's dates are written.
 pub fn taipei_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    let taipei = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    at.with_timezone(&taipei)
+    crate::domain::codes::in_taipei(at)
         .format("%Y/%m/%d %H:%M:%S")
         .to_string()
 }

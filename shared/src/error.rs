@@ -133,6 +133,11 @@ impl AppError {
         }
     }
 
+    /// A path no route of this function serves (`what` says what was looked for).
+    pub fn route_not_found(what: &str) -> Self {
+        AppError::not_found("route_not_found", format!("no such {what}"))
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         AppError::Conflict {
             code,

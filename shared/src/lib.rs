@@ -16,6 +16,7 @@ pub mod observe;
 pub mod pagination;
 pub mod secrets;
 pub mod services;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 

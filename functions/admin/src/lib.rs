@@ -101,7 +101,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
             allow(req, &["GET"])?;
             audit_log(ctx, req).await
         }
-        _ => Err(AppError::not_found("route_not_found", "no such route")),
+        _ => Err(AppError::route_not_found("route")),
     }
 }
 

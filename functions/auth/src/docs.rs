@@ -45,7 +45,7 @@ pub fn serve(path: &str) -> Option<Result<Response<Body>, AppError>> {
             .header(CONTENT_TYPE, file.content_type)
             .body(Body::Binary(file.bytes.into_owned()))
             .map_err(AppError::internal),
-        Ok(None) => Err(AppError::not_found("route_not_found", "no such file")),
+        Ok(None) => Err(AppError::route_not_found("file")),
         Err(err) => Err(AppError::internal(err)),
     })
 }

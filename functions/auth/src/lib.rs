@@ -53,7 +53,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
                 allow(req, &["GET"])?;
                 answer
             }
-            None => Err(AppError::not_found("route_not_found", "no such route")),
+            None => Err(AppError::route_not_found("route")),
         },
     }
 }

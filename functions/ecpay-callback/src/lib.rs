@@ -40,7 +40,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
             allow(req, &["GET"])?;
             checkout(ctx, req, trade_no).await
         }
-        _ => Err(AppError::not_found("route_not_found", "no such route")),
+        _ => Err(AppError::route_not_found("route")),
     }
 }
 

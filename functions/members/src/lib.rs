@@ -98,7 +98,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
             allow(req, &["POST"])?;
             cancel_order(ctx, req, id).await
         }
-        _ => Err(AppError::not_found("route_not_found", "no such route")),
+        _ => Err(AppError::route_not_found("route")),
     }
 }
 

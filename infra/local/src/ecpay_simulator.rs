@@ -122,10 +122,7 @@ impl EcpaySimulator {
             ("POST", "/dev/ecpay/pay") => self.settle(req, true).await,
             ("POST", "/dev/ecpay/decline") => self.settle(req, false).await,
             ("POST", "/dev/ecpay/notify-again") => self.notify_again(req).await,
-            _ => Err(AppError::not_found(
-                "route_not_found",
-                "no such simulator page",
-            )),
+            _ => Err(AppError::route_not_found("simulator page")),
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod codes;
 pub mod ledger;
 pub mod order;
 pub mod payment;

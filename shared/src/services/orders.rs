@@ -78,13 +78,11 @@ pub enum Redemption {
 
 /// `PO`, the Taipei date, eight random characters: readable over the phone, unique by a guard item.
 fn new_order_number(now: chrono::DateTime<chrono::Utc>) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let taipei = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    let mut rng = rand::thread_rng();
-    let suffix: String = (0..8)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("PO{}{suffix}", now.with_timezone(&taipei).format("%Y%m%d"))
+    format!(
+        "PO{}{}",
+        crate::domain::codes::in_taipei(now).format("%Y%m%d"),
+        crate::domain::codes::random_code(8)
+    )
 }
 
 pub fn check_idempotency_key(raw: &str) -> Result<(), AppError> {

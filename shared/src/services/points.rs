@@ -4,10 +4,8 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use rand::Rng;
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use utoipa::ToSchema;
 
 use crate::config::PaymentsConfig;
@@ -134,33 +132,25 @@ pub enum NotificationOutcome {
 /// A MerchantTradeNo: `PT`, the Taipei date and time to the second, six random characters —
 /// 20 letters and digits, ECPay's maximum.
 fn new_merchant_trade_no(now: chrono::DateTime<chrono::Utc>) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let taipei = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    let stamp = now.with_timezone(&taipei).format("%y%m%d%H%M%S");
-    let mut rng = rand::thread_rng();
-    let suffix: String = (0..6)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("PT{stamp}{suffix}")
+    let stamp = crate::domain::codes::in_taipei(now).format("%y%m%d%H%M%S");
+    format!("PT{stamp}{}", crate::domain::codes::random_code(6))
 }
 
 /// Signs checkout links so a browser can open them without a token.
 #[derive(Clone)]
 pub struct LinkSigner {
-    key: [u8; 32],
+    key: crate::signing::DerivedKey,
 }
 
 impl LinkSigner {
     pub fn from_secret(secret: &[u8]) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-        mac.update(b"points-redemption/checkout-link/v1");
         LinkSigner {
-            key: mac.finalize().into_bytes().into(),
+            key: crate::signing::DerivedKey::derive(secret, "points-redemption/checkout-link/v1"),
         }
     }
 
-    fn mac(&self, merchant_trade_no: &str, expires: i64) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("32-byte key");
+    fn mac(&self, merchant_trade_no: &str, expires: i64) -> crate::signing::HmacSha256 {
+        let mut mac = self.key.mac();
         mac.update(format!("{merchant_trade_no}\n{expires}").as_bytes());
         mac
     }

@@ -7,14 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::error::AppError;
 use crate::pagination::MAX_CURSOR_LEN;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::signing::{DerivedKey, HmacSha256};
 
 #[derive(Serialize, Deserialize)]
 struct CursorBody {
@@ -26,7 +24,7 @@ struct CursorBody {
 
 #[derive(Clone)]
 pub struct CursorCodec {
-    key: [u8; 32],
+    key: DerivedKey,
 }
 
 impl std::fmt::Debug for CursorCodec {
@@ -48,17 +46,13 @@ pub(crate) fn invalid_cursor() -> AppError {
 impl CursorCodec {
     /// Derives the cursor key from a server secret, so cursors need no key of their own.
     pub fn from_secret(secret: &[u8]) -> Self {
-        let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| {
-            HmacSha256::new_from_slice(b"hmac accepts keys of any length").expect("static key")
-        });
-        mac.update(b"points-redemption/pagination-cursor/v1");
         CursorCodec {
-            key: mac.finalize().into_bytes().into(),
+            key: DerivedKey::derive(secret, "points-redemption/pagination-cursor/v1"),
         }
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.key).expect("a 32-byte key is valid")
+        self.key.mac()
     }
 
     pub fn encode(
