@@ -40,6 +40,8 @@ pub struct Config {
     pub password_hash_concurrency: u32,
     /// Password hashes waiting beyond those (`PASSWORD_HASH_QUEUE`, default 64); past it, 503.
     pub password_hash_queue: u32,
+    /// argon2id cost of new hashes: always production from the environment; tests lower it.
+    pub password_cost: crate::auth::password::PasswordCost,
     pub payments: PaymentsConfig,
 }
 
@@ -203,6 +205,7 @@ impl std::fmt::Debug for Config {
             .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
             .field("password_hash_concurrency", &self.password_hash_concurrency)
             .field("password_hash_queue", &self.password_hash_queue)
+            .field("password_cost", &self.password_cost)
             .field("login_username_backoff", &self.login_username_backoff)
             .field("login_failure_window", &self.login_failure_window)
             .field("payments", &self.payments)
@@ -325,6 +328,7 @@ impl Config {
             password_hash_concurrency: env.count_or("PASSWORD_HASH_CONCURRENCY", cores())?,
             password_hash_queue: env
                 .count_or("PASSWORD_HASH_QUEUE", DEFAULT_PASSWORD_HASH_QUEUE)?,
+            password_cost: crate::auth::password::PasswordCost::PRODUCTION,
             payments: payments_from(env, &defaults)?,
         })
     }
@@ -347,6 +351,7 @@ impl Config {
             login_failure_window: DEFAULT_LOGIN_FAILURE_WINDOW,
             password_hash_concurrency: cores(),
             password_hash_queue: DEFAULT_PASSWORD_HASH_QUEUE,
+            password_cost: crate::auth::password::PasswordCost::PRODUCTION,
             payments: PaymentsConfig::local("http://127.0.0.1:3000"),
         }
     }

@@ -3,6 +3,7 @@
 use crate::auth::JwtKeys;
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::gateway::{GatewayTransport, HttpsTransport};
 use crate::observe::MetricsSink;
@@ -24,6 +25,8 @@ pub struct AppContext {
     pub gateway: Arc<dyn GatewayTransport>,
     /// The process's argon2 budget (see [`crate::auth::password`]).
     pub passwords: Arc<crate::auth::password::PasswordHasher>,
+    /// What "now" is for expiring rules (see [`crate::clock`]); tests swap it with [`AppContext::set_clock`].
+    pub clock: Clock,
 }
 
 impl AppContext {
@@ -37,9 +40,10 @@ impl AppContext {
         let metrics = MetricsSink::stdout(config.metrics_namespace.clone());
         let gateway: Arc<dyn GatewayTransport> = Arc::new(HttpsTransport::new());
         let links = LinkSigner::from_secret(&config.jwt_secret);
-        let passwords = crate::auth::password::PasswordHasher::new(
+        let passwords = crate::auth::password::PasswordHasher::with_cost(
             config.password_hash_concurrency as usize,
             config.password_hash_queue as usize,
+            config.password_cost,
         );
         AppContext {
             config,
@@ -49,7 +53,14 @@ impl AppContext {
             metrics,
             gateway,
             passwords,
+            clock: Clock::system(),
         }
+    }
+
+    /// Uses `clock` wherever this context judges time (tokens, login windows).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.keys = self.keys.clone().with_clock(clock.clone());
+        self.clock = clock;
     }
 
     /// Connects the store described by `config` and opens its connection.
@@ -96,6 +107,7 @@ impl AppContext {
                 window: self.config.login_failure_window,
             },
             refresh_grace: self.config.refresh_reuse_grace,
+            clock: &self.clock,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! (use cases), [`domain`] (types and rules), [`store`] (the single DynamoDB table).
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod domain;

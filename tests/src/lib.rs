@@ -191,6 +191,10 @@ impl TestApi {
             "points-test".to_string(),
             TEST_SECRET.to_vec(),
         );
+        // Hundreds of sign-ups per race: the cheapest argon2 cost keeps the suite about the code
+        // under test. `a_member_signs_up_and_logs_in_at_the_production_password_cost` keeps one
+        // scenario at the real cost.
+        config.password_cost = shared::auth::password::PasswordCost::CHEAPEST;
         tweak(&mut config);
         let dynamodb_calls = calls::CallLog::new();
         let recorder = Arc::clone(&dynamodb_calls);
@@ -204,6 +208,8 @@ impl TestApi {
             .await
             .expect("prepare table");
         host.ctx.metrics = shared::observe::MetricsSink::capture();
+        // Tests move time forward instead of sleeping through windows (`advance_clock`).
+        host.ctx.set_clock(shared::clock::Clock::adjustable());
         host.ctx.gateway = gateway(host.simulator.clone());
         let host = Arc::new(host);
         let ctx = host.ctx.clone();
@@ -218,6 +224,14 @@ impl TestApi {
     /// The sum of one business metric over every EMF document the requests so far emitted.
     pub fn metric_total(&self, metric: shared::observe::Metric) -> f64 {
         self.host.ctx.metrics.captured_total(metric)
+    }
+
+    /// Moves this host's clock forward: token lifetimes, grace and login windows pass at once.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.ctx
+            .clock
+            .advance(by)
+            .expect("the test host's clock is adjustable");
     }
 
     pub fn emulator(&self) -> &Emulator {

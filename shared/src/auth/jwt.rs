@@ -6,6 +6,7 @@ use std::time::Duration;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::domain::Role;
 use crate::error::AppError;
 
@@ -51,6 +52,8 @@ pub struct JwtKeys {
     previous: Option<(String, DecodingKey)>,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    /// Expiry is judged by this clock too (see [`JwtKeys::verify`]).
+    clock: Clock,
 }
 
 /// The key id of a secret.
@@ -82,7 +85,14 @@ impl JwtKeys {
             previous: None,
             access_ttl,
             refresh_ttl,
+            clock: Clock::system(),
         }
+    }
+
+    /// Judges expiry by `clock` (the context's) as well as by the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Also accepts tokens signed with `previous` (the secret before a rotation).
@@ -185,6 +195,11 @@ impl JwtKeys {
 
     /// Verifies signature, algorithm (HS256 only: `none` and every other algorithm are refused),
     /// expiry and token type. Every failure is the same 401 to the client.
+    ///
+    /// Expiry is checked twice: by jsonwebtoken against the system clock, and against the
+    /// context's [`Clock`] with the same rule (expired once `exp` is in the past, no leeway). In
+    /// production both are the system clock; a test that moves its clock forward sees tokens expire
+    /// without sleeping.
     pub fn verify(&self, token: &str, expected: TokenKind) -> Result<Claims, AppError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
@@ -205,6 +220,9 @@ impl JwtKeys {
         let claims = decode::<Claims>(token, key, &validation)
             .map_err(|_| invalid_token())?
             .claims;
+        if claims.exp < self.clock.unix_now() {
+            return Err(invalid_token());
+        }
         if claims.typ != expected {
             return Err(AppError::unauthenticated(
                 "wrong_token_type",

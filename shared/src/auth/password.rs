@@ -24,10 +24,49 @@ use crate::error::AppError;
 /// How long a refused client should wait before trying again.
 const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
 
+/// How much work one argon2id hash costs: memory in KiB and passes over it (one lane).
+///
+/// Production always uses [`PasswordCost::PRODUCTION`] (`Config::from_env` offers no variable to
+/// lower it). Tests choose [`PasswordCost::CHEAPEST`] so a race of 300 sign-ups does not spend its
+/// time hashing; one test keeps the production cost end to end. A stored hash names its own cost,
+/// so verification always follows the hash, whatever cost this process hashes new passwords at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCost {
+    pub memory_kib: u32,
+    pub passes: u32,
+}
+
+impl PasswordCost {
+    /// argon2id at 19 MiB, 2 passes, 1 lane: OWASP's password storage cheat sheet's first
+    /// recommended configuration, and the argon2 crate's defaults.
+    pub const PRODUCTION: PasswordCost = PasswordCost {
+        memory_kib: Params::DEFAULT_M_COST,
+        passes: Params::DEFAULT_T_COST,
+    };
+    /// The smallest parameters argon2 accepts (8 KiB per lane, one pass): for tests only.
+    pub const CHEAPEST: PasswordCost = PasswordCost {
+        memory_kib: Params::MIN_M_COST,
+        passes: Params::MIN_T_COST,
+    };
+
+    fn params(self) -> Result<Params, AppError> {
+        Params::new(self.memory_kib, self.passes, 1, None).map_err(AppError::internal)
+    }
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        PasswordCost::PRODUCTION
+    }
+}
+
 /// The argon2 budget of one process.
 #[derive(Debug)]
 pub struct PasswordHasher {
     params: Params,
+    /// A hash at this hasher's cost that no password is expected to match (see
+    /// [`PasswordHasher::burn_equivalent_time`]); per hasher, so its cost is always this one's.
+    dummy: OnceLock<String>,
     permits: tokio::sync::Semaphore,
     /// Requests holding or awaiting a permit.
     admitted: AtomicUsize,
@@ -114,11 +153,23 @@ impl Drop for Admission<'_> {
 }
 
 impl PasswordHasher {
-    /// At most `concurrency` computations at once (at least one), `queue` more waiting.
+    /// At most `concurrency` computations at once (at least one), `queue` more waiting, at the
+    /// production cost.
     pub fn new(concurrency: usize, queue: usize) -> Arc<Self> {
+        Self::with_cost(concurrency, queue, PasswordCost::PRODUCTION)
+    }
+
+    /// Like [`PasswordHasher::new`], hashing new passwords at `cost` (an invalid cost falls back
+    /// to the production one, never to something cheaper).
+    pub fn with_cost(concurrency: usize, queue: usize, cost: PasswordCost) -> Arc<Self> {
         let concurrency = concurrency.max(1);
+        let params = cost.params().unwrap_or_else(|err| {
+            tracing::error!(error = %err, "invalid password cost; using the production cost");
+            Params::DEFAULT
+        });
         Arc::new(PasswordHasher {
-            params: Params::DEFAULT,
+            params,
+            dummy: OnceLock::new(),
             permits: tokio::sync::Semaphore::new(concurrency),
             admitted: AtomicUsize::new(0),
             max_admitted: concurrency + queue,
@@ -173,12 +224,11 @@ impl PasswordHasher {
     /// Verifying against this when the username does not exist keeps the unknown-user path as slow
     /// as the wrong-password path, so response time does not reveal which usernames exist.
     pub async fn burn_equivalent_time(&self, password: String) -> Result<(), AppError> {
-        static DUMMY: OnceLock<String> = OnceLock::new();
-        let dummy = match DUMMY.get() {
+        let dummy = match self.dummy.get() {
             Some(dummy) => dummy.clone(),
             None => {
                 let made = self.hash("not-a-real-password".into()).await?;
-                DUMMY.get_or_init(|| made).clone()
+                self.dummy.get_or_init(|| made).clone()
             }
         };
         self.verify(password, dummy).await.map(|_| ())
@@ -288,6 +338,41 @@ fn fit(memory: &mut Vec<Block>, params: &Params) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_cheap_hasher_names_its_cost_and_still_verifies_production_hashes() {
+        let cheap = PasswordHasher::with_cost(1, 4, PasswordCost::CHEAPEST);
+        let production = PasswordHasher::new(1, 4);
+        let cheap_hash = cheap.hash("correct horse".into()).await.unwrap();
+        assert!(cheap_hash.starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
+        let production_hash = production.hash("correct horse".into()).await.unwrap();
+        // Each hash carries its cost: either process verifies either hash.
+        assert!(cheap
+            .verify("correct horse".into(), production_hash.clone())
+            .await
+            .unwrap());
+        assert!(production
+            .verify("correct horse".into(), cheap_hash)
+            .await
+            .unwrap());
+        assert!(!cheap
+            .verify("wrong horse".into(), production_hash)
+            .await
+            .unwrap());
+    }
+
+    #[test]
+    fn a_cost_argon2_refuses_falls_back_to_production_not_to_cheaper() {
+        let hasher = PasswordHasher::with_cost(
+            1,
+            1,
+            PasswordCost {
+                memory_kib: 1,
+                passes: 0,
+            },
+        );
+        assert_eq!(hasher.params, Params::DEFAULT);
+    }
 
     #[tokio::test]
     async fn a_hash_verifies_only_its_own_password() {

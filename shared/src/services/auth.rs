@@ -79,6 +79,8 @@ pub struct AuthService<'a> {
     /// A refresh token presented again within this long of its exchange (racing tabs, a retried
     /// request) gets the same successor pair instead of revoking the session.
     pub refresh_grace: std::time::Duration,
+    /// What "now" is for token lifetimes and login windows.
+    pub clock: &'a crate::clock::Clock,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -110,10 +112,6 @@ pub fn session_user(user: Option<User>, epoch: u32) -> Result<User, AppError> {
             "the token's user no longer exists",
         )),
     }
-}
-
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 fn bad_credentials() -> AppError {
@@ -162,7 +160,7 @@ impl AuthService<'_> {
             password_hash,
             is_active: true,
             session_epoch: 0,
-            created_at: chrono::Utc::now(),
+            created_at: self.clock.now(),
         };
         let account = (role == Role::Member).then(|| PointAccount::opening(&user.id));
         match self.store.register_user(&user, account.as_ref()).await? {
@@ -215,7 +213,7 @@ impl AuthService<'_> {
 
     /// Issues an access token and the first refresh token of a new family.
     pub async fn start_session(&self, user: &User) -> Result<TokenPair, AppError> {
-        let now = unix_now();
+        let now = self.clock.unix_now();
         let family = uuid::Uuid::new_v4().to_string();
         let epoch = user.session_epoch;
         let access = self.keys.issue_access(&user.id, user.role, epoch, now)?;
@@ -256,7 +254,7 @@ impl AuthService<'_> {
         // A flood the hasher would refuse anyway is refused before the limit counters are written:
         // each refused login would otherwise still cost three DynamoDB writes.
         self.passwords.check_room()?;
-        let now = unix_now();
+        let now = self.clock.unix_now();
         let window = self.limits.window.as_secs() as i64;
         let name = crate::domain::user::canonical(&username);
         let address = address.unwrap_or("unknown").to_string();
@@ -341,7 +339,7 @@ impl AuthService<'_> {
         let claims = self.verified_refresh(request)?;
         self.require_session(&claims).await?;
         let family = claims.fam.clone().unwrap_or_default();
-        let now = unix_now();
+        let now = self.clock.unix_now();
         let access = self
             .keys
             .issue_access(&claims.sub, claims.role, claims.ep, now)?;

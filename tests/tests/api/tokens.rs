@@ -145,16 +145,14 @@ async fn two_tabs_racing_to_refresh_the_same_token_both_get_the_same_new_pair() 
 
 #[tokio::test]
 async fn a_refresh_token_presented_again_after_the_grace_window_revokes_the_session() {
-    let api = TestApi::start_with(|config| {
-        config.refresh_reuse_grace = std::time::Duration::from_secs(1);
-    })
-    .await;
+    let api = TestApi::start().await;
     let (_, _, refresh) = api.signed_up("amy", "MEMBER").await;
     let first = api
         .post("/api/auth/refresh/", json!({"refresh": refresh}), None)
         .await;
     first.assert_status(200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Past the default grace window (10 s).
+    api.advance_clock(Duration::from_secs(11));
     let replay = api
         .post("/api/auth/refresh/", json!({"refresh": refresh}), None)
         .await;
@@ -386,9 +384,10 @@ async fn an_expired_access_token_is_refused() {
 
 #[tokio::test]
 async fn an_expired_refresh_token_cannot_be_exchanged() {
-    let api = TestApi::start_with(|config| config.refresh_token_ttl = Duration::from_secs(1)).await;
+    let api = TestApi::start().await;
     let (_, _, refresh) = api.signed_up("amy", "MEMBER").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The default refresh lifetime is 14 days: one second past it.
+    api.advance_clock(Duration::from_secs(14 * 24 * 3600 + 1));
     let response = api
         .post("/api/auth/refresh/", json!({"refresh": refresh}), None)
         .await;

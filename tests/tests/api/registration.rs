@@ -33,6 +33,34 @@ async fn a_member_registers_and_gets_an_empty_point_account() {
 }
 
 #[tokio::test]
+async fn a_member_signs_up_and_logs_in_at_the_production_password_cost() {
+    let api = TestApi::start_with(|config| {
+        config.password_cost = shared::auth::password::PasswordCost::PRODUCTION;
+    })
+    .await;
+    let response = api.register("amy", "MEMBER").await;
+    response.assert_status(201);
+    let id = response.body["id"].as_str().unwrap();
+    let user = api
+        .ctx
+        .store
+        .get_user(id)
+        .await
+        .unwrap()
+        .expect("user exists");
+    assert!(
+        user.password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "stored at the production cost: {}",
+        &user.password_hash[..30]
+    );
+    api.login("amy", PASSWORD).await.assert_status(200);
+    api.login("amy", "wrong password").await.assert_status(401);
+    // An unknown username costs the same verification, at the same cost.
+    api.login("nobody", PASSWORD).await.assert_status(401);
+}
+
+#[tokio::test]
 async fn a_merchant_registers_without_a_point_account() {
     let api = TestApi::start().await;
     let response = api.register("tea_shop", "MERCHANT").await;

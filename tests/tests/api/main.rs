@@ -1,0 +1,15 @@
+//! Every scenario against the API, in one test binary: one link instead of eleven, and the
+//! scenarios of every area run side by side on the cores (each starts its own emulator and host,
+//! so none shares state with another).
+
+mod admin;
+mod catalogue;
+mod edges;
+mod login_limits;
+mod openapi;
+mod orders;
+mod payments;
+mod recharge;
+mod registration;
+mod template;
+mod tokens;
