@@ -4,6 +4,9 @@
 //! `cargo bench -p api-tests --bench filtered_lists` (figures in release mode), or quicker with
 //! `cargo test -p api-tests --bench filtered_lists` (dev mode: compare the two rows, not the numbers).
 
+// A test harness: a failed unwrap is a failed test, with the value it failed on.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use api_tests::TestApi;

@@ -5,6 +5,9 @@
 //!     cargo bench -p api-tests --bench flash_sale                 # N=200, S=1000
 //!     FLASH_MEMBERS=50 FLASH_STOCK=200 cargo bench -p api-tests --bench flash_sale
 
+// A test harness: a failed unwrap is a failed test, with the value it failed on.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -10,6 +10,9 @@
 //!     cargo bench -p api-tests --bench login_flood                    # C=1000
 //!     FLOOD_LOGINS=400 cargo bench -p api-tests --bench login_flood
 
+// A test harness: a failed unwrap is a failed test, with the value it failed on.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;

@@ -6,6 +6,9 @@
 //!     cargo bench -p api-tests --bench soak                      # N=100,000, B=8
 //!     SOAK_ORDERS=30000 SOAK_BUYERS=8 cargo bench -p api-tests --bench soak
 
+// A test harness: a failed unwrap is a failed test, with the value it failed on.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;

@@ -4,6 +4,9 @@
 //! a member up and in end to end and write one log line per request; with a bad secret it must refuse
 //! to start, saying why without printing the secret.
 
+// A test harness: a failed unwrap is a failed test, with the value it failed on.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -85,7 +88,8 @@ async fn table(endpoint: &str) {
         b"unused-unused-unused-unused-unused".to_vec(),
     );
     let store = shared::store::Store::connect(&config).await;
-    shared::store::table::ensure_table(store.client(), store.table_name())
+    store
+        .ensure_table()
         .await
         .expect("create the table");
 }

@@ -7,7 +7,6 @@ use axum::response::IntoResponse;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::store::table::ensure_table;
 use shared::{AppContext, AppError, Config};
 
 use crate::apigw;
@@ -123,7 +122,7 @@ impl LocalApi {
         wrap: Option<HttpClientWrapper>,
     ) -> Result<Self, AppError> {
         let store = shared::store::Store::connect(&config).await;
-        ensure_table(store.client(), store.table_name()).await?;
+        store.ensure_table().await?;
         // An emulator of this process is reached in process (no loopback HTTP); any other endpoint
         // over plain HTTP, with the connector the SDK builds for an http:// URL.
         let in_process = config
@@ -137,21 +136,10 @@ impl LocalApi {
                     Some(engine) => engine.http_client(),
                     None => aws_smithy_http_client::Builder::new().build_http(),
                 };
-                let inner = match wrap {
+                store.with_http_client(match wrap {
                     Some(wrap) => wrap(inner),
                     None => inner,
-                };
-                let wrapped = store
-                    .client()
-                    .config()
-                    .to_builder()
-                    .http_client(inner)
-                    .build();
-                shared::store::Store::new(
-                    aws_sdk_dynamodb::Client::from_conf(wrapped),
-                    store.table_name(),
-                    &config.jwt_secret,
-                )
+                })
             }
         };
         Ok(LocalApi::new(AppContext::new(config, store)))

@@ -136,6 +136,7 @@ fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: setpriority takes plain integers and touches no memory of ours.
+        #[allow(unsafe_code)]
         let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
         if result != 0 {
             tracing::warn!("could not lower the password hashing thread's priority");

@@ -122,7 +122,7 @@ impl Cancelled {
 
 impl Store {
     /// `secret` keys the pagination cursors' MAC.
-    pub fn new(client: Client, table: impl Into<String>, secret: &[u8]) -> Self {
+    pub(crate) fn new(client: Client, table: impl Into<String>, secret: &[u8]) -> Self {
         Store {
             client,
             table: table.into(),
@@ -273,8 +273,53 @@ impl Store {
         )
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// Creates this store's table (as `template.yaml` defines it) unless it exists: the local host,
+    /// `create-admin` and tests, never on AWS.
+    pub async fn ensure_table(&self) -> Result<(), AppError> {
+        table::ensure_table(&self.client, &self.table).await
+    }
+
+    /// The same store reached through another HTTP client (the local host's in-process emulator,
+    /// a test's contention model or fault injector).
+    pub fn with_http_client(
+        &self,
+        http_client: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    ) -> Store {
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .http_client(http_client)
+            .build();
+        Store {
+            client: Client::from_conf(config),
+            table: self.table.clone(),
+            cursors: self.cursors.clone(),
+            shard_hints: Default::default(),
+        }
+    }
+
+    /// How many items the table holds (a full `Scan` with `Select=COUNT`): how tests prove that a
+    /// refused request wrote nothing.
+    pub async fn item_count(&self) -> Result<i64, AppError> {
+        let mut total = 0i64;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| AppError::internal(format!("count: {:?}", err.into_service_error())))?;
+            total += i64::from(page.count());
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(total),
+            }
+        }
     }
 
     pub fn table_name(&self) -> &str {

@@ -2,6 +2,9 @@
 //! scenarios of every area run side by side on the cores (each starts its own emulator and host,
 //! so none shares state with another).
 
+// A test harness: a failed unwrap is a failed test, with the value it failed on.
+#![allow(clippy::unwrap_used)]
+
 mod admin;
 mod catalogue;
 mod edges;
