@@ -29,8 +29,6 @@ pub enum AppError {
     Forbidden { message: String },
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
-    #[error("method not allowed")]
-    MethodNotAllowed { allowed: &'static [&'static str] },
     /// The request is valid but the current state refuses it (duplicate, stale version, ...).
     #[error("{message}")]
     Conflict {
@@ -38,10 +36,6 @@ pub enum AppError {
         message: String,
         fields: FieldErrors,
     },
-    #[error("request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    #[error("{message}")]
-    UnsupportedMediaType { message: String },
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("{message}")]
@@ -57,9 +51,59 @@ pub enum AppError {
     /// before it costs memory; the client may retry after `retry_after_secs`.
     #[error("the service is overloaded, retry shortly")]
     Overloaded { retry_after_secs: u64 },
-    /// A bug or an infrastructure failure. The detail is logged, never returned.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Refused at the HTTP edge before any use case ran (see [`RequestError`]).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A bug or an infrastructure failure. The cause (with its own causes) is logged, never
+    /// returned.
+    #[error("internal error: {source}")]
+    Internal {
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// Any error, kept with its chain of causes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What only the transport refuses: the method, the body's size or its media type. Services and the
+/// store never produce these; [`crate::http`] does, and the one mapping renders them.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("this route does not accept that method")]
+    MethodNotAllowed { allowed: &'static [&'static str] },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{message}")]
+    UnsupportedMediaType { message: String },
+}
+
+impl RequestError {
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            RequestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::MethodNotAllowed { .. } => "method_not_allowed",
+            RequestError::PayloadTooLarge { .. } => "payload_too_large",
+            RequestError::UnsupportedMediaType { .. } => "unsupported_media_type",
+        }
+    }
+}
+
+/// An internal failure with what was being done when it happened ("open payments: <cause>").
+#[derive(Debug, thiserror::Error)]
+#[error("{during}")]
+struct During {
+    during: &'static str,
+    #[source]
+    source: BoxError,
 }
 
 impl AppError {
@@ -71,16 +115,14 @@ impl AppError {
             AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
-            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
-            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } | AppError::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Request(refused) => refused.status(),
+            AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -95,12 +137,10 @@ impl AppError {
             | AppError::Unprocessable { code, .. }
             | AppError::TooManyRequests { code, .. } => code,
             AppError::Forbidden { .. } => "forbidden",
-            AppError::MethodNotAllowed { .. } => "method_not_allowed",
-            AppError::PayloadTooLarge { .. } => "payload_too_large",
-            AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::Unavailable { .. } => "service_unavailable",
             AppError::Overloaded { .. } => "overloaded",
-            AppError::Internal(_) => "internal_error",
+            AppError::Request(refused) => refused.code(),
+            AppError::Internal { .. } => "internal_error",
         }
     }
 
@@ -146,8 +186,37 @@ impl AppError {
         }
     }
 
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
-        AppError::Internal(detail.to_string())
+    /// An internal failure caused by `cause` (an error, kept with its own causes, or a message).
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        AppError::Internal {
+            source: cause.into(),
+        }
+    }
+
+    /// [`AppError::internal`], saying what was being done (`"open payments"`).
+    pub fn internal_during(during: &'static str, cause: impl Into<BoxError>) -> Self {
+        AppError::Internal {
+            source: Box::new(During {
+                during,
+                source: cause.into(),
+            }),
+        }
+    }
+
+    /// The whole chain of causes of an internal error, outermost first, for the log (never for
+    /// the client): `open payments: service error: ResourceNotFoundException: …`.
+    pub fn cause_chain(&self) -> Option<String> {
+        let AppError::Internal { source } = self else {
+            return None;
+        };
+        let mut chain = source.to_string();
+        let mut next = source.source();
+        while let Some(cause) = next {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        Some(chain)
     }
 }
 
@@ -182,5 +251,49 @@ impl FieldCheck {
         } else {
             Err(AppError::validation(self.fields))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_causes_for_the_log_and_tells_the_client_none_of_them() {
+        let disk = std::io::Error::other("disk on fire");
+        let err = AppError::internal_during("open payments", disk);
+        assert_eq!(
+            err.cause_chain().as_deref(),
+            Some("open payments: disk on fire")
+        );
+        let during = std::error::Error::source(&err).expect("the context is the first cause");
+        assert_eq!(
+            during.source().map(ToString::to_string).as_deref(),
+            Some("disk on fire")
+        );
+        let response = crate::http::error_response(&err);
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = String::from_utf8_lossy(response.body().as_ref()).to_string();
+        assert!(
+            body.contains("internal_error") && !body.contains("disk"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn transport_refusals_map_to_their_own_statuses_and_codes() {
+        let refused: AppError = RequestError::PayloadTooLarge { limit: 10 }.into();
+        assert_eq!(refused.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(refused.code(), "payload_too_large");
+        let refused: AppError = RequestError::MethodNotAllowed { allowed: &["GET"] }.into();
+        let response = crate::http::error_response(&refused);
+        assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            response
+                .headers()
+                .get(http::header::ALLOW)
+                .map(|v| v.as_bytes()),
+            Some(&b"GET"[..])
+        );
     }
 }

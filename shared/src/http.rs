@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Claims, JwtKeys, TokenKind};
 use crate::domain::Role;
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, FieldErrors, RequestError};
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -102,7 +102,7 @@ pub fn allow(req: &Request, allowed: &'static [&'static str]) -> Result<(), AppE
     {
         Ok(())
     } else {
-        Err(AppError::MethodNotAllowed { allowed })
+        Err(RequestError::MethodNotAllowed { allowed }.into())
     }
 }
 
@@ -175,16 +175,18 @@ fn body_of<'r>(
             .trim()
             .to_ascii_lowercase();
         if !accepts(&media) {
-            return Err(AppError::UnsupportedMediaType {
+            return Err(RequestError::UnsupportedMediaType {
                 message: format!("the request body must be {expected}"),
-            });
+            }
+            .into());
         }
     }
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge {
+        return Err(RequestError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
-        });
+        }
+        .into());
     }
     Ok(bytes)
 }
@@ -265,12 +267,18 @@ pub fn error_response(err: &AppError) -> Response<Body> {
         | AppError::Conflict {
             message, fields, ..
         } => (message.clone(), (!fields.is_empty()).then_some(fields)),
-        AppError::MethodNotAllowed { .. } => {
-            ("this route does not accept that method".into(), None)
-        }
-        AppError::Internal(detail) => {
-            // Logged inside the request's span, so the line carries the request ids.
-            tracing::error!(error = %detail, "internal error");
+        AppError::Internal { source } => {
+            // Logged inside the request's span, so the line carries the request ids: the chain of
+            // causes, and the innermost one's debug form (an SDK error's code and request id).
+            let mut innermost: &(dyn std::error::Error + 'static) = source.as_ref();
+            while let Some(next) = innermost.source() {
+                innermost = next;
+            }
+            tracing::error!(
+                error = err.cause_chain().unwrap_or_default(),
+                detail = ?innermost,
+                "internal error"
+            );
             ("something went wrong on our side".into(), None)
         }
         other => (other.to_string(), None),
@@ -293,7 +301,7 @@ pub fn error_response(err: &AppError) -> Response<Body> {
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     match err {
-        AppError::MethodNotAllowed { allowed } => {
+        AppError::Request(RequestError::MethodNotAllowed { allowed }) => {
             if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
                 headers.insert(ALLOW, value);
             }

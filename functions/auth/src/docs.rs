@@ -46,6 +46,7 @@ pub fn serve(path: &str) -> Option<Result<Response<Body>, AppError>> {
             .body(Body::Binary(file.bytes.into_owned()))
             .map_err(AppError::internal),
         Ok(None) => Err(AppError::route_not_found("file")),
-        Err(err) => Err(AppError::internal(err)),
+        // swagger-ui's error is a plain `Box<dyn Error>` (not Send): kept as its message.
+        Err(err) => Err(AppError::internal_during("swagger ui", err.to_string())),
     })
 }

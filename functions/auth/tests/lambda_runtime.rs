@@ -88,10 +88,7 @@ async fn table(endpoint: &str) {
         b"unused-unused-unused-unused-unused".to_vec(),
     );
     let store = shared::store::Store::connect(&config).await;
-    store
-        .ensure_table()
-        .await
-        .expect("create the table");
+    store.ensure_table().await.expect("create the table");
 }
 
 fn json_event(method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Value {

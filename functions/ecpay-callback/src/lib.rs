@@ -144,7 +144,7 @@ async fn checkout(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
         .await
     {
         Ok(payment) => payment,
-        Err(err @ AppError::Internal(_)) => return Err(err),
+        Err(err @ AppError::Internal { .. }) => return Err(err),
         Err(err) => {
             let status = err.status();
             return html(

@@ -326,9 +326,10 @@ async fn handle(
                 &api.ctx.metrics,
                 &req,
                 &[],
-                std::future::ready(Err(AppError::PayloadTooLarge {
+                std::future::ready(Err(shared::error::RequestError::PayloadTooLarge {
                     limit: shared::http::MAX_BODY_BYTES,
-                })),
+                }
+                .into())),
             )
             .await
         }

@@ -398,7 +398,7 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| {
-                    AppError::internal(format!("directory backfill: {:?}", e.into_service_error()))
+                    AppError::internal_during("directory backfill", e.into_service_error())
                 })?;
             for item in page.items.unwrap_or_default() {
                 let user = User::from(from_item::<UserRecord>(item)?);
@@ -426,9 +426,7 @@ impl Store {
                 match result.map_err(|e| e.into_service_error()) {
                     Ok(_) => written += 1,
                     Err(err) if err.is_conditional_check_failed_exception() => {}
-                    Err(err) => {
-                        return Err(AppError::internal(format!("directory backfill: {err:?}")))
-                    }
+                    Err(err) => return Err(AppError::internal_during("directory backfill", err)),
                 }
             }
             match page.last_evaluated_key {

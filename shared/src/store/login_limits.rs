@@ -124,9 +124,7 @@ impl Store {
             match opened.map_err(|e| e.into_service_error()) {
                 Ok(_) => return Ok(Reservation::Reserved),
                 Err(UpdateItemError::ConditionalCheckFailedException(_)) => continue,
-                Err(other) => {
-                    return Err(AppError::internal(format!("open login window: {other:?}")))
-                }
+                Err(other) => return Err(AppError::internal_during("open login window", other)),
             }
         }
         Err(AppError::Unavailable {
@@ -196,7 +194,7 @@ impl Store {
                     _ => None,
                 })
             }
-            Err(other) => Err(AppError::internal(format!("login back-off: {other:?}"))),
+            Err(other) => Err(AppError::internal_during("login back-off", other)),
         }
     }
 }

@@ -313,7 +313,7 @@ impl Store {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|err| AppError::internal(format!("count: {:?}", err.into_service_error())))?;
+                .map_err(|err| AppError::internal_during("count", err.into_service_error()))?;
             total += i64::from(page.count());
             match page.last_evaluated_key {
                 Some(key) => start = Some(key),
@@ -395,7 +395,7 @@ impl Store {
             Err(TransactionFailure::Contention) => {
                 Ok(TransactionAttempt::Contended(Cancelled { reasons: vec![] }))
             }
-            Err(TransactionFailure::Other(detail)) => Err(AppError::Internal(detail)),
+            Err(TransactionFailure::Other(detail)) => Err(AppError::internal(detail)),
         }
     }
 }
@@ -497,9 +497,10 @@ impl Store {
                     request = request.expression_attribute_values(*placeholder, value.clone());
                 }
             }
-            let output = request.send().await.map_err(|err| {
-                AppError::internal(format!("query: {:?}", err.into_service_error()))
-            })?;
+            let output = request
+                .send()
+                .await
+                .map_err(|err| AppError::internal_during("query", err.into_service_error()))?;
             examined += output.scanned_count.max(0) as usize;
             items.extend(output.items.unwrap_or_default());
             start = output.last_evaluated_key;
@@ -584,9 +585,10 @@ impl Store {
             for (placeholder, value) in &filter.values {
                 request = request.expression_attribute_values(*placeholder, value.clone());
             }
-            let output = request.send().await.map_err(|err| {
-                AppError::internal(format!("scan: {:?}", err.into_service_error()))
-            })?;
+            let output = request
+                .send()
+                .await
+                .map_err(|err| AppError::internal_during("scan", err.into_service_error()))?;
             examined += output.scanned_count.max(0) as usize;
             items.extend(output.items.unwrap_or_default());
             start = output.last_evaluated_key;

@@ -172,7 +172,7 @@ impl Store {
         match result.map_err(|e| e.into_service_error()) {
             Ok(_) => Ok(true),
             Err(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(other) => Err(AppError::internal(format!("put payment: {other:?}"))),
+            Err(other) => Err(AppError::internal_during("put payment", other)),
         }
     }
 
@@ -314,9 +314,7 @@ impl Store {
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await
-            .map_err(|e| {
-                AppError::internal(format!("open payments: {:?}", e.into_service_error()))
-            })?;
+            .map_err(|e| AppError::internal_during("open payments", e.into_service_error()))?;
         output
             .items
             .unwrap_or_default()
@@ -480,7 +478,7 @@ impl Store {
             Err(UpdateItemError::ConditionalCheckFailedException(_)) => {
                 Ok(Settlement::AlreadySettled(PaymentStatus::Paid))
             }
-            Err(other) => Err(AppError::internal(format!("record message: {other:?}"))),
+            Err(other) => Err(AppError::internal_during("record message", other)),
         }
     }
 
@@ -509,7 +507,7 @@ impl Store {
         match result.map_err(|e| e.into_service_error()) {
             Ok(_) => Ok(true),
             Err(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(other) => Err(AppError::internal(format!("expire payment: {other:?}"))),
+            Err(other) => Err(AppError::internal_during("expire payment", other)),
         }
     }
 
@@ -526,9 +524,7 @@ impl Store {
             .set_item(Some(to_item(&audit)?))
             .send()
             .await
-            .map_err(|e| {
-                AppError::internal(format!("audit record: {:?}", e.into_service_error()))
-            })?;
+            .map_err(|e| AppError::internal_during("audit record", e.into_service_error()))?;
         Ok(())
     }
 
@@ -552,9 +548,7 @@ impl Store {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| {
-                    AppError::internal(format!("audit records: {:?}", e.into_service_error()))
-                })?;
+                .map_err(|e| AppError::internal_during("audit records", e.into_service_error()))?;
             for item in output.items.unwrap_or_default() {
                 records.push(from_item::<AuditRecord>(item)?.record);
             }
@@ -588,9 +582,7 @@ impl Store {
             .item(super::table::TTL_ATTRIBUTE, n(until + 3600))
             .send()
             .await
-            .map_err(|e| {
-                AppError::internal(format!("gateway cooldown: {:?}", e.into_service_error()))
-            })?;
+            .map_err(|e| AppError::internal_during("gateway cooldown", e.into_service_error()))?;
         Ok(())
     }
 }

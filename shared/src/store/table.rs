@@ -75,7 +75,7 @@ pub async fn ensure_table(client: &Client, table_name: &str) -> Result<(), AppEr
         Ok(_) => true,
         Err(err) => match err.into_service_error() {
             aws_sdk_dynamodb::operation::describe_table::DescribeTableError::ResourceNotFoundException(_) => false,
-            other => return Err(AppError::internal(format!("describe table: {other:?}"))),
+            other => return Err(AppError::internal_during("describe table", other)),
         },
     };
     if exists {
@@ -119,7 +119,7 @@ pub async fn ensure_table(client: &Client, table_name: &str) -> Result<(), AppEr
             service,
             aws_sdk_dynamodb::operation::create_table::CreateTableError::ResourceInUseException(_)
         ) {
-            return Err(AppError::internal(format!("create table: {service:?}")));
+            return Err(AppError::internal_during("create table", service));
         }
     }
     client
@@ -134,6 +134,6 @@ pub async fn ensure_table(client: &Client, table_name: &str) -> Result<(), AppEr
         )
         .send()
         .await
-        .map_err(|err| AppError::internal(format!("enable TTL: {:?}", err.into_service_error())))?;
+        .map_err(|err| AppError::internal_during("enable TTL", err.into_service_error()))?;
     Ok(())
 }

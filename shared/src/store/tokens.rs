@@ -81,7 +81,7 @@ impl Store {
             .send()
             .await
             .map_err(|err| {
-                AppError::internal(format!("put token family: {:?}", err.into_service_error()))
+                AppError::internal_during("put token family", err.into_service_error())
             })?;
         Ok(())
     }
@@ -128,7 +128,7 @@ impl Store {
             Err(err) => err.into_service_error(),
         };
         let UpdateItemError::ConditionalCheckFailedException(failed) = err else {
-            return Err(AppError::internal(format!("rotate refresh token: {err:?}")));
+            return Err(AppError::internal_during("rotate refresh token", err));
         };
         let current: Option<FamilyRecord> = failed.item.map(from_item).transpose()?;
         match current {

@@ -208,9 +208,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|err| {
-                AppError::internal(format!("get_item: {:?}", err.into_service_error()))
-            })?;
+            .map_err(|err| AppError::internal_during("get_item", err.into_service_error()))?;
         output.item.map(from_item).transpose()
     }
 
