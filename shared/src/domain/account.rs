@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use super::{PointTransaction, Timestamp, TransactionType};
+
 /// A member's points. Invariant: `balance == total_earned - total_spent`, and `balance` equals the
 /// sum of the member's ledger rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +19,256 @@ impl PointAccount {
             balance: 0,
             total_earned: 0,
             total_spent: 0,
+        }
+    }
+}
+
+/// The account as read for a balance change. The write of the change is conditioned on this
+/// `version` and `balance`, so a change worked out on a stale read never lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountSnapshot {
+    pub balance: i64,
+    pub total_earned: i64,
+    pub total_spent: i64,
+    pub version: i64,
+}
+
+/// Why points move, and what the movement is tied to. Every amount here is positive but an
+/// adjustment's, which carries its sign.
+#[derive(Debug, Clone, Copy)]
+pub enum Movement<'a> {
+    /// Points bought: a paid ECPay payment (its MerchantTradeNo).
+    Recharge { points: i64, payment: &'a str },
+    /// Points redeemed for an order.
+    Spend { points: i64, order: &'a str },
+    /// A cancelled order's points given back: it undoes a spend, so `total_spent` goes down.
+    Refund { points: i64, order: &'a str },
+    /// An operator's correction, either way, always with a reason.
+    Adjustment {
+        delta: i64,
+        reason: &'a str,
+        operator: &'a str,
+    },
+}
+
+/// A balance change worked out on a snapshot: what the account must still be (`read`), what it
+/// becomes (`next`, one version on), and the ledger row that records it with the exact balance
+/// after. The store writes exactly this, in one transaction, or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceChange {
+    pub read: AccountSnapshot,
+    pub next: AccountSnapshot,
+    pub entry: PointTransaction,
+}
+
+/// Why a movement cannot be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The balance would go below zero.
+    #[error("the balance is {balance}; this needs {needed}")]
+    Overdraft { balance: i64, needed: i64 },
+    /// A non-positive amount where a positive one is required, or arithmetic past `i64`.
+    #[error("the amount is out of range")]
+    OutOfRange,
+}
+
+impl AccountSnapshot {
+    /// The one place a balance changes: `movement` applied to this snapshot, refused if it would
+    /// take the balance below zero (or overflow). `id` is the ledger row's id.
+    pub fn apply(
+        &self,
+        member_id: &str,
+        movement: Movement<'_>,
+        id: String,
+        at: Timestamp,
+    ) -> Result<BalanceChange, Refusal> {
+        let positive = |points: i64| (points > 0).then_some(points).ok_or(Refusal::OutOfRange);
+        let add = |a: i64, b: i64| a.checked_add(b).ok_or(Refusal::OutOfRange);
+        let (transaction_type, amount, earned, spent) = match movement {
+            Movement::Recharge { points, .. } => {
+                let points = positive(points)?;
+                (TransactionType::Recharge, points, points, 0)
+            }
+            Movement::Spend { points, .. } => {
+                let points = positive(points)?;
+                (TransactionType::Spend, -points, 0, points)
+            }
+            Movement::Refund { points, .. } => {
+                let points = positive(points)?;
+                (TransactionType::Refund, points, 0, -points)
+            }
+            Movement::Adjustment { delta, .. } if delta > 0 => {
+                (TransactionType::Adjustment, delta, delta, 0)
+            }
+            Movement::Adjustment { delta, .. } if delta < 0 => {
+                let taken = delta.checked_neg().ok_or(Refusal::OutOfRange)?;
+                (TransactionType::Adjustment, delta, 0, taken)
+            }
+            Movement::Adjustment { .. } => return Err(Refusal::OutOfRange),
+        };
+        let balance = add(self.balance, amount)?;
+        if balance < 0 {
+            return Err(Refusal::Overdraft {
+                balance: self.balance,
+                needed: -amount,
+            });
+        }
+        let next = AccountSnapshot {
+            balance,
+            total_earned: add(self.total_earned, earned)?,
+            total_spent: add(self.total_spent, spent)?,
+            version: add(self.version, 1)?,
+        };
+        let (payment_id, order_id, reason, adjusted_by) = match movement {
+            Movement::Recharge { payment, .. } => (Some(payment), None, None, None),
+            Movement::Spend { order, .. } | Movement::Refund { order, .. } => {
+                (None, Some(order), None, None)
+            }
+            Movement::Adjustment {
+                reason, operator, ..
+            } => (None, None, Some(reason), Some(operator)),
+        };
+        Ok(BalanceChange {
+            read: *self,
+            next,
+            entry: PointTransaction {
+                id,
+                member_id: member_id.to_string(),
+                transaction_type,
+                amount,
+                balance_after: balance,
+                payment_id: payment_id.map(str::to_string),
+                order_id: order_id.map(str::to_string),
+                reason: reason.map(str::to_string),
+                adjusted_by: adjusted_by.map(str::to_string),
+                created_at: at,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(balance: i64) -> AccountSnapshot {
+        AccountSnapshot {
+            balance,
+            total_earned: balance + 40,
+            total_spent: 40,
+            version: 7,
+        }
+    }
+
+    fn apply(read: AccountSnapshot, movement: Movement<'_>) -> Result<BalanceChange, Refusal> {
+        read.apply("m1", movement, "row".into(), chrono::Utc::now())
+    }
+
+    #[test]
+    fn every_movement_keeps_balance_equal_to_earned_minus_spent_and_records_the_balance_after() {
+        let start = account(100);
+        let movements = [
+            Movement::Recharge {
+                points: 500,
+                payment: "PT1",
+            },
+            Movement::Spend {
+                points: 300,
+                order: "o1",
+            },
+            Movement::Refund {
+                points: 300,
+                order: "o1",
+            },
+            Movement::Adjustment {
+                delta: -250,
+                reason: "duplicate credit",
+                operator: "a1",
+            },
+            Movement::Adjustment {
+                delta: 20,
+                reason: "goodwill",
+                operator: "a1",
+            },
+        ];
+        let mut read = start;
+        let mut ledger_sum = start.balance;
+        for movement in movements {
+            let change = apply(read, movement).unwrap();
+            ledger_sum += change.entry.amount;
+            assert_eq!(change.read, read);
+            assert_eq!(change.next.version, read.version + 1);
+            assert_eq!(change.next.balance, change.entry.balance_after);
+            assert_eq!(change.next.balance, ledger_sum);
+            assert_eq!(
+                change.next.balance,
+                change.next.total_earned - change.next.total_spent
+            );
+            read = change.next;
+        }
+        assert_eq!(read.balance, 370);
+    }
+
+    #[test]
+    fn nothing_takes_a_balance_below_zero_and_the_last_point_can_be_spent() {
+        let read = account(100);
+        let spend = |points| Movement::Spend { points, order: "o" };
+        assert_eq!(apply(read, spend(100)).unwrap().next.balance, 0);
+        assert_eq!(
+            apply(read, spend(101)),
+            Err(Refusal::Overdraft {
+                balance: 100,
+                needed: 101
+            })
+        );
+        let take = Movement::Adjustment {
+            delta: -101,
+            reason: "r",
+            operator: "a",
+        };
+        assert!(matches!(apply(read, take), Err(Refusal::Overdraft { .. })));
+    }
+
+    #[test]
+    fn amounts_must_be_positive_and_arithmetic_never_wraps() {
+        let read = account(100);
+        for movement in [
+            Movement::Spend {
+                points: 0,
+                order: "o",
+            },
+            Movement::Spend {
+                points: -5,
+                order: "o",
+            },
+            Movement::Recharge {
+                points: -1,
+                payment: "p",
+            },
+            Movement::Refund {
+                points: 0,
+                order: "o",
+            },
+            Movement::Adjustment {
+                delta: 0,
+                reason: "r",
+                operator: "a",
+            },
+            Movement::Recharge {
+                points: i64::MAX,
+                payment: "p",
+            },
+            Movement::Adjustment {
+                delta: i64::MIN,
+                reason: "r",
+                operator: "a",
+            },
+        ] {
+            assert_eq!(
+                apply(read, movement),
+                Err(Refusal::OutOfRange),
+                "{movement:?}"
+            );
         }
     }
 }

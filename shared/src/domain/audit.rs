@@ -58,24 +58,5 @@ impl AuditEntry {
 /// Reasons are required for changes to money and access, and bounded.
 pub const REASON_MAX: usize = 500;
 
-/// The result of adjusting `balance` by `amount`: the new balance, or `None` when it would go below
-/// zero (no adjustment ever makes a balance negative).
-pub fn adjusted_balance(balance: i64, amount: i64) -> Option<i64> {
-    balance.checked_add(amount).filter(|after| *after >= 0)
-}
-
 /// The bound on one adjustment, either way: a correction, not a minting press.
 pub const ADJUSTMENT_MAX: i64 = 10_000_000;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_adjustment_never_takes_a_balance_below_zero() {
-        assert_eq!(adjusted_balance(100, -100), Some(0));
-        assert_eq!(adjusted_balance(100, -101), None);
-        assert_eq!(adjusted_balance(0, 5), Some(5));
-        assert_eq!(adjusted_balance(i64::MAX, 1), None);
-    }
-}

@@ -11,7 +11,7 @@ pub mod stock;
 pub mod text;
 pub mod user;
 
-pub use account::PointAccount;
+pub use account::{AccountSnapshot, BalanceChange, Movement, PointAccount, Refusal};
 pub use audit::{AuditAction, AuditEntry};
 pub use ledger::{PointTransaction, TransactionType};
 pub use order::{Order, OrderParty, OrderStatus};

@@ -7,14 +7,14 @@ use utoipa::ToSchema;
 
 use super::catalogue::MerchantProduct;
 use super::orders::{
-    check_idempotency_key, request_hash, same_request, OrderView, RetryBudget, IDEMPOTENCY_TTL_SECS,
+    check_idempotency_key, request_hash, same_request, OrderView, IDEMPOTENCY_TTL_SECS,
 };
 use super::points::{LedgerEntry, PaymentView, PointsService, Reconciled};
-use crate::domain::audit::{adjusted_balance, ADJUSTMENT_MAX, REASON_MAX};
+use super::retry::RetryBudget;
+use crate::domain::audit::{ADJUSTMENT_MAX, REASON_MAX};
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{
-    is_id, AuditAction, AuditEntry, OrderStatus, PaymentStatus, PointTransaction, Role,
-    TransactionType, User,
+    is_id, AuditAction, AuditEntry, Movement, OrderStatus, PaymentStatus, Refusal, Role, User,
 };
 use crate::error::{AppError, FieldCheck, FieldErrors};
 use crate::pagination::{Page, PageRequest};
@@ -348,30 +348,36 @@ impl AdminService<'_> {
             if member.role != Role::Member {
                 return Err(member_not_found());
             }
-            let Some(balance_after) = adjusted_balance(account.balance, amount) else {
-                let mut fields = FieldErrors::new();
-                fields.insert("balance".into(), account.balance.to_string());
-                return Err(AppError::Conflict {
-                    code: "insufficient_points",
-                    message: format!(
-                        "the member holds {} points; removing {} would go below zero",
-                        account.balance, -amount
-                    ),
-                    fields,
-                });
-            };
-            let entry = PointTransaction {
-                id: uuid::Uuid::now_v7().to_string(),
-                member_id: member_id.to_string(),
-                transaction_type: TransactionType::Adjustment,
-                amount,
-                balance_after,
-                payment_id: None,
-                order_id: None,
-                reason: Some(reason.clone()),
-                adjusted_by: Some(admin_id.to_string()),
-                created_at: now,
-            };
+            // Never below zero: the domain's rule, applied to the account as read.
+            let change = account
+                .apply(
+                    member_id,
+                    Movement::Adjustment {
+                        delta: amount,
+                        reason: &reason,
+                        operator: admin_id,
+                    },
+                    uuid::Uuid::now_v7().to_string(),
+                    now,
+                )
+                .map_err(|refusal| {
+                    let mut fields = FieldErrors::new();
+                    fields.insert("balance".into(), account.balance.to_string());
+                    AppError::Conflict {
+                        code: "insufficient_points",
+                        message: match refusal {
+                            Refusal::Overdraft { balance, .. } => format!(
+                                "the member holds {balance} points; removing {} would go below zero",
+                                -amount
+                            ),
+                            Refusal::OutOfRange => {
+                                "the adjusted balance would be out of range".to_string()
+                            }
+                        },
+                        fields,
+                    }
+                })?;
+            let (entry, balance_after) = (&change.entry, change.next.balance);
             let audit = AuditEntry::new(
                 admin_id,
                 AuditAction::PointsAdjusted,
@@ -393,7 +399,7 @@ impl AdminService<'_> {
             };
             match self
                 .store
-                .adjust_points(&entry, account, &audit, claim.as_ref())
+                .adjust_points(&change, &audit, claim.as_ref())
                 .await?
             {
                 AdjustOutcome::Applied => return Ok(Adjustment::Made(view)),

@@ -6,3 +6,4 @@ pub mod auth;
 pub mod catalogue;
 pub mod orders;
 pub mod points;
+pub(crate) mod retry;

@@ -1,13 +1,13 @@
 //! Redemption and the order lifecycle.
 
-use rand::Rng;
+use super::retry::RetryBudget;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::domain::order::QUANTITY_MAX;
 use crate::domain::stock::{pick_shard, rebalance_plan};
-use crate::domain::{is_id, Order, OrderParty, OrderStatus};
+use crate::domain::{is_id, Movement, Order, OrderParty, OrderStatus, Refusal};
 use crate::error::{AppError, FieldCheck};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{
@@ -146,68 +146,6 @@ pub(crate) fn request_hash(canonical: &str) -> String {
         .collect()
 }
 
-/// How long a redemption keeps trying when others keep winning the items it needs: until a
-/// deadline, with a jittered pause before every new attempt that grows while the contention lasts,
-/// then 503 with `Retry-After` (never an unbounded wait inside a Lambda invocation).
-///
-/// Pauses matter more than they seem: DynamoDB cancels a conflicting transaction at once, so a
-/// buyer retrying without pause spins through every shard while they are all held, and a hundred
-/// buyers doing so keep each other out (measured here: most gave up within 3 reads).
-pub(crate) struct RetryBudget {
-    started: std::time::Instant,
-    attempts: u32,
-    /// Attempts lost in a row (reset by a fresh read that changes the picture).
-    streak: u32,
-    rebalances: u32,
-}
-
-impl RetryBudget {
-    /// Well inside API Gateway's 29 s and the function's timeout.
-    const DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
-    const MAX_ATTEMPTS: u32 = 400;
-    /// Optional moves (spreading stock to dry shards) one redemption may try.
-    const MAX_REBALANCES: u32 = 1;
-    const PAUSE_CAP_MS: u64 = 40;
-
-    pub(crate) fn new() -> Self {
-        RetryBudget {
-            started: std::time::Instant::now(),
-            attempts: 0,
-            streak: 0,
-            rebalances: 0,
-        }
-    }
-
-    fn may_rebalance(&mut self) -> bool {
-        self.rebalances += 1;
-        self.rebalances <= Self::MAX_REBALANCES
-    }
-
-    /// Counts a lost attempt and pauses before the next one (full jitter over a ceiling that
-    /// doubles with each attempt lost in a row).
-    pub(crate) async fn lost(&mut self) -> Result<(), AppError> {
-        self.attempts += 1;
-        self.streak += 1;
-        if self.attempts >= Self::MAX_ATTEMPTS || self.started.elapsed() >= Self::DEADLINE {
-            tracing::warn!(
-                attempts = self.attempts,
-                "redemption still contended at its deadline"
-            );
-            return Err(unavailable());
-        }
-        let ceiling = (1u64 << self.streak.min(6)).min(Self::PAUSE_CAP_MS);
-        let pause = rand::thread_rng().gen_range(1..=ceiling);
-        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-        Ok(())
-    }
-}
-
-fn unavailable() -> AppError {
-    AppError::Unavailable {
-        retry_after_secs: 1,
-    }
-}
-
 pub struct OrderService<'a> {
     pub store: &'a Store,
 }
@@ -314,15 +252,6 @@ impl OrderService<'_> {
             let account = reads
                 .account
                 .ok_or_else(|| AppError::internal("member without a point account"))?;
-            if account.balance < cost {
-                return Err(AppError::conflict(
-                    "insufficient_points",
-                    format!(
-                        "this costs {cost} points; the balance is {}",
-                        account.balance
-                    ),
-                ));
-            }
             let mut stocks = stock.stocks();
             // The stock is there in total but badly placed (no shard covers the order, or half the
             // shards are dry): move it, then read again.
@@ -354,6 +283,25 @@ impl OrderService<'_> {
                 created_at: now,
                 updated_at: now,
             };
+            // The balance rule (never below zero) is the domain's: an account that cannot cover
+            // the cost is refused here, before anything is written.
+            let spend = account
+                .apply(
+                    member_id,
+                    Movement::Spend {
+                        points: cost,
+                        order: &order.id,
+                    },
+                    uuid::Uuid::now_v7().to_string(),
+                    now,
+                )
+                .map_err(|refusal| match refusal {
+                    Refusal::Overdraft { balance, .. } => AppError::conflict(
+                        "insufficient_points",
+                        format!("this costs {cost} points; the balance is {balance}"),
+                    ),
+                    Refusal::OutOfRange => AppError::internal("an order's cost out of range"),
+                })?;
             let view = OrderView::from(order.clone());
             let claim = match idempotency_key {
                 Some(key) => Some(IdempotencyClaim {
@@ -379,9 +327,8 @@ impl OrderService<'_> {
                         &order,
                         product.points_required,
                         shard,
-                        account,
+                        &spend,
                         claim.as_ref(),
-                        now,
                     )
                     .await?;
                 match outcome {
@@ -476,7 +423,18 @@ impl OrderService<'_> {
                 .await?
                 .ok_or_else(|| AppError::internal("order of a member without a point account"))?;
             let now = chrono::Utc::now();
-            match self.store.cancel_order(&order, account, now).await? {
+            let refund = account
+                .apply(
+                    &order.member_id,
+                    Movement::Refund {
+                        points: order.points_cost,
+                        order: &order.id,
+                    },
+                    uuid::Uuid::now_v7().to_string(),
+                    now,
+                )
+                .map_err(|refusal| AppError::internal_during("refund", refusal))?;
+            match self.store.cancel_order(&order, &refund, now).await? {
                 CancelOutcome::Cancelled => {
                     let mut cancelled = order;
                     cancelled.status = OrderStatus::Cancelled;

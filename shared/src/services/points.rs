@@ -8,13 +8,16 @@ use hmac::Mac;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::retry::RetryBudget;
 use crate::config::PaymentsConfig;
-use crate::domain::{Payment, PaymentStatus, PointTransaction, Settlement, TransactionType};
+use crate::domain::{
+    Movement, Payment, PaymentStatus, PointTransaction, Settlement, TransactionType,
+};
 use crate::ecpay::{self, CheckoutOrder};
 use crate::error::{AppError, FieldCheck};
 use crate::gateway::GatewayTransport;
 use crate::pagination::{Page, PageRequest};
-use crate::store::{AccountSnapshot, AttemptOutcome, GatewayRecord, Store};
+use crate::store::{AccountSnapshot, AttemptOutcome, CreditAttempt, GatewayRecord, Store};
 
 /// How long a checkout link works.
 pub const CHECKOUT_LINK_TTL_SECS: i64 = 15 * 60;
@@ -556,18 +559,62 @@ impl PointsService<'_> {
         payment_date: &str,
         message: &str,
     ) -> Result<Settlement, AppError> {
-        let settlement = self
-            .store
-            .credit_recharge(
-                payment,
-                account,
-                record,
-                trade_no,
-                payment_date,
-                message,
-                chrono::Utc::now(),
-            )
-            .await?;
+        let after_failure = matches!(
+            payment.status,
+            PaymentStatus::Expired | PaymentStatus::Failed
+        );
+        let mut budget = RetryBudget::new();
+        let mut already_read = account;
+        let settlement = loop {
+            let account = match already_read.take() {
+                Some(account) => account,
+                None => self
+                    .store
+                    .account_snapshot(&payment.member_id)
+                    .await?
+                    .ok_or_else(|| AppError::internal("paying member has no point account"))?,
+            };
+            let now = chrono::Utc::now();
+            let credit = account
+                .apply(
+                    &payment.member_id,
+                    Movement::Recharge {
+                        points: payment.points,
+                        payment: &payment.merchant_trade_no,
+                    },
+                    uuid::Uuid::now_v7().to_string(),
+                    now,
+                )
+                .map_err(|refusal| AppError::internal_during("credit", refusal))?;
+            match self
+                .store
+                .credit_recharge(
+                    payment,
+                    &credit,
+                    record,
+                    trade_no,
+                    payment_date,
+                    message,
+                    now,
+                )
+                .await?
+            {
+                CreditAttempt::Credited => {
+                    break Settlement::Credited {
+                        balance_after: credit.next.balance,
+                        after_failure,
+                    }
+                }
+                CreditAttempt::AlreadyPaid => {
+                    break Settlement::AlreadySettled(PaymentStatus::Paid)
+                }
+                CreditAttempt::AccountChanged => budget.lost().await?,
+                CreditAttempt::Contended => {
+                    crate::observe::count(crate::observe::Metric::TransactionConflictsRetried, 1.0);
+                    budget.lost().await?
+                }
+            }
+        };
         if let Settlement::Credited { after_failure, .. } = settlement {
             crate::observe::count(
                 crate::observe::Metric::PointsCredited,

@@ -14,7 +14,7 @@ use super::{
     from_item, n, page_of, put_new, s, to_item, Filter, ListQuery, Store, TransactionAttempt,
 };
 use crate::domain::user::canonical;
-use crate::domain::{AuditAction, AuditEntry, PointTransaction, Role, Timestamp, User};
+use crate::domain::{AuditAction, AuditEntry, BalanceChange, Role, Timestamp, User};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -318,25 +318,18 @@ impl Store {
     }
 
     /// One attempt at an adjustment, as one transaction:
-    /// 0. the account changes by `entry.amount` — only if unchanged since `read`;
+    /// 0. the account takes `change` (the ADJUSTMENT the domain worked out on the account as read,
+    ///    which never goes below zero) — only if unchanged since that read;
     /// 1. the ADJUSTMENT ledger row; 2. the audit entry; 3. (optional) the Idempotency-Key.
-    ///
-    /// The caller has checked the balance stays at or above zero.
     pub async fn adjust_points(
         &self,
-        entry: &PointTransaction,
-        read: AccountSnapshot,
+        change: &BalanceChange,
         audit: &AuditEntry,
         claim: Option<&AdjustmentClaim>,
     ) -> Result<AdjustOutcome, AppError> {
-        let (earned, spent) = if entry.amount >= 0 {
-            (entry.amount, 0)
-        } else {
-            (0, -entry.amount)
-        };
         let mut items = vec![
-            self.account_change(&entry.member_id, read, entry.amount, earned, spent)?,
-            self.ledger_put(entry, read)?,
+            self.account_change(&change.entry.member_id, change)?,
+            self.ledger_put(change)?,
             self.audit_put(audit)?,
         ];
         if let Some(claim) = claim {

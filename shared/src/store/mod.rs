@@ -32,7 +32,7 @@ pub use orders::{
     CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, OrderSearch, PlaceOutcome,
     RedemptionReads,
 };
-pub use payments::{AttemptOutcome, GatewayRecord, AUDIT_RETENTION_DAYS};
+pub use payments::{AttemptOutcome, CreditAttempt, GatewayRecord, AUDIT_RETENTION_DAYS};
 pub use points::AccountSnapshot;
 pub use products::{ProductStock, ProductWrite, ShardState, StockMove};
 pub use tokens::{RotateOutcome, Successor};

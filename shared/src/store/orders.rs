@@ -15,7 +15,7 @@ use super::{
     from_item, n, page_of, put_new, s, timestamp, to_item, Filter, ListQuery, Store,
     TransactionAttempt,
 };
-use crate::domain::{Order, OrderParty, OrderStatus, PointTransaction, Timestamp, TransactionType};
+use crate::domain::{BalanceChange, Order, OrderParty, OrderStatus, Timestamp};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -262,20 +262,18 @@ impl Store {
     /// 0. the product is checked — it exists, is active and still costs `unit_price` (the price the
     ///    member is charged) — without being written, so redemptions do not conflict on it;
     /// 1. stock shard `shard` loses `quantity` units, only if it has them;
-    /// 2. the account is debited — only if it is unchanged since `account` was read and covers the cost;
-    /// 3. the order is put; 4. the SPEND ledger row is put; 5. the order number is claimed;
-    /// 6. (optional) the Idempotency-Key is claimed.
+    /// 2. the account takes `spend` (the SPEND the domain worked out on the account as read) — only
+    ///    if it is unchanged since that read; 3. the order is put; 4. the SPEND ledger row is put;
+    ///    5. the order number is claimed; 6. (optional) the Idempotency-Key is claimed.
     ///
     /// One attempt: on contention the caller chooses where to retry (another shard, or later).
-    #[allow(clippy::too_many_arguments)]
     pub async fn place_order(
         &self,
         order: &Order,
         unit_price: i64,
         shard: usize,
-        account: AccountSnapshot,
+        spend: &BalanceChange,
         idempotency: Option<&IdempotencyClaim>,
-        now: Timestamp,
     ) -> Result<PlaceOutcome, AppError> {
         let check_product = ConditionCheck::builder()
             .table_name(&self.table)
@@ -299,32 +297,14 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(AppError::internal)?;
-        let spend = PointTransaction {
-            id: uuid::Uuid::now_v7().to_string(),
-            member_id: order.member_id.clone(),
-            transaction_type: TransactionType::Spend,
-            amount: -order.points_cost,
-            balance_after: account.balance - order.points_cost,
-            payment_id: None,
-            order_id: Some(order.id.clone()),
-            reason: None,
-            adjusted_by: None,
-            created_at: now,
-        };
         let mut items = vec![
             TransactWriteItem::builder()
                 .condition_check(check_product)
                 .build(),
             TransactWriteItem::builder().update(take_stock).build(),
-            self.account_change(
-                &order.member_id,
-                account,
-                -order.points_cost,
-                0,
-                order.points_cost,
-            )?,
+            self.account_change(&order.member_id, spend)?,
             put_new(&self.table, to_item(&OrderRecord::from(order))?)?,
-            self.ledger_put(&spend, account)?,
+            self.ledger_put(spend)?,
             put_new(
                 &self.table,
                 to_item(&GuardRecord {
@@ -348,9 +328,6 @@ impl Store {
                     expires_at: claim.expires_at,
                 })?,
             )?);
-        }
-        if spend.balance_after < 0 {
-            return Ok(PlaceOutcome::AccountChanged);
         }
         use redemption_item::*;
         match self.transact_once(items).await? {
@@ -511,11 +488,12 @@ impl Store {
 
     /// Cancels a pending order with its refund, as one transaction:
     /// 0. the order pending → cancelled (only if still pending); 1. the stock comes back;
-    /// 2. the account is credited (only if unchanged since `account` was read); 3. the REFUND row.
+    /// 2. the account takes `refund` (the REFUND the domain worked out on the account as read), only
+    ///    if unchanged since that read; 3. the REFUND row.
     pub async fn cancel_order(
         &self,
         order: &Order,
-        account: AccountSnapshot,
+        refund: &BalanceChange,
         now: Timestamp,
     ) -> Result<CancelOutcome, AppError> {
         let cancel = Update::builder()
@@ -545,30 +523,11 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(AppError::internal)?;
-        let refund = PointTransaction {
-            id: uuid::Uuid::now_v7().to_string(),
-            member_id: order.member_id.clone(),
-            transaction_type: TransactionType::Refund,
-            amount: order.points_cost,
-            balance_after: account.balance + order.points_cost,
-            payment_id: None,
-            order_id: Some(order.id.clone()),
-            reason: None,
-            adjusted_by: None,
-            created_at: now,
-        };
         let items = vec![
             TransactWriteItem::builder().update(cancel).build(),
             TransactWriteItem::builder().update(restock).build(),
-            // A refund undoes a spend: total_spent goes back down.
-            self.account_change(
-                &order.member_id,
-                account,
-                order.points_cost,
-                0,
-                -order.points_cost,
-            )?,
-            self.ledger_put(&refund, account)?,
+            self.account_change(&order.member_id, refund)?,
+            self.ledger_put(refund)?,
         ];
         // One attempt: on contention the caller reads again and the units go to another shard.
         match self.transact_once(items).await? {

@@ -10,12 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::points::AccountSnapshot;
-use super::points::MAX_BALANCE_ATTEMPTS;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
-use super::{from_item, n, page_of, put_new, s, timestamp, to_item, ListQuery, Store};
-use crate::domain::{
-    Payment, PaymentStatus, PointTransaction, Settlement, Timestamp, TransactionType,
+use super::{
+    from_item, n, page_of, put_new, s, timestamp, to_item, ListQuery, Store, TransactionAttempt,
 };
+use crate::domain::{BalanceChange, Payment, PaymentStatus, Settlement, Timestamp};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -155,6 +154,24 @@ pub enum AttemptOutcome {
     TooManyAttempts,
     /// The new MerchantTradeNo was taken (a random collision): draw another.
     TradeNoTaken,
+}
+
+/// Positions in the credit transaction (see [`Store::credit_recharge`]).
+mod credit_item {
+    pub const PAYMENT: usize = 0;
+    pub const ACCOUNT: usize = 1;
+}
+
+/// What one attempt at a credit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditAttempt {
+    Credited,
+    /// The payment was already paid: this notification changes nothing.
+    AlreadyPaid,
+    /// The account moved since it was read: read again and work the credit out anew.
+    AccountChanged,
+    /// DynamoDB cancelled it for a conflicting transaction: retry after a pause.
+    Contended,
 }
 
 impl Store {
@@ -323,134 +340,95 @@ impl Store {
             .collect()
     }
 
-    /// Credits a paid payment exactly once: in one transaction the payment becomes paid (from any
-    /// state but paid: ECPay's word that money moved wins over our giving up), the account gains the
-    /// points (conditioned on the version read), a RECHARGE ledger row records the exact balance
-    /// after, and the recharge's first payment counts the paid attempt. A repeated or concurrent
-    /// credit finds the payment paid and changes nothing.
+    /// One attempt at crediting a paid payment, as one transaction (positions in [`credit_item`]):
+    /// 0. the payment becomes paid (from any state but paid: ECPay's word that money moved wins over
+    ///    our giving up); 1. the account takes `credit` (the RECHARGE the domain worked out on the
+    ///    account as read) — only if unchanged since that read; 2. the RECHARGE ledger row; then the
+    ///    recharge's first payment counts the paid attempt, and `record` (the gateway's answer, when
+    ///    given) joins the audit trail in the same transaction, so a credit is never without it.
     ///
-    /// `account`, when given, is the account as just read (see [`Store::payment_with_account`]): the
-    /// first attempt uses it instead of reading again. `record`, when given, is the gateway's answer
-    /// to keep in the audit trail, written by the same transaction (so a credit is never without it).
+    /// A repeated or concurrent credit finds the payment paid and changes nothing. The caller
+    /// retries [`CreditAttempt::AccountChanged`] and [`CreditAttempt::Contended`] on a fresh read.
     #[allow(clippy::too_many_arguments)]
     pub async fn credit_recharge(
         &self,
         payment: &Payment,
-        account: Option<AccountSnapshot>,
+        credit: &BalanceChange,
         record: Option<&GatewayRecord>,
         trade_no: &str,
         payment_date: &str,
         gateway_message: &str,
         now: Timestamp,
-    ) -> Result<Settlement, AppError> {
-        let after_failure = matches!(
-            payment.status,
-            PaymentStatus::Expired | PaymentStatus::Failed
-        );
-        let mut already_read = account;
-        for _ in 0..MAX_BALANCE_ATTEMPTS {
-            let account = match already_read.take() {
-                Some(account) => account,
-                None => self
-                    .account_snapshot(&payment.member_id)
-                    .await?
-                    .ok_or_else(|| AppError::internal("paying member has no point account"))?,
-            };
-            let entry = PointTransaction {
-                id: uuid::Uuid::now_v7().to_string(),
-                member_id: payment.member_id.clone(),
-                transaction_type: TransactionType::Recharge,
-                amount: payment.points,
-                balance_after: account.balance + payment.points,
-                payment_id: Some(payment.merchant_trade_no.clone()),
-                order_id: None,
-                reason: None,
-                adjusted_by: None,
-                created_at: now,
-            };
-            let is_origin = payment.attempt_of.is_none();
-            let mut mark_paid = Update::builder()
-                .table_name(&self.table)
-                .key(PK, s(payment_pk(&payment.merchant_trade_no)))
-                .key(SK, s(PAYMENT_SK))
-                .update_expression(if is_origin {
-                    "SET #status = :paid, trade_no = :trade_no, payment_date = :payment_date, \
-                     paid_at = :now, last_gateway_message = :message \
-                     ADD paid_attempts :one REMOVE gsi2pk, gsi2sk"
-                } else {
-                    "SET #status = :paid, trade_no = :trade_no, payment_date = :payment_date, \
-                     paid_at = :now, last_gateway_message = :message REMOVE gsi2pk, gsi2sk"
-                })
-                .condition_expression("attribute_exists(#pk) AND #status <> :paid")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":paid", s("paid"))
-                .expression_attribute_values(":trade_no", s(trade_no))
-                .expression_attribute_values(":payment_date", s(payment_date))
-                .expression_attribute_values(":message", s(gateway_message))
-                .expression_attribute_values(":now", timestamp(now));
-            if is_origin {
-                mark_paid = mark_paid.expression_attribute_values(":one", n(1));
-            }
-            let mark_paid = mark_paid.build().map_err(AppError::internal)?;
-            // Index order matters: reasons are read by position below.
-            let mut items = vec![
-                TransactWriteItem::builder().update(mark_paid).build(),
-                self.account_change(
-                    &payment.member_id,
-                    account,
-                    payment.points,
-                    payment.points,
-                    0,
-                )?,
-                self.ledger_put(&entry, account)?,
-            ];
-            if let Some(origin) = &payment.attempt_of {
-                let count = Update::builder()
-                    .table_name(&self.table)
-                    .key(PK, s(payment_pk(origin)))
-                    .key(SK, s(PAYMENT_SK))
-                    .update_expression("ADD paid_attempts :one")
-                    .condition_expression("attribute_exists(#pk)")
-                    .expression_attribute_names("#pk", PK)
-                    .expression_attribute_values(":one", n(1))
-                    .build()
-                    .map_err(AppError::internal)?;
-                items.push(TransactWriteItem::builder().update(count).build());
-            }
-            if let Some(record) = record {
-                let put = aws_sdk_dynamodb::types::Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(to_item(&audit_record(
-                        &payment.merchant_trade_no,
-                        record,
-                    ))?))
-                    .build()
-                    .map_err(AppError::internal)?;
-                items.push(TransactWriteItem::builder().put(put).build());
-            }
-            match self.transact(items).await? {
-                Ok(()) => {
-                    return Ok(Settlement::Credited {
-                        balance_after: entry.balance_after,
-                        after_failure,
-                    })
-                }
-                Err(cancelled) if cancelled.condition_failed(0) => {
-                    return Ok(Settlement::AlreadySettled(PaymentStatus::Paid));
-                }
-                Err(cancelled) if cancelled.condition_failed(1) => continue,
-                Err(cancelled) => {
-                    return Err(AppError::internal(format!(
-                        "credit cancelled unexpectedly: {:?}",
-                        cancelled.reasons
-                    )))
-                }
-            }
+    ) -> Result<CreditAttempt, AppError> {
+        let is_origin = payment.attempt_of.is_none();
+        let mut mark_paid = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(payment_pk(&payment.merchant_trade_no)))
+            .key(SK, s(PAYMENT_SK))
+            .update_expression(if is_origin {
+                "SET #status = :paid, trade_no = :trade_no, payment_date = :payment_date, \
+                 paid_at = :now, last_gateway_message = :message \
+                 ADD paid_attempts :one REMOVE gsi2pk, gsi2sk"
+            } else {
+                "SET #status = :paid, trade_no = :trade_no, payment_date = :payment_date, \
+                 paid_at = :now, last_gateway_message = :message REMOVE gsi2pk, gsi2sk"
+            })
+            .condition_expression("attribute_exists(#pk) AND #status <> :paid")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":paid", s("paid"))
+            .expression_attribute_values(":trade_no", s(trade_no))
+            .expression_attribute_values(":payment_date", s(payment_date))
+            .expression_attribute_values(":message", s(gateway_message))
+            .expression_attribute_values(":now", timestamp(now));
+        if is_origin {
+            mark_paid = mark_paid.expression_attribute_values(":one", n(1));
         }
-        Err(AppError::Unavailable {
-            retry_after_secs: 1,
-        })
+        let mark_paid = mark_paid.build().map_err(AppError::internal)?;
+        // Positions are named in `credit_item`: the refusal is read by them below.
+        let mut items = vec![
+            TransactWriteItem::builder().update(mark_paid).build(),
+            self.account_change(&payment.member_id, credit)?,
+            self.ledger_put(credit)?,
+        ];
+        if let Some(origin) = &payment.attempt_of {
+            let count = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(payment_pk(origin)))
+                .key(SK, s(PAYMENT_SK))
+                .update_expression("ADD paid_attempts :one")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .map_err(AppError::internal)?;
+            items.push(TransactWriteItem::builder().update(count).build());
+        }
+        if let Some(record) = record {
+            let put = aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item(&audit_record(
+                    &payment.merchant_trade_no,
+                    record,
+                ))?))
+                .build()
+                .map_err(AppError::internal)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(CreditAttempt::Credited),
+            TransactionAttempt::Contended(_) => Ok(CreditAttempt::Contended),
+            TransactionAttempt::Refused(c) if c.condition_failed(credit_item::PAYMENT) => {
+                Ok(CreditAttempt::AlreadyPaid)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(credit_item::ACCOUNT) => {
+                Ok(CreditAttempt::AccountChanged)
+            }
+            TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
+                "credit cancelled unexpectedly: {:?}",
+                c.reasons
+            ))),
+        }
     }
 
     /// Records ECPay's last word on a payment that is not paid; its status does not change.

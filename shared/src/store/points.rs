@@ -9,12 +9,9 @@ use super::keys::*;
 use super::table::{PK, SK};
 use super::users::AccountRecord;
 use super::{n, page_of, put_new, s, to_item, ListQuery, Store};
-use crate::domain::{PointTransaction, Timestamp, TransactionType};
+use crate::domain::{BalanceChange, PointTransaction, Timestamp, TransactionType};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
-
-/// How often a balance change is re-read and retried when another change to the same account won.
-pub(super) const MAX_BALANCE_ATTEMPTS: u32 = 12;
 
 #[derive(Serialize, Deserialize)]
 struct LedgerRecord {
@@ -54,14 +51,7 @@ impl From<LedgerRecord> for PointTransaction {
     }
 }
 
-/// The account as read for a balance change: the change is conditioned on `version`.
-#[derive(Debug, Clone, Copy)]
-pub struct AccountSnapshot {
-    pub balance: i64,
-    pub total_earned: i64,
-    pub total_spent: i64,
-    pub version: i64,
-}
+pub use crate::domain::AccountSnapshot;
 
 impl Store {
     pub async fn account_snapshot(
@@ -74,17 +64,14 @@ impl Store {
             .map(|a| a.snapshot()))
     }
 
-    /// The account update of a balance change: `delta` is added to the balance and to
-    /// `total_earned` (credit) or `total_spent` (debit), only if nobody changed the account since
-    /// `read` was taken; the caller checks the new balance is acceptable before sending it.
+    /// The account's side of a balance change the domain worked out
+    /// ([`AccountSnapshot::apply`]): it becomes `change.next`, only if it is still `change.read`.
     pub(crate) fn account_change(
         &self,
         member_id: &str,
-        read: AccountSnapshot,
-        delta: i64,
-        earned_delta: i64,
-        spent_delta: i64,
+        change: &BalanceChange,
     ) -> Result<TransactWriteItem, AppError> {
+        let (read, next) = (change.read, change.next);
         let update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(user_pk(member_id)))
@@ -93,10 +80,10 @@ impl Store {
                 "SET balance = :balance, total_earned = :earned, total_spent = :spent, version = :next",
             )
             .condition_expression("version = :read AND balance = :read_balance")
-            .expression_attribute_values(":balance", n(read.balance + delta))
-            .expression_attribute_values(":earned", n(read.total_earned + earned_delta))
-            .expression_attribute_values(":spent", n(read.total_spent + spent_delta))
-            .expression_attribute_values(":next", n(read.version + 1))
+            .expression_attribute_values(":balance", n(next.balance))
+            .expression_attribute_values(":earned", n(next.total_earned))
+            .expression_attribute_values(":spent", n(next.total_spent))
+            .expression_attribute_values(":next", n(next.version))
             .expression_attribute_values(":read", n(read.version))
             .expression_attribute_values(":read_balance", n(read.balance))
             .build()
@@ -104,15 +91,13 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The ledger row of the balance change that moves the account from `read` to its next version.
-    pub(crate) fn ledger_put(
-        &self,
-        entry: &PointTransaction,
-        read: AccountSnapshot,
-    ) -> Result<TransactWriteItem, AppError> {
+    /// The ledger row of a balance change, keyed by the account version it creates (so two
+    /// changes worked out on one read cannot both land).
+    pub(crate) fn ledger_put(&self, change: &BalanceChange) -> Result<TransactWriteItem, AppError> {
+        let entry = &change.entry;
         let record = LedgerRecord {
             pk: user_pk(&entry.member_id),
-            sk: ledger_sk(read.version + 1),
+            sk: ledger_sk(change.next.version),
             entity: "PointTransaction".into(),
             id: entry.id.clone(),
             member_id: entry.member_id.clone(),
@@ -128,7 +113,6 @@ impl Store {
         put_new(&self.table, to_item(&record)?)
     }
 
-    /// A member's ledger, newest first.
     pub async fn list_ledger(
         &self,
         member_id: &str,
