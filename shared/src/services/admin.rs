@@ -10,7 +10,7 @@ use super::orders::{
     check_idempotency_key, request_hash, same_request, OrderView, IDEMPOTENCY_TTL_SECS,
 };
 use super::points::{LedgerEntry, PaymentView, PointsService, Reconciled};
-use super::retry::RetryBudget;
+use super::retry::{until_uncontended, RetryBudget};
 use crate::domain::audit::{ADJUSTMENT_MAX, REASON_MAX};
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{
@@ -205,7 +205,8 @@ impl AdminService<'_> {
             Some("created by the create-admin command".into()),
             now,
         );
-        match self.store.register_admin(&user, &audit).await? {
+        let registered = until_uncontended(|| self.store.register_admin(&user, &audit)).await?;
+        match registered {
             RegisterOutcome::Created => Ok(AdminUserView::from(user)),
             RegisterOutcome::Taken { username, .. } => Err(AppError::Conflict {
                 code: if username {
@@ -484,17 +485,16 @@ impl AdminService<'_> {
             .ok_or_else(not_found)?;
         // The settlement is the scheduled job's own transaction (with its gateway record); the
         // operator's request and what it came to are logged right after.
-        self.store
-            .append_audit(&AuditEntry::new(
-                admin_id,
-                AuditAction::PaymentReconciled,
-                format!("payment:{merchant_trade_no}"),
-                serde_json::json!({"status": before.status}),
-                serde_json::json!({"status": after.status, "result": result}),
-                None,
-                chrono::Utc::now(),
-            ))
-            .await?;
+        let entry = AuditEntry::new(
+            admin_id,
+            AuditAction::PaymentReconciled,
+            format!("payment:{merchant_trade_no}"),
+            serde_json::json!({"status": before.status}),
+            serde_json::json!({"status": after.status, "result": result}),
+            None,
+            chrono::Utc::now(),
+        );
+        until_uncontended(|| self.store.append_audit(&entry)).await?;
         Ok(ReconcileAnswer {
             result,
             payment: AdminPaymentView {

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::retry::until_uncontended;
 use crate::auth::{Claims, JwtKeys, TokenKind};
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{PointAccount, Role, User};
@@ -163,7 +164,9 @@ impl AuthService<'_> {
             created_at: self.clock.now(),
         };
         let account = (role == Role::Member).then(|| PointAccount::opening(&user.id));
-        match self.store.register_user(&user, account.as_ref()).await? {
+        let registered =
+            until_uncontended(|| self.store.register_user(&user, account.as_ref())).await?;
+        match registered {
             RegisterOutcome::Created => Ok(UserProfile::from(&user)),
             RegisterOutcome::Taken { username, email } => {
                 let mut fields = crate::error::FieldErrors::new();

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::retry::until_uncontended;
 use crate::domain::product::{
     check_description, check_name, check_points, check_stock, check_stock_shards,
 };
@@ -168,7 +169,7 @@ impl CatalogueService<'_> {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_product(&product).await?;
+        until_uncontended(|| self.store.create_product(&product)).await?;
         Ok(product.into())
     }
 
@@ -250,11 +251,17 @@ impl CatalogueService<'_> {
         }
         check.finish()?;
         let version = version.unwrap_or_default();
-        match self
-            .store
-            .update_product(merchant_id, product_id, version, &changes, chrono::Utc::now())
-            .await?
-        {
+        let written = until_uncontended(|| {
+            self.store.update_product(
+                merchant_id,
+                product_id,
+                version,
+                &changes,
+                chrono::Utc::now(),
+            )
+        })
+        .await?;
+        match written {
             ProductWrite::Written(product) => Ok(product.into()),
             ProductWrite::NotFound => Err(product_not_found()),
             ProductWrite::VersionConflict { current_version } => Err(AppError::conflict(
@@ -275,11 +282,12 @@ impl CatalogueService<'_> {
         if !is_id(product_id) {
             return Err(product_not_found());
         }
-        match self
-            .store
-            .deactivate_product(merchant_id, product_id, chrono::Utc::now())
-            .await?
-        {
+        let written = until_uncontended(|| {
+            self.store
+                .deactivate_product(merchant_id, product_id, chrono::Utc::now())
+        })
+        .await?;
+        match written {
             ProductWrite::Written(_) => Ok(()),
             ProductWrite::NotFound | ProductWrite::VersionConflict { .. } => {
                 Err(product_not_found())

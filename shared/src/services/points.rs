@@ -421,7 +421,9 @@ impl PointsService<'_> {
         if origin.status != PaymentStatus::Pending || origin.paid_attempts > 0 {
             return Err(settled());
         }
-        for _ in 0..5 {
+        let mut budget = RetryBudget::new();
+        let mut collisions = 0;
+        loop {
             let now = chrono::Utc::now();
             let merchant_trade_no = new_merchant_trade_no(now);
             let mut fields = origin.checkout_fields.clone();
@@ -452,7 +454,16 @@ impl PointsService<'_> {
                 .await?
             {
                 AttemptOutcome::Created => return Ok(attempt),
-                AttemptOutcome::TradeNoTaken => continue,
+                // A random collision: draw another number (five in a row means something is off).
+                AttemptOutcome::TradeNoTaken => {
+                    collisions += 1;
+                    if collisions >= 5 {
+                        return Err(AppError::Unavailable {
+                            retry_after_secs: 1,
+                        });
+                    }
+                }
+                AttemptOutcome::Contended => budget.lost().await?,
                 AttemptOutcome::AlreadyPaid => return Err(settled()),
                 AttemptOutcome::TooManyAttempts => {
                     return Err(AppError::conflict(
@@ -462,9 +473,6 @@ impl PointsService<'_> {
                 }
             }
         }
-        Err(AppError::Unavailable {
-            retry_after_secs: 1,
-        })
     }
 
     /// Asks ECPay about one trade (QueryTradeInfo V5) and verifies the answer: the MAC, our

@@ -5,6 +5,7 @@
 use rand::Rng;
 
 use crate::error::AppError;
+use crate::store::Attempt;
 
 /// How long a use case keeps trying when others keep winning the items it needs: until a
 /// deadline, with a jittered pause before every new attempt that grows while the contention lasts,
@@ -65,5 +66,24 @@ impl RetryBudget {
 fn unavailable() -> AppError {
     AppError::Unavailable {
         retry_after_secs: 1,
+    }
+}
+
+/// Runs `attempt` until it is not cancelled by contention, within one [`RetryBudget`] (then 503
+/// with `Retry-After`). For writes whose only retryable failure is contention.
+pub(crate) async fn until_uncontended<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Attempt<T>, AppError>>,
+{
+    let mut budget = RetryBudget::new();
+    loop {
+        match attempt().await? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Contended => {
+                crate::observe::count(crate::observe::Metric::TransactionConflictsRetried, 1.0);
+                budget.lost().await?;
+            }
+        }
     }
 }

@@ -141,10 +141,11 @@ impl Store {
 
     /// An audit entry on its own, for an action whose writes are not the operator's to bundle (a
     /// reconcile-now settles through the scheduled job's own transaction).
-    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<(), AppError> {
-        match self.transact(vec![self.audit_put(entry)?]).await? {
-            Ok(()) => Ok(()),
-            Err(cancelled) => Err(AppError::internal(format!(
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<super::Attempt<()>, AppError> {
+        match self.transact_once(vec![self.audit_put(entry)?]).await? {
+            TransactionAttempt::Committed => Ok(super::Attempt::Done(())),
+            TransactionAttempt::Contended(_) => Ok(super::Attempt::Contended),
+            TransactionAttempt::Refused(cancelled) => Err(AppError::internal(format!(
                 "audit entry refused: {:?}",
                 cancelled.reasons
             ))),
@@ -368,7 +369,7 @@ impl Store {
         &self,
         user: &User,
         audit: &AuditEntry,
-    ) -> Result<super::RegisterOutcome, AppError> {
+    ) -> Result<super::Attempt<super::RegisterOutcome>, AppError> {
         self.register_user_with(user, None, Some(self.audit_put(audit)?))
             .await
     }

@@ -42,7 +42,7 @@ type Item = HashMap<String, AttributeValue>;
 
 /// How many times a transaction cancelled only by contention (another transaction on the same
 /// item, or throttling) is retried before the client is told to come back later.
-const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
+const MAX_BATCH_READ_ATTEMPTS: u32 = 6;
 /// A list request examines at most this many items per item of its page (limit + 1).
 pub const EXAMINE_PER_PAGE_ITEM: usize = 5;
 const BACKOFF_BASE: Duration = Duration::from_millis(10);
@@ -76,6 +76,14 @@ impl ShardHint {
     pub fn stocked(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.count as usize).filter(|i| self.dry & (1 << i) == 0)
     }
+}
+
+/// One attempt at a write whose only failure worth retrying is contention: done (with what it
+/// produced), or cancelled by a conflicting transaction or throttling, to be retried by the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt<T> {
+    Done(T),
+    Contended,
 }
 
 /// One attempt at a `TransactWriteItems`.
@@ -203,7 +211,7 @@ impl Store {
             let mut attempt = 0;
             while !pending.is_empty() {
                 attempt += 1;
-                if attempt > MAX_TRANSACTION_ATTEMPTS {
+                if attempt > MAX_BATCH_READ_ATTEMPTS {
                     tracing::warn!(
                         keys = pending.len(),
                         "batch read still throttled after retries"
@@ -342,36 +350,13 @@ impl Store {
         }
     }
 
-    /// Runs one `TransactWriteItems`. A cancellation caused only by contention is retried with
-    /// jittered exponential backoff; a cancellation by a failed condition is returned to the caller,
-    /// which reads the reasons by item index.
+    /// One `TransactWriteItems`, no retry: the service that asked decides what a contended or
+    /// refused attempt means (a redemption moves to another stock shard; most writes read again
+    /// and retry within their [`crate::services`] retry budget).
     ///
     /// The SDK gives each call a `ClientRequestToken` of its own and re-sends a call whose response
     /// was lost (a timeout, a 5xx) with that same token, so DynamoDB answers the replay with the first
     /// outcome instead of applying the writes twice (proved by a test that loses a response).
-    pub(crate) async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), Cancelled>, AppError> {
-        for attempt in 1..=MAX_TRANSACTION_ATTEMPTS {
-            match self.transact_once(items.clone()).await? {
-                TransactionAttempt::Committed => return Ok(Ok(())),
-                TransactionAttempt::Refused(cancelled) => return Ok(Err(cancelled)),
-                TransactionAttempt::Contended(_) => {}
-            }
-            if attempt < MAX_TRANSACTION_ATTEMPTS {
-                crate::observe::count(crate::observe::Metric::TransactionConflictsRetried, 1.0);
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-        }
-        tracing::warn!("transaction still contended after retries");
-        Err(AppError::Unavailable {
-            retry_after_secs: 1,
-        })
-    }
-
-    /// One `TransactWriteItems`, no retry: for a caller that retries differently (a redemption
-    /// moves to another stock shard rather than wait for the contended one).
     pub(crate) async fn transact_once(
         &self,
         items: Vec<TransactWriteItem>,

@@ -154,6 +154,14 @@ pub enum AttemptOutcome {
     TooManyAttempts,
     /// The new MerchantTradeNo was taken (a random collision): draw another.
     TradeNoTaken,
+    /// Cancelled by a conflicting transaction: try again after a pause.
+    Contended,
+}
+
+/// Positions in a further checkout attempt's transaction (see [`Store::create_attempt`]).
+mod attempt_item {
+    pub const ORIGIN: usize = 0;
+    pub const ATTEMPT: usize = 1;
 }
 
 /// Positions in the credit transaction (see [`Store::credit_recharge`]).
@@ -220,15 +228,22 @@ impl Store {
             .expression_attribute_values(":max", n(i64::from(max_attempts)))
             .build()
             .map_err(AppError::internal)?;
-        // Index order matters: reasons are read by position below.
+        // Positions are named in `attempt_item`: reasons are read by them below.
         let items = vec![
             TransactWriteItem::builder().update(count).build(),
             put_new(&self.table, to_item(&record_of(attempt))?)?,
         ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(AttemptOutcome::Created),
-            Err(cancelled) if cancelled.condition_failed(1) => Ok(AttemptOutcome::TradeNoTaken),
-            Err(cancelled) if cancelled.condition_failed(0) => {
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(AttemptOutcome::Created),
+            TransactionAttempt::Contended(_) => Ok(AttemptOutcome::Contended),
+            TransactionAttempt::Refused(cancelled)
+                if cancelled.condition_failed(attempt_item::ATTEMPT) =>
+            {
+                Ok(AttemptOutcome::TradeNoTaken)
+            }
+            TransactionAttempt::Refused(cancelled)
+                if cancelled.condition_failed(attempt_item::ORIGIN) =>
+            {
                 let origin = self.get_payment(origin).await?;
                 Ok(match origin {
                     Some(p) if p.status == PaymentStatus::Paid || p.paid_attempts > 0 => {
@@ -237,7 +252,7 @@ impl Store {
                     _ => AttemptOutcome::TooManyAttempts,
                 })
             }
-            Err(cancelled) => Err(AppError::internal(format!(
+            TransactionAttempt::Refused(cancelled) => Err(AppError::internal(format!(
                 "attempt cancelled unexpectedly: {:?}",
                 cancelled.reasons
             ))),

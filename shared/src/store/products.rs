@@ -170,10 +170,13 @@ fn shard_keys(product_id: &str, count: u8) -> impl Iterator<Item = (String, Stri
     (0..count as usize).map(move |i| (stock_shard_pk(product_id, i), STOCK_SHARD_SK.to_string()))
 }
 
+/// Position of the product's update in an operator's takedown (the audit entry follows it).
+const TAKEDOWN_ITEM: usize = 0;
+
 impl Store {
     /// The product item and its stock shards, in one transaction: a product never exists without
     /// its stock.
-    pub async fn create_product(&self, product: &Product) -> Result<(), AppError> {
+    pub async fn create_product(&self, product: &Product) -> Result<super::Attempt<()>, AppError> {
         let mut items = vec![put_new(
             &self.table,
             to_item(&ProductRecord::new(product))?,
@@ -187,12 +190,13 @@ impl Store {
                 to_item(&StockShardRecord::new(&product.id, i, stock))?,
             )?);
         }
-        match self.transact(items).await? {
-            Ok(()) => {
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => {
                 self.remember_shards(&product.id, product.stock_shards);
-                Ok(())
+                Ok(super::Attempt::Done(()))
             }
-            Err(cancelled) => Err(AppError::internal(format!(
+            TransactionAttempt::Contended(_) => Ok(super::Attempt::Contended),
+            TransactionAttempt::Refused(cancelled) => Err(AppError::internal(format!(
                 "new product refused: {:?}",
                 cancelled.reasons
             ))),
@@ -432,17 +436,17 @@ impl Store {
         expected_version: i64,
         changes: &ProductChanges,
         now: Timestamp,
-    ) -> Result<ProductWrite, AppError> {
+    ) -> Result<super::Attempt<ProductWrite>, AppError> {
         let Some(current) = self.product_stock(product_id).await? else {
-            return Ok(ProductWrite::NotFound);
+            return Ok(super::Attempt::Done(ProductWrite::NotFound));
         };
         if current.product.merchant_id != merchant_id {
-            return Ok(ProductWrite::NotFound);
+            return Ok(super::Attempt::Done(ProductWrite::NotFound));
         }
         if current.product.version != expected_version {
-            return Ok(ProductWrite::VersionConflict {
+            return Ok(super::Attempt::Done(ProductWrite::VersionConflict {
                 current_version: current.product.version,
-            });
+            }));
         }
         let old_shards = current.product.stock_shards;
         let total = changes.stock.unwrap_or(current.product.stock);
@@ -522,8 +526,9 @@ impl Store {
                 });
             }
         }
-        match self.transact(items).await? {
-            Ok(()) => {
+        match self.transact_once(items).await? {
+            TransactionAttempt::Contended(_) => Ok(super::Attempt::Contended),
+            TransactionAttempt::Committed => {
                 self.remember_shards(product_id, shards);
                 if restock {
                     self.remember_stock(product_id, spread(total, shards).into_iter().enumerate());
@@ -545,15 +550,17 @@ impl Store {
                 if let Some(active) = changes.is_active {
                     product.is_active = active;
                 }
-                Ok(ProductWrite::Written(product))
+                Ok(super::Attempt::Done(ProductWrite::Written(product)))
             }
             // Something moved since the read: say where it is now.
-            Err(_) => match self.get_product(product_id).await? {
-                Some(now) if now.merchant_id == merchant_id => Ok(ProductWrite::VersionConflict {
-                    current_version: now.version,
-                }),
-                _ => Ok(ProductWrite::NotFound),
-            },
+            TransactionAttempt::Refused(_) => Ok(super::Attempt::Done(
+                match self.get_product(product_id).await? {
+                    Some(now) if now.merchant_id == merchant_id => ProductWrite::VersionConflict {
+                        current_version: now.version,
+                    },
+                    _ => ProductWrite::NotFound,
+                },
+            )),
         }
     }
 
@@ -688,7 +695,8 @@ impl Store {
         {
             super::TransactionAttempt::Committed => Ok(super::AdminWrite::Changed),
             super::TransactionAttempt::Contended(_) => Ok(super::AdminWrite::Contended),
-            super::TransactionAttempt::Refused(c) if c.condition_failed(0) => {
+            // The takedown is item 0, the audit entry 1.
+            super::TransactionAttempt::Refused(c) if c.condition_failed(TAKEDOWN_ITEM) => {
                 Ok(super::AdminWrite::Stale)
             }
             super::TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
@@ -701,23 +709,30 @@ impl Store {
     /// Takes the product off the catalogue. Already inactive is fine and changes nothing. A
     /// transaction of one item rather than a plain `UpdateItem`: during a sale every redemption
     /// condition-checks the product item, and DynamoDB refuses a plain write to an item an ongoing
-    /// transaction includes (`TransactionConflictException`); the transaction path retries that.
+    /// transaction includes (`TransactionConflictException`): that comes back as
+    /// [`super::Attempt::Contended`], for the service to retry.
     pub async fn deactivate_product(
         &self,
         merchant_id: &str,
         product_id: &str,
         now: Timestamp,
-    ) -> Result<ProductWrite, AppError> {
+    ) -> Result<super::Attempt<ProductWrite>, AppError> {
         let update = self.takedown(product_id, Some(merchant_id), now)?;
-        // Either way, the product as it now is decides the answer (already inactive is fine).
-        let _refused_if_inactive_or_not_theirs = self
-            .transact(vec![TransactWriteItem::builder().update(update).build()])
-            .await?;
-        match self.get_product(product_id).await? {
-            Some(product) if product.merchant_id == merchant_id && !product.is_active => {
-                Ok(ProductWrite::Written(product))
-            }
-            _ => Ok(ProductWrite::NotFound),
+        match self
+            .transact_once(vec![TransactWriteItem::builder().update(update).build()])
+            .await?
+        {
+            TransactionAttempt::Contended(_) => return Ok(super::Attempt::Contended),
+            // Either way, the product as it now is decides the answer (already inactive is fine).
+            TransactionAttempt::Committed | TransactionAttempt::Refused(_) => {}
         }
+        Ok(super::Attempt::Done(
+            match self.get_product(product_id).await? {
+                Some(product) if product.merchant_id == merchant_id && !product.is_active => {
+                    ProductWrite::Written(product)
+                }
+                _ => ProductWrite::NotFound,
+            },
+        ))
     }
 }

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::table::{PK, SK};
-use super::{from_item, put_new, s, to_item, Store};
+use super::{from_item, put_new, s, to_item, Store, TransactionAttempt};
 use crate::domain::user::canonical;
 use crate::domain::{PointAccount, Role, User};
 use crate::error::AppError;
@@ -108,6 +108,12 @@ pub enum RegisterOutcome {
     },
 }
 
+/// Positions in the registration transaction: the two guards come first.
+mod registration_item {
+    pub const USERNAME: usize = 0;
+    pub const EMAIL: usize = 1;
+}
+
 impl Store {
     /// Writes the user, both uniqueness guards and (for a member) the opening point account in one
     /// transaction: either all exist afterwards or none does.
@@ -115,7 +121,7 @@ impl Store {
         &self,
         user: &User,
         account: Option<&PointAccount>,
-    ) -> Result<RegisterOutcome, AppError> {
+    ) -> Result<super::Attempt<RegisterOutcome>, AppError> {
         self.register_user_with(user, account, None).await
     }
 
@@ -125,7 +131,7 @@ impl Store {
         user: &User,
         account: Option<&PointAccount>,
         extra: Option<aws_sdk_dynamodb::types::TransactWriteItem>,
-    ) -> Result<RegisterOutcome, AppError> {
+    ) -> Result<super::Attempt<RegisterOutcome>, AppError> {
         let username_guard = GuardRecord {
             pk: username_pk(&canonical(&user.username)),
             sk: USERNAME_SK.into(),
@@ -155,7 +161,7 @@ impl Store {
             session_epoch: user.session_epoch,
             created_at: user.created_at,
         };
-        // Index order matters: cancellation reasons are read by position below.
+        // Positions are named in `registration_item`: cancellation reasons are read by them.
         let mut items = vec![
             put_new(&self.table, to_item(&username_guard)?)?,
             put_new(&self.table, to_item(&email_guard)?)?,
@@ -177,11 +183,12 @@ impl Store {
             )?);
         }
         items.extend(extra);
-        match self.transact(items).await? {
-            Ok(()) => Ok(RegisterOutcome::Created),
-            Err(cancelled) => {
-                let username = cancelled.condition_failed(0);
-                let email = cancelled.condition_failed(1);
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(super::Attempt::Done(RegisterOutcome::Created)),
+            TransactionAttempt::Contended(_) => Ok(super::Attempt::Contended),
+            TransactionAttempt::Refused(cancelled) => {
+                let username = cancelled.condition_failed(registration_item::USERNAME);
+                let email = cancelled.condition_failed(registration_item::EMAIL);
                 if !username && !email {
                     // The user id is a fresh UUID, so only the guards can collide.
                     return Err(AppError::internal(format!(
@@ -189,7 +196,10 @@ impl Store {
                         cancelled.reasons
                     )));
                 }
-                Ok(RegisterOutcome::Taken { username, email })
+                Ok(super::Attempt::Done(RegisterOutcome::Taken {
+                    username,
+                    email,
+                }))
             }
         }
     }

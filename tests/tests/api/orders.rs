@@ -605,6 +605,51 @@ async fn a_transaction_conflict_is_retried_and_the_order_placed_once() {
 }
 
 #[tokio::test]
+async fn a_sign_up_a_paid_recharge_and_a_new_product_each_meet_conflicts_and_land_exactly_once() {
+    let budget = ConflictBudget::new(0);
+    let api = TestApi::start_with_conflicts(budget.clone()).await;
+
+    // The store makes one attempt; the service reads the conflict and tries again.
+    budget_conflicts(&budget, 2);
+    let (member_id, amy, _) = api.signed_up("amy", "MEMBER").await;
+    assert_eq!(
+        budget.injected(),
+        2,
+        "the sign-up's conflicts really happened"
+    );
+
+    let checkout = api.start_recharge(&amy, 700).await;
+    budget_conflicts(&budget, 3);
+    let answer = api.notify(&api_tests::paid_notification(&checkout)).await;
+    answer.assert_status(200);
+    assert_eq!(answer.raw, b"1|OK");
+    assert_eq!(
+        budget.injected(),
+        5,
+        "the credit's conflicts really happened"
+    );
+    assert_eq!(points_of(&api, &amy).await["balance"], 700);
+    // ECPay sends it again: still credited once.
+    api.notify(&api_tests::paid_notification(&checkout))
+        .await
+        .assert_status(200);
+    assert_eq!(points_of(&api, &amy).await["balance"], 700);
+
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    budget_conflicts(&budget, 2);
+    let product = api.create_product(&shop, "Oolong", 100, 10).await;
+    assert_eq!(
+        budget.injected(),
+        7,
+        "the new product's conflicts really happened"
+    );
+    assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 10);
+    assert_eq!(api.metric_total(Metric::TransactionConflictsRetried), 7.0);
+    assert_eq!(api.metric_total(Metric::PointsCredited), 700.0);
+    api.assert_points_invariants(&[member_id]).await;
+}
+
+#[tokio::test]
 async fn a_conflict_that_persists_becomes_a_503_with_retry_after_and_changes_nothing() {
     let budget = ConflictBudget::new(0);
     let api = TestApi::start_with_conflicts(budget.clone()).await;
