@@ -274,8 +274,7 @@ impl AuthService<'_> {
         };
 
         if let Reservation::Full { ends_at } = self
-            .store
-            .reserve_login_attempt(
+            .reserve(
                 &by_address,
                 self.limits.max_failures_per_address,
                 now,
@@ -287,8 +286,7 @@ impl AuthService<'_> {
         }
         let mut held = vec![by_address];
         if let Reservation::Full { ends_at } = self
-            .store
-            .reserve_login_attempt(&by_pair, self.limits.max_failures, now, window)
+            .reserve(&by_pair, self.limits.max_failures, now, window)
             .await?
         {
             self.release(&held, now).await;
@@ -296,8 +294,7 @@ impl AuthService<'_> {
         }
         held.push(by_pair);
         if let Reservation::Full { .. } = self
-            .store
-            .reserve_login_attempt(&by_username, self.limits.max_failures, now, window)
+            .reserve(&by_username, self.limits.max_failures, now, window)
             .await?
         {
             let backoff = self.limits.username_backoff.as_secs().max(1) as i64;
@@ -326,6 +323,31 @@ impl AuthService<'_> {
                 Err(other)
             }
         }
+    }
+
+    /// One attempt reserved in `counter`'s window, or the window's end when it is full. A race to
+    /// open the window is asked again (a few times: each race means someone else opened it, so
+    /// the next ask finds it open).
+    async fn reserve(
+        &self,
+        counter: &LoginCounter,
+        max: u32,
+        now: i64,
+        window: i64,
+    ) -> Result<Reservation, AppError> {
+        for _ in 0..4 {
+            match self
+                .store
+                .reserve_login_attempt(counter, max, now, window)
+                .await?
+            {
+                Reservation::Raced => continue,
+                decided => return Ok(decided),
+            }
+        }
+        Err(AppError::Unavailable {
+            retry_after_secs: 1,
+        })
     }
 
     async fn release(&self, counters: &[LoginCounter], now: i64) {
@@ -388,6 +410,9 @@ impl AuthService<'_> {
                 Ok(self.pair(access.token, refresh.token))
             }
             RotateOutcome::ReuseDetected => {
+                // A rotated-away token presented again means a copy exists: end the whole session
+                // (RFC 9700 §4.14.2, refresh token rotation), for the thief and the owner alike.
+                self.store.revoke_token_family(&family).await?;
                 tracing::warn!(user_id = %claims.sub, "refresh token reuse detected; family revoked");
                 Err(AppError::unauthenticated(
                     "token_reused",

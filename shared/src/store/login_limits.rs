@@ -46,6 +46,9 @@ pub enum Reservation {
     Full {
         ends_at: i64,
     },
+    /// No window was open, and a concurrent attempt opened one first: ask again (the caller
+    /// retries; the next ask is counted in that window).
+    Raced,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +61,8 @@ struct WindowRecord {
 impl Store {
     /// Reserves one attempt in `counter`'s window (opening a window if none is open), unless `max`
     /// are already reserved. Conditional single-item writes: concurrent attempts are all counted.
+    /// One pass: when a concurrent attempt opens the window between its two writes, it answers
+    /// [`Reservation::Raced`] and the caller asks again.
     pub async fn reserve_login_attempt(
         &self,
         counter: &LoginCounter,
@@ -66,70 +71,61 @@ impl Store {
         window_secs: i64,
     ) -> Result<Reservation, AppError> {
         let key = counter.key();
-        for _ in 0..4 {
-            let added = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(PK, s(key.clone()))
-                .key(SK, s(WINDOW_SK))
-                .update_expression("ADD attempts :one")
-                .condition_expression("#ttl > :now AND attempts < :max")
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":max", n(i64::from(max)))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            match added.map_err(|e| e.into_service_error()) {
-                Ok(_) => return Ok(Reservation::Reserved),
-                Err(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    if let Some(old) = failed.item {
-                        let old: WindowRecord = from_item(old)?;
-                        if old.expires_at > now {
-                            return Ok(Reservation::Full {
-                                ends_at: old.expires_at,
-                            });
-                        }
+        let added = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key.clone()))
+            .key(SK, s(WINDOW_SK))
+            .update_expression("ADD attempts :one")
+            .condition_expression("#ttl > :now AND attempts < :max")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":max", n(i64::from(max)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match added.map_err(|e| e.into_service_error()) {
+            Ok(_) => return Ok(Reservation::Reserved),
+            Err(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                if let Some(old) = failed.item {
+                    let old: WindowRecord = from_item(old)?;
+                    if old.expires_at > now {
+                        return Ok(Reservation::Full {
+                            ends_at: old.expires_at,
+                        });
                     }
                 }
-                Err(other) => {
-                    return Err(AppError::internal(format!(
-                        "reserve login attempt: {other:?}"
-                    )))
-                }
             }
-            // No open window: open one with this attempt, unless a concurrent attempt just did.
-            let opened = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(PK, s(key.clone()))
-                .key(SK, s(WINDOW_SK))
-                .update_expression(
-                    "SET attempts = :one, #ttl = :end, entity = :entity REMOVE next_at",
-                )
-                .condition_expression("attribute_not_exists(#pk) OR #ttl <= :now")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":end", n(now + window_secs))
-                .expression_attribute_values(":entity", s("LoginAttempts"))
-                .send()
-                .await;
-            match opened.map_err(|e| e.into_service_error()) {
-                Ok(_) => return Ok(Reservation::Reserved),
-                Err(UpdateItemError::ConditionalCheckFailedException(_)) => continue,
-                Err(other) => return Err(AppError::internal_during("open login window", other)),
+            Err(other) => {
+                return Err(AppError::internal(format!(
+                    "reserve login attempt: {other:?}"
+                )))
             }
         }
-        Err(AppError::Unavailable {
-            retry_after_secs: 1,
-        })
+        // No open window: open one with this attempt, unless a concurrent attempt just did.
+        let opened = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key.clone()))
+            .key(SK, s(WINDOW_SK))
+            .update_expression("SET attempts = :one, #ttl = :end, entity = :entity REMOVE next_at")
+            .condition_expression("attribute_not_exists(#pk) OR #ttl <= :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":end", n(now + window_secs))
+            .expression_attribute_values(":entity", s("LoginAttempts"))
+            .send()
+            .await;
+        match opened.map_err(|e| e.into_service_error()) {
+            Ok(_) => Ok(Reservation::Reserved),
+            Err(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(Reservation::Raced),
+            Err(other) => Err(AppError::internal_during("open login window", other)),
+        }
     }
 
     /// Hands a reservation back (the login succeeded, or was refused by another counter).

@@ -45,7 +45,9 @@ pub enum RotateOutcome {
     /// The presented token was exchanged moments ago (within the grace window): here is what that
     /// exchange issued.
     Grace(Successor),
-    /// The presented token had already been rotated away: the family is now revoked.
+    /// The presented token had already been rotated away (outside the grace window): someone holds
+    /// a copy. Nothing was changed; what reuse means (the service revokes the family) is not the
+    /// store's to decide.
     ReuseDetected,
     /// The family was revoked (logout or earlier reuse), expired, or never existed.
     Revoked,
@@ -147,15 +149,11 @@ impl Store {
                         refresh_jti: family_row.current_jti,
                         issued_at,
                     })),
-                    _ => {
-                        self.revoke_token_family(family).await?;
-                        Ok(RotateOutcome::ReuseDetected)
-                    }
+                    _ => Ok(RotateOutcome::ReuseDetected),
                 }
             }
             Some(family_row) if !family_row.revoked && family_row.expires_at > now => {
                 // A live family whose current token is not the presented one: reuse.
-                self.revoke_token_family(family).await?;
                 Ok(RotateOutcome::ReuseDetected)
             }
             _ => Ok(RotateOutcome::Revoked),
