@@ -10,7 +10,8 @@ use crate::observe::MetricsSink;
 use crate::services::auth::{AuthService, LoginLimits};
 use crate::services::catalogue::CatalogueService;
 use crate::services::orders::OrderService;
-use crate::services::points::{LinkSigner, PointsService};
+use crate::services::points::PointsService;
+use crate::services::recharge::{LinkSigner, RechargeService};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -71,7 +72,11 @@ impl AppContext {
     }
 
     pub fn points(&self) -> PointsService<'_> {
-        PointsService {
+        PointsService { store: &self.store }
+    }
+
+    pub fn recharge(&self) -> RechargeService<'_> {
+        RechargeService {
             store: &self.store,
             payments: &self.config.payments,
             links: &self.links,
@@ -82,7 +87,7 @@ impl AppContext {
     pub fn admin(&self) -> crate::services::admin::AdminService<'_> {
         crate::services::admin::AdminService {
             store: &self.store,
-            points: self.points(),
+            recharge: self.recharge(),
             passwords: &self.passwords,
         }
     }

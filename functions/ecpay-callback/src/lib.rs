@@ -6,7 +6,7 @@ use shared::domain::Settlement;
 use shared::http::{
     allow, escape_html, html, matched_path, parse_form, query_param, segments, text,
 };
-use shared::services::points::{NotificationOutcome, NotificationRejected};
+use shared::services::recharge::{NotificationOutcome, NotificationRejected};
 use shared::{AppContext, AppError};
 use utoipa::OpenApi;
 
@@ -91,7 +91,7 @@ async fn ecpay_notification(ctx: &AppContext, req: &Request) -> Answer {
         .find(|(k, _)| k == "MerchantTradeNo")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    match ctx.points().handle_notification(&fields).await? {
+    match ctx.recharge().handle_notification(&fields).await? {
         Ok(outcome) => {
             match &outcome {
                 NotificationOutcome::Settled(Settlement::Credited { balance_after, .. }) => {
@@ -139,7 +139,7 @@ async fn checkout(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
     let expires = query_param(req, "expires");
     let signature = query_param(req, "signature");
     let payment = match ctx
-        .points()
+        .recharge()
         .checkout_page(trade_no, expires.as_deref(), signature.as_deref())
         .await
     {

@@ -10,9 +10,8 @@ use shared::http::{
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
 use shared::services::orders::{OrderView, RedeemRequest, Redemption};
-use shared::services::points::{
-    LedgerEntry, PaymentView, PointsBalance, RechargeCheckout, RechargeRequest,
-};
+use shared::services::points::{LedgerEntry, PointsBalance};
+use shared::services::recharge::{PaymentView, RechargeCheckout, RechargeRequest};
 use shared::{AppContext, AppError};
 use utoipa::OpenApi;
 
@@ -206,7 +205,7 @@ async fn recharge(ctx: &AppContext, req: &Request) -> Answer {
     let member = member_id(ctx, req).await?;
     let origin = request_origin(req);
     let checkout = ctx
-        .points()
+        .recharge()
         .recharge(&member, parse_json(req)?, origin.as_deref())
         .await?;
     json(StatusCode::CREATED, &checkout)
@@ -229,7 +228,7 @@ async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
     let page = page_request(req)?;
     json(
         StatusCode::OK,
-        &ctx.points().payments(&member, &page).await?,
+        &ctx.recharge().payments(&member, &page).await?,
     )
 }
 
@@ -249,7 +248,7 @@ async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer 
     let member = member_id(ctx, req).await?;
     json(
         StatusCode::OK,
-        &ctx.points().payment(&member, trade_no).await?,
+        &ctx.recharge().payment(&member, trade_no).await?,
     )
 }
 

@@ -9,7 +9,8 @@ use super::catalogue::MerchantProduct;
 use super::orders::{
     check_idempotency_key, request_hash, same_request, OrderView, IDEMPOTENCY_TTL_SECS,
 };
-use super::points::{LedgerEntry, PaymentView, PointsService, Reconciled};
+use super::points::LedgerEntry;
+use super::recharge::{PaymentView, RechargeService, Reconciled};
 use super::retry::{until_uncontended, RetryBudget};
 use crate::domain::audit::{ADJUSTMENT_MAX, REASON_MAX};
 use crate::domain::user::{check_email, check_password, check_username};
@@ -139,7 +140,7 @@ pub enum Adjustment {
 
 pub struct AdminService<'a> {
     pub store: &'a Store,
-    pub points: PointsService<'a>,
+    pub recharge: RechargeService<'a>,
     pub passwords: &'a crate::auth::password::PasswordHasher,
 }
 
@@ -442,14 +443,14 @@ impl AdminService<'_> {
     }
 
     /// Asks ECPay about one payment now and settles it through the scheduled job's own path
-    /// (`PointsService::reconcile_payment`). A paid payment has nothing to reconcile (409).
+    /// (`RechargeService::reconcile_payment`). A paid payment has nothing to reconcile (409).
     pub async fn reconcile(
         &self,
         admin_id: &str,
         merchant_trade_no: &str,
     ) -> Result<ReconcileAnswer, AppError> {
         let not_found = || AppError::not_found("payment_not_found", "no such payment");
-        if !super::points::is_trade_no(merchant_trade_no) {
+        if !super::recharge::is_trade_no(merchant_trade_no) {
             return Err(not_found());
         }
         let before = self
@@ -464,7 +465,7 @@ impl AdminService<'_> {
                 fields: FieldErrors::new(),
             });
         }
-        let result = match self.points.reconcile_payment(&before).await? {
+        let result = match self.recharge.reconcile_payment(&before).await? {
             Reconciled::Credited => ReconcileResult::Credited,
             Reconciled::AlreadyPaid => ReconcileResult::AlreadyPaid,
             Reconciled::Expired => ReconcileResult::Expired,

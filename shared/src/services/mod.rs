@@ -6,4 +6,5 @@ pub mod auth;
 pub mod catalogue;
 pub mod orders;
 pub mod points;
+pub mod recharge;
 pub(crate) mod retry;

@@ -235,7 +235,7 @@ async fn a_declined_payment_stays_open_and_a_later_verified_success_credits_it_o
     assert_eq!(payment_status(&api, &token, trade_no).await, "paid");
     assert_eq!(balance(&api, &token).await["balance"], 300);
     // Everything ECPay said is kept for the payment, without the MAC.
-    let records = api.ctx.points().gateway_records(trade_no).await.unwrap();
+    let records = api.ctx.recharge().gateway_records(trade_no).await.unwrap();
     let verdicts: Vec<&str> = records.iter().map(|r| r.verdict.as_str()).collect();
     assert_eq!(
         verdicts,
@@ -671,7 +671,7 @@ async fn crediting_a_paid_recharge_costs_two_dynamodb_round_trips() {
         "payment and account read together; credit, ledger row and audit row written together"
     );
     assert_eq!(balance(&api, &token).await["balance"], 500);
-    let records = api.ctx.points().gateway_records(&trade_no).await.unwrap();
+    let records = api.ctx.recharge().gateway_records(&trade_no).await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].verdict, "credited");
 

@@ -1,110 +1,15 @@
-//! The HTTP edge shared by every function: JSON bodies in, JSON responses out, and the single
-//! mapping from [`AppError`] to a status code and error body.
+//! Reading a request: its JSON or form body (size and media type checked), its bearer token, its
+//! query parameters and the headers the API defines. Every refusal is a 4xx [`AppError`].
 
-use http::header::{
-    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
-};
-use http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use http::header::CONTENT_TYPE;
+use lambda_http::{Request, RequestExt};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::auth::{Claims, JwtKeys, TokenKind};
 use crate::domain::Role;
 use crate::error::{AppError, FieldErrors, RequestError};
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The body of every error answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorResponse {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable, snake_case.
-    #[schema(example = "validation_failed")]
-    pub code: String,
-    /// For people; may change.
-    pub message: String,
-    /// Per-field problems, when the request had invalid fields.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, nullable = false)]
-    pub fields: Option<FieldErrors>,
-}
-
-/// The path the function routes on: the path API Gateway *matched*, rebuilt from the route key and
-/// its path parameters (`ANY /api/auth/{proxy+}` with `proxy = "login/"` is `/api/auth/login/`). A
-/// stage name (`/prod/api/...`) or a custom domain's base path (`/v1/api/...`) in front of the routes
-/// is thus never seen: API Gateway strips both before it matches a route, while `rawPath` (and the
-/// URI `lambda_http` builds from it) keeps them. For the `$default` route, or a request that did not
-/// come through API Gateway, it is the URI's path minus a leading `/<stage>` segment.
-pub fn matched_path(req: &Request) -> String {
-    use lambda_http::request::RequestContext;
-    let raw = req.uri().path();
-    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
-        return raw.to_string();
-    };
-    if let Some(template) = ctx
-        .route_key
-        .as_deref()
-        .filter(|key| *key != "$default")
-        .and_then(|key| key.split_once(' ').map(|(_, path)| path))
-    {
-        let params = req.path_parameters_ref();
-        let mut rebuilt = String::with_capacity(raw.len());
-        for segment in template.split('/').filter(|s| !s.is_empty()) {
-            rebuilt.push('/');
-            match segment
-                .strip_prefix('{')
-                .and_then(|s| s.strip_suffix('}'))
-                .map(|name| name.trim_end_matches('+'))
-            {
-                Some(name) => {
-                    let value = params.and_then(|p| p.first(name)).unwrap_or_default();
-                    rebuilt.push_str(value.trim_start_matches('/'));
-                }
-                None => rebuilt.push_str(segment),
-            }
-        }
-        return rebuilt;
-    }
-    match ctx.stage.as_deref() {
-        Some(stage) if stage != "$default" && !stage.is_empty() => raw
-            .strip_prefix('/')
-            .and_then(|rest| rest.strip_prefix(stage))
-            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-            .map(|rest| {
-                if rest.is_empty() {
-                    "/".to_string()
-                } else {
-                    rest.to_string()
-                }
-            })
-            .unwrap_or_else(|| raw.to_string()),
-        _ => raw.to_string(),
-    }
-}
-
-/// A (matched) path split into segments, ignoring empty ones, so `/api/auth/me/` and `/api/auth/me`
-/// match alike.
-pub fn segments(path: &str) -> Vec<&str> {
-    path.split('/').filter(|s| !s.is_empty()).collect()
-}
-
-/// Refuses the request with 405 unless its method is one of `allowed`.
-pub fn allow(req: &Request, allowed: &'static [&'static str]) -> Result<(), AppError> {
-    if allowed.contains(&req.method().as_str())
-        || (req.method() == Method::HEAD && allowed.contains(&"GET"))
-    {
-        Ok(())
-    } else {
-        Err(RequestError::MethodNotAllowed { allowed }.into())
-    }
-}
 
 /// Parses the JSON body. Syntax errors are `malformed_json`; well-formed JSON of the wrong shape is
 /// `invalid_body` naming the offending field.
@@ -230,116 +135,6 @@ pub fn authenticate(req: &Request, keys: &JwtKeys, role: Option<Role>) -> Result
     Ok(claims)
 }
 
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Result<Response<Body>, AppError> {
-    let bytes = serde_json::to_vec(body).map_err(AppError::internal)?;
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/json; charset=utf-8")
-        .body(Body::Binary(bytes))
-        .map_err(AppError::internal)
-}
-
-/// The replay of a 201 answered before under the same Idempotency-Key: its JSON body verbatim,
-/// marked `Idempotent-Replayed: true`.
-pub fn replayed_created(body: String) -> Result<Response<Body>, AppError> {
-    Response::builder()
-        .status(StatusCode::CREATED)
-        .header(CONTENT_TYPE, "application/json; charset=utf-8")
-        .header("idempotent-replayed", "true")
-        .body(Body::from(body))
-        .map_err(AppError::internal)
-}
-
-pub fn no_content() -> Result<Response<Body>, AppError> {
-    Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .body(Body::Empty)
-        .map_err(AppError::internal)
-}
-
-/// The single mapping from application error to HTTP status, headers and body.
-pub fn error_response(err: &AppError) -> Response<Body> {
-    let (message, fields): (String, Option<&FieldErrors>) = match err {
-        AppError::Validation { message, fields } => (message.clone(), Some(fields)),
-        AppError::BadRequest {
-            message, fields, ..
-        }
-        | AppError::Conflict {
-            message, fields, ..
-        } => (message.clone(), (!fields.is_empty()).then_some(fields)),
-        AppError::Internal { source } => {
-            // Logged inside the request's span, so the line carries the request ids: the chain of
-            // causes, and the innermost one's debug form (an SDK error's code and request id).
-            let mut innermost: &(dyn std::error::Error + 'static) = source.as_ref();
-            while let Some(next) = innermost.source() {
-                innermost = next;
-            }
-            tracing::error!(
-                error = err.cause_chain().unwrap_or_default(),
-                detail = ?innermost,
-                "internal error"
-            );
-            ("something went wrong on our side".into(), None)
-        }
-        other => (other.to_string(), None),
-    };
-    let (status, code) = (err.status(), err.code());
-    let envelope = ErrorResponse {
-        error: ErrorDetail {
-            code: code.to_string(),
-            message,
-            fields: fields.cloned(),
-        },
-    };
-    let body = serde_json::to_vec(&envelope)
-        .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal_error\",\"message\":\"\"}}".to_vec());
-    let mut response = Response::new(Body::Binary(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    match err {
-        AppError::Request(RequestError::MethodNotAllowed { allowed }) => {
-            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
-                headers.insert(ALLOW, value);
-            }
-        }
-        AppError::Unauthenticated { .. } => {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        AppError::TooManyRequests {
-            retry_after_secs, ..
-        }
-        | AppError::Unavailable { retry_after_secs }
-        | AppError::Overloaded { retry_after_secs } => {
-            headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-        }
-        _ => {}
-    }
-    response
-}
-
-/// Turns a handler's result into the response, adding the headers every route carries.
-pub fn finish(result: Result<Response<Body>, AppError>, request_id: &str) -> Response<Body> {
-    let mut response = match result {
-        Ok(response) => response,
-        Err(err) => error_response(&err),
-    };
-    let headers = response.headers_mut();
-    // Responses carry tokens, balances and personal data: never cache any of them.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        HeaderName::from_static("x-content-type-options"),
-        HeaderValue::from_static("nosniff"),
-    );
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
-    }
-    response
-}
-
 /// The first value of a query-string parameter (API Gateway's `queryStringParameters`).
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
@@ -405,40 +200,6 @@ pub fn if_match_version(req: &Request) -> Result<Option<i64>, AppError> {
             })
         }
     }
-}
-
-/// A `text/plain` answer (ECPay's `1|OK` contract).
-pub fn text(status: StatusCode, body: &str) -> Result<Response<Body>, AppError> {
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::from(body.to_string()))
-        .map_err(AppError::internal)
-}
-
-/// A `text/html` page, for links a browser opens.
-pub fn html(status: StatusCode, body: String) -> Result<Response<Body>, AppError> {
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "text/html; charset=utf-8")
-        .body(Body::from(body))
-        .map_err(AppError::internal)
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// The body as `application/x-www-form-urlencoded` pairs, in the order sent (a JSON or other

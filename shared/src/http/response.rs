@@ -1,0 +1,177 @@
+//! Writing a response: JSON, text and HTML bodies, and the one mapping from [`AppError`] to a
+//! status code, headers and error body.
+
+use http::header::{
+    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{AppError, FieldErrors, RequestError};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable, snake_case.
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+    /// Per-field problems, when the request had invalid fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>, nullable = false)]
+    pub fields: Option<FieldErrors>,
+}
+
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Result<Response<Body>, AppError> {
+    let bytes = serde_json::to_vec(body).map_err(AppError::internal)?;
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::Binary(bytes))
+        .map_err(AppError::internal)
+}
+
+/// The replay of a 201 answered before under the same Idempotency-Key: its JSON body verbatim,
+/// marked `Idempotent-Replayed: true`.
+pub fn replayed_created(body: String) -> Result<Response<Body>, AppError> {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(CONTENT_TYPE, "application/json; charset=utf-8")
+        .header("idempotent-replayed", "true")
+        .body(Body::from(body))
+        .map_err(AppError::internal)
+}
+
+pub fn no_content() -> Result<Response<Body>, AppError> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .map_err(AppError::internal)
+}
+
+/// The single mapping from application error to HTTP status, headers and body.
+pub fn error_response(err: &AppError) -> Response<Body> {
+    let (message, fields): (String, Option<&FieldErrors>) = match err {
+        AppError::Validation { message, fields } => (message.clone(), Some(fields)),
+        AppError::BadRequest {
+            message, fields, ..
+        }
+        | AppError::Conflict {
+            message, fields, ..
+        } => (message.clone(), (!fields.is_empty()).then_some(fields)),
+        AppError::Internal { source } => {
+            // Logged inside the request's span, so the line carries the request ids: the chain of
+            // causes, and the innermost one's debug form (an SDK error's code and request id).
+            let mut innermost: &(dyn std::error::Error + 'static) = source.as_ref();
+            while let Some(next) = innermost.source() {
+                innermost = next;
+            }
+            tracing::error!(
+                error = err.cause_chain().unwrap_or_default(),
+                detail = ?innermost,
+                "internal error"
+            );
+            ("something went wrong on our side".into(), None)
+        }
+        other => (other.to_string(), None),
+    };
+    let (status, code) = (err.status(), err.code());
+    let envelope = ErrorResponse {
+        error: ErrorDetail {
+            code: code.to_string(),
+            message,
+            fields: fields.cloned(),
+        },
+    };
+    let body = serde_json::to_vec(&envelope)
+        .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal_error\",\"message\":\"\"}}".to_vec());
+    let mut response = Response::new(Body::Binary(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    match err {
+        AppError::Request(RequestError::MethodNotAllowed { allowed }) => {
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                headers.insert(ALLOW, value);
+            }
+        }
+        AppError::Unauthenticated { .. } => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        AppError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | AppError::Unavailable { retry_after_secs }
+        | AppError::Overloaded { retry_after_secs } => {
+            headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Turns a handler's result into the response, adding the headers every route carries.
+pub fn finish(result: Result<Response<Body>, AppError>, request_id: &str) -> Response<Body> {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(err) => error_response(&err),
+    };
+    let headers = response.headers_mut();
+    // Responses carry tokens, balances and personal data: never cache any of them.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    response
+}
+
+/// A `text/plain` answer (ECPay's `1|OK` contract).
+pub fn text(status: StatusCode, body: &str) -> Result<Response<Body>, AppError> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from(body.to_string()))
+        .map_err(AppError::internal)
+}
+
+/// A `text/html` page, for links a browser opens.
+pub fn html(status: StatusCode, body: String) -> Result<Response<Body>, AppError> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Body::from(body))
+        .map_err(AppError::internal)
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
