@@ -1,6 +1,15 @@
-//! Configuration, read from the environment once at start-up.
+//! Configuration, read from the environment once at start-up: the settings here, how variables are
+//! read in [`env`], ECPay's in [`payments`]. Every default is a constant, written once, used both
+//! for an unset variable and by [`Config::local`].
 
 use std::time::Duration;
+
+mod env;
+mod payments;
+
+pub use env::EnvSource;
+use payments::payments_from;
+pub use payments::{EcpayEnvironment, PaymentsConfig, CALLBACK_PATH, LOCAL_QUERY_PATH};
 
 pub const DEFAULT_TABLE_NAME: &str = "points-redemption";
 pub const DEFAULT_REGION: &str = "ap-northeast-1";
@@ -10,6 +19,9 @@ pub const DEFAULT_LOGIN_MAX_FAILURES: u32 = 10;
 pub const DEFAULT_LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_LOGIN_MAX_FAILURES_PER_IP: u32 = 50;
 pub const DEFAULT_LOGIN_USERNAME_BACKOFF: Duration = Duration::from_secs(5);
+pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+pub const DEFAULT_REFRESH_REUSE_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Config {
@@ -50,120 +62,6 @@ fn cores() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 pub const DEFAULT_PASSWORD_HASH_QUEUE: u32 = 64;
-
-/// Where members are sent to pay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EcpayEnvironment {
-    Stage,
-    Production,
-    /// The local host's ECPay simulator (only the local host serves it).
-    Local,
-}
-
-impl EcpayEnvironment {
-    fn parse(raw: &str) -> Option<Self> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "stage" => Some(EcpayEnvironment::Stage),
-            "production" => Some(EcpayEnvironment::Production),
-            "local" => Some(EcpayEnvironment::Local),
-            _ => None,
-        }
-    }
-}
-
-/// Points recharge through ECPay.
-#[derive(Debug, Clone)]
-pub struct PaymentsConfig {
-    pub environment: EcpayEnvironment,
-    pub credentials: crate::ecpay::Credentials,
-    /// The API's public origin, e.g. `https://abc.execute-api.ap-northeast-1.amazonaws.com`; links
-    /// handed to browsers (checkout) and to ECPay (ReturnURL) start with it. Unset on Lambda, it is
-    /// taken from the domain API Gateway received the request on (not from a client header).
-    pub public_base_url: Option<String>,
-    /// Overrides `<public base>/api/payments/ecpay/callback/`.
-    pub return_url: Option<String>,
-    pub client_back_url: Option<String>,
-    pub order_result_url: Option<String>,
-    pub min_amount: i64,
-    pub max_amount: i64,
-    pub points_per_twd: i64,
-    /// Credit a notification only after QueryTradeInfo confirms it (`ECPAY_CONFIRM_WITH_QUERY`;
-    /// default on in production, off in stage and local), so a leaked HashKey alone mints nothing.
-    pub confirm_with_query: bool,
-    /// Reconciliation looks at payments open longer than this (`RECONCILE_AFTER_SECONDS`, 600:
-    /// ECPay asks merchants to wait 10 minutes before querying a card payment).
-    pub reconcile_after: Duration,
-    /// An unpaid payment older than this is expired by reconciliation (`ECPAY_CHECKOUT_WINDOW_SECONDS`,
-    /// 3600). A verified success arriving later still credits it.
-    pub checkout_window: Duration,
-    /// At most this many payments are queried per reconciliation run (`RECONCILE_BATCH`, 50).
-    pub reconcile_batch: usize,
-    /// Pause between two QueryTradeInfo calls of one run (`ECPAY_QUERY_SPACING_MS`, 1000): ECPay
-    /// answers calls that come too fast with HTTP 403 and then refuses every call for 30 minutes.
-    pub query_spacing: Duration,
-    /// How many times a checkout link may be re-opened (`RECHARGE_MAX_CHECKOUT_ATTEMPTS`, 5).
-    pub max_checkout_attempts: u32,
-}
-
-impl PaymentsConfig {
-    /// The configured public origin, else the request's.
-    pub fn base_url(&self, request_origin: Option<&str>) -> Option<String> {
-        self.public_base_url
-            .clone()
-            .or_else(|| request_origin.map(|o| o.trim_end_matches('/').to_string()))
-    }
-
-    pub fn return_url(&self, base_url: &str) -> String {
-        self.return_url
-            .clone()
-            .unwrap_or_else(|| format!("{base_url}{CALLBACK_PATH}"))
-    }
-
-    /// QueryTradeInfo V5 of the configured environment.
-    pub fn query_url(&self) -> Option<String> {
-        match self.environment {
-            EcpayEnvironment::Stage => Some(crate::ecpay::STAGE_QUERY_URL.to_string()),
-            EcpayEnvironment::Production => Some(crate::ecpay::PRODUCTION_QUERY_URL.to_string()),
-            EcpayEnvironment::Local => self
-                .public_base_url
-                .as_ref()
-                .map(|base| format!("{base}{LOCAL_QUERY_PATH}")),
-        }
-    }
-
-    pub fn action_url(&self, base_url: &str) -> String {
-        match self.environment {
-            EcpayEnvironment::Stage => crate::ecpay::STAGE_ACTION_URL.to_string(),
-            EcpayEnvironment::Production => crate::ecpay::PRODUCTION_ACTION_URL.to_string(),
-            EcpayEnvironment::Local => format!("{base_url}/dev/ecpay/Cashier/AioCheckOut/V5"),
-        }
-    }
-
-    /// Local and test defaults: ECPay's public stage credentials and the local simulator.
-    pub fn local(public_base_url: &str) -> Self {
-        PaymentsConfig {
-            environment: EcpayEnvironment::Local,
-            credentials: crate::ecpay::Credentials::stage(),
-            return_url: None,
-            public_base_url: Some(public_base_url.trim_end_matches('/').to_string()),
-            client_back_url: None,
-            order_result_url: None,
-            min_amount: 100,
-            max_amount: 50_000,
-            points_per_twd: 1,
-            confirm_with_query: false,
-            reconcile_after: Duration::from_secs(600),
-            checkout_window: Duration::from_secs(3600),
-            reconcile_batch: 50,
-            query_spacing: Duration::from_millis(1000),
-            max_checkout_attempts: 5,
-        }
-    }
-}
-
-pub const CALLBACK_PATH: &str = "/api/payments/ecpay/callback/";
-/// The local simulator's QueryTradeInfo V5.
-pub const LOCAL_QUERY_PATH: &str = "/dev/ecpay/Cashier/QueryTradeInfo/V5";
 
 /// Defaults that differ between a Lambda function and the local host.
 #[derive(Debug, Clone)]
@@ -221,47 +119,6 @@ pub enum ConfigError {
     Invalid { name: &'static str, problem: String },
 }
 
-/// Reads variables through a lookup function so tests need not touch the process environment.
-pub struct EnvSource<F: Fn(&str) -> Option<String>>(pub F);
-
-impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    fn string_or(&self, name: &str, default: &str) -> String {
-        self.get(name).unwrap_or_else(|| default.to_string())
-    }
-
-    fn seconds_or(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        match self.get(name) {
-            None => Ok(Duration::from_secs(default)),
-            Some(raw) => match raw.trim().parse::<u64>() {
-                Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-                _ => Err(ConfigError::Invalid {
-                    name,
-                    problem: format!("expected a positive number of seconds, got {raw:?}"),
-                }),
-            },
-        }
-    }
-}
-
-impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
-    fn count_or(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(raw) => match raw.trim().parse::<u32>() {
-                Ok(count) if count > 0 => Ok(count),
-                _ => Err(ConfigError::Invalid {
-                    name,
-                    problem: format!("expected a positive whole number, got {raw:?}"),
-                }),
-            },
-        }
-    }
-}
-
 impl Config {
     /// Reads the process environment with Lambda's rules: `JWT_SECRET` is mandatory, so a function
     /// never starts with a guessable key.
@@ -277,27 +134,17 @@ impl Config {
         env: &EnvSource<F>,
         defaults: Defaults,
     ) -> Result<Self, ConfigError> {
-        let jwt_secret = match (env.get("JWT_SECRET"), defaults.fallback_secret.clone()) {
-            (Some(secret), _) => secret.into_bytes(),
-            (None, Some(fallback)) => fallback,
-            (None, None) => return Err(ConfigError::Missing { name: "JWT_SECRET" }),
-        };
+        let jwt_secret = signing_secret(env, "JWT_SECRET")?
+            .or_else(|| defaults.fallback_secret.clone())
+            .ok_or(ConfigError::Missing { name: "JWT_SECRET" })?;
         if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            // A fallback (the local host's generated secret) obeys the same rule.
             return Err(ConfigError::Invalid {
                 name: "JWT_SECRET",
                 problem: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
             });
         }
-        let jwt_previous_secret = env.get("JWT_PREVIOUS_SECRET").map(String::into_bytes);
-        if jwt_previous_secret
-            .as_ref()
-            .is_some_and(|s| s.len() < MIN_JWT_SECRET_BYTES)
-        {
-            return Err(ConfigError::Invalid {
-                name: "JWT_PREVIOUS_SECRET",
-                problem: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
-            });
-        }
+        let jwt_previous_secret = signing_secret(env, "JWT_PREVIOUS_SECRET")?;
         Ok(Config {
             table_name: env.string_or("TABLE_NAME", DEFAULT_TABLE_NAME),
             dynamodb_endpoint: None,
@@ -309,9 +156,18 @@ impl Config {
                 .or_else(|| env.get("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| DEFAULT_REGION.to_string()),
             jwt_secret,
-            access_token_ttl: env.seconds_or("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)?,
-            refresh_token_ttl: env.seconds_or("REFRESH_TOKEN_TTL_SECONDS", 14 * 24 * 3600)?,
-            refresh_reuse_grace: env.seconds_or("REFRESH_REUSE_GRACE_SECONDS", 10)?,
+            access_token_ttl: env.seconds_or(
+                "ACCESS_TOKEN_TTL_SECONDS",
+                DEFAULT_ACCESS_TOKEN_TTL.as_secs(),
+            )?,
+            refresh_token_ttl: env.seconds_or(
+                "REFRESH_TOKEN_TTL_SECONDS",
+                DEFAULT_REFRESH_TOKEN_TTL.as_secs(),
+            )?,
+            refresh_reuse_grace: env.seconds_or(
+                "REFRESH_REUSE_GRACE_SECONDS",
+                DEFAULT_REFRESH_REUSE_GRACE.as_secs(),
+            )?,
             login_max_failures: env.count_or("LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES)?,
             login_max_failures_per_ip: env.count_or(
                 "LOGIN_MAX_FAILURES_PER_IP",
@@ -342,9 +198,9 @@ impl Config {
             jwt_secret,
             jwt_previous_secret: None,
             metrics_namespace: crate::observe::DEFAULT_NAMESPACE.to_string(),
-            access_token_ttl: Duration::from_secs(15 * 60),
-            refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
-            refresh_reuse_grace: Duration::from_secs(10),
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            refresh_reuse_grace: DEFAULT_REFRESH_REUSE_GRACE,
             login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
             login_max_failures_per_ip: DEFAULT_LOGIN_MAX_FAILURES_PER_IP,
             login_username_backoff: DEFAULT_LOGIN_USERNAME_BACKOFF,
@@ -357,119 +213,19 @@ impl Config {
     }
 }
 
-fn payments_from<F: Fn(&str) -> Option<String>>(
+/// An HS256 signing secret from `name`, if set: at least [`MIN_JWT_SECRET_BYTES`] long (the one
+/// rule for the current secret and the one before a rotation).
+fn signing_secret<F: Fn(&str) -> Option<String>>(
     env: &EnvSource<F>,
-    defaults: &Defaults,
-) -> Result<PaymentsConfig, ConfigError> {
-    let environment = match env.get("ECPAY_ENVIRONMENT") {
-        None => defaults.ecpay_environment,
-        Some(raw) => EcpayEnvironment::parse(&raw).ok_or(ConfigError::Invalid {
-            name: "ECPAY_ENVIRONMENT",
-            problem: format!("expected stage, production or local, got {raw:?}"),
-        })?,
-    };
-    let public_base_url = env
-        .get("PUBLIC_BASE_URL")
-        .or_else(|| defaults.public_base_url.clone());
-    let return_url = env.get("ECPAY_RETURN_URL");
-    for (name, url) in [
-        ("PUBLIC_BASE_URL", &public_base_url),
-        ("ECPAY_RETURN_URL", &return_url),
-    ] {
-        if url
-            .as_ref()
-            .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            return Err(ConfigError::Invalid {
-                name,
-                problem: "must start with http:// or https://".into(),
-            });
-        }
+    name: &'static str,
+) -> Result<Option<Vec<u8>>, ConfigError> {
+    match env.get(name) {
+        Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => Err(ConfigError::Invalid {
+            name,
+            problem: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+        }),
+        secret => Ok(secret.map(String::into_bytes)),
     }
-    let mut payments = PaymentsConfig::local("");
-    payments.public_base_url = public_base_url.map(|u| u.trim_end_matches('/').to_string());
-    payments.return_url = return_url;
-    payments.environment = environment;
-    let stage = crate::ecpay::Credentials::stage();
-    let merchant_id = env.get("ECPAY_MERCHANT_ID");
-    let hash_key = env.get("ECPAY_HASH_KEY");
-    let hash_iv = env.get("ECPAY_HASH_IV");
-    if environment == EcpayEnvironment::Production {
-        // Production must never fall back to the public stage merchant.
-        for (name, value) in [
-            ("ECPAY_MERCHANT_ID", &merchant_id),
-            ("ECPAY_HASH_KEY", &hash_key),
-            ("ECPAY_HASH_IV", &hash_iv),
-        ] {
-            if value.is_none() {
-                return Err(ConfigError::Missing { name });
-            }
-        }
-    }
-    payments.credentials = crate::ecpay::Credentials {
-        merchant_id: merchant_id.unwrap_or(stage.merchant_id),
-        hash_key: hash_key.unwrap_or(stage.hash_key),
-        hash_iv: hash_iv.unwrap_or(stage.hash_iv),
-    };
-    if environment == EcpayEnvironment::Production {
-        // ECPay's stage merchant and keys are published: anyone can sign with them.
-        for (name, value, public) in [
-            (
-                "ECPAY_MERCHANT_ID",
-                &payments.credentials.merchant_id,
-                crate::ecpay::STAGE_MERCHANT_ID,
-            ),
-            (
-                "ECPAY_HASH_KEY",
-                &payments.credentials.hash_key,
-                crate::ecpay::STAGE_HASH_KEY,
-            ),
-            (
-                "ECPAY_HASH_IV",
-                &payments.credentials.hash_iv,
-                crate::ecpay::STAGE_HASH_IV,
-            ),
-        ] {
-            if value.trim() == public {
-                return Err(ConfigError::Invalid {
-                    name,
-                    problem: "is ECPay's public stage value; production needs the merchant's own"
-                        .into(),
-                });
-            }
-        }
-    }
-    payments.confirm_with_query = match env.get("ECPAY_CONFIRM_WITH_QUERY") {
-        None => environment == EcpayEnvironment::Production,
-        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "on" | "yes" => true,
-            "0" | "false" | "off" | "no" => false,
-            _ => {
-                return Err(ConfigError::Invalid {
-                    name: "ECPAY_CONFIRM_WITH_QUERY",
-                    problem: format!("expected true or false, got {raw:?}"),
-                })
-            }
-        },
-    };
-    payments.reconcile_after = env.seconds_or("RECONCILE_AFTER_SECONDS", 600)?;
-    payments.checkout_window = env.seconds_or("ECPAY_CHECKOUT_WINDOW_SECONDS", 3600)?;
-    payments.reconcile_batch = env.count_or("RECONCILE_BATCH", 50)? as usize;
-    payments.query_spacing =
-        Duration::from_millis(u64::from(env.count_or("ECPAY_QUERY_SPACING_MS", 1000)?));
-    payments.max_checkout_attempts = env.count_or("RECHARGE_MAX_CHECKOUT_ATTEMPTS", 5)?;
-    payments.client_back_url = env.get("ECPAY_CLIENT_BACK_URL");
-    payments.order_result_url = env.get("ECPAY_ORDER_RESULT_URL");
-    payments.min_amount = env.count_or("RECHARGE_MIN_TWD", 100)? as i64;
-    payments.max_amount = env.count_or("RECHARGE_MAX_TWD", 50_000)? as i64;
-    payments.points_per_twd = env.count_or("POINTS_PER_TWD", 1)? as i64;
-    if payments.min_amount > payments.max_amount {
-        return Err(ConfigError::Invalid {
-            name: "RECHARGE_MIN_TWD",
-            problem: "must not exceed RECHARGE_MAX_TWD".into(),
-        });
-    }
-    Ok(payments)
 }
 
 #[cfg(test)]

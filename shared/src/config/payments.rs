@@ -1,0 +1,226 @@
+//! Points recharge through ECPay: which ECPay, with which credentials, and the limits of a recharge.
+
+use std::time::Duration;
+
+use super::env::EnvSource;
+use super::{ConfigError, Defaults};
+
+// What an unset variable means, written once (used by `payments_from` and `PaymentsConfig::local`).
+const RECHARGE_MIN_TWD: u32 = 100;
+const RECHARGE_MAX_TWD: u32 = 50_000;
+const POINTS_PER_TWD: u32 = 1;
+/// ECPay asks merchants to wait 10 minutes before querying a card payment.
+const RECONCILE_AFTER: Duration = Duration::from_secs(600);
+const CHECKOUT_WINDOW: Duration = Duration::from_secs(3600);
+const RECONCILE_BATCH: u32 = 50;
+const QUERY_SPACING: Duration = Duration::from_millis(1000);
+const MAX_CHECKOUT_ATTEMPTS: u32 = 5;
+
+/// Where members are sent to pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcpayEnvironment {
+    Stage,
+    Production,
+    /// The local host's ECPay simulator (only the local host serves it).
+    Local,
+}
+
+impl EcpayEnvironment {
+    pub(super) fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "stage" => Some(EcpayEnvironment::Stage),
+            "production" => Some(EcpayEnvironment::Production),
+            "local" => Some(EcpayEnvironment::Local),
+            _ => None,
+        }
+    }
+}
+
+/// Points recharge through ECPay.
+#[derive(Debug, Clone)]
+pub struct PaymentsConfig {
+    pub environment: EcpayEnvironment,
+    pub credentials: crate::ecpay::Credentials,
+    /// The API's public origin, e.g. `https://abc.execute-api.ap-northeast-1.amazonaws.com`; links
+    /// handed to browsers (checkout) and to ECPay (ReturnURL) start with it. Unset on Lambda, it is
+    /// taken from the domain API Gateway received the request on (not from a client header).
+    pub public_base_url: Option<String>,
+    /// Overrides `<public base>/api/payments/ecpay/callback/`.
+    pub return_url: Option<String>,
+    pub client_back_url: Option<String>,
+    pub order_result_url: Option<String>,
+    pub min_amount: i64,
+    pub max_amount: i64,
+    pub points_per_twd: i64,
+    /// Credit a notification only after QueryTradeInfo confirms it (`ECPAY_CONFIRM_WITH_QUERY`;
+    /// default on in production, off in stage and local), so a leaked HashKey alone mints nothing.
+    pub confirm_with_query: bool,
+    /// Reconciliation looks at payments open longer than this (`RECONCILE_AFTER_SECONDS`, 600:
+    /// ECPay asks merchants to wait 10 minutes before querying a card payment).
+    pub reconcile_after: Duration,
+    /// An unpaid payment older than this is expired by reconciliation (`ECPAY_CHECKOUT_WINDOW_SECONDS`,
+    /// 3600). A verified success arriving later still credits it.
+    pub checkout_window: Duration,
+    /// At most this many payments are queried per reconciliation run (`RECONCILE_BATCH`, 50).
+    pub reconcile_batch: usize,
+    /// Pause between two QueryTradeInfo calls of one run (`ECPAY_QUERY_SPACING_MS`, 1000): ECPay
+    /// answers calls that come too fast with HTTP 403 and then refuses every call for 30 minutes.
+    pub query_spacing: Duration,
+    /// How many times a checkout link may be re-opened (`RECHARGE_MAX_CHECKOUT_ATTEMPTS`, 5).
+    pub max_checkout_attempts: u32,
+}
+
+impl PaymentsConfig {
+    /// The configured public origin, else the request's.
+    pub fn base_url(&self, request_origin: Option<&str>) -> Option<String> {
+        self.public_base_url
+            .clone()
+            .or_else(|| request_origin.map(|o| o.trim_end_matches('/').to_string()))
+    }
+
+    pub fn return_url(&self, base_url: &str) -> String {
+        self.return_url
+            .clone()
+            .unwrap_or_else(|| format!("{base_url}{CALLBACK_PATH}"))
+    }
+
+    /// QueryTradeInfo V5 of the configured environment.
+    pub fn query_url(&self) -> Option<String> {
+        match self.environment {
+            EcpayEnvironment::Stage => Some(crate::ecpay::STAGE_QUERY_URL.to_string()),
+            EcpayEnvironment::Production => Some(crate::ecpay::PRODUCTION_QUERY_URL.to_string()),
+            EcpayEnvironment::Local => self
+                .public_base_url
+                .as_ref()
+                .map(|base| format!("{base}{LOCAL_QUERY_PATH}")),
+        }
+    }
+
+    pub fn action_url(&self, base_url: &str) -> String {
+        match self.environment {
+            EcpayEnvironment::Stage => crate::ecpay::STAGE_ACTION_URL.to_string(),
+            EcpayEnvironment::Production => crate::ecpay::PRODUCTION_ACTION_URL.to_string(),
+            EcpayEnvironment::Local => format!("{base_url}/dev/ecpay/Cashier/AioCheckOut/V5"),
+        }
+    }
+
+    /// Local and test defaults: ECPay's public stage credentials and the local simulator; every
+    /// other field at its default (the same constants an unset variable means).
+    pub fn local(public_base_url: &str) -> Self {
+        PaymentsConfig {
+            environment: EcpayEnvironment::Local,
+            credentials: crate::ecpay::Credentials::stage(),
+            public_base_url: Some(public_base_url.trim_end_matches('/').to_string()),
+            return_url: None,
+            client_back_url: None,
+            order_result_url: None,
+            min_amount: i64::from(RECHARGE_MIN_TWD),
+            max_amount: i64::from(RECHARGE_MAX_TWD),
+            points_per_twd: i64::from(POINTS_PER_TWD),
+            confirm_with_query: false,
+            reconcile_after: RECONCILE_AFTER,
+            checkout_window: CHECKOUT_WINDOW,
+            reconcile_batch: RECONCILE_BATCH as usize,
+            query_spacing: QUERY_SPACING,
+            max_checkout_attempts: MAX_CHECKOUT_ATTEMPTS,
+        }
+    }
+}
+
+pub const CALLBACK_PATH: &str = "/api/payments/ecpay/callback/";
+/// The local simulator's QueryTradeInfo V5.
+pub const LOCAL_QUERY_PATH: &str = "/dev/ecpay/Cashier/QueryTradeInfo/V5";
+
+/// The payments configuration from `env`, in one pass: every field is read (or defaulted) once.
+pub(super) fn payments_from<F: Fn(&str) -> Option<String>>(
+    env: &EnvSource<F>,
+    defaults: &Defaults,
+) -> Result<PaymentsConfig, ConfigError> {
+    let environment = match env.get("ECPAY_ENVIRONMENT") {
+        None => defaults.ecpay_environment,
+        Some(raw) => EcpayEnvironment::parse(&raw).ok_or(ConfigError::Invalid {
+            name: "ECPAY_ENVIRONMENT",
+            problem: format!("expected stage, production or local, got {raw:?}"),
+        })?,
+    };
+    let public_base_url = env
+        .url("PUBLIC_BASE_URL")?
+        .or_else(|| defaults.public_base_url.clone())
+        .map(|u| u.trim_end_matches('/').to_string());
+    let payments = PaymentsConfig {
+        environment,
+        credentials: credentials_from(env, environment)?,
+        public_base_url,
+        return_url: env.url("ECPAY_RETURN_URL")?,
+        client_back_url: env.get("ECPAY_CLIENT_BACK_URL"),
+        order_result_url: env.get("ECPAY_ORDER_RESULT_URL"),
+        min_amount: i64::from(env.count_or("RECHARGE_MIN_TWD", RECHARGE_MIN_TWD)?),
+        max_amount: i64::from(env.count_or("RECHARGE_MAX_TWD", RECHARGE_MAX_TWD)?),
+        points_per_twd: i64::from(env.count_or("POINTS_PER_TWD", POINTS_PER_TWD)?),
+        confirm_with_query: env.flag_or(
+            "ECPAY_CONFIRM_WITH_QUERY",
+            environment == EcpayEnvironment::Production,
+        )?,
+        reconcile_after: env.seconds_or("RECONCILE_AFTER_SECONDS", RECONCILE_AFTER.as_secs())?,
+        checkout_window: env
+            .seconds_or("ECPAY_CHECKOUT_WINDOW_SECONDS", CHECKOUT_WINDOW.as_secs())?,
+        reconcile_batch: env.count_or("RECONCILE_BATCH", RECONCILE_BATCH)? as usize,
+        query_spacing: Duration::from_millis(u64::from(
+            env.count_or("ECPAY_QUERY_SPACING_MS", QUERY_SPACING.as_millis() as u32)?,
+        )),
+        max_checkout_attempts: env
+            .count_or("RECHARGE_MAX_CHECKOUT_ATTEMPTS", MAX_CHECKOUT_ATTEMPTS)?,
+    };
+    if payments.min_amount > payments.max_amount {
+        return Err(ConfigError::Invalid {
+            name: "RECHARGE_MIN_TWD",
+            problem: "must not exceed RECHARGE_MAX_TWD".into(),
+        });
+    }
+    Ok(payments)
+}
+
+/// The merchant's credentials: ECPay's public stage ones unless set, and in production always the
+/// merchant's own (never absent, never the published stage values anyone can sign with).
+fn credentials_from<F: Fn(&str) -> Option<String>>(
+    env: &EnvSource<F>,
+    environment: EcpayEnvironment,
+) -> Result<crate::ecpay::Credentials, ConfigError> {
+    let mut credentials = crate::ecpay::Credentials::stage();
+    for (name, field, public) in [
+        (
+            "ECPAY_MERCHANT_ID",
+            &mut credentials.merchant_id,
+            crate::ecpay::STAGE_MERCHANT_ID,
+        ),
+        (
+            "ECPAY_HASH_KEY",
+            &mut credentials.hash_key,
+            crate::ecpay::STAGE_HASH_KEY,
+        ),
+        (
+            "ECPAY_HASH_IV",
+            &mut credentials.hash_iv,
+            crate::ecpay::STAGE_HASH_IV,
+        ),
+    ] {
+        match env.get(name) {
+            Some(value) => {
+                if environment == EcpayEnvironment::Production && value.trim() == public {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        problem:
+                            "is ECPay's public stage value; production needs the merchant's own"
+                                .into(),
+                    });
+                }
+                *field = value;
+            }
+            None if environment == EcpayEnvironment::Production => {
+                return Err(ConfigError::Missing { name });
+            }
+            None => {}
+        }
+    }
+    Ok(credentials)
+}
