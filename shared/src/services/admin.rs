@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::error::{AppError, FieldCheck, FieldErrors};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{
-    AdjustOutcome, AdjustmentClaim, AdminWrite, OrderSearch, RegisterOutcome, Store, UserSearch,
+    AdjustOutcome, AdminWrite, IdempotencyClaim, OrderSearch, RegisterOutcome, Store, UserSearch,
 };
 
 /// A user as operators see them (never the password hash).
@@ -391,7 +391,7 @@ impl AdminService<'_> {
             );
             let view = LedgerEntry::from(entry.clone());
             let claim = match idempotency_key {
-                Some(key) => Some(AdjustmentClaim {
+                Some(key) => Some(IdempotencyClaim {
                     key: key.to_string(),
                     body_hash: body_hash.clone(),
                     response: serde_json::to_string(&view).map_err(AppError::internal)?,

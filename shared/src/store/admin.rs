@@ -6,6 +6,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use super::idempotency::{claim_put, IdempotencyClaim, IdempotencyRecord};
 use super::keys::*;
 use super::points::AccountSnapshot;
 use super::table::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
@@ -79,25 +80,6 @@ pub enum AdjustOutcome {
     /// Another request with the same Idempotency-Key committed first.
     IdempotencyKeyUsed,
     Contended,
-}
-
-/// An operator's Idempotency-Key for an adjustment: the request's hash and the first answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdjustmentClaim {
-    pub key: String,
-    pub body_hash: String,
-    pub response: String,
-    pub expires_at: i64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct AdjustmentKeyRecord {
-    pk: String,
-    sk: String,
-    entity: String,
-    body_hash: String,
-    response: String,
-    expires_at: i64,
 }
 
 /// What an adjustment reads first, in one strongly consistent `BatchGetItem`.
@@ -307,9 +289,9 @@ impl Store {
             .map(|a| a.snapshot());
         let replay = replay_key
             .and_then(|key| found.remove(&key))
-            .map(from_item::<AdjustmentKeyRecord>)
+            .map(from_item::<IdempotencyRecord>)
             .transpose()?
-            .filter(|r| r.expires_at > now)
+            .and_then(|r| r.outcome(now))
             .map(|r| (r.body_hash, r.response));
         Ok(AdjustmentReads {
             member,
@@ -326,7 +308,7 @@ impl Store {
         &self,
         change: &BalanceChange,
         audit: &AuditEntry,
-        claim: Option<&AdjustmentClaim>,
+        claim: Option<&IdempotencyClaim>,
     ) -> Result<AdjustOutcome, AppError> {
         let mut items = vec![
             self.account_change(&change.entry.member_id, change)?,
@@ -334,16 +316,12 @@ impl Store {
             self.audit_put(audit)?,
         ];
         if let Some(claim) = claim {
-            items.push(put_new(
+            items.push(claim_put(
                 &self.table,
-                to_item(&AdjustmentKeyRecord {
-                    pk: adjustment_idempotency_pk(&audit.admin_id, &claim.key),
-                    sk: ADJUSTMENT_IDEMPOTENCY_SK.into(),
-                    entity: "IdempotencyKey".into(),
-                    body_hash: claim.body_hash.clone(),
-                    response: claim.response.clone(),
-                    expires_at: claim.expires_at,
-                })?,
+                adjustment_idempotency_pk(&audit.admin_id, &claim.key),
+                ADJUSTMENT_IDEMPOTENCY_SK,
+                claim,
+                None,
             )?);
         }
         use adjustment_item::*;

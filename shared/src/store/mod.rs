@@ -3,6 +3,8 @@
 
 mod admin;
 pub mod cursor;
+mod guards;
+mod idempotency;
 mod keys;
 mod login_limits;
 mod orders;
@@ -26,12 +28,10 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
-pub use admin::{AdjustOutcome, AdjustmentClaim, AdjustmentReads, AdminWrite, UserSearch};
+pub use admin::{AdjustOutcome, AdjustmentReads, AdminWrite, UserSearch};
+pub use idempotency::{IdempotencyClaim, IdempotentOutcome};
 pub use login_limits::{LoginCounter, Reservation};
-pub use orders::{
-    CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, OrderSearch, PlaceOutcome,
-    RedemptionReads,
-};
+pub use orders::{CancelOutcome, CompleteOutcome, OrderSearch, PlaceOutcome, RedemptionReads};
 pub use payments::{AttemptOutcome, CreditAttempt, GatewayRecord, AUDIT_RETENTION_DAYS};
 pub use points::AccountSnapshot;
 pub use products::{ProductStock, ProductWrite, ShardState, StockMove};
@@ -279,6 +279,25 @@ impl Store {
             config.table_name.clone(),
             &config.jwt_secret,
         )
+    }
+
+    /// One item by its key, read strongly consistent: the generic read every entity's getter uses.
+    pub(super) async fn get_item<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, AppError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(table::PK, s(pk))
+            .key(table::SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| AppError::internal_during("get_item", err.into_service_error()))?;
+        output.item.map(from_item).transpose()
     }
 
     /// Creates this store's table (as `template.yaml` defines it) unless it exists: the local host,

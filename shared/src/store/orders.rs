@@ -7,6 +7,8 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::guards::GuardRecord;
+use super::idempotency::{claim_put, IdempotencyClaim, IdempotencyRecord, IdempotentOutcome};
 use super::keys::*;
 use super::points::AccountSnapshot;
 use super::products::ProductStock;
@@ -82,46 +84,6 @@ impl From<&Order> for OrderRecord {
             updated_at: o.updated_at,
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct IdempotencyRecord {
-    pk: String,
-    sk: String,
-    entity: String,
-    body_hash: String,
-    order_id: String,
-    /// The first response's body, replayed verbatim.
-    response: String,
-    expires_at: i64,
-}
-
-impl IdempotencyRecord {
-    /// The stored outcome, unless it has expired (TTL deletion lags, so expiry is checked here).
-    fn outcome(self, now: i64) -> Option<IdempotentOutcome> {
-        (self.expires_at > now).then_some(IdempotentOutcome {
-            body_hash: self.body_hash,
-            order_id: self.order_id,
-            response: self.response,
-        })
-    }
-}
-
-/// An `Idempotency-Key` claimed by a redemption, written in the same transaction as the order.
-#[derive(Debug, Clone)]
-pub struct IdempotencyClaim {
-    pub key: String,
-    pub body_hash: String,
-    pub response: String,
-    pub expires_at: i64,
-}
-
-/// A stored idempotency outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotentOutcome {
-    pub body_hash: String,
-    pub order_id: String,
-    pub response: String,
 }
 
 /// One attempt at the redemption transaction.
@@ -311,22 +273,18 @@ impl Store {
                     pk: order_number_pk(&order.order_number),
                     sk: ORDER_NUMBER_SK.into(),
                     entity: "OrderNumber".into(),
-                    order_id: order.id.clone(),
+                    user_id: None,
+                    order_id: Some(order.id.clone()),
                 })?,
             )?,
         ];
         if let Some(claim) = idempotency {
-            items.push(put_new(
+            items.push(claim_put(
                 &self.table,
-                to_item(&IdempotencyRecord {
-                    pk: idempotency_pk(&order.member_id, &claim.key),
-                    sk: IDEMPOTENCY_SK.into(),
-                    entity: "IdempotencyKey".into(),
-                    body_hash: claim.body_hash.clone(),
-                    order_id: order.id.clone(),
-                    response: claim.response.clone(),
-                    expires_at: claim.expires_at,
-                })?,
+                idempotency_pk(&order.member_id, &claim.key),
+                IDEMPOTENCY_SK,
+                claim,
+                Some(&order.id),
             )?);
         }
         use redemption_item::*;
@@ -601,12 +559,4 @@ impl Store {
             Err(other) => Err(AppError::internal_during("complete order", other)),
         }
     }
-}
-
-#[derive(Serialize)]
-struct GuardRecord {
-    pk: String,
-    sk: String,
-    entity: String,
-    order_id: String,
 }

@@ -1,8 +1,8 @@
 use serde::{Deserialize, Serialize};
 
+use super::guards::GuardRecord;
 use super::keys::*;
-use super::table::{PK, SK};
-use super::{from_item, put_new, s, to_item, Store, TransactionAttempt};
+use super::{put_new, to_item, Store, TransactionAttempt};
 use crate::domain::user::canonical;
 use crate::domain::{PointAccount, Role, User};
 use crate::error::AppError;
@@ -36,14 +36,6 @@ pub(super) struct UserRecord {
 
 fn active() -> bool {
     true
-}
-
-#[derive(Serialize, Deserialize)]
-struct GuardRecord {
-    pk: String,
-    sk: String,
-    entity: String,
-    user_id: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -136,13 +128,15 @@ impl Store {
             pk: username_pk(&canonical(&user.username)),
             sk: USERNAME_SK.into(),
             entity: "UsernameGuard".into(),
-            user_id: user.id.clone(),
+            user_id: Some(user.id.clone()),
+            order_id: None,
         };
         let email_guard = GuardRecord {
             pk: email_pk(&canonical(&user.email)),
             sk: EMAIL_SK.into(),
             entity: "EmailGuard".into(),
-            user_id: user.id.clone(),
+            user_id: Some(user.id.clone()),
+            order_id: None,
         };
         let profile = UserRecord {
             pk: user_pk(&user.id),
@@ -204,24 +198,6 @@ impl Store {
         }
     }
 
-    pub(super) async fn get_item<T: serde::de::DeserializeOwned>(
-        &self,
-        pk: String,
-        sk: &str,
-    ) -> Result<Option<T>, AppError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| AppError::internal_during("get_item", err.into_service_error()))?;
-        output.item.map(from_item).transpose()
-    }
-
     pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, AppError> {
         Ok(self
             .get_item::<UserRecord>(user_pk(user_id), USER_PROFILE_SK)
@@ -234,8 +210,8 @@ impl Store {
         let guard = self
             .get_item::<GuardRecord>(username_pk(&canonical(username)), USERNAME_SK)
             .await?;
-        match guard {
-            Some(guard) => self.get_user(&guard.user_id).await,
+        match guard.and_then(|guard| guard.user_id) {
+            Some(user_id) => self.get_user(&user_id).await,
             None => Ok(None),
         }
     }
