@@ -33,9 +33,12 @@ use shared::http::{escape_html, html, parse_form};
 use shared::AppError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub const PREFIX: &str = "/dev/ecpay/";
-pub const CHECKOUT_PATH: &str = "/dev/ecpay/Cashier/AioCheckOut/V5";
-pub const QUERY_PATH: &str = shared::config::LOCAL_QUERY_PATH;
+// The paths are the configuration's, so the links the API hands out and the pages served here
+// cannot drift apart.
+pub use shared::config::{
+    LOCAL_CHECKOUT_PATH as CHECKOUT_PATH, LOCAL_ECPAY_PREFIX as PREFIX,
+    LOCAL_QUERY_PATH as QUERY_PATH,
+};
 
 /// Re-sends of a notification not answered `1|OK`, after these delays.
 const RESEND_AFTER: [Duration; 3] = [

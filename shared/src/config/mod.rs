@@ -9,7 +9,10 @@ mod payments;
 
 pub use env::EnvSource;
 use payments::payments_from;
-pub use payments::{EcpayEnvironment, PaymentsConfig, CALLBACK_PATH, LOCAL_QUERY_PATH};
+pub use payments::{
+    EcpayEnvironment, PaymentsConfig, CALLBACK_PATH, LOCAL_CHECKOUT_PATH, LOCAL_ECPAY_PREFIX,
+    LOCAL_QUERY_PATH,
+};
 
 pub const DEFAULT_TABLE_NAME: &str = "points-redemption";
 pub const DEFAULT_REGION: &str = "ap-northeast-1";

@@ -100,7 +100,7 @@ impl PaymentsConfig {
         match self.environment {
             EcpayEnvironment::Stage => crate::ecpay::STAGE_ACTION_URL.to_string(),
             EcpayEnvironment::Production => crate::ecpay::PRODUCTION_ACTION_URL.to_string(),
-            EcpayEnvironment::Local => format!("{base_url}/dev/ecpay/Cashier/AioCheckOut/V5"),
+            EcpayEnvironment::Local => format!("{base_url}{LOCAL_CHECKOUT_PATH}"),
         }
     }
 
@@ -130,6 +130,10 @@ impl PaymentsConfig {
 pub const CALLBACK_PATH: &str = "/api/payments/ecpay/callback/";
 /// The local simulator's QueryTradeInfo V5.
 pub const LOCAL_QUERY_PATH: &str = "/dev/ecpay/Cashier/QueryTradeInfo/V5";
+/// Where the local host serves its ECPay simulator (only the local host does).
+pub const LOCAL_ECPAY_PREFIX: &str = "/dev/ecpay/";
+/// The local simulator's AioCheckOut V5.
+pub const LOCAL_CHECKOUT_PATH: &str = "/dev/ecpay/Cashier/AioCheckOut/V5";
 
 /// The payments configuration from `env`, in one pass: every field is read (or defaulted) once.
 pub(super) fn payments_from<F: Fn(&str) -> Option<String>>(
