@@ -4,6 +4,7 @@
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderStatus, PaymentStatus, Role};
+use shared::http::openapi::{Contended, JsonBody, OperatorAccess};
 use shared::http::{
     allow, authenticate, id_query_param, idempotency_key, invalid_query, json, matched_path,
     order_status_param, page_request, parse_json, query_param, replayed_created, segments,
@@ -168,8 +169,7 @@ fn console() -> Answer {
     responses(
         (status = 200, description = "One page", body = Page<AdminUserView>),
         (status = 400, description = "Invalid limit, cursor, q, role or is_active", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
     )
 )]
 async fn search_users(ctx: &AppContext, req: &Request) -> Answer {
@@ -193,13 +193,11 @@ async fn search_users(ctx: &AppContext, req: &Request) -> Answer {
     responses(
         (status = 200, description = "Disabled (or already was)", body = AdminUserView),
         (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 409, description = "`cannot_disable_self`", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
-        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+        JsonBody,
+        Contended,
     )
 )]
 async fn disable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
@@ -220,12 +218,10 @@ async fn disable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     responses(
         (status = 200, description = "Enabled (or already was)", body = AdminUserView),
         (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
         (status = 404, description = "No such user", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
-        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+        JsonBody,
+        Contended,
     )
 )]
 async fn enable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
@@ -251,14 +247,12 @@ async fn enable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     responses(
         (status = 201, description = "The ADJUSTMENT ledger row (or the replay of the first answer to this Idempotency-Key)", body = LedgerEntry),
         (status = 400, description = "Malformed body, invalid amount or reason, or invalid Idempotency-Key", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
         (status = 404, description = "No such member", body = ErrorResponse),
         (status = 409, description = "`insufficient_points`: the balance would go below zero", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        JsonBody,
         (status = 422, description = "`idempotency_key_reused` with a different body", body = ErrorResponse),
-        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+        Contended,
     )
 )]
 async fn adjust_points(ctx: &AppContext, req: &Request, member_id: &str) -> Answer {
@@ -283,8 +277,7 @@ async fn adjust_points(ctx: &AppContext, req: &Request, member_id: &str) -> Answ
     responses(
         (status = 200, description = "One page", body = Page<AdminPaymentView>),
         (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
     )
 )]
 async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
@@ -314,8 +307,7 @@ async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "What ECPay said and what was done", body = ReconcileAnswer),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
         (status = 404, description = "No such payment", body = ErrorResponse),
         (status = 409, description = "`payment_settled`: already paid", body = ErrorResponse),
         (status = 503, description = "ECPay asked us to slow down, or contended; retry after `Retry-After` seconds", body = ErrorResponse),
@@ -345,8 +337,7 @@ async fn reconcile_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> A
     responses(
         (status = 200, description = "One page", body = Page<OrderView>),
         (status = 400, description = "Invalid limit, cursor, status or id", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
     )
 )]
 async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
@@ -370,12 +361,10 @@ async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
     responses(
         (status = 200, description = "Off the catalogue (or already was)", body = MerchantProduct),
         (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
         (status = 404, description = "No such product", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
-        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+        JsonBody,
+        Contended,
     )
 )]
 async fn deactivate_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
@@ -396,8 +385,7 @@ async fn deactivate_product(ctx: &AppContext, req: &Request, id: &str) -> Answer
     responses(
         (status = 200, description = "One page", body = Page<AuditView>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not an operator", body = ErrorResponse),
+        OperatorAccess,
     )
 )]
 async fn audit_log(ctx: &AppContext, req: &Request) -> Answer {

@@ -7,6 +7,7 @@
 pub mod docs;
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
+use shared::http::openapi::JsonBody;
 use shared::http::{
     allow, authenticate, json, matched_path, no_content, parse_json, segments, ErrorResponse,
 };
@@ -66,8 +67,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
         (status = 201, description = "Registered", body = UserProfile),
         (status = 400, description = "Malformed body or invalid fields", body = ErrorResponse),
         (status = 409, description = "Username or email already registered (case-insensitive)", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        JsonBody,
         (status = 503, description = "`overloaded` (more password checks waiting than this instance takes on) or storage contended; nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
@@ -87,8 +87,7 @@ async fn register(ctx: &AppContext, req: &Request) -> Answer {
         (status = 200, description = "Signed in", body = TokenPair),
         (status = 400, description = "Malformed body or missing fields", body = ErrorResponse),
         (status = 401, description = "Wrong username or password (same answer for both)", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        JsonBody,
         (status = 429, description = "Too many failed logins for this username or from this address; see `Retry-After`", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds until the window closes"))),
         (status = 503, description = "`overloaded` (more password checks waiting than this instance takes on) or storage contended; nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
@@ -113,8 +112,7 @@ async fn login(ctx: &AppContext, req: &Request) -> Answer {
         (status = 200, description = "New token pair", body = TokenPair),
         (status = 400, description = "Malformed body or missing field", body = ErrorResponse),
         (status = 401, description = "Invalid, expired, reused or revoked refresh token", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        JsonBody,
     )
 )]
 async fn refresh(ctx: &AppContext, req: &Request) -> Answer {
@@ -131,8 +129,7 @@ async fn refresh(ctx: &AppContext, req: &Request) -> Answer {
         (status = 204, description = "Session ended"),
         (status = 400, description = "Malformed body or missing field", body = ErrorResponse),
         (status = 401, description = "Not a valid refresh token", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        JsonBody,
     )
 )]
 async fn logout(ctx: &AppContext, req: &Request) -> Answer {

@@ -3,6 +3,7 @@
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderParty, OrderStatus, Role};
+use shared::http::openapi::{Contended, JsonBody, MemberAccess};
 use shared::http::{
     allow, authenticate, id_query_param, idempotency_key, json, matched_path, order_status_param,
     page_request, parse_json, replayed_created, request_origin, segments, ErrorResponse,
@@ -121,8 +122,7 @@ async fn member_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> 
     responses(
         (status = 200, description = "One page", body = Page<CatalogueProduct>),
         (status = 400, description = "Invalid limit, cursor or merchant_id", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
     )
 )]
 async fn browse_products(ctx: &AppContext, req: &Request) -> Answer {
@@ -142,8 +142,7 @@ async fn browse_products(ctx: &AppContext, req: &Request) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The product", body = CatalogueProduct),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
         (status = 404, description = "No such active product", body = ErrorResponse),
     )
 )]
@@ -158,8 +157,7 @@ async fn view_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "My balance", body = PointsBalance),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
     )
 )]
 async fn points_balance(ctx: &AppContext, req: &Request) -> Answer {
@@ -175,8 +173,7 @@ async fn points_balance(ctx: &AppContext, req: &Request) -> Answer {
     responses(
         (status = 200, description = "One page", body = Page<LedgerEntry>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
     )
 )]
 async fn ledger(ctx: &AppContext, req: &Request) -> Answer {
@@ -194,10 +191,8 @@ async fn ledger(ctx: &AppContext, req: &Request) -> Answer {
     responses(
         (status = 201, description = "Pending payment with its checkout form", body = RechargeCheckout),
         (status = 400, description = "Malformed body or amount out of bounds", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        MemberAccess,
+        JsonBody,
         (status = 503, description = "Could not allocate a trade number; retry", body = ErrorResponse),
     )
 )]
@@ -219,8 +214,7 @@ async fn recharge(ctx: &AppContext, req: &Request) -> Answer {
     responses(
         (status = 200, description = "One page", body = Page<PaymentView>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
     )
 )]
 async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
@@ -239,8 +233,7 @@ async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The payment", body = PaymentView),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
         (status = 404, description = "No such payment of mine", body = ErrorResponse),
     )
 )]
@@ -263,12 +256,10 @@ async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer 
     responses(
         (status = 201, description = "Placed (or the replay of the first response to this Idempotency-Key)", body = OrderView),
         (status = 400, description = "Malformed body, invalid fields or Idempotency-Key", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
         (status = 404, description = "`product_not_found`: unknown or inactive product", body = ErrorResponse),
         (status = 409, description = "`insufficient_stock`, `insufficient_points`, or `price_changed` (the price the member saw, `points_required`, is no longer the price; the current one is in `fields.points_required`)", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        JsonBody,
         (status = 422, description = "`idempotency_key_reused` with a different body", body = ErrorResponse),
         (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds"))),
@@ -297,8 +288,7 @@ async fn redeem(ctx: &AppContext, req: &Request) -> Answer {
     responses(
         (status = 200, description = "One page", body = Page<OrderView>),
         (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
     )
 )]
 async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
@@ -320,8 +310,7 @@ async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
         (status = 404, description = "No such order of mine", body = ErrorResponse),
     )
 )]
@@ -341,11 +330,10 @@ async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Cancelled and refunded", body = OrderView),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a member", body = ErrorResponse),
+        MemberAccess,
         (status = 404, description = "No such order of mine", body = ErrorResponse),
         (status = 409, description = "`order_not_pending`", body = ErrorResponse),
-        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+        Contended,
     )
 )]
 async fn cancel_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {

@@ -3,6 +3,7 @@
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderParty, OrderStatus, Role};
+use shared::http::openapi::{Contended, JsonBody, MerchantAccess};
 use shared::http::{
     allow, authenticate, if_match_version, json, matched_path, no_content, order_status_param,
     page_request, parse_json, segments, ErrorResponse,
@@ -110,10 +111,8 @@ fn product_answer(status: StatusCode, product: &MerchantProduct) -> Answer {
     responses(
         (status = 201, description = "Listed", body = MerchantProduct, headers(("ETag" = String, description = "The version, quoted"))),
         (status = 400, description = "Malformed body or invalid fields", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        MerchantAccess,
+        JsonBody,
         (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
@@ -134,8 +133,7 @@ async fn create_product(ctx: &AppContext, req: &Request) -> Answer {
     responses(
         (status = 200, description = "One page", body = Page<MerchantProduct>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        MerchantAccess,
     )
 )]
 async fn list_products(ctx: &AppContext, req: &Request) -> Answer {
@@ -154,8 +152,7 @@ async fn list_products(ctx: &AppContext, req: &Request) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The product", body = MerchantProduct, headers(("ETag" = String, description = "The version, quoted"))),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        MerchantAccess,
         (status = 404, description = "No such product of mine", body = ErrorResponse),
     )
 )]
@@ -180,12 +177,10 @@ async fn get_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     responses(
         (status = 200, description = "Updated; `version` went up by one", body = MerchantProduct, headers(("ETag" = String, description = "The new version, quoted"))),
         (status = 400, description = "Malformed body, invalid fields, no version, or nothing to change", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        MerchantAccess,
         (status = 404, description = "No such product of mine", body = ErrorResponse),
         (status = 409, description = "Stale version: the product changed since it was read", body = ErrorResponse),
-        (status = 413, description = "Body over 64 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not JSON", body = ErrorResponse),
+        JsonBody,
         (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
@@ -206,8 +201,7 @@ async fn update_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Inactive now"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        MerchantAccess,
         (status = 404, description = "No such product of mine", body = ErrorResponse),
         (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
@@ -226,8 +220,7 @@ async fn delete_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     responses(
         (status = 200, description = "One page", body = Page<OrderView>),
         (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        MerchantAccess,
     )
 )]
 async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
@@ -249,8 +242,7 @@ async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        MerchantAccess,
         (status = 404, description = "No such order on my products", body = ErrorResponse),
     )
 )]
@@ -271,8 +263,7 @@ async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Completed", body = OrderView),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        MerchantAccess,
         (status = 404, description = "No such order on my products", body = ErrorResponse),
         (status = 409, description = "`order_not_pending`", body = ErrorResponse),
         (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
@@ -290,11 +281,10 @@ async fn complete_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Cancelled and refunded", body = OrderView),
-        (status = 401, description = "Missing or invalid access token", body = ErrorResponse),
-        (status = 403, description = "Not a merchant", body = ErrorResponse),
+        MerchantAccess,
         (status = 404, description = "No such order on my products", body = ErrorResponse),
         (status = 409, description = "`order_not_pending`", body = ErrorResponse),
-        (status = 503, description = "Contended; retry after `Retry-After` seconds", body = ErrorResponse),
+        Contended,
     )
 )]
 async fn cancel_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {

@@ -4,6 +4,7 @@
 //! error body, and the headers every answer carries).
 
 mod extract;
+pub mod openapi;
 mod response;
 
 pub use extract::*;
