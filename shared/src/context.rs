@@ -3,6 +3,8 @@
 use crate::auth::JwtKeys;
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
+
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::gateway::{GatewayTransport, HttpsTransport};
@@ -33,14 +35,19 @@ pub struct AppContext {
 impl AppContext {
     pub fn new(config: Config, store: Store) -> Self {
         let keys = JwtKeys::new(
-            &config.jwt_secret,
+            config.jwt_secret.expose_secret(),
             config.access_token_ttl,
             config.refresh_token_ttl,
         )
-        .with_previous(config.jwt_previous_secret.as_deref());
+        .with_previous(
+            config
+                .jwt_previous_secret
+                .as_ref()
+                .map(|secret| secret.expose_secret()),
+        );
         let metrics = MetricsSink::stdout(config.metrics_namespace.clone());
         let gateway: Arc<dyn GatewayTransport> = Arc::new(HttpsTransport::new());
-        let links = LinkSigner::from_secret(&config.jwt_secret);
+        let links = LinkSigner::from_secret(config.jwt_secret.expose_secret());
         let passwords = crate::auth::password::PasswordHasher::with_cost(
             config.password_hash_concurrency as usize,
             config.password_hash_queue as usize,

@@ -1,6 +1,7 @@
 //! ECPay (綠界) AioCheckOut V5: the CheckMacValue signature (SHA256, EncryptType=1) and the checkout
 //! form. Pure functions; no I/O.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
@@ -15,12 +16,13 @@ pub const CHECK_MAC_VALUE: &str = "CheckMacValue";
 pub const STAGE_QUERY_URL: &str = "https://payment-stage.ecpay.com.tw/Cashier/QueryTradeInfo/V5";
 pub const PRODUCTION_QUERY_URL: &str = "https://payment.ecpay.com.tw/Cashier/QueryTradeInfo/V5";
 
-/// Merchant credentials. `Debug` never prints the key or IV.
-#[derive(Clone, PartialEq, Eq)]
+/// Merchant credentials. The key and IV are held as secrets: never printed (`Debug` says
+/// `<redacted>`), zeroed when dropped, read only where a CheckMacValue is computed.
+#[derive(Clone)]
 pub struct Credentials {
     pub merchant_id: String,
-    pub hash_key: String,
-    pub hash_iv: String,
+    pub hash_key: SecretString,
+    pub hash_iv: SecretString,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -111,7 +113,11 @@ pub fn verify<'a>(
     else {
         return false;
     };
-    let expected = check_mac_value(fields, &credentials.hash_key, &credentials.hash_iv);
+    let expected = check_mac_value(
+        fields,
+        credentials.hash_key.expose_secret(),
+        credentials.hash_iv.expose_secret(),
+    );
     constant_time_eq(received.as_bytes(), expected.as_bytes())
 }
 
@@ -127,8 +133,8 @@ pub fn sign(fields: &mut BTreeMap<String, String>, credentials: &Credentials) {
     fields.remove(CHECK_MAC_VALUE);
     let mac = check_mac_value(
         fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &credentials.hash_key,
-        &credentials.hash_iv,
+        credentials.hash_key.expose_secret(),
+        credentials.hash_iv.expose_secret(),
     );
     fields.insert(CHECK_MAC_VALUE.into(), mac);
 }
@@ -451,7 +457,7 @@ mod tests {
             &credentials
         ));
         let other = Credentials {
-            hash_key: "x".repeat(16),
+            hash_key: "x".repeat(16).into(),
             ..Credentials::stage()
         };
         assert!(!verify(

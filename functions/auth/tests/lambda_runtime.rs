@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use api_tests::fakes::{http_api_event, FakeLambdaRuntime, FakeSecretsManager, Outcome};
 use base64::Engine;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 const SECRET_ID: &str = "points-redemption-test";
@@ -289,12 +290,18 @@ async fn with_a_secret_id_the_secret_keys_come_from_the_secret_and_never_from_th
         _ => None,
     };
     let config = shared::lambda::load_config(env, &sdk).await.unwrap();
-    assert_eq!(config.jwt_secret, JWT_SECRET.as_bytes());
+    assert_eq!(config.jwt_secret.expose_secret(), JWT_SECRET.as_bytes());
     assert_eq!(
-        config.jwt_previous_secret.as_deref(),
+        config
+            .jwt_previous_secret
+            .as_ref()
+            .map(|secret| secret.expose_secret()),
         Some(previous.as_bytes())
     );
-    assert_ne!(config.payments.credentials.hash_key, "fromtheenvironment");
+    assert_ne!(
+        config.payments.credentials.hash_key.expose_secret(),
+        "fromtheenvironment"
+    );
 
     // Without SECRET_ID (local runs, tests) the environment is the source.
     let env = |name: &str| match name {
@@ -302,6 +309,6 @@ async fn with_a_secret_id_the_secret_keys_come_from_the_secret_and_never_from_th
         _ => None,
     };
     let config = shared::lambda::load_config(env, &sdk).await.unwrap();
-    assert_eq!(config.jwt_secret, JWT_SECRET.as_bytes());
+    assert_eq!(config.jwt_secret.expose_secret(), JWT_SECRET.as_bytes());
     assert_eq!(secrets.calls(), 1);
 }

@@ -20,6 +20,7 @@
 //!   HTTP 403, and so does every query for 30 minutes after that, as ECPay documents.
 //! - with OrderResultURL set, its result page posts the result there from the browser by itself.
 
+use secrecy::ExposeSecret;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -159,8 +160,8 @@ impl EcpaySimulator {
             .unwrap_or_default();
         let expected = independent_check_mac(
             &fields,
-            &self.credentials.hash_key,
-            &self.credentials.hash_iv,
+            self.credentials.hash_key.expose_secret(),
+            self.credentials.hash_iv.expose_secret(),
         );
         if !received.eq_ignore_ascii_case(&expected) {
             return refuse("CheckMacValue Error");
@@ -392,8 +393,11 @@ impl EcpaySimulator {
             status: 200,
             body: message.to_string(),
         };
-        let expected =
-            independent_check_mac(form, &self.credentials.hash_key, &self.credentials.hash_iv);
+        let expected = independent_check_mac(
+            form,
+            self.credentials.hash_key.expose_secret(),
+            self.credentials.hash_iv.expose_secret(),
+        );
         if !get(ecpay::CHECK_MAC_VALUE).eq_ignore_ascii_case(&expected) {
             return error("CheckMacValue Error");
         }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use secrecy::SecretSlice;
+
 mod env;
 mod payments;
 
@@ -34,9 +36,10 @@ pub struct Config {
     /// `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` variables when they are set.
     pub dynamodb_endpoint: Option<String>,
     pub region: String,
-    pub jwt_secret: Vec<u8>,
+    /// Held as a secret: never printed, zeroed when dropped; read with `expose_secret()`.
+    pub jwt_secret: SecretSlice<u8>,
     /// The secret before the last rotation: tokens it signed are still accepted (never issued).
-    pub jwt_previous_secret: Option<Vec<u8>>,
+    pub jwt_previous_secret: Option<SecretSlice<u8>>,
     /// The CloudWatch namespace of the functions' Embedded Metric Format lines.
     pub metrics_namespace: String,
     pub access_token_ttl: Duration,
@@ -147,7 +150,8 @@ impl Config {
                 problem: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
             });
         }
-        let jwt_previous_secret = signing_secret(env, "JWT_PREVIOUS_SECRET")?;
+        let jwt_previous_secret =
+            signing_secret(env, "JWT_PREVIOUS_SECRET")?.map(SecretSlice::from);
         Ok(Config {
             table_name: env.string_or("TABLE_NAME", DEFAULT_TABLE_NAME),
             dynamodb_endpoint: None,
@@ -158,7 +162,7 @@ impl Config {
                 .get("AWS_REGION")
                 .or_else(|| env.get("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| DEFAULT_REGION.to_string()),
-            jwt_secret,
+            jwt_secret: SecretSlice::from(jwt_secret),
             access_token_ttl: env.seconds_or(
                 "ACCESS_TOKEN_TTL_SECONDS",
                 DEFAULT_ACCESS_TOKEN_TTL.as_secs(),
@@ -198,7 +202,7 @@ impl Config {
             table_name,
             dynamodb_endpoint: Some(endpoint),
             region: DEFAULT_REGION.to_string(),
-            jwt_secret,
+            jwt_secret: SecretSlice::from(jwt_secret),
             jwt_previous_secret: None,
             metrics_namespace: crate::observe::DEFAULT_NAMESPACE.to_string(),
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
@@ -234,6 +238,7 @@ fn signing_secret<F: Fn(&str) -> Option<String>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     fn source(vars: &[(&str, &str)]) -> EnvSource<impl Fn(&str) -> Option<String>> {
@@ -385,10 +390,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.payments.environment, EcpayEnvironment::Stage);
+        let credentials = &config.payments.credentials;
+        assert_eq!(credentials.merchant_id, crate::ecpay::STAGE_MERCHANT_ID);
         assert_eq!(
-            config.payments.credentials,
-            crate::ecpay::Credentials::stage()
+            credentials.hash_key.expose_secret(),
+            crate::ecpay::STAGE_HASH_KEY
         );
+        assert_eq!(
+            credentials.hash_iv.expose_secret(),
+            crate::ecpay::STAGE_HASH_IV
+        );
+        assert!(!format!("{credentials:?}").contains(crate::ecpay::STAGE_HASH_KEY));
         let base = config
             .payments
             .base_url(Some("https://ignored.example.com"))

@@ -190,41 +190,41 @@ fn credentials_from<F: Fn(&str) -> Option<String>>(
     env: &EnvSource<F>,
     environment: EcpayEnvironment,
 ) -> Result<crate::ecpay::Credentials, ConfigError> {
-    let mut credentials = crate::ecpay::Credentials::stage();
-    for (name, field, public) in [
+    let mut values = [
         (
             "ECPAY_MERCHANT_ID",
-            &mut credentials.merchant_id,
             crate::ecpay::STAGE_MERCHANT_ID,
+            String::new(),
         ),
         (
             "ECPAY_HASH_KEY",
-            &mut credentials.hash_key,
             crate::ecpay::STAGE_HASH_KEY,
+            String::new(),
         ),
-        (
-            "ECPAY_HASH_IV",
-            &mut credentials.hash_iv,
-            crate::ecpay::STAGE_HASH_IV,
-        ),
-    ] {
-        match env.get(name) {
-            Some(value) => {
-                if environment == EcpayEnvironment::Production && value.trim() == public {
-                    return Err(ConfigError::Invalid {
-                        name,
-                        problem:
-                            "is ECPay's public stage value; production needs the merchant's own"
-                                .into(),
-                    });
-                }
-                *field = value;
+        ("ECPAY_HASH_IV", crate::ecpay::STAGE_HASH_IV, String::new()),
+    ];
+    for (name, public, value) in &mut values {
+        *value = match env.get(name) {
+            Some(given)
+                if environment == EcpayEnvironment::Production && given.trim() == *public =>
+            {
+                return Err(ConfigError::Invalid {
+                    name,
+                    problem: "is ECPay's public stage value; production needs the merchant's own"
+                        .into(),
+                });
             }
+            Some(given) => given,
             None if environment == EcpayEnvironment::Production => {
                 return Err(ConfigError::Missing { name });
             }
-            None => {}
-        }
+            None => public.to_string(),
+        };
     }
-    Ok(credentials)
+    let [(_, _, merchant_id), (_, _, hash_key), (_, _, hash_iv)] = values;
+    Ok(crate::ecpay::Credentials {
+        merchant_id,
+        hash_key: hash_key.into(),
+        hash_iv: hash_iv.into(),
+    })
 }

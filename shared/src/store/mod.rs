@@ -277,7 +277,7 @@ impl Store {
         Store::new(
             Client::new(&sdk_config),
             config.table_name.clone(),
-            &config.jwt_secret,
+            secrecy::ExposeSecret::expose_secret(&config.jwt_secret),
         )
     }
 
