@@ -8,7 +8,6 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -24,6 +23,7 @@ impl Clock {
     }
 
     /// The system clock, movable forward by [`Clock::advance`] (tests). Clones share the offset.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn adjustable() -> Self {
         Clock {
             ahead_ms: Some(Arc::new(AtomicI64::new(0))),
@@ -32,7 +32,8 @@ impl Clock {
 
     /// Moves an adjustable clock forward by `by`. The system clock cannot be moved: there it is
     /// refused with an error, so a test that forgot [`Clock::adjustable`] fails loudly.
-    pub fn advance(&self, by: Duration) -> Result<(), ClockIsSystem> {
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn advance(&self, by: std::time::Duration) -> Result<(), ClockIsSystem> {
         let ahead = self.ahead_ms.as_ref().ok_or(ClockIsSystem)?;
         let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         ahead.fetch_add(by, Ordering::SeqCst);
@@ -53,6 +54,7 @@ impl Clock {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Debug, thiserror::Error)]
 #[error("the system clock cannot be moved; build the context with Clock::adjustable()")]
 pub struct ClockIsSystem;
@@ -60,6 +62,7 @@ pub struct ClockIsSystem;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn an_adjustable_clock_jumps_forward_for_every_clone_and_the_system_clock_refuses() {

@@ -92,11 +92,14 @@ impl MetricsSink {
         }
     }
 
+    /// Keeps every document in memory (tests read them back).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn capture() -> Self {
         MetricsSink::Capture(Arc::default())
     }
 
     /// Every document captured so far (empty for stdout).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn captured(&self) -> Vec<serde_json::Value> {
         match self {
             MetricsSink::Capture(buffer) => buffer.lock().map(|b| b.clone()).unwrap_or_default(),
@@ -105,6 +108,7 @@ impl MetricsSink {
     }
 
     /// The sum of one metric over every captured document.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn captured_total(&self, metric: Metric) -> f64 {
         self.captured()
             .iter()

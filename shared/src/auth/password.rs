@@ -44,6 +44,7 @@ impl PasswordCost {
         passes: Params::DEFAULT_T_COST,
     };
     /// The smallest parameters argon2 accepts (8 KiB per lane, one pass): for tests only.
+    #[cfg(any(test, feature = "test-support"))]
     pub const CHEAPEST: PasswordCost = PasswordCost {
         memory_kib: Params::MIN_M_COST,
         passes: Params::MIN_T_COST,
