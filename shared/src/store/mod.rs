@@ -40,8 +40,9 @@ pub use users::RegisterOutcome;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// How many times a transaction cancelled only by contention (another transaction on the same
-/// item, or throttling) is retried before the client is told to come back later.
+/// How many times one `BatchGetItem` asks again for keys DynamoDB left unprocessed (throttling)
+/// before the read gives up with 503. Completing a single read is the store's job; retrying a
+/// *write* is the service's (see `crate::services::retry`).
 const MAX_BATCH_READ_ATTEMPTS: u32 = 6;
 /// A list request examines at most this many items per item of its page (limit + 1).
 pub const EXAMINE_PER_PAGE_ITEM: usize = 5;
