@@ -71,7 +71,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     #[error("this route does not accept that method")]
-    MethodNotAllowed { allowed: &'static [&'static str] },
+    MethodNotAllowed { allowed: Vec<&'static str> },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -285,7 +285,10 @@ mod tests {
         let refused: AppError = RequestError::PayloadTooLarge { limit: 10 }.into();
         assert_eq!(refused.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(refused.code(), "payload_too_large");
-        let refused: AppError = RequestError::MethodNotAllowed { allowed: &["GET"] }.into();
+        let refused: AppError = RequestError::MethodNotAllowed {
+            allowed: vec!["GET"],
+        }
+        .into();
         let response = crate::http::error_response(&refused);
         assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(

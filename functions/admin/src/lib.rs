@@ -6,9 +6,8 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderStatus, PaymentStatus, Role};
 use shared::http::openapi::{Contended, JsonBody, OperatorAccess};
 use shared::http::{
-    allow, authenticate, id_query_param, idempotency_key, invalid_query, json, matched_path,
-    order_status_param, page_request, parse_json, query_param, replayed_created, segments,
-    ErrorResponse,
+    authenticate, id_query_param, idempotency_key, invalid_query, json, order_status_param,
+    page_request, parse_json, query_param, replayed_created, Answer, ErrorResponse, PathParams,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::admin::{
@@ -20,90 +19,28 @@ use shared::services::orders::OrderView;
 use shared::services::points::LedgerEntry;
 use shared::store::UserSearch;
 use shared::{AppContext, AppError};
-use utoipa::OpenApi;
 
-type Answer = Result<Response<Body>, AppError>;
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        search_users, disable_user, enable_user, adjust_points, list_payments, reconcile_payment,
-        list_orders, deactivate_product, audit_log, console
-    ),
-    components(schemas(
-        AdminUserView, Page<AdminUserView>, ActivationRequest, AdjustmentRequest, LedgerEntry,
-        AdminPaymentView, Page<AdminPaymentView>, ReconcileAnswer, ReconcileResult, OrderView,
-        Page<OrderView>, MerchantProduct, AuditView, Page<AuditView>, ErrorResponse
-    )),
-    tags((name = "admin", description = "What operators do (role ADMIN)"))
-)]
-pub struct AdminApi;
-
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/admin/users/"),
-    ("POST", "/api/admin/users/{id}/disable/"),
-    ("POST", "/api/admin/users/{id}/enable/"),
-    ("POST", "/api/admin/members/{id}/points/adjustments/"),
-    ("GET", "/api/admin/payments/"),
-    ("POST", "/api/admin/payments/{merchant_trade_no}/reconcile/"),
-    ("GET", "/api/admin/orders/"),
-    ("POST", "/api/admin/products/{id}/deactivate/"),
-    ("GET", "/api/admin/audit/"),
-    ("GET", "/api/admin/console/"),
-];
+shared::api! {
+    pub struct AdminApi {
+        // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
+        handlers: [
+            search_users, disable_user, enable_user, adjust_points, list_payments,
+            reconcile_payment, list_orders, deactivate_product, audit_log, console,
+        ],
+        components(schemas(
+            AdminUserView, Page<AdminUserView>, ActivationRequest, AdjustmentRequest, LedgerEntry,
+            AdminPaymentView, Page<AdminPaymentView>, ReconcileAnswer, ReconcileResult, OrderView,
+            Page<OrderView>, MerchantProduct, AuditView, Page<AuditView>, ErrorResponse
+        )),
+        tags((name = "admin", description = "What operators do (role ADMIN)"))
+    }
+}
 
 /// The console: one self-contained page (no CDN, works offline), calling the routes above.
 pub const CONSOLE_HTML: &str = include_str!("console.html");
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
-}
-
-async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    let path = matched_path(req);
-    match segments(&path).as_slice() {
-        ["api", "admin", "console"] => {
-            allow(req, &["GET"])?;
-            console()
-        }
-        ["api", "admin", "users"] => {
-            allow(req, &["GET"])?;
-            search_users(ctx, req).await
-        }
-        ["api", "admin", "users", id, "disable"] => {
-            allow(req, &["POST"])?;
-            disable_user(ctx, req, id).await
-        }
-        ["api", "admin", "users", id, "enable"] => {
-            allow(req, &["POST"])?;
-            enable_user(ctx, req, id).await
-        }
-        ["api", "admin", "members", id, "points", "adjustments"] => {
-            allow(req, &["POST"])?;
-            adjust_points(ctx, req, id).await
-        }
-        ["api", "admin", "payments"] => {
-            allow(req, &["GET"])?;
-            list_payments(ctx, req).await
-        }
-        ["api", "admin", "payments", trade_no, "reconcile"] => {
-            allow(req, &["POST"])?;
-            reconcile_payment(ctx, req, trade_no).await
-        }
-        ["api", "admin", "orders"] => {
-            allow(req, &["GET"])?;
-            list_orders(ctx, req).await
-        }
-        ["api", "admin", "products", id, "deactivate"] => {
-            allow(req, &["POST"])?;
-            deactivate_product(ctx, req, id).await
-        }
-        ["api", "admin", "audit"] => {
-            allow(req, &["GET"])?;
-            audit_log(ctx, req).await
-        }
-        _ => Err(AppError::route_not_found("route")),
-    }
+    AdminApi::router().serve(ctx, &req).await
 }
 
 /// The operator, if the token is valid, the role ADMIN and the session still current.
@@ -139,7 +76,7 @@ fn is_active_param(req: &Request) -> Result<Option<bool>, AppError> {
     get, path = "/api/admin/console/", tag = "admin",
     responses((status = 200, description = "The console page", content_type = "text/html")),
 )]
-fn console() -> Answer {
+async fn console(_: &AppContext, _: &Request, _: &PathParams) -> Answer {
     let response = Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "text/html; charset=utf-8")
@@ -172,7 +109,7 @@ fn console() -> Answer {
         OperatorAccess,
     )
 )]
-async fn search_users(ctx: &AppContext, req: &Request) -> Answer {
+async fn search_users(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     admin_id(ctx, req).await?;
     let page = page_request(req)?;
     let search = UserSearch {
@@ -200,7 +137,8 @@ async fn search_users(ctx: &AppContext, req: &Request) -> Answer {
         Contended,
     )
 )]
-async fn disable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn disable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let admin = admin_id(ctx, req).await?;
     let request: ActivationRequest = parse_json(req)?;
     json(
@@ -224,7 +162,8 @@ async fn disable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         Contended,
     )
 )]
-async fn enable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn enable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let admin = admin_id(ctx, req).await?;
     let request: ActivationRequest = parse_json(req)?;
     json(
@@ -255,7 +194,8 @@ async fn enable_user(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         Contended,
     )
 )]
-async fn adjust_points(ctx: &AppContext, req: &Request, member_id: &str) -> Answer {
+async fn adjust_points(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let member_id = path.get("id");
     let admin = admin_id(ctx, req).await?;
     let key = idempotency_key(req)?;
     let request: AdjustmentRequest = parse_json(req)?;
@@ -280,7 +220,7 @@ async fn adjust_points(ctx: &AppContext, req: &Request, member_id: &str) -> Answ
         OperatorAccess,
     )
 )]
-async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
+async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     admin_id(ctx, req).await?;
     let page = page_request(req)?;
     let status = match query_param(req, "status").as_deref() {
@@ -313,7 +253,8 @@ async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
         (status = 503, description = "ECPay asked us to slow down, or contended; retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn reconcile_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
+async fn reconcile_payment(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let trade_no = path.get("merchant_trade_no");
     let admin = admin_id(ctx, req).await?;
     json(
         StatusCode::OK,
@@ -340,7 +281,7 @@ async fn reconcile_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> A
         OperatorAccess,
     )
 )]
-async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
+async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     admin_id(ctx, req).await?;
     let page = page_request(req)?;
     let status = order_status_param(req)?;
@@ -367,7 +308,8 @@ async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
         Contended,
     )
 )]
-async fn deactivate_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn deactivate_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let admin = admin_id(ctx, req).await?;
     let request: ActivationRequest = parse_json(req)?;
     json(
@@ -388,7 +330,7 @@ async fn deactivate_product(ctx: &AppContext, req: &Request, id: &str) -> Answer
         OperatorAccess,
     )
 )]
-async fn audit_log(ctx: &AppContext, req: &Request) -> Answer {
+async fn audit_log(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     admin_id(ctx, req).await?;
     let page = page_request(req)?;
     json(StatusCode::OK, &ctx.admin().audit(&page).await?)

@@ -9,54 +9,43 @@ pub mod docs;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::http::openapi::JsonBody;
 use shared::http::{
-    allow, authenticate, json, matched_path, no_content, parse_json, segments, ErrorResponse,
+    allow, authenticate, json, matched_path, no_content, parse_json, Answer, ErrorResponse,
+    Matched, PathParams,
 };
 use shared::services::auth::{
     LoginRequest, RefreshRequest, RegisterRequest, TokenPair, UserProfile,
 };
-use shared::{AppContext, AppError};
-use utoipa::OpenApi;
+use shared::AppContext;
 
-type Answer = Result<Response<Body>, AppError>;
-
-/// This function's part of the API document.
-#[derive(OpenApi)]
-#[openapi(
-    paths(register, login, refresh, logout, me),
-    components(schemas(RegisterRequest, LoginRequest, RefreshRequest, TokenPair, UserProfile, ErrorResponse)),
-    tags((name = "auth", description = "Accounts and sessions"))
-)]
-pub struct AuthApi;
-
-/// Every route this function serves, as (method, path) — the SAM template must declare exactly these.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/auth/register/"),
-    ("POST", "/api/auth/login/"),
-    ("POST", "/api/auth/refresh/"),
-    ("POST", "/api/auth/logout/"),
-    ("GET", "/api/auth/me/"),
-];
-
-pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
+shared::api! {
+    /// This function's part of the API document.
+    pub struct AuthApi {
+        // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
+        handlers: [
+            register, login, refresh, logout, me,
+        ],
+        components(schemas(RegisterRequest, LoginRequest, RefreshRequest, TokenPair, UserProfile, ErrorResponse)),
+        tags((name = "auth", description = "Accounts and sessions"))
+    }
 }
 
-async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    let path = matched_path(req);
-    match segments(&path).as_slice() {
-        ["api", "auth", "register"] => register(ctx, req).await,
-        ["api", "auth", "login"] => login(ctx, req).await,
-        ["api", "auth", "refresh"] => refresh(ctx, req).await,
-        ["api", "auth", "logout"] => logout(ctx, req).await,
-        ["api", "auth", "me"] => me(ctx, req).await,
-        _ => match docs::serve(&path) {
-            Some(answer) => {
-                allow(req, &["GET"])?;
-                answer
-            }
-            None => Err(AppError::route_not_found("route")),
-        },
+pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    let router = AuthApi::router();
+    let path = matched_path(&req);
+    let label = router.label(req.method(), &path);
+    shared::observe::serve(&ctx.metrics, &req, label, route(ctx, &req, &path)).await
+}
+
+/// The API's routes, else the API document and its Swagger UI, else `route_not_found`.
+async fn route(ctx: &AppContext, req: &Request, path: &str) -> Answer {
+    let router = AuthApi::router();
+    if let Matched::NoRoute = router.find(req.method(), path) {
+        if let Some(answer) = docs::serve(path) {
+            allow(req, &["GET"])?;
+            return answer;
+        }
     }
+    router.answer(ctx, req, path).await
 }
 
 /// Register a member or a merchant. A member starts with an empty point account.
@@ -71,8 +60,7 @@ async fn route(ctx: &AppContext, req: &Request) -> Answer {
         (status = 503, description = "`overloaded` (more password checks waiting than this instance takes on) or storage contended; nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn register(ctx: &AppContext, req: &Request) -> Answer {
-    allow(req, &["POST"])?;
+async fn register(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let profile = ctx.auth().register(parse_json(req)?).await?;
     json(StatusCode::CREATED, &profile)
 }
@@ -93,8 +81,7 @@ async fn register(ctx: &AppContext, req: &Request) -> Answer {
         (status = 503, description = "`overloaded` (more password checks waiting than this instance takes on) or storage contended; nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn login(ctx: &AppContext, req: &Request) -> Answer {
-    allow(req, &["POST"])?;
+async fn login(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let address = shared::http::client_address(req);
     let tokens = ctx
         .auth()
@@ -115,8 +102,7 @@ async fn login(ctx: &AppContext, req: &Request) -> Answer {
         JsonBody,
     )
 )]
-async fn refresh(ctx: &AppContext, req: &Request) -> Answer {
-    allow(req, &["POST"])?;
+async fn refresh(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let tokens = ctx.auth().refresh(parse_json(req)?).await?;
     json(StatusCode::OK, &tokens)
 }
@@ -132,8 +118,7 @@ async fn refresh(ctx: &AppContext, req: &Request) -> Answer {
         JsonBody,
     )
 )]
-async fn logout(ctx: &AppContext, req: &Request) -> Answer {
-    allow(req, &["POST"])?;
+async fn logout(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     ctx.auth().logout(parse_json(req)?).await?;
     no_content()
 }
@@ -147,7 +132,7 @@ async fn logout(ctx: &AppContext, req: &Request) -> Answer {
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorResponse),
     )
 )]
-async fn me(ctx: &AppContext, req: &Request) -> Answer {
+async fn me(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     allow(req, &["GET"])?;
     let claims = authenticate(req, &ctx.keys, None)?;
     json(StatusCode::OK, &ctx.auth().me(&claims).await?)

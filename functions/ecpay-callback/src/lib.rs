@@ -3,45 +3,22 @@
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::Settlement;
-use shared::http::{
-    allow, escape_html, html, matched_path, parse_form, query_param, segments, text,
-};
+use shared::http::{escape_html, html, parse_form, query_param, text, Answer, PathParams};
 use shared::services::recharge::{NotificationOutcome, NotificationRejected};
 use shared::{AppContext, AppError};
-use utoipa::OpenApi;
 
-type Answer = Result<Response<Body>, AppError>;
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(ecpay_notification, checkout),
-    tags((name = "payments", description = "ECPay-facing routes (no bearer token)"))
-)]
-pub struct PaymentsApi;
-
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/payments/ecpay/callback/"),
-    ("GET", "/api/payments/ecpay/checkout/{merchant_trade_no}/"),
-];
-
-pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
+shared::api! {
+    pub struct PaymentsApi {
+        // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
+        handlers: [
+            ecpay_notification, checkout,
+        ],
+        tags((name = "payments", description = "ECPay-facing routes (no bearer token)"))
+    }
 }
 
-async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    let path = matched_path(req);
-    match segments(&path).as_slice() {
-        // ECPay does not follow redirects, so the path without the trailing slash is served too.
-        ["api", "payments", "ecpay", "callback"] => {
-            allow(req, &["POST"])?;
-            ecpay_notification(ctx, req).await
-        }
-        ["api", "payments", "ecpay", "checkout", trade_no] => {
-            allow(req, &["GET"])?;
-            checkout(ctx, req, trade_no).await
-        }
-        _ => Err(AppError::route_not_found("route")),
-    }
+pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    PaymentsApi::router().serve(ctx, &req).await
 }
 
 /// The form fields ECPay posts (documentation only: every received field is verified).
@@ -84,7 +61,7 @@ struct EcpayNotification {
         (status = 503, description = "Storage contended; ECPay retries later", body = shared::http::ErrorResponse),
     )
 )]
-async fn ecpay_notification(ctx: &AppContext, req: &Request) -> Answer {
+async fn ecpay_notification(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let fields = parse_form(req)?;
     let trade_no = fields
         .iter()
@@ -135,7 +112,8 @@ async fn ecpay_notification(ctx: &AppContext, req: &Request) -> Answer {
         (status = 503, description = "Storage contended; open the link again", body = String, content_type = "text/html"),
     )
 )]
-async fn checkout(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
+async fn checkout(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let trade_no = path.get("merchant_trade_no");
     let expires = query_param(req, "expires");
     let signature = query_param(req, "signature");
     let payment = match ctx

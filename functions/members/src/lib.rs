@@ -5,8 +5,8 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderParty, OrderStatus, Role};
 use shared::http::openapi::{Contended, JsonBody, MemberAccess};
 use shared::http::{
-    allow, authenticate, id_query_param, idempotency_key, json, matched_path, order_status_param,
-    page_request, parse_json, replayed_created, request_origin, segments, ErrorResponse,
+    authenticate, id_query_param, idempotency_key, json, order_status_param, page_request,
+    parse_json, replayed_created, request_origin, Answer, ErrorResponse, PathParams,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
@@ -14,92 +14,25 @@ use shared::services::orders::{OrderView, RedeemRequest, Redemption};
 use shared::services::points::{LedgerEntry, PointsBalance};
 use shared::services::recharge::{PaymentView, RechargeCheckout, RechargeRequest};
 use shared::{AppContext, AppError};
-use utoipa::OpenApi;
 
-type Answer = Result<Response<Body>, AppError>;
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        browse_products, view_product, points_balance, ledger, recharge, list_payments, get_payment,
-        redeem, list_orders, get_order, cancel_order
-    ),
-    components(schemas(
-        CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
-        RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, RedeemRequest, OrderView,
-        Page<OrderView>, ErrorResponse
-    )),
-    tags((name = "members", description = "What members do (role MEMBER)"))
-)]
-pub struct MembersApi;
-
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/members/products/"),
-    ("GET", "/api/members/products/{id}/"),
-    ("GET", "/api/members/points/"),
-    ("POST", "/api/members/points/recharge/"),
-    ("GET", "/api/members/transactions/"),
-    ("GET", "/api/members/payments/"),
-    ("GET", "/api/members/payments/{merchant_trade_no}/"),
-    ("POST", "/api/members/orders/"),
-    ("GET", "/api/members/orders/"),
-    ("GET", "/api/members/orders/{id}/"),
-    ("POST", "/api/members/orders/{id}/cancel/"),
-];
-
-pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
+shared::api! {
+    pub struct MembersApi {
+        // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
+        handlers: [
+            browse_products, view_product, points_balance, ledger, recharge,
+            list_payments, get_payment, redeem, list_orders, get_order, cancel_order,
+        ],
+        components(schemas(
+            CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
+            RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, RedeemRequest, OrderView,
+            Page<OrderView>, ErrorResponse
+        )),
+        tags((name = "members", description = "What members do (role MEMBER)"))
+    }
 }
 
-async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    let path = matched_path(req);
-    match segments(&path).as_slice() {
-        ["api", "members", "products"] => {
-            allow(req, &["GET"])?;
-            browse_products(ctx, req).await
-        }
-        ["api", "members", "products", id] => {
-            allow(req, &["GET"])?;
-            view_product(ctx, req, id).await
-        }
-        ["api", "members", "points"] => {
-            allow(req, &["GET"])?;
-            points_balance(ctx, req).await
-        }
-        ["api", "members", "points", "recharge"] => {
-            allow(req, &["POST"])?;
-            recharge(ctx, req).await
-        }
-        ["api", "members", "transactions"] => {
-            allow(req, &["GET"])?;
-            ledger(ctx, req).await
-        }
-        ["api", "members", "payments"] => {
-            allow(req, &["GET"])?;
-            list_payments(ctx, req).await
-        }
-        ["api", "members", "payments", trade_no] => {
-            allow(req, &["GET"])?;
-            get_payment(ctx, req, trade_no).await
-        }
-        ["api", "members", "orders"] => {
-            allow(req, &["GET", "POST"])?;
-            if req.method() == "POST" {
-                redeem(ctx, req).await
-            } else {
-                list_orders(ctx, req).await
-            }
-        }
-        ["api", "members", "orders", id] => {
-            allow(req, &["GET"])?;
-            get_order(ctx, req, id).await
-        }
-        ["api", "members", "orders", id, "cancel"] => {
-            allow(req, &["POST"])?;
-            cancel_order(ctx, req, id).await
-        }
-        _ => Err(AppError::route_not_found("route")),
-    }
+pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    MembersApi::router().serve(ctx, &req).await
 }
 
 /// The caller, if the token is valid, the role right and the user still enabled.
@@ -125,7 +58,7 @@ async fn member_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> 
         MemberAccess,
     )
 )]
-async fn browse_products(ctx: &AppContext, req: &Request) -> Answer {
+async fn browse_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     member_id(ctx, req).await?;
     let page = page_request(req)?;
     let merchant = id_query_param(req, "merchant_id")?;
@@ -146,7 +79,8 @@ async fn browse_products(ctx: &AppContext, req: &Request) -> Answer {
         (status = 404, description = "No such active product", body = ErrorResponse),
     )
 )]
-async fn view_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn view_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     member_id(ctx, req).await?;
     json(StatusCode::OK, &ctx.catalogue().view_product(id).await?)
 }
@@ -160,7 +94,7 @@ async fn view_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         MemberAccess,
     )
 )]
-async fn points_balance(ctx: &AppContext, req: &Request) -> Answer {
+async fn points_balance(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let member = member_id(ctx, req).await?;
     json(StatusCode::OK, &ctx.points().balance(&member).await?)
 }
@@ -176,7 +110,7 @@ async fn points_balance(ctx: &AppContext, req: &Request) -> Answer {
         MemberAccess,
     )
 )]
-async fn ledger(ctx: &AppContext, req: &Request) -> Answer {
+async fn ledger(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let member = member_id(ctx, req).await?;
     let page = page_request(req)?;
     json(StatusCode::OK, &ctx.points().ledger(&member, &page).await?)
@@ -196,7 +130,7 @@ async fn ledger(ctx: &AppContext, req: &Request) -> Answer {
         (status = 503, description = "Could not allocate a trade number; retry", body = ErrorResponse),
     )
 )]
-async fn recharge(ctx: &AppContext, req: &Request) -> Answer {
+async fn recharge(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let member = member_id(ctx, req).await?;
     let origin = request_origin(req);
     let checkout = ctx
@@ -217,7 +151,7 @@ async fn recharge(ctx: &AppContext, req: &Request) -> Answer {
         MemberAccess,
     )
 )]
-async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
+async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let member = member_id(ctx, req).await?;
     let page = page_request(req)?;
     json(
@@ -237,7 +171,8 @@ async fn list_payments(ctx: &AppContext, req: &Request) -> Answer {
         (status = 404, description = "No such payment of mine", body = ErrorResponse),
     )
 )]
-async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer {
+async fn get_payment(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let trade_no = path.get("merchant_trade_no");
     let member = member_id(ctx, req).await?;
     json(
         StatusCode::OK,
@@ -265,7 +200,7 @@ async fn get_payment(ctx: &AppContext, req: &Request, trade_no: &str) -> Answer 
             headers(("Retry-After" = u64, description = "Seconds"))),
     )
 )]
-async fn redeem(ctx: &AppContext, req: &Request) -> Answer {
+async fn redeem(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     // The token only: the redemption itself checks the member is still enabled, in the same read
     // as the product and the account (two DynamoDB round trips per redemption, not three).
     let claims = authenticate(req, &ctx.keys, Some(Role::Member))?;
@@ -291,7 +226,7 @@ async fn redeem(ctx: &AppContext, req: &Request) -> Answer {
         MemberAccess,
     )
 )]
-async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
+async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let member = member_id(ctx, req).await?;
     let page = page_request(req)?;
     let status = order_status_param(req)?;
@@ -314,7 +249,8 @@ async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
         (status = 404, description = "No such order of mine", body = ErrorResponse),
     )
 )]
-async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let member = member_id(ctx, req).await?;
     json(
         StatusCode::OK,
@@ -336,7 +272,8 @@ async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         Contended,
     )
 )]
-async fn cancel_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn cancel_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let member = member_id(ctx, req).await?;
     json(
         StatusCode::OK,

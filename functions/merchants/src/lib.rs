@@ -5,84 +5,31 @@ use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderParty, OrderStatus, Role};
 use shared::http::openapi::{Contended, JsonBody, MerchantAccess};
 use shared::http::{
-    allow, authenticate, if_match_version, json, matched_path, no_content, order_status_param,
-    page_request, parse_json, segments, ErrorResponse,
+    authenticate, if_match_version, json, no_content, order_status_param, page_request, parse_json,
+    Answer, ErrorResponse, PathParams,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::{CreateProductRequest, MerchantProduct, UpdateProductRequest};
 use shared::services::orders::OrderView;
 use shared::{AppContext, AppError};
-use utoipa::OpenApi;
 
-type Answer = Result<Response<Body>, AppError>;
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        create_product, list_products, get_product, update_product, delete_product, list_orders, get_order,
-        complete_order, cancel_order
-    ),
-    components(schemas(
-        CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, OrderView,
-        Page<OrderView>, ErrorResponse
-    )),
-    tags((name = "merchants", description = "A merchant's products and the orders on them (role MERCHANT)"))
-)]
-pub struct MerchantsApi;
-
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/merchants/products/"),
-    ("GET", "/api/merchants/products/"),
-    ("GET", "/api/merchants/products/{id}/"),
-    ("PUT", "/api/merchants/products/{id}/"),
-    ("DELETE", "/api/merchants/products/{id}/"),
-    ("GET", "/api/merchants/orders/"),
-    ("GET", "/api/merchants/orders/{id}/"),
-    ("POST", "/api/merchants/orders/{id}/complete/"),
-    ("POST", "/api/merchants/orders/{id}/cancel/"),
-];
-
-pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    shared::observe::serve(&ctx.metrics, &req, ROUTES, route(ctx, &req)).await
+shared::api! {
+    pub struct MerchantsApi {
+        // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
+        handlers: [
+            create_product, list_products, get_product, update_product, delete_product,
+            list_orders, get_order, complete_order, cancel_order,
+        ],
+        components(schemas(
+            CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, OrderView,
+            Page<OrderView>, ErrorResponse
+        )),
+        tags((name = "merchants", description = "A merchant's products and the orders on them (role MERCHANT)"))
+    }
 }
 
-async fn route(ctx: &AppContext, req: &Request) -> Answer {
-    let path = matched_path(req);
-    match segments(&path).as_slice() {
-        ["api", "merchants", "products"] => {
-            allow(req, &["GET", "POST"])?;
-            if req.method() == "POST" {
-                create_product(ctx, req).await
-            } else {
-                list_products(ctx, req).await
-            }
-        }
-        ["api", "merchants", "products", id] => {
-            allow(req, &["GET", "PUT", "DELETE"])?;
-            match req.method().as_str() {
-                "PUT" => update_product(ctx, req, id).await,
-                "DELETE" => delete_product(ctx, req, id).await,
-                _ => get_product(ctx, req, id).await,
-            }
-        }
-        ["api", "merchants", "orders"] => {
-            allow(req, &["GET"])?;
-            list_orders(ctx, req).await
-        }
-        ["api", "merchants", "orders", id] => {
-            allow(req, &["GET"])?;
-            get_order(ctx, req, id).await
-        }
-        ["api", "merchants", "orders", id, "complete"] => {
-            allow(req, &["POST"])?;
-            complete_order(ctx, req, id).await
-        }
-        ["api", "merchants", "orders", id, "cancel"] => {
-            allow(req, &["POST"])?;
-            cancel_order(ctx, req, id).await
-        }
-        _ => Err(AppError::route_not_found("route")),
-    }
+pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
+    MerchantsApi::router().serve(ctx, &req).await
 }
 
 /// The caller, if the token is valid, the role right and the user still enabled.
@@ -116,7 +63,7 @@ fn product_answer(status: StatusCode, product: &MerchantProduct) -> Answer {
         (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn create_product(ctx: &AppContext, req: &Request) -> Answer {
+async fn create_product(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let merchant = merchant_id(ctx, req).await?;
     let product = ctx
         .catalogue()
@@ -136,7 +83,7 @@ async fn create_product(ctx: &AppContext, req: &Request) -> Answer {
         MerchantAccess,
     )
 )]
-async fn list_products(ctx: &AppContext, req: &Request) -> Answer {
+async fn list_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let merchant = merchant_id(ctx, req).await?;
     let page = page_request(req)?;
     json(
@@ -156,7 +103,8 @@ async fn list_products(ctx: &AppContext, req: &Request) -> Answer {
         (status = 404, description = "No such product of mine", body = ErrorResponse),
     )
 )]
-async fn get_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn get_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
     product_answer(
         StatusCode::OK,
@@ -184,7 +132,8 @@ async fn get_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn update_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn update_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
     let if_match = if_match_version(req)?;
     let product = ctx
@@ -206,7 +155,8 @@ async fn update_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn delete_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn delete_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
     ctx.catalogue().delete_my_product(&merchant, id).await?;
     no_content()
@@ -223,7 +173,7 @@ async fn delete_product(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         MerchantAccess,
     )
 )]
-async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
+async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
     let merchant = merchant_id(ctx, req).await?;
     let page = page_request(req)?;
     let status = order_status_param(req)?;
@@ -246,7 +196,8 @@ async fn list_orders(ctx: &AppContext, req: &Request) -> Answer {
         (status = 404, description = "No such order on my products", body = ErrorResponse),
     )
 )]
-async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
     json(
         StatusCode::OK,
@@ -269,7 +220,8 @@ async fn get_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn complete_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn complete_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
     json(StatusCode::OK, &ctx.orders().complete(&merchant, id).await?)
 }
@@ -287,7 +239,8 @@ async fn complete_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
         Contended,
     )
 )]
-async fn cancel_order(ctx: &AppContext, req: &Request, id: &str) -> Answer {
+async fn cancel_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
     json(
         StatusCode::OK,

@@ -163,7 +163,7 @@ impl LocalApi {
     ) -> Response<Body> {
         let ctx = &self.ctx;
         if req.uri().path().starts_with(crate::ecpay_simulator::PREFIX) {
-            return shared::observe::serve(&ctx.metrics, &req, &[], self.simulator.handle(&req))
+            return shared::observe::serve(&ctx.metrics, &req, None, self.simulator.handle(&req))
                 .await;
         }
         let Some(selected) = selected else {
@@ -297,7 +297,7 @@ async fn handle(
         let response = shared::observe::serve(
             &api.ctx.metrics,
             &req,
-            &[],
+            None,
             std::future::ready(Err(AppError::Overloaded {
                 retry_after_secs: 1,
             })),
@@ -325,7 +325,7 @@ async fn handle(
             shared::observe::serve(
                 &api.ctx.metrics,
                 &req,
-                &[],
+                None,
                 std::future::ready(Err(shared::error::RequestError::PayloadTooLarge {
                     limit: shared::http::MAX_BODY_BYTES,
                 }

@@ -12,14 +12,24 @@ pub mod openapi;
 pub use emulator::Emulator;
 pub use host::{into_lambda_request, router, with_source_ip, LocalApi};
 
+/// Each function binary with its router (built from its part of the API document).
+pub fn routers() -> [(&'static str, &'static shared::http::Router); 5] {
+    [
+        ("fn-auth", fn_auth::AuthApi::router()),
+        ("fn-admin", fn_admin::AdminApi::router()),
+        ("fn-members", fn_members::MembersApi::router()),
+        ("fn-merchants", fn_merchants::MerchantsApi::router()),
+        (
+            "fn-ecpay-callback",
+            fn_ecpay_callback::PaymentsApi::router(),
+        ),
+    ]
+}
+
 /// Every (method, path) the functions serve, for checks against the document and the SAM template.
 pub fn routes() -> Vec<(&'static str, &'static str)> {
-    [
-        fn_auth::ROUTES,
-        fn_admin::ROUTES,
-        fn_members::ROUTES,
-        fn_merchants::ROUTES,
-        fn_ecpay_callback::ROUTES,
-    ]
-    .concat()
+    routers()
+        .iter()
+        .flat_map(|(_, router)| router.keys().iter().map(|key| (key.method, key.template)))
+        .collect()
 }

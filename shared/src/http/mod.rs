@@ -6,9 +6,11 @@
 mod extract;
 pub mod openapi;
 mod response;
+mod router;
 
 pub use extract::*;
 pub use response::*;
+pub use router::{Answer, Handler, Matched, PathParams, Pending, RouteKey, Router};
 
 use http::Method;
 use lambda_http::{Request, RequestExt};
@@ -68,12 +70,6 @@ pub fn matched_path(req: &Request) -> String {
     }
 }
 
-/// A (matched) path split into segments, ignoring empty ones, so `/api/auth/me/` and `/api/auth/me`
-/// match alike.
-pub fn segments(path: &str) -> Vec<&str> {
-    path.split('/').filter(|s| !s.is_empty()).collect()
-}
-
 /// Refuses the request with 405 unless its method is one of `allowed`.
 pub fn allow(req: &Request, allowed: &'static [&'static str]) -> Result<(), AppError> {
     if allowed.contains(&req.method().as_str())
@@ -81,6 +77,9 @@ pub fn allow(req: &Request, allowed: &'static [&'static str]) -> Result<(), AppE
     {
         Ok(())
     } else {
-        Err(RequestError::MethodNotAllowed { allowed }.into())
+        Err(RequestError::MethodNotAllowed {
+            allowed: allowed.to_vec(),
+        }
+        .into())
     }
 }

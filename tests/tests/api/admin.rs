@@ -72,7 +72,8 @@ async fn every_admin_route_refuses_members_merchants_and_strangers() {
     let (_, operator) = api.signed_in_admin("olive").await;
     let before = api.item_count().await;
     let body = json!({"reason": "x", "amount": 5});
-    for (method, template) in fn_admin::ROUTES {
+    for key in fn_admin::AdminApi::router().keys() {
+        let (method, template) = (key.method, key.template);
         if template.ends_with("/console/") {
             continue;
         }

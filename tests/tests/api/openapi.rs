@@ -23,6 +23,15 @@ fn every_served_route_is_documented_with_its_method() {
     let doc: serde_json::Value =
         serde_json::from_str(&local_api::openapi::document_json()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    // Each function's router is built from its document: every operation must pair with a handler
+    // of the same name, and every handler with an operation.
+    for (function, router) in local_api::routers() {
+        assert!(
+            router.problems().is_empty(),
+            "{function}: {:?}",
+            router.problems()
+        );
+    }
     let routes = local_api::routes();
     let mut documented = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {

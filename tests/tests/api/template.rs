@@ -121,14 +121,14 @@ fn deployed_routes() -> Vec<Route> {
 }
 
 /// Each function binary with the (method, path template) routes its router serves.
-fn served() -> Vec<(&'static str, &'static [(&'static str, &'static str)])> {
-    vec![
-        ("fn-auth", fn_auth::ROUTES),
-        ("fn-admin", fn_admin::ROUTES),
-        ("fn-members", fn_members::ROUTES),
-        ("fn-merchants", fn_merchants::ROUTES),
-        ("fn-ecpay-callback", fn_ecpay_callback::ROUTES),
-    ]
+fn served() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    local_api::routers()
+        .into_iter()
+        .map(|(function, router)| {
+            let keys = router.keys().iter();
+            (function, keys.map(|k| (k.method, k.template)).collect())
+        })
+        .collect()
 }
 
 /// Every (method, path) operation of the checked-in API document.
