@@ -17,7 +17,7 @@ use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{
     is_id, AuditAction, AuditEntry, Movement, OrderStatus, PaymentStatus, Refusal, Role, User,
 };
-use crate::error::{AppError, FieldCheck, FieldErrors};
+use crate::error::{AppError, FieldCheck, FieldErrors, Required};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{
     AdjustOutcome, AdminWrite, IdempotencyClaim, OrderSearch, RegisterOutcome, Store, UserSearch,
@@ -152,23 +152,20 @@ fn member_not_found() -> AppError {
     AppError::not_found("member_not_found", "no such member")
 }
 
-fn required_reason(check: &mut FieldCheck, reason: Option<String>) -> Option<String> {
-    let reason = check
-        .required("reason", reason)
-        .map(|r| r.trim().to_string());
-    match &reason {
-        Some(r) if r.is_empty() => check.fail("reason", "must not be blank"),
-        Some(r) if r.chars().count() > REASON_MAX => {
-            check.fail("reason", format!("must be at most {REASON_MAX} characters"))
+/// The operator's reason for an action: required, trimmed, 1–500 characters of text.
+fn required_reason(check: &mut FieldCheck, reason: Option<String>) -> Required<String> {
+    check.required("reason", reason).parse(check, |raw| {
+        let reason = raw.trim().to_string();
+        if reason.is_empty() {
+            Err("must not be blank".into())
+        } else if reason.chars().count() > REASON_MAX {
+            Err(format!("must be at most {REASON_MAX} characters"))
+        } else if let Some(c) = crate::domain::text::forbidden_char(&reason, true) {
+            Err(crate::domain::text::forbidden_problem(c))
+        } else {
+            Ok(reason)
         }
-        Some(r) => {
-            if let Some(c) = crate::domain::text::forbidden_char(r, true) {
-                check.fail("reason", crate::domain::text::forbidden_problem(c));
-            }
-        }
-        None => {}
-    }
-    reason
+    })
 }
 
 impl AdminService<'_> {
@@ -253,7 +250,7 @@ impl AdminService<'_> {
     ) -> Result<AdminUserView, AppError> {
         let mut check = FieldCheck::new();
         let reason = required_reason(&mut check, request.reason);
-        check.finish()?;
+        let reason = check.finish_with(reason)?;
         if !is_id(user_id) {
             return Err(user_not_found());
         }
@@ -284,7 +281,7 @@ impl AdminService<'_> {
                 format!("user:{user_id}"),
                 serde_json::json!({"is_active": user.is_active}),
                 serde_json::json!({"is_active": active}),
-                reason.clone(),
+                Some(reason.clone()),
                 chrono::Utc::now(),
             );
             match self.store.set_user_active(&user, active, &audit).await? {
@@ -310,22 +307,19 @@ impl AdminService<'_> {
         idempotency_key: Option<&str>,
     ) -> Result<Adjustment, AppError> {
         let mut check = FieldCheck::new();
-        let amount = check.required("amount", request.amount);
-        if let Some(amount) = amount {
-            if amount == 0 || amount.abs() > ADJUSTMENT_MAX {
-                check.fail(
-                    "amount",
-                    format!("must be a non-zero whole number within ±{ADJUSTMENT_MAX}"),
-                );
-            }
-        }
+        let amount = check
+            .required("amount", request.amount)
+            .parse(&mut check, |amount| {
+                if amount == 0 || amount.abs() > ADJUSTMENT_MAX {
+                    Err(format!(
+                        "must be a non-zero whole number within ±{ADJUSTMENT_MAX}"
+                    ))
+                } else {
+                    Ok(amount)
+                }
+            });
         let reason = required_reason(&mut check, request.reason);
-        check.finish()?;
-        let (Some(amount), Some(reason)) = (amount, reason) else {
-            return Err(AppError::internal(
-                "validated adjustment is missing a field",
-            ));
-        };
+        let (amount, reason) = check.finish_with((amount, reason))?;
         if let Some(key) = idempotency_key {
             check_idempotency_key(key)?;
         }
@@ -534,7 +528,7 @@ impl AdminService<'_> {
     ) -> Result<MerchantProduct, AppError> {
         let mut check = FieldCheck::new();
         let reason = required_reason(&mut check, request.reason);
-        check.finish()?;
+        let reason = check.finish_with(reason)?;
         let not_found = || AppError::not_found("product_not_found", "no such product");
         if !is_id(product_id) {
             return Err(not_found());
@@ -556,7 +550,7 @@ impl AdminService<'_> {
                 format!("product:{product_id}"),
                 serde_json::json!({"is_active": true, "merchant_id": product.merchant_id}),
                 serde_json::json!({"is_active": false}),
-                reason.clone(),
+                Some(reason.clone()),
                 now,
             );
             match self

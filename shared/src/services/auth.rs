@@ -125,32 +125,24 @@ impl AuthService<'_> {
         let username = check.required("username", request.username);
         let email = check.required("email", request.email);
         let password = check.required("password", request.password);
-        let role = check.required("role", request.role);
-        if let Some(username) = &username {
+        // ADMIN included: operators are made by `local-api create-admin`, never here.
+        let role = check
+            .required("role", request.role)
+            .parse(&mut check, |raw| {
+                Role::parse_registrable(&raw)
+                    .ok_or_else(|| "must be MEMBER or MERCHANT".to_string())
+            });
+        if let Some(username) = username.get() {
             check_username(&mut check, username);
         }
-        if let Some(email) = &email {
+        if let Some(email) = email.get() {
             check_email(&mut check, email);
         }
-        if let Some(password) = &password {
+        if let Some(password) = password.get() {
             check_password(&mut check, password);
         }
-        let role = role.and_then(|raw| {
-            let parsed = Role::parse_registrable(&raw);
-            if parsed.is_none() {
-                // ADMIN included: operators are made by `local-api create-admin`, never here.
-                check.fail("role", "must be MEMBER or MERCHANT");
-            }
-            parsed
-        });
-        check.finish()?;
-        let (Some(username), Some(email), Some(password), Some(role)) =
-            (username, email, password, role)
-        else {
-            return Err(AppError::internal(
-                "validated registration is missing a field",
-            ));
-        };
+        let (username, email, password, role) =
+            check.finish_with((username, email, password, role))?;
 
         let password_hash = self.passwords.hash(password).await?;
         let user = User {
@@ -244,15 +236,12 @@ impl AuthService<'_> {
         let username = check.required("username", request.username);
         let password = check.required("password", request.password);
         if username
-            .as_deref()
+            .get()
             .is_some_and(|u| u.chars().count() > crate::domain::user::USERNAME_MAX)
         {
             check.fail("username", "is longer than any username");
         }
-        check.finish()?;
-        let (Some(username), Some(password)) = (username, password) else {
-            return Err(AppError::internal("validated login is missing a field"));
-        };
+        let (username, password) = check.finish_with((username, password))?;
 
         // A flood the hasher would refuse anyway is refused before the limit counters are written:
         // each refused login would otherwise still cost three DynamoDB writes.
@@ -445,11 +434,10 @@ impl AuthService<'_> {
     }
 
     fn verified_refresh(&self, request: RefreshRequest) -> Result<Claims, AppError> {
-        let mut check = FieldCheck::new();
+        let check = FieldCheck::new();
         let token = check.required("refresh", request.refresh);
-        check.finish()?;
-        self.keys
-            .verify(&token.unwrap_or_default(), TokenKind::Refresh)
+        let token = check.finish_with(token)?;
+        self.keys.verify(&token, TokenKind::Refresh)
     }
 
     fn pair(&self, access: String, refresh: String) -> TokenPair {

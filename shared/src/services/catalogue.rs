@@ -134,26 +134,22 @@ impl CatalogueService<'_> {
         request: CreateProductRequest,
     ) -> Result<MerchantProduct, AppError> {
         let mut check = FieldCheck::new();
-        let name = check
-            .required("name", request.name)
-            .map(|n| check_name(&mut check, &n));
+        let name = check.required("name", request.name);
+        let name = name.map(|name| check_name(&mut check, &name));
         let description = request.description.unwrap_or_default();
         check_description(&mut check, &description);
         let points = check.required("points_required", request.points_required);
         let stock = check.required("stock", request.stock);
-        if let Some(points) = points {
+        if let Some(&points) = points.get() {
             check_points(&mut check, points);
         }
-        if let Some(stock) = stock {
+        if let Some(&stock) = stock.get() {
             check_stock(&mut check, stock);
         }
         let asked_shards = request
             .stock_shards
             .map(|shards| check_stock_shards(&mut check, shards));
-        check.finish()?;
-        let (Some(name), Some(points_required), Some(stock)) = (name, points, stock) else {
-            return Err(AppError::internal("validated product is missing a field"));
-        };
+        let (name, points_required, stock) = check.finish_with((name, points, stock))?;
         let now = chrono::Utc::now();
         let product = Product {
             id: uuid::Uuid::now_v7().to_string(),
@@ -235,9 +231,13 @@ impl CatalogueService<'_> {
                 None
             }
         };
-        if version.is_some_and(|v| v < 1) {
-            check.fail("version", "must be a positive integer");
-        }
+        let version = check
+            .required("version", version)
+            .parse(&mut check, |version| {
+                (version >= 1)
+                    .then_some(version)
+                    .ok_or_else(|| "must be a positive integer".to_string())
+            });
         let changes = ProductChanges {
             name,
             description: request.description,
@@ -249,8 +249,7 @@ impl CatalogueService<'_> {
         if changes.is_empty() {
             check.fail("body", "names no field to change");
         }
-        check.finish()?;
-        let version = version.unwrap_or_default();
+        let version = check.finish_with(version)?;
         let written = until_uncontended(|| {
             self.store.update_product(
                 merchant_id,

@@ -162,30 +162,30 @@ impl OrderService<'_> {
         idempotency_key: Option<&str>,
     ) -> Result<Redemption, AppError> {
         let mut check = FieldCheck::new();
-        let product_id = check.required("product_id", request.product_id);
-        let quantity = check.required("quantity", request.quantity);
-        if quantity.is_some_and(|q| !(1..=QUANTITY_MAX).contains(&q)) {
-            check.fail(
-                "quantity",
-                format!("must be an integer from 1 to {QUANTITY_MAX}"),
-            );
-        }
-        if product_id.as_deref().is_some_and(|id| !is_id(id)) {
-            check.fail("product_id", "must be a product id");
-        }
+        let product_id =
+            check
+                .required("product_id", request.product_id)
+                .parse(&mut check, |raw| {
+                    is_id(&raw)
+                        .then_some(raw)
+                        .ok_or_else(|| "must be a product id".to_string())
+                });
+        let quantity = check
+            .required("quantity", request.quantity)
+            .parse(&mut check, |quantity| {
+                (1..=QUANTITY_MAX)
+                    .contains(&quantity)
+                    .then_some(quantity)
+                    .ok_or_else(|| format!("must be an integer from 1 to {QUANTITY_MAX}"))
+            });
         if request.points_required.is_some_and(|p| p < 1) {
             check.fail(
                 "points_required",
                 "must be a positive whole number of points",
             );
         }
-        check.finish()?;
+        let (product_id, quantity) = check.finish_with((product_id, quantity))?;
         let seen_price = request.points_required;
-        let (Some(product_id), Some(quantity)) = (product_id, quantity) else {
-            return Err(AppError::internal(
-                "validated redemption is missing a field",
-            ));
-        };
         let seen = seen_price.map(|p| p.to_string()).unwrap_or_default();
         let body_hash = request_hash(&format!("{product_id}\n{quantity}\n{seen}"));
         if let Some(key) = idempotency_key {

@@ -206,20 +206,16 @@ impl RechargeService<'_> {
         request_origin: Option<&str>,
     ) -> Result<RechargeCheckout, AppError> {
         let mut check = FieldCheck::new();
-        let amount = check.required("amount", request.amount);
-        if let Some(amount) = amount {
-            if !(self.payments.min_amount..=self.payments.max_amount).contains(&amount) {
-                check.fail(
-                    "amount",
-                    format!(
-                        "must be a whole number of TWD from {} to {}",
-                        self.payments.min_amount, self.payments.max_amount
-                    ),
-                );
-            }
-        }
-        check.finish()?;
-        let amount = amount.unwrap_or_default();
+        let (min, max) = (self.payments.min_amount, self.payments.max_amount);
+        let amount = check
+            .required("amount", request.amount)
+            .parse(&mut check, |amount| {
+                (min..=max)
+                    .contains(&amount)
+                    .then_some(amount)
+                    .ok_or_else(|| format!("must be a whole number of TWD from {min} to {max}"))
+            });
+        let amount = check.finish_with(amount)?;
         let base_url = self.payments.base_url(request_origin).ok_or_else(|| {
             AppError::internal("PUBLIC_BASE_URL is unset and the request has no domain")
         })?;
