@@ -220,6 +220,32 @@ impl AppError {
     }
 }
 
+/// The 404 answers for what a path names, each written once: a handler answers them when a path
+/// segment is not even an id, a service when the id names nothing the caller may see.
+pub mod not_found {
+    use super::AppError;
+
+    pub fn user() -> AppError {
+        AppError::not_found("user_not_found", "no such user")
+    }
+
+    pub fn member() -> AppError {
+        AppError::not_found("member_not_found", "no such member")
+    }
+
+    pub fn product() -> AppError {
+        AppError::not_found("product_not_found", "no such product")
+    }
+
+    pub fn order() -> AppError {
+        AppError::not_found("order_not_found", "no such order")
+    }
+
+    pub fn payment() -> AppError {
+        AppError::not_found("payment_not_found", "no such payment")
+    }
+}
+
 /// Collects field problems while a request is validated, so the client hears about all of them at once.
 #[derive(Debug, Default)]
 pub struct FieldCheck {

@@ -512,6 +512,7 @@ impl TestApi {
     /// rows and `total_earned − total_spent`, and every `balance_after` is a running sum.
     pub async fn assert_points_invariants(&self, member_ids: &[String]) {
         for member in member_ids {
+            let member = &user_id(member);
             let account = self
                 .ctx
                 .store
@@ -585,4 +586,15 @@ impl TestApi {
     pub async fn item_count(&self) -> i64 {
         self.ctx.store.item_count().await.expect("count items")
     }
+}
+
+/// A user id from a response body (the test fails if it is not one).
+pub fn user_id(raw: &str) -> shared::domain::UserId {
+    shared::domain::UserId::parse(raw).unwrap_or_else(|| panic!("{raw:?} is not a user id"))
+}
+
+/// A MerchantTradeNo from a response body (the test fails if it is not one).
+pub fn trade_no(raw: &str) -> shared::domain::MerchantTradeNo {
+    shared::domain::MerchantTradeNo::parse(raw)
+        .unwrap_or_else(|| panic!("{raw:?} is not a MerchantTradeNo"))
 }

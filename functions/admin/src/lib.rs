@@ -3,7 +3,8 @@
 //! the page itself is static HTML and script with no data in it.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::{OrderStatus, PaymentStatus, Role};
+use shared::domain::{MerchantTradeNo, OrderStatus, PaymentStatus, ProductId, Role, UserId};
+use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, OperatorAccess};
 use shared::http::{
     authenticate, id_query_param, idempotency_key, invalid_query, json, order_status_param,
@@ -44,7 +45,7 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
 }
 
 /// The operator, if the token is valid, the role ADMIN and the session still current.
-async fn admin_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
+async fn admin_id(ctx: &AppContext, req: &Request) -> Result<UserId, AppError> {
     let claims = authenticate(req, &ctx.keys, Some(Role::Admin))?;
     ctx.auth().require_session(&claims).await?;
     Ok(claims.sub)
@@ -138,12 +139,12 @@ async fn search_users(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer
     )
 )]
 async fn disable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let admin = admin_id(ctx, req).await?;
+    let id = path.parse("id", UserId::parse, not_found::user)?;
     let request: ActivationRequest = parse_json(req)?;
     json(
         StatusCode::OK,
-        &ctx.admin().set_active(&admin, id, false, request).await?,
+        &ctx.admin().set_active(&admin, &id, false, request).await?,
     )
 }
 
@@ -163,12 +164,12 @@ async fn disable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Ans
     )
 )]
 async fn enable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let admin = admin_id(ctx, req).await?;
+    let id = path.parse("id", UserId::parse, not_found::user)?;
     let request: ActivationRequest = parse_json(req)?;
     json(
         StatusCode::OK,
-        &ctx.admin().set_active(&admin, id, true, request).await?,
+        &ctx.admin().set_active(&admin, &id, true, request).await?,
     )
 }
 
@@ -195,13 +196,13 @@ async fn enable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answ
     )
 )]
 async fn adjust_points(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let member_id = path.get("id");
     let admin = admin_id(ctx, req).await?;
+    let member_id = path.parse("id", UserId::parse, not_found::member)?;
     let key = idempotency_key(req)?;
     let request: AdjustmentRequest = parse_json(req)?;
     match ctx
         .admin()
-        .adjust_points(&admin, member_id, request, key.as_deref())
+        .adjust_points(&admin, &member_id, request, key.as_deref())
         .await?
     {
         Adjustment::Made(entry) => json(StatusCode::CREATED, &entry),
@@ -254,11 +255,15 @@ async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answe
     )
 )]
 async fn reconcile_payment(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let trade_no = path.get("merchant_trade_no");
     let admin = admin_id(ctx, req).await?;
+    let trade_no = path.parse(
+        "merchant_trade_no",
+        MerchantTradeNo::parse,
+        not_found::payment,
+    )?;
     json(
         StatusCode::OK,
-        &ctx.admin().reconcile(&admin, trade_no).await?,
+        &ctx.admin().reconcile(&admin, &trade_no).await?,
     )
 }
 
@@ -309,12 +314,12 @@ async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer 
     )
 )]
 async fn deactivate_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let admin = admin_id(ctx, req).await?;
+    let id = path.parse("id", ProductId::parse, not_found::product)?;
     let request: ActivationRequest = parse_json(req)?;
     json(
         StatusCode::OK,
-        &ctx.admin().deactivate_product(&admin, id, request).await?,
+        &ctx.admin().deactivate_product(&admin, &id, request).await?,
     )
 }
 

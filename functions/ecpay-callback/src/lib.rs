@@ -2,9 +2,11 @@
 //! CheckMacValue) and the signed checkout link that hands a member's browser to ECPay.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::Settlement;
+use shared::domain::{MerchantTradeNo, Settlement};
 use shared::http::{escape_html, html, parse_form, query_param, text, Answer, PathParams};
-use shared::services::recharge::{NotificationOutcome, NotificationRejected};
+use shared::services::recharge::{
+    invalid_checkout_link, NotificationOutcome, NotificationRejected,
+};
 use shared::{AppContext, AppError};
 
 shared::api! {
@@ -113,14 +115,20 @@ async fn ecpay_notification(ctx: &AppContext, req: &Request, _: &PathParams) -> 
     )
 )]
 async fn checkout(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let trade_no = path.get("merchant_trade_no");
     let expires = query_param(req, "expires");
     let signature = query_param(req, "signature");
-    let payment = match ctx
-        .recharge()
-        .checkout_page(trade_no, expires.as_deref(), signature.as_deref())
-        .await
-    {
+    let payment = async {
+        // Not a trade number at all: as invalid a link as a forged one.
+        let trade_no = path.parse(
+            "merchant_trade_no",
+            MerchantTradeNo::parse,
+            invalid_checkout_link,
+        )?;
+        ctx.recharge()
+            .checkout_page(&trade_no, expires.as_deref(), signature.as_deref())
+            .await
+    };
+    let payment = match payment.await {
         Ok(payment) => payment,
         Err(err @ AppError::Internal { .. }) => return Err(err),
         Err(err) => {

@@ -2,7 +2,8 @@
 //! Every route requires an access token with role MEMBER.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::{OrderParty, OrderStatus, Role};
+use shared::domain::{MerchantTradeNo, OrderId, OrderParty, OrderStatus, ProductId, Role, UserId};
+use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, MemberAccess};
 use shared::http::{
     authenticate, id_query_param, idempotency_key, json, order_status_param, page_request,
@@ -36,7 +37,7 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
 }
 
 /// The caller, if the token is valid, the role right and the user still enabled.
-async fn member_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
+async fn member_id(ctx: &AppContext, req: &Request) -> Result<UserId, AppError> {
     let claims = authenticate(req, &ctx.keys, Some(Role::Member))?;
     ctx.auth().require_session(&claims).await?;
     Ok(claims.sub)
@@ -64,7 +65,7 @@ async fn browse_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Ans
     let merchant = id_query_param(req, "merchant_id")?;
     json(
         StatusCode::OK,
-        &ctx.catalogue().browse(merchant.as_deref(), &page).await?,
+        &ctx.catalogue().browse(merchant.as_ref(), &page).await?,
     )
 }
 
@@ -80,9 +81,9 @@ async fn browse_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Ans
     )
 )]
 async fn view_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     member_id(ctx, req).await?;
-    json(StatusCode::OK, &ctx.catalogue().view_product(id).await?)
+    let id = path.parse("id", ProductId::parse, not_found::product)?;
+    json(StatusCode::OK, &ctx.catalogue().view_product(&id).await?)
 }
 
 /// My points: balance, total earned, total spent.
@@ -172,11 +173,15 @@ async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answe
     )
 )]
 async fn get_payment(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let trade_no = path.get("merchant_trade_no");
     let member = member_id(ctx, req).await?;
+    let trade_no = path.parse(
+        "merchant_trade_no",
+        MerchantTradeNo::parse,
+        not_found::payment,
+    )?;
     json(
         StatusCode::OK,
-        &ctx.recharge().payment(&member, trade_no).await?,
+        &ctx.recharge().payment(&member, &trade_no).await?,
     )
 }
 
@@ -250,11 +255,11 @@ async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer 
     )
 )]
 async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let member = member_id(ctx, req).await?;
+    let id = path.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
-        &ctx.orders().order(OrderParty::Member(&member), id).await?,
+        &ctx.orders().order(OrderParty::Member(&member), &id).await?,
     )
 }
 
@@ -273,10 +278,12 @@ async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer
     )
 )]
 async fn cancel_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let member = member_id(ctx, req).await?;
+    let id = path.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
-        &ctx.orders().cancel(OrderParty::Member(&member), id).await?,
+        &ctx.orders()
+            .cancel(OrderParty::Member(&member), &id)
+            .await?,
     )
 }

@@ -2,7 +2,8 @@
 //! Every route requires an access token with role MERCHANT.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::{OrderParty, OrderStatus, Role};
+use shared::domain::{OrderId, OrderParty, OrderStatus, ProductId, Role, UserId};
+use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, MerchantAccess};
 use shared::http::{
     authenticate, if_match_version, json, no_content, order_status_param, page_request, parse_json,
@@ -33,7 +34,7 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
 }
 
 /// The caller, if the token is valid, the role right and the user still enabled.
-async fn merchant_id(ctx: &AppContext, req: &Request) -> Result<String, AppError> {
+async fn merchant_id(ctx: &AppContext, req: &Request) -> Result<UserId, AppError> {
     let claims = authenticate(req, &ctx.keys, Some(Role::Merchant))?;
     ctx.auth().require_session(&claims).await?;
     Ok(claims.sub)
@@ -104,11 +105,11 @@ async fn list_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Answe
     )
 )]
 async fn get_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
+    let id = path.parse("id", ProductId::parse, not_found::product)?;
     product_answer(
         StatusCode::OK,
-        &ctx.catalogue().my_product(&merchant, id).await?,
+        &ctx.catalogue().my_product(&merchant, &id).await?,
     )
 }
 
@@ -133,12 +134,12 @@ async fn get_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answ
     )
 )]
 async fn update_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
+    let id = path.parse("id", ProductId::parse, not_found::product)?;
     let if_match = if_match_version(req)?;
     let product = ctx
         .catalogue()
-        .update_my_product(&merchant, id, parse_json(req)?, if_match)
+        .update_my_product(&merchant, &id, parse_json(req)?, if_match)
         .await?;
     product_answer(StatusCode::OK, &product)
 }
@@ -156,9 +157,9 @@ async fn update_product(ctx: &AppContext, req: &Request, path: &PathParams) -> A
     )
 )]
 async fn delete_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
-    ctx.catalogue().delete_my_product(&merchant, id).await?;
+    let id = path.parse("id", ProductId::parse, not_found::product)?;
+    ctx.catalogue().delete_my_product(&merchant, &id).await?;
     no_content()
 }
 
@@ -197,12 +198,12 @@ async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer 
     )
 )]
 async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
+    let id = path.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
         &ctx.orders()
-            .order(OrderParty::Merchant(&merchant), id)
+            .order(OrderParty::Merchant(&merchant), &id)
             .await?,
     )
 }
@@ -221,9 +222,12 @@ async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer
     )
 )]
 async fn complete_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
-    json(StatusCode::OK, &ctx.orders().complete(&merchant, id).await?)
+    let id = path.parse("id", OrderId::parse, not_found::order)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders().complete(&merchant, &id).await?,
+    )
 }
 
 /// Cancel a pending order on my products: the member's points come back and the stock is restored, once.
@@ -240,12 +244,12 @@ async fn complete_order(ctx: &AppContext, req: &Request, path: &PathParams) -> A
     )
 )]
 async fn cancel_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let id = path.get("id");
     let merchant = merchant_id(ctx, req).await?;
+    let id = path.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
         &ctx.orders()
-            .cancel(OrderParty::Merchant(&merchant), id)
+            .cancel(OrderParty::Merchant(&merchant), &id)
             .await?,
     )
 }

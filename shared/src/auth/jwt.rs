@@ -7,7 +7,7 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::domain::Role;
+use crate::domain::{Role, UserId};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +19,7 @@ pub enum TokenKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    pub sub: String,
+    pub sub: UserId,
     pub role: Role,
     pub exp: i64,
     pub iat: i64,
@@ -116,7 +116,7 @@ impl JwtKeys {
 
     pub fn issue_access(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         role: Role,
         epoch: u32,
         now: i64,
@@ -128,14 +128,14 @@ impl JwtKeys {
     /// deterministic), which is how a racing refresh gets the very pair already issued.
     pub fn issue_access_as(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         role: Role,
         epoch: u32,
         now: i64,
         jti: &str,
     ) -> Result<SignedToken, AppError> {
         self.sign(Claims {
-            sub: user_id.to_string(),
+            sub: user_id.clone(),
             role,
             iat: now,
             exp: now + self.access_ttl.as_secs() as i64,
@@ -148,7 +148,7 @@ impl JwtKeys {
 
     pub fn issue_refresh(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         role: Role,
         epoch: u32,
         family: &str,
@@ -167,7 +167,7 @@ impl JwtKeys {
     /// A refresh token with a given id (see [`JwtKeys::issue_access_as`]).
     pub fn issue_refresh_as(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         role: Role,
         epoch: u32,
         family: &str,
@@ -175,7 +175,7 @@ impl JwtKeys {
         jti: &str,
     ) -> Result<SignedToken, AppError> {
         self.sign(Claims {
-            sub: user_id.to_string(),
+            sub: user_id.clone(),
             role,
             iat: now,
             exp: now + self.refresh_ttl.as_secs() as i64,
@@ -246,6 +246,10 @@ fn invalid_token() -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user() -> UserId {
+        UserId::parse("0191b1f0-c2a3-7e4c-9e1d-7b2a3c4d5e6f").unwrap()
+    }
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
 
@@ -272,7 +276,9 @@ mod tests {
 
     #[test]
     fn an_access_token_round_trips() {
-        let signed = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
+        let signed = keys()
+            .issue_access(&user(), Role::Member, 0, now())
+            .unwrap();
         let claims = keys().verify(&signed.token, TokenKind::Access).unwrap();
         assert_eq!(claims, signed.claims);
         assert_eq!(claims.exp - claims.iat, 900);
@@ -280,9 +286,11 @@ mod tests {
 
     #[test]
     fn token_types_are_not_interchangeable() {
-        let access = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
+        let access = keys()
+            .issue_access(&user(), Role::Member, 0, now())
+            .unwrap();
         let refresh = keys()
-            .issue_refresh("u1", Role::Member, 0, "fam", now())
+            .issue_refresh(&user(), Role::Member, 0, "fam", now())
             .unwrap();
         assert_eq!(
             code_of(
@@ -305,7 +313,7 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let signed = keys()
-            .issue_access("u1", Role::Member, 0, now() - 1000)
+            .issue_access(&user(), Role::Member, 0, now() - 1000)
             .unwrap();
         assert_eq!(
             code_of(keys().verify(&signed.token, TokenKind::Access).unwrap_err()),
@@ -320,7 +328,9 @@ mod tests {
             Duration::from_secs(900),
             Duration::from_secs(900),
         );
-        let signed = other.issue_access("u1", Role::Merchant, 0, now()).unwrap();
+        let signed = other
+            .issue_access(&user(), Role::Merchant, 0, now())
+            .unwrap();
         assert_eq!(
             code_of(keys().verify(&signed.token, TokenKind::Access).unwrap_err()),
             "invalid_token"
@@ -330,7 +340,7 @@ mod tests {
     #[test]
     fn after_a_rotation_tokens_of_the_previous_secret_still_verify_but_are_never_issued() {
         let old = keys();
-        let old_token = old.issue_access("u1", Role::Member, 0, now()).unwrap();
+        let old_token = old.issue_access(&user(), Role::Member, 0, now()).unwrap();
         let rotated = JwtKeys::new(
             b"the-next-secret-the-next-secret-!",
             Duration::from_secs(900),
@@ -339,8 +349,10 @@ mod tests {
         .with_previous(Some(SECRET));
         assert_ne!(rotated.key_id(), old.key_id());
         let claims = rotated.verify(&old_token.token, TokenKind::Access).unwrap();
-        assert_eq!(claims.sub, "u1");
-        let new_token = rotated.issue_access("u2", Role::Member, 0, now()).unwrap();
+        assert_eq!(claims.sub, user());
+        let new_token = rotated
+            .issue_access(&UserId::generate(), Role::Member, 0, now())
+            .unwrap();
         let header = jsonwebtoken::decode_header(&new_token.token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(rotated.key_id()));
         // The old deployment does not know the new key; once the previous secret is dropped, its
@@ -366,7 +378,9 @@ mod tests {
 
     #[test]
     fn a_token_without_a_key_id_is_checked_against_the_current_key_only() {
-        let signed = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
+        let signed = keys()
+            .issue_access(&user(), Role::Member, 0, now())
+            .unwrap();
         let legacy = encode(
             &Header::new(Algorithm::HS256),
             &signed.claims,
@@ -388,7 +402,9 @@ mod tests {
 
     #[test]
     fn alg_none_and_other_algorithms_are_refused() {
-        let signed = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
+        let signed = keys()
+            .issue_access(&user(), Role::Member, 0, now())
+            .unwrap();
         let payload = signed.token.split('.').nth(1).unwrap().to_string();
         for header in [
             r#"{"alg":"none","typ":"JWT"}"#,
@@ -415,7 +431,9 @@ mod tests {
 
     #[test]
     fn a_tampered_payload_is_refused() {
-        let signed = keys().issue_access("u1", Role::Member, 0, now()).unwrap();
+        let signed = keys()
+            .issue_access(&user(), Role::Member, 0, now())
+            .unwrap();
         let mut parts: Vec<String> = signed.token.split('.').map(str::to_string).collect();
         let mut claims = signed.claims.clone();
         claims.role = Role::Merchant;

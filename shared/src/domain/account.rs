@@ -1,21 +1,21 @@
 use serde::{Deserialize, Serialize};
 
-use super::{PointTransaction, Timestamp, TransactionType};
+use super::{PointTransaction, Timestamp, TransactionType, UserId};
 
 /// A member's points. Invariant: `balance == total_earned - total_spent`, and `balance` equals the
 /// sum of the member's ledger rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointAccount {
-    pub user_id: String,
+    pub user_id: UserId,
     pub balance: i64,
     pub total_earned: i64,
     pub total_spent: i64,
 }
 
 impl PointAccount {
-    pub fn opening(user_id: &str) -> Self {
+    pub fn opening(user_id: &UserId) -> Self {
         PointAccount {
-            user_id: user_id.to_string(),
+            user_id: user_id.clone(),
             balance: 0,
             total_earned: 0,
             total_spent: 0,
@@ -77,7 +77,7 @@ impl AccountSnapshot {
     /// take the balance below zero (or overflow). `id` is the ledger row's id.
     pub fn apply(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         movement: Movement<'_>,
         id: String,
         at: Timestamp,
@@ -133,7 +133,7 @@ impl AccountSnapshot {
             next,
             entry: PointTransaction {
                 id,
-                member_id: member_id.to_string(),
+                member_id: member_id.clone(),
                 transaction_type,
                 amount,
                 balance_after: balance,
@@ -151,6 +151,10 @@ impl AccountSnapshot {
 mod tests {
     use super::*;
 
+    fn member() -> UserId {
+        UserId::parse("0191b1f0-c2a3-7e4c-9e1d-7b2a3c4d5e6f").unwrap()
+    }
+
     fn account(balance: i64) -> AccountSnapshot {
         AccountSnapshot {
             balance,
@@ -161,7 +165,7 @@ mod tests {
     }
 
     fn apply(read: AccountSnapshot, movement: Movement<'_>) -> Result<BalanceChange, Refusal> {
-        read.apply("m1", movement, "row".into(), chrono::Utc::now())
+        read.apply(&member(), movement, "row".into(), chrono::Utc::now())
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{Timestamp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -34,7 +34,7 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     pub fn new(
-        admin_id: &str,
+        admin_id: &UserId,
         action: AuditAction,
         target: String,
         before: serde_json::Value,

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{Timestamp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
@@ -17,7 +17,7 @@ pub enum TransactionType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointTransaction {
     pub id: String,
-    pub member_id: String,
+    pub member_id: UserId,
     pub transaction_type: TransactionType,
     pub amount: i64,
     pub balance_after: i64,

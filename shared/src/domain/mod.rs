@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod codes;
+pub mod ids;
 pub mod ledger;
 pub mod order;
 pub mod payment;
@@ -13,6 +14,7 @@ pub mod user;
 
 pub use account::{AccountSnapshot, BalanceChange, Movement, PointAccount, Refusal};
 pub use audit::{AuditAction, AuditEntry};
+pub use ids::{MerchantTradeNo, OrderId, ProductId, UserId};
 pub use ledger::{PointTransaction, TransactionType};
 pub use order::{Order, OrderParty, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Settlement};
@@ -21,8 +23,3 @@ pub use user::{NewUser, Role, User};
 
 /// Timestamps are UTC, RFC 3339 on the wire.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
-
-/// Ids are hyphenated UUIDs. Anything else names nothing, and must never reach DynamoDB as a key.
-pub fn is_id(raw: &str) -> bool {
-    raw.len() == 36 && uuid::Uuid::try_parse(raw).is_ok()
-}

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{OrderId, ProductId, Timestamp, UserId};
 
 pub const QUANTITY_MAX: i64 = 100;
 
@@ -37,12 +37,12 @@ impl OrderStatus {
 /// A member's redemption of points for a product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
-    pub id: String,
+    pub id: OrderId,
     /// Human-friendly and unique, e.g. `PO20261127K7M2Q9XA`.
     pub order_number: String,
-    pub member_id: String,
-    pub merchant_id: String,
-    pub product_id: String,
+    pub member_id: UserId,
+    pub merchant_id: UserId,
+    pub product_id: ProductId,
     /// The product's name when it was redeemed.
     pub product_name: String,
     pub quantity: i64,
@@ -56,8 +56,8 @@ pub struct Order {
 /// Who acts on an order: its member or its merchant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderParty<'a> {
-    Member(&'a str),
-    Merchant(&'a str),
+    Member(&'a UserId),
+    Merchant(&'a UserId),
 }
 
 impl Order {

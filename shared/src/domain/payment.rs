@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{MerchantTradeNo, Timestamp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -21,8 +21,8 @@ pub enum PaymentStatus {
 pub struct Payment {
     pub id: String,
     /// Ours, unique, never reused: ECPay refuses a MerchantTradeNo it has seen.
-    pub merchant_trade_no: String,
-    pub member_id: String,
+    pub merchant_trade_no: MerchantTradeNo,
+    pub member_id: UserId,
     /// TWD.
     pub amount: i64,
     pub points: i64,
@@ -39,7 +39,7 @@ pub struct Payment {
     pub last_gateway_message: Option<String>,
     /// For a re-opened checkout: the MerchantTradeNo of the recharge it belongs to. Every checkout
     /// attempt has its own MerchantTradeNo (ECPay refuses one it has seen), all sharing `id`.
-    pub attempt_of: Option<String>,
+    pub attempt_of: Option<MerchantTradeNo>,
     /// On the recharge's first payment: how many further checkout attempts were opened.
     pub attempts: u32,
     /// On the recharge's first payment: how many of its attempts were paid.

@@ -1,4 +1,4 @@
-use super::Timestamp;
+use super::{ProductId, Timestamp, UserId};
 use crate::error::FieldCheck;
 
 pub const NAME_MAX: usize = 200;
@@ -10,8 +10,8 @@ pub const STOCK_MAX: i64 = 1_000_000;
 /// A gift a merchant lists, priced in points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
-    pub id: String,
-    pub merchant_id: String,
+    pub id: ProductId,
+    pub merchant_id: UserId,
     pub name: String,
     pub description: String,
     pub points_required: i64,

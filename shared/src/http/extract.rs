@@ -6,7 +6,7 @@ use lambda_http::{Request, RequestExt};
 use serde::de::DeserializeOwned;
 
 use crate::auth::{Claims, JwtKeys, TokenKind};
-use crate::domain::Role;
+use crate::domain::{Role, UserId};
 use crate::error::{AppError, FieldErrors, RequestError};
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -169,12 +169,13 @@ pub fn page_request(req: &Request) -> Result<crate::pagination::PageRequest, App
     Ok(PageRequest { limit, cursor })
 }
 
-/// An optional id filter (`?merchant_id=`): absent, or a UUID.
-pub fn id_query_param(req: &Request, name: &str) -> Result<Option<String>, AppError> {
+/// An optional user filter (`?merchant_id=`, `?member_id=`): absent, or a user id (a UUID).
+pub fn id_query_param(req: &Request, name: &str) -> Result<Option<UserId>, AppError> {
     match query_param(req, name) {
         None => Ok(None),
-        Some(raw) if crate::domain::is_id(&raw) => Ok(Some(raw)),
-        Some(_) => Err(invalid_query(name, "must be an id (UUID)")),
+        Some(raw) => UserId::parse(&raw)
+            .map(Some)
+            .ok_or_else(|| invalid_query(name, "must be an id (UUID)")),
     }
 }
 

@@ -44,6 +44,17 @@ impl PathParams {
             .map(|(_, v)| v.as_str())
             .unwrap_or_default()
     }
+
+    /// The `{name}` segment parsed into what it names (`ProductId::parse`), or `refused()` when it
+    /// names nothing: the one place a path segment becomes a typed value.
+    pub fn parse<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        refused: impl FnOnce() -> AppError,
+    ) -> Result<T, AppError> {
+        parse(self.get(name)).ok_or_else(refused)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,9 +15,10 @@ use super::retry::{until_uncontended, RetryBudget};
 use crate::domain::audit::{ADJUSTMENT_MAX, REASON_MAX};
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{
-    is_id, AuditAction, AuditEntry, Movement, OrderStatus, PaymentStatus, Refusal, Role, User,
+    AuditAction, AuditEntry, MerchantTradeNo, Movement, OrderStatus, PaymentStatus, ProductId,
+    Refusal, Role, User, UserId,
 };
-use crate::error::{AppError, FieldCheck, FieldErrors, Required};
+use crate::error::{not_found, AppError, FieldCheck, FieldErrors, Required};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{
     AdjustOutcome, AdminWrite, IdempotencyClaim, OrderSearch, RegisterOutcome, Store, UserSearch,
@@ -37,7 +38,7 @@ pub struct AdminUserView {
 impl From<User> for AdminUserView {
     fn from(u: User) -> Self {
         AdminUserView {
-            id: u.id,
+            id: u.id.into(),
             username: u.username,
             email: u.email,
             role: u.role,
@@ -144,14 +145,6 @@ pub struct AdminService<'a> {
     pub passwords: &'a crate::auth::password::PasswordHasher,
 }
 
-fn user_not_found() -> AppError {
-    AppError::not_found("user_not_found", "no such user")
-}
-
-fn member_not_found() -> AppError {
-    AppError::not_found("member_not_found", "no such member")
-}
-
 /// The operator's reason for an action: required, trimmed, 1–500 characters of text.
 fn required_reason(check: &mut FieldCheck, reason: Option<String>) -> Required<String> {
     check.required("reason", reason).parse(check, |raw| {
@@ -184,7 +177,7 @@ impl AdminService<'_> {
         let password_hash = self.passwords.hash(password).await?;
         let now = chrono::Utc::now();
         let user = User {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: UserId::generate(),
             username,
             email,
             role: Role::Admin,
@@ -243,17 +236,14 @@ impl AdminService<'_> {
     /// after re-enabling). Setting the state a user already has changes nothing and logs nothing.
     pub async fn set_active(
         &self,
-        admin_id: &str,
-        user_id: &str,
+        admin_id: &UserId,
+        user_id: &UserId,
         active: bool,
         request: ActivationRequest,
     ) -> Result<AdminUserView, AppError> {
         let mut check = FieldCheck::new();
         let reason = required_reason(&mut check, request.reason);
         let reason = check.finish_with(reason)?;
-        if !is_id(user_id) {
-            return Err(user_not_found());
-        }
         if !active && user_id == admin_id {
             return Err(AppError::Conflict {
                 code: "cannot_disable_self",
@@ -267,7 +257,7 @@ impl AdminService<'_> {
                 .store
                 .get_user(user_id)
                 .await?
-                .ok_or_else(user_not_found)?;
+                .ok_or_else(not_found::user)?;
             if user.is_active == active {
                 return Ok(AdminUserView::from(user));
             }
@@ -301,8 +291,8 @@ impl AdminService<'_> {
     /// Idempotency-Key, a repeat of the same request returns the first answer and changes nothing.
     pub async fn adjust_points(
         &self,
-        admin_id: &str,
-        member_id: &str,
+        admin_id: &UserId,
+        member_id: &UserId,
         request: AdjustmentRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Adjustment, AppError> {
@@ -323,9 +313,6 @@ impl AdminService<'_> {
         if let Some(key) = idempotency_key {
             check_idempotency_key(key)?;
         }
-        if !is_id(member_id) {
-            return Err(member_not_found());
-        }
         let body_hash = request_hash(&format!("{member_id}\n{amount}\n{reason}"));
         let mut budget = RetryBudget::new();
         loop {
@@ -339,10 +326,10 @@ impl AdminService<'_> {
                 return Ok(Adjustment::Replayed(response));
             }
             let (Some(member), Some(account)) = (reads.member, reads.account) else {
-                return Err(member_not_found());
+                return Err(not_found::member());
             };
             if member.role != Role::Member {
-                return Err(member_not_found());
+                return Err(not_found::member());
             }
             // Never below zero: the domain's rule, applied to the account as read.
             let change = account
@@ -418,7 +405,7 @@ impl AdminService<'_> {
                 .list_open_payments(page)
                 .await?
                 .map(|p| AdminPaymentView {
-                    member_id: p.member_id.clone(),
+                    member_id: p.member_id.to_string(),
                     payment: PaymentView::from(p),
                 })),
             Some(_) => {
@@ -440,18 +427,14 @@ impl AdminService<'_> {
     /// (`RechargeService::reconcile_payment`). A paid payment has nothing to reconcile (409).
     pub async fn reconcile(
         &self,
-        admin_id: &str,
-        merchant_trade_no: &str,
+        admin_id: &UserId,
+        merchant_trade_no: &MerchantTradeNo,
     ) -> Result<ReconcileAnswer, AppError> {
-        let not_found = || AppError::not_found("payment_not_found", "no such payment");
-        if !super::recharge::is_trade_no(merchant_trade_no) {
-            return Err(not_found());
-        }
         let before = self
             .store
             .get_payment(merchant_trade_no)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(not_found::payment)?;
         if before.status == PaymentStatus::Paid {
             return Err(AppError::Conflict {
                 code: "payment_settled",
@@ -477,7 +460,7 @@ impl AdminService<'_> {
             .store
             .get_payment(merchant_trade_no)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(not_found::payment)?;
         // The settlement is the scheduled job's own transaction (with its gateway record); the
         // operator's request and what it came to are logged right after.
         let entry = AuditEntry::new(
@@ -493,7 +476,7 @@ impl AdminService<'_> {
         Ok(ReconcileAnswer {
             result,
             payment: AdminPaymentView {
-                member_id: after.member_id.clone(),
+                member_id: after.member_id.to_string(),
                 payment: PaymentView::from(after),
             },
         })
@@ -502,8 +485,8 @@ impl AdminService<'_> {
     pub async fn orders(
         &self,
         status: Option<OrderStatus>,
-        merchant_id: Option<String>,
-        member_id: Option<String>,
+        merchant_id: Option<UserId>,
+        member_id: Option<UserId>,
         page: &PageRequest,
     ) -> Result<Page<OrderView>, AppError> {
         let search = OrderSearch {
@@ -522,24 +505,20 @@ impl AdminService<'_> {
     /// inactive changes nothing and logs nothing.
     pub async fn deactivate_product(
         &self,
-        admin_id: &str,
-        product_id: &str,
+        admin_id: &UserId,
+        product_id: &ProductId,
         request: ActivationRequest,
     ) -> Result<MerchantProduct, AppError> {
         let mut check = FieldCheck::new();
         let reason = required_reason(&mut check, request.reason);
         let reason = check.finish_with(reason)?;
-        let not_found = || AppError::not_found("product_not_found", "no such product");
-        if !is_id(product_id) {
-            return Err(not_found());
-        }
         let mut budget = RetryBudget::new();
         loop {
             let product = self
                 .store
                 .get_product(product_id)
                 .await?
-                .ok_or_else(not_found)?;
+                .ok_or_else(not_found::product)?;
             if !product.is_active {
                 return self.product_view(product_id).await;
             }
@@ -564,12 +543,12 @@ impl AdminService<'_> {
         }
     }
 
-    async fn product_view(&self, product_id: &str) -> Result<MerchantProduct, AppError> {
+    async fn product_view(&self, product_id: &ProductId) -> Result<MerchantProduct, AppError> {
         self.store
             .get_product(product_id)
             .await?
             .map(MerchantProduct::from)
-            .ok_or_else(|| AppError::not_found("product_not_found", "no such product"))
+            .ok_or_else(not_found::product)
     }
 
     pub async fn audit(&self, page: &PageRequest) -> Result<Page<AuditView>, AppError> {

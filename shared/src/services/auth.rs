@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 use super::retry::until_uncontended;
 use crate::auth::{Claims, JwtKeys, TokenKind};
 use crate::domain::user::{check_email, check_password, check_username};
-use crate::domain::{PointAccount, Role, User};
+use crate::domain::{PointAccount, Role, User, UserId};
 use crate::error::{AppError, FieldCheck};
 use crate::store::{LoginCounter, RegisterOutcome, Reservation, RotateOutcome, Store, Successor};
 
@@ -53,7 +53,7 @@ pub struct UserProfile {
 impl From<&User> for UserProfile {
     fn from(user: &User) -> Self {
         UserProfile {
-            id: user.id.clone(),
+            id: user.id.to_string(),
             username: user.username.clone(),
             email: user.email.clone(),
             role: user.role,
@@ -146,7 +146,7 @@ impl AuthService<'_> {
 
         let password_hash = self.passwords.hash(password).await?;
         let user = User {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: UserId::generate(),
             username,
             email,
             role,

@@ -7,8 +7,8 @@ use super::retry::until_uncontended;
 use crate::domain::product::{
     check_description, check_name, check_points, check_stock, check_stock_shards,
 };
-use crate::domain::{is_id, Product, ProductChanges};
-use crate::error::{AppError, FieldCheck};
+use crate::domain::{Product, ProductChanges, ProductId, UserId};
+use crate::error::{not_found, AppError, FieldCheck};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{ProductWrite, Store};
 
@@ -88,8 +88,8 @@ pub struct CatalogueProduct {
 impl From<Product> for MerchantProduct {
     fn from(p: Product) -> Self {
         MerchantProduct {
-            id: p.id,
-            merchant_id: p.merchant_id,
+            id: p.id.into(),
+            merchant_id: p.merchant_id.into(),
             name: p.name,
             description: p.description,
             points_required: p.points_required,
@@ -107,8 +107,8 @@ impl From<Product> for CatalogueProduct {
     fn from(p: Product) -> Self {
         CatalogueProduct {
             in_stock: p.stock > 0,
-            id: p.id,
-            merchant_id: p.merchant_id,
+            id: p.id.into(),
+            merchant_id: p.merchant_id.into(),
             name: p.name,
             description: p.description,
             points_required: p.points_required,
@@ -119,10 +119,6 @@ impl From<Product> for CatalogueProduct {
     }
 }
 
-fn product_not_found() -> AppError {
-    AppError::not_found("product_not_found", "no such product")
-}
-
 pub struct CatalogueService<'a> {
     pub store: &'a Store,
 }
@@ -130,7 +126,7 @@ pub struct CatalogueService<'a> {
 impl CatalogueService<'_> {
     pub async fn create_product(
         &self,
-        merchant_id: &str,
+        merchant_id: &UserId,
         request: CreateProductRequest,
     ) -> Result<MerchantProduct, AppError> {
         let mut check = FieldCheck::new();
@@ -152,8 +148,8 @@ impl CatalogueService<'_> {
         let (name, points_required, stock) = check.finish_with((name, points, stock))?;
         let now = chrono::Utc::now();
         let product = Product {
-            id: uuid::Uuid::now_v7().to_string(),
-            merchant_id: merchant_id.to_string(),
+            id: ProductId::generate(),
+            merchant_id: merchant_id.clone(),
             name,
             description,
             points_required,
@@ -171,7 +167,7 @@ impl CatalogueService<'_> {
 
     pub async fn list_my_products(
         &self,
-        merchant_id: &str,
+        merchant_id: &UserId,
         page: &PageRequest,
     ) -> Result<Page<MerchantProduct>, AppError> {
         Ok(self
@@ -183,29 +179,23 @@ impl CatalogueService<'_> {
 
     pub async fn my_product(
         &self,
-        merchant_id: &str,
-        product_id: &str,
+        merchant_id: &UserId,
+        product_id: &ProductId,
     ) -> Result<MerchantProduct, AppError> {
-        if !is_id(product_id) {
-            return Err(product_not_found());
-        }
         match self.store.get_product(product_id).await? {
             Some(product) if product.merchant_id == merchant_id => Ok(product.into()),
-            _ => Err(product_not_found()),
+            _ => Err(not_found::product()),
         }
     }
 
     /// Applies a merchant's edit if it is based on the current version.
     pub async fn update_my_product(
         &self,
-        merchant_id: &str,
-        product_id: &str,
+        merchant_id: &UserId,
+        product_id: &ProductId,
         request: UpdateProductRequest,
         if_match: Option<i64>,
     ) -> Result<MerchantProduct, AppError> {
-        if !is_id(product_id) {
-            return Err(product_not_found());
-        }
         let mut check = FieldCheck::new();
         let name = request.name.map(|n| check_name(&mut check, &n));
         if let Some(description) = &request.description {
@@ -262,7 +252,7 @@ impl CatalogueService<'_> {
         .await?;
         match written {
             ProductWrite::Written(product) => Ok(product.into()),
-            ProductWrite::NotFound => Err(product_not_found()),
+            ProductWrite::NotFound => Err(not_found::product()),
             ProductWrite::VersionConflict { current_version } => Err(AppError::conflict(
                 "version_conflict",
                 format!(
@@ -275,12 +265,9 @@ impl CatalogueService<'_> {
     /// Soft delete: off the catalogue, kept for the orders that point at it.
     pub async fn delete_my_product(
         &self,
-        merchant_id: &str,
-        product_id: &str,
+        merchant_id: &UserId,
+        product_id: &ProductId,
     ) -> Result<(), AppError> {
-        if !is_id(product_id) {
-            return Err(product_not_found());
-        }
         let written = until_uncontended(|| {
             self.store
                 .deactivate_product(merchant_id, product_id, chrono::Utc::now())
@@ -289,14 +276,14 @@ impl CatalogueService<'_> {
         match written {
             ProductWrite::Written(_) => Ok(()),
             ProductWrite::NotFound | ProductWrite::VersionConflict { .. } => {
-                Err(product_not_found())
+                Err(not_found::product())
             }
         }
     }
 
     pub async fn browse(
         &self,
-        merchant_id: Option<&str>,
+        merchant_id: Option<&UserId>,
         page: &PageRequest,
     ) -> Result<Page<CatalogueProduct>, AppError> {
         Ok(self
@@ -306,13 +293,10 @@ impl CatalogueService<'_> {
             .map(CatalogueProduct::from))
     }
 
-    pub async fn view_product(&self, product_id: &str) -> Result<CatalogueProduct, AppError> {
-        if !is_id(product_id) {
-            return Err(product_not_found());
-        }
+    pub async fn view_product(&self, product_id: &ProductId) -> Result<CatalogueProduct, AppError> {
         match self.store.get_product(product_id).await? {
             Some(product) if product.is_active => Ok(product.into()),
-            _ => Err(product_not_found()),
+            _ => Err(not_found::product()),
         }
     }
 }

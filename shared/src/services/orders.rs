@@ -7,8 +7,10 @@ use utoipa::ToSchema;
 
 use crate::domain::order::QUANTITY_MAX;
 use crate::domain::stock::{pick_shard, rebalance_plan};
-use crate::domain::{is_id, Movement, Order, OrderParty, OrderStatus, Refusal};
-use crate::error::{AppError, FieldCheck};
+use crate::domain::{
+    Movement, Order, OrderId, OrderParty, OrderStatus, ProductId, Refusal, UserId,
+};
+use crate::error::{not_found, AppError, FieldCheck};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{
     CancelOutcome, CompleteOutcome, IdempotencyClaim, IdempotentOutcome, PlaceOutcome, StockMove,
@@ -53,12 +55,12 @@ pub struct OrderView {
 impl From<Order> for OrderView {
     fn from(o: Order) -> Self {
         OrderView {
-            id: o.id,
+            id: o.id.into(),
             order_number: o.order_number,
-            product_id: o.product_id,
+            product_id: o.product_id.into(),
             product_name: o.product_name,
-            merchant_id: o.merchant_id,
-            member_id: o.member_id,
+            merchant_id: o.merchant_id.into(),
+            member_id: o.member_id.into(),
             quantity: o.quantity,
             points_cost: o.points_cost,
             status: o.status,
@@ -109,10 +111,6 @@ pub fn invalid_idempotency_key() -> AppError {
     }
 }
 
-fn order_not_found() -> AppError {
-    AppError::not_found("order_not_found", "no such order")
-}
-
 fn product_not_found() -> AppError {
     AppError::not_found(
         "product_not_found",
@@ -156,20 +154,17 @@ impl OrderService<'_> {
     /// the first response and changes nothing.
     pub async fn redeem(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         session_epoch: u32,
         request: RedeemRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Redemption, AppError> {
         let mut check = FieldCheck::new();
-        let product_id =
-            check
-                .required("product_id", request.product_id)
-                .parse(&mut check, |raw| {
-                    is_id(&raw)
-                        .then_some(raw)
-                        .ok_or_else(|| "must be a product id".to_string())
-                });
+        let product_id = check
+            .required("product_id", request.product_id)
+            .parse(&mut check, |raw| {
+                ProductId::parse(&raw).ok_or_else(|| "must be a product id".to_string())
+            });
         let quantity = check
             .required("quantity", request.quantity)
             .parse(&mut check, |quantity| {
@@ -271,9 +266,9 @@ impl OrderService<'_> {
             }
             let now = chrono::Utc::now();
             let order = Order {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: OrderId::generate(),
                 order_number: new_order_number(now),
-                member_id: member_id.to_string(),
+                member_id: member_id.clone(),
                 merchant_id: product.merchant_id.clone(),
                 product_id: product.id.clone(),
                 product_name: product.name.clone(),
@@ -376,18 +371,19 @@ impl OrderService<'_> {
     pub async fn order(
         &self,
         party: OrderParty<'_>,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<OrderView, AppError> {
         Ok(self.owned_order(party, order_id).await?.into())
     }
 
-    async fn owned_order(&self, party: OrderParty<'_>, order_id: &str) -> Result<Order, AppError> {
-        if !is_id(order_id) {
-            return Err(order_not_found());
-        }
+    async fn owned_order(
+        &self,
+        party: OrderParty<'_>,
+        order_id: &OrderId,
+    ) -> Result<Order, AppError> {
         match self.store.get_order(order_id).await? {
             Some(order) if order.belongs_to(party) => Ok(order),
-            _ => Err(order_not_found()),
+            _ => Err(not_found::order()),
         }
     }
 
@@ -409,7 +405,7 @@ impl OrderService<'_> {
     pub async fn cancel(
         &self,
         party: OrderParty<'_>,
-        order_id: &str,
+        order_id: &OrderId,
     ) -> Result<OrderView, AppError> {
         let mut budget = RetryBudget::new();
         loop {
@@ -453,10 +449,11 @@ impl OrderService<'_> {
     }
 
     /// pending → completed, by the order's merchant.
-    pub async fn complete(&self, merchant_id: &str, order_id: &str) -> Result<OrderView, AppError> {
-        if !is_id(order_id) {
-            return Err(order_not_found());
-        }
+    pub async fn complete(
+        &self,
+        merchant_id: &UserId,
+        order_id: &OrderId,
+    ) -> Result<OrderView, AppError> {
         let mut budget = RetryBudget::new();
         loop {
             match self
@@ -465,7 +462,7 @@ impl OrderService<'_> {
                 .await?
             {
                 CompleteOutcome::Completed(order) => return Ok(order.into()),
-                CompleteOutcome::NotFound => return Err(order_not_found()),
+                CompleteOutcome::NotFound => return Err(not_found::order()),
                 CompleteOutcome::NotPending(status) => return Err(not_pending(status)),
                 CompleteOutcome::Contended => {
                     crate::observe::count(crate::observe::Metric::TransactionConflictsRetried, 1.0);

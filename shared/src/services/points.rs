@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{PointTransaction, TransactionType};
+use crate::domain::{PointTransaction, TransactionType, UserId};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 use crate::store::Store;
@@ -55,7 +55,7 @@ pub struct PointsService<'a> {
 }
 
 impl PointsService<'_> {
-    pub async fn balance(&self, member_id: &str) -> Result<PointsBalance, AppError> {
+    pub async fn balance(&self, member_id: &UserId) -> Result<PointsBalance, AppError> {
         let account = self
             .store
             .get_point_account(member_id)
@@ -70,7 +70,7 @@ impl PointsService<'_> {
 
     pub async fn ledger(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         page: &PageRequest,
     ) -> Result<Page<LedgerEntry>, AppError> {
         Ok(self

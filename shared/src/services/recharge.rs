@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use super::retry::RetryBudget;
 use crate::config::PaymentsConfig;
-use crate::domain::{Movement, Payment, PaymentStatus, Settlement};
+use crate::domain::{MerchantTradeNo, Movement, Payment, PaymentStatus, Settlement, UserId};
 use crate::ecpay::{self, CheckoutOrder};
-use crate::error::{AppError, FieldCheck};
+use crate::error::{not_found, AppError, FieldCheck};
 use crate::gateway::GatewayTransport;
 use crate::pagination::{Page, PageRequest};
 use crate::store::{AccountSnapshot, AttemptOutcome, CreditAttempt, GatewayRecord, Store};
@@ -65,14 +65,14 @@ impl From<Payment> for PaymentView {
     fn from(p: Payment) -> Self {
         PaymentView {
             payment_id: p.id,
-            merchant_trade_no: p.merchant_trade_no,
+            merchant_trade_no: p.merchant_trade_no.into(),
             amount: p.amount,
             points: p.points,
             status: p.status,
             trade_no: p.trade_no,
             paid_at: p.paid_at,
             last_gateway_message: p.last_gateway_message,
-            attempt_of: p.attempt_of,
+            attempt_of: p.attempt_of.map(String::from),
             created_at: p.created_at,
         }
     }
@@ -90,13 +90,6 @@ pub enum NotificationOutcome {
     SimulationIgnored,
 }
 
-/// A MerchantTradeNo: `PT`, the Taipei date and time to the second, six random characters —
-/// 20 letters and digits, ECPay's maximum.
-fn new_merchant_trade_no(now: chrono::DateTime<chrono::Utc>) -> String {
-    let stamp = crate::domain::codes::in_taipei(now).format("%y%m%d%H%M%S");
-    format!("PT{stamp}{}", crate::domain::codes::random_code(6))
-}
-
 /// Signs checkout links so a browser can open them without a token.
 #[derive(Clone)]
 pub struct LinkSigner {
@@ -110,18 +103,24 @@ impl LinkSigner {
         }
     }
 
-    fn mac(&self, merchant_trade_no: &str, expires: i64) -> crate::signing::HmacSha256 {
+    fn mac(&self, merchant_trade_no: &MerchantTradeNo, expires: i64) -> crate::signing::HmacSha256 {
         let mut mac = self.key.mac();
         mac.update(format!("{merchant_trade_no}\n{expires}").as_bytes());
         mac
     }
 
-    pub fn sign(&self, merchant_trade_no: &str, expires: i64) -> String {
+    pub fn sign(&self, merchant_trade_no: &MerchantTradeNo, expires: i64) -> String {
         URL_SAFE_NO_PAD.encode(self.mac(merchant_trade_no, expires).finalize().into_bytes())
     }
 
     /// Constant-time check of a link's signature and expiry.
-    pub fn verify(&self, merchant_trade_no: &str, expires: i64, signature: &str, now: i64) -> bool {
+    pub fn verify(
+        &self,
+        merchant_trade_no: &MerchantTradeNo,
+        expires: i64,
+        signature: &str,
+        now: i64,
+    ) -> bool {
         let Ok(tag) = URL_SAFE_NO_PAD.decode(signature) else {
             return false;
         };
@@ -183,12 +182,20 @@ fn query_pacer() -> &'static tokio::sync::Mutex<Option<tokio::time::Instant>> {
     PACER.get_or_init(|| tokio::sync::Mutex::new(None))
 }
 
-fn payment_not_found() -> AppError {
-    AppError::not_found("payment_not_found", "no such payment")
+/// A checkout link that is forged, expired, or names no trade number at all.
+pub fn invalid_checkout_link() -> AppError {
+    AppError::Forbidden {
+        message: "this checkout link is invalid or has expired; start the recharge again".into(),
+    }
 }
 
 impl RechargeService<'_> {
-    pub fn checkout_url(&self, base_url: &str, merchant_trade_no: &str, now: i64) -> String {
+    pub fn checkout_url(
+        &self,
+        base_url: &str,
+        merchant_trade_no: &MerchantTradeNo,
+        now: i64,
+    ) -> String {
         let expires = now + CHECKOUT_LINK_TTL_SECS;
         format!(
             "{base_url}{CHECKOUT_PATH}{merchant_trade_no}/?expires={expires}&signature={}",
@@ -201,7 +208,7 @@ impl RechargeService<'_> {
     /// when none is configured.
     pub async fn recharge(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         request: RechargeRequest,
         request_origin: Option<&str>,
     ) -> Result<RechargeCheckout, AppError> {
@@ -226,7 +233,7 @@ impl RechargeService<'_> {
         // A collision of the random suffix within one second is unlikely but possible: draw again.
         for _ in 0..5 {
             let now = chrono::Utc::now();
-            let merchant_trade_no = new_merchant_trade_no(now);
+            let merchant_trade_no = MerchantTradeNo::issue(now);
             let fields = ecpay::checkout_form(
                 &CheckoutOrder {
                     merchant_trade_no: &merchant_trade_no,
@@ -248,7 +255,7 @@ impl RechargeService<'_> {
             let payment = Payment {
                 id: payment_id.clone(),
                 merchant_trade_no: merchant_trade_no.clone(),
-                member_id: member_id.to_string(),
+                member_id: member_id.clone(),
                 amount,
                 points,
                 status: PaymentStatus::Pending,
@@ -267,7 +274,7 @@ impl RechargeService<'_> {
                 return Ok(RechargeCheckout {
                     checkout_url: self.checkout_url(&base_url, &merchant_trade_no, now.timestamp()),
                     payment_id,
-                    merchant_trade_no,
+                    merchant_trade_no: merchant_trade_no.to_string(),
                     amount,
                     points,
                     status: PaymentStatus::Pending,
@@ -283,7 +290,7 @@ impl RechargeService<'_> {
 
     pub async fn payments(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         page: &PageRequest,
     ) -> Result<Page<PaymentView>, AppError> {
         Ok(self
@@ -295,15 +302,12 @@ impl RechargeService<'_> {
 
     pub async fn payment(
         &self,
-        member_id: &str,
-        merchant_trade_no: &str,
+        member_id: &UserId,
+        merchant_trade_no: &MerchantTradeNo,
     ) -> Result<PaymentView, AppError> {
-        if !is_trade_no(merchant_trade_no) {
-            return Err(payment_not_found());
-        }
         match self.store.get_payment(merchant_trade_no).await? {
             Some(payment) if payment.member_id == member_id => Ok(payment.into()),
-            _ => Err(payment_not_found()),
+            _ => Err(not_found::payment()),
         }
     }
 
@@ -311,30 +315,28 @@ impl RechargeService<'_> {
     /// still pending.
     pub async fn checkout_page(
         &self,
-        merchant_trade_no: &str,
+        merchant_trade_no: &MerchantTradeNo,
         expires: Option<&str>,
         signature: Option<&str>,
     ) -> Result<Payment, AppError> {
         let now = chrono::Utc::now().timestamp();
         let expires = expires.and_then(|e| e.parse::<i64>().ok());
         let valid = match (expires, signature) {
-            (Some(expires), Some(signature)) if is_trade_no(merchant_trade_no) => self
-                .links
-                .verify(merchant_trade_no, expires, signature, now),
+            (Some(expires), Some(signature)) => {
+                self.links
+                    .verify(merchant_trade_no, expires, signature, now)
+            }
             _ => false,
         };
         if !valid {
-            return Err(AppError::Forbidden {
-                message: "this checkout link is invalid or has expired; start the recharge again"
-                    .into(),
-            });
+            return Err(invalid_checkout_link());
         }
         let origin = self
             .store
             .get_payment(merchant_trade_no)
             .await?
             .filter(|p| p.attempt_of.is_none())
-            .ok_or_else(payment_not_found)?;
+            .ok_or_else(not_found::payment)?;
         self.open_attempt(&origin).await
     }
 
@@ -355,9 +357,9 @@ impl RechargeService<'_> {
         let mut collisions = 0;
         loop {
             let now = chrono::Utc::now();
-            let merchant_trade_no = new_merchant_trade_no(now);
+            let merchant_trade_no = MerchantTradeNo::issue(now);
             let mut fields = origin.checkout_fields.clone();
-            fields.insert("MerchantTradeNo".into(), merchant_trade_no.clone());
+            fields.insert("MerchantTradeNo".into(), merchant_trade_no.to_string());
             fields.insert("MerchantTradeDate".into(), ecpay::taipei_time(now));
             ecpay::sign(&mut fields, &self.payments.credentials);
             let attempt = Payment {
@@ -409,7 +411,7 @@ impl RechargeService<'_> {
     /// MerchantID, the trade asked about. A 403 puts every query on hold for 30 minutes.
     pub async fn query_trade(
         &self,
-        merchant_trade_no: &str,
+        merchant_trade_no: &MerchantTradeNo,
     ) -> Result<ecpay::TradeInfo, QueryFailure> {
         let now = chrono::Utc::now();
         match self.store.gateway_cooldown().await {
@@ -459,7 +461,7 @@ impl RechargeService<'_> {
     /// Keeps what ECPay said (the audit trail); a failure to write it is logged, never fatal.
     async fn audit(
         &self,
-        merchant_trade_no: &str,
+        merchant_trade_no: &MerchantTradeNo,
         source: &str,
         fields: BTreeMap<String, String>,
         verdict: String,
@@ -475,14 +477,14 @@ impl RechargeService<'_> {
             .append_gateway_record(merchant_trade_no, &record)
             .await
         {
-            tracing::warn!(merchant_trade_no, error = %err, "could not keep a gateway record");
+            tracing::warn!(%merchant_trade_no, error = %err, "could not keep a gateway record");
         }
     }
 
     /// Everything ECPay said about one payment, oldest first.
     pub async fn gateway_records(
         &self,
-        merchant_trade_no: &str,
+        merchant_trade_no: &MerchantTradeNo,
     ) -> Result<Vec<GatewayRecord>, AppError> {
         self.store.gateway_records(merchant_trade_no).await
     }
@@ -604,17 +606,17 @@ impl RechargeService<'_> {
 
     /// Checks one open payment with ECPay and settles it if ECPay's answer says how.
     pub async fn reconcile_payment(&self, payment: &Payment) -> Result<Reconciled, AppError> {
-        let trade_no = payment.merchant_trade_no.as_str();
+        let trade_no = &payment.merchant_trade_no;
         let info = match self.query_trade(trade_no).await {
             Ok(info) => info,
             Err(QueryFailure::CoolingDown { .. }) => return Ok(Reconciled::CoolingDown),
             Err(QueryFailure::Rejected(reason)) => {
-                tracing::warn!(merchant_trade_no = trade_no, %reason, "QueryTradeInfo answer refused");
+                tracing::warn!(merchant_trade_no = %trade_no, %reason, "QueryTradeInfo answer refused");
                 crate::observe::count(crate::observe::Metric::GatewayAnswersRefused, 1.0);
                 return Ok(Reconciled::Suspicious);
             }
             Err(QueryFailure::Unreachable(problem)) => {
-                tracing::warn!(merchant_trade_no = trade_no, %problem, "QueryTradeInfo failed");
+                tracing::warn!(merchant_trade_no = %trade_no, %problem, "QueryTradeInfo failed");
                 return Ok(Reconciled::Failed);
             }
         };
@@ -622,7 +624,7 @@ impl RechargeService<'_> {
         if info.is_paid() {
             if info.trade_amount != payment.amount {
                 tracing::warn!(
-                    merchant_trade_no = trade_no,
+                    merchant_trade_no = %trade_no,
                     paid = info.trade_amount,
                     expected = payment.amount,
                     "ECPay reports another amount paid: left open for a person to check"
@@ -708,16 +710,17 @@ impl RechargeService<'_> {
         if get("MerchantID") != Some(self.payments.credentials.merchant_id.as_str()) {
             return Ok(Err(NotificationRejected("MerchantID mismatch")));
         }
-        let Some(trade_no) = get("MerchantTradeNo").filter(|t| is_trade_no(t)) else {
+        let Some(trade_no) = get("MerchantTradeNo").and_then(MerchantTradeNo::parse) else {
             return Ok(Err(NotificationRejected("unknown MerchantTradeNo")));
         };
+        let trade_no = &trade_no;
         // CustomField2 names the member (signed like every field): payment and account in one
         // read. A notification without it (or naming someone else) costs one more read, never a
         // wrong credit: the payment's own member is the one credited.
         let member_hint = get("CustomField2").and_then(hyphenated_id);
         let (payment, account) = self
             .store
-            .payment_with_account(trade_no, member_hint.as_deref())
+            .payment_with_account(trade_no, member_hint.as_ref())
             .await?;
         let Some(payment) = payment else {
             return Ok(Err(NotificationRejected("unknown MerchantTradeNo")));
@@ -781,7 +784,7 @@ impl RechargeService<'_> {
                 }
                 Err(failure) => {
                     // Not 1|OK: ECPay sends the notification again later.
-                    tracing::warn!(merchant_trade_no = trade_no, %failure, "cannot confirm a notification yet");
+                    tracing::warn!(merchant_trade_no = %trade_no, %failure, "cannot confirm a notification yet");
                     return Err(AppError::Unavailable {
                         retry_after_secs: 60,
                     });
@@ -831,18 +834,13 @@ pub enum Reconciled {
 }
 
 /// An id sent to ECPay without its hyphens (32 hex digits), hyphenated again; `None` if it is not one.
-fn hyphenated_id(hex: &str) -> Option<String> {
+fn hyphenated_id(hex: &str) -> Option<UserId> {
     if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     uuid::Uuid::try_parse(hex)
         .ok()
-        .map(|id| id.hyphenated().to_string())
-}
-
-/// MerchantTradeNos are at most 20 letters and digits.
-pub fn is_trade_no(raw: &str) -> bool {
-    !raw.is_empty() && raw.len() <= 20 && raw.bytes().all(|b| b.is_ascii_alphanumeric())
+        .and_then(|id| UserId::parse(&id.hyphenated().to_string()))
 }
 
 #[cfg(test)]
@@ -859,29 +857,21 @@ mod tests {
     }
 
     #[test]
-    fn merchant_trade_numbers_fit_ecpay_and_differ() {
-        let now = chrono::Utc::now();
-        let a = new_merchant_trade_no(now);
-        let b = new_merchant_trade_no(now);
-        assert_eq!(a.len(), 20);
-        assert!(is_trade_no(&a));
-        assert_ne!(a, b);
-    }
-
-    #[test]
     fn checkout_links_expire_and_cannot_be_forged() {
         let signer = LinkSigner::from_secret(b"secret");
-        let signature = signer.sign("PT1", 1_000);
-        assert!(signer.verify("PT1", 1_000, &signature, 999));
-        assert!(!signer.verify("PT1", 1_000, &signature, 1_000), "expired");
+        let pt1 = MerchantTradeNo::parse("PT1").unwrap();
+        let pt2 = MerchantTradeNo::parse("PT2").unwrap();
+        let signature = signer.sign(&pt1, 1_000);
+        assert!(signer.verify(&pt1, 1_000, &signature, 999));
+        assert!(!signer.verify(&pt1, 1_000, &signature, 1_000), "expired");
         assert!(
-            !signer.verify("PT2", 1_000, &signature, 999),
+            !signer.verify(&pt2, 1_000, &signature, 999),
             "other payment"
         );
         assert!(
-            !signer.verify("PT1", 2_000, &signature, 999),
+            !signer.verify(&pt1, 2_000, &signature, 999),
             "extended expiry"
         );
-        assert!(!LinkSigner::from_secret(b"other").verify("PT1", 1_000, &signature, 999));
+        assert!(!LinkSigner::from_secret(b"other").verify(&pt1, 1_000, &signature, 999));
     }
 }

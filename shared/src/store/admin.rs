@@ -15,7 +15,7 @@ use super::{
     from_item, n, page_of, put_new, s, to_item, Filter, ListQuery, Store, TransactionAttempt,
 };
 use crate::domain::user::canonical;
-use crate::domain::{AuditAction, AuditEntry, BalanceChange, Role, Timestamp, User};
+use crate::domain::{AuditAction, AuditEntry, BalanceChange, Role, Timestamp, User, UserId};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -261,8 +261,8 @@ impl Store {
     /// The member, their account and the operator's stored Idempotency-Key outcome, in one read.
     pub async fn adjustment_reads(
         &self,
-        member_id: &str,
-        admin_id: &str,
+        member_id: &UserId,
+        admin_id: &UserId,
         idempotency_key: Option<&str>,
         now: i64,
     ) -> Result<AdjustmentReads, AppError> {

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{OrderId, UserId};
+
 #[derive(Serialize, Deserialize)]
 pub(super) struct GuardRecord {
     pub pk: String,
@@ -11,8 +13,8 @@ pub(super) struct GuardRecord {
     pub entity: String,
     /// A username or email guard's user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// An order number's order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
+    pub order_id: Option<OrderId>,
 }

@@ -1,5 +1,8 @@
 //! Orders: the redemption transaction, cancellation with refund, completion, and the lists.
 
+use crate::domain::{
+    BalanceChange, Order, OrderId, OrderParty, OrderStatus, ProductId, Timestamp, UserId,
+};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -17,7 +20,6 @@ use super::{
     from_item, n, page_of, put_new, s, timestamp, to_item, Filter, ListQuery, Store,
     TransactionAttempt,
 };
-use crate::domain::{BalanceChange, Order, OrderParty, OrderStatus, Timestamp};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -30,11 +32,11 @@ struct OrderRecord {
     gsi1sk: String,
     gsi2pk: String,
     gsi2sk: String,
-    id: String,
+    id: OrderId,
     order_number: String,
-    member_id: String,
-    merchant_id: String,
-    product_id: String,
+    member_id: UserId,
+    merchant_id: UserId,
+    product_id: ProductId,
     product_name: String,
     quantity: i64,
     points_cost: i64,
@@ -68,9 +70,9 @@ impl From<&Order> for OrderRecord {
             sk: ORDER_SK.into(),
             entity: "Order".into(),
             gsi1pk: member_orders_gsi(&o.member_id),
-            gsi1sk: o.id.clone(),
+            gsi1sk: o.id.to_string(),
             gsi2pk: merchant_orders_gsi(&o.merchant_id),
-            gsi2sk: o.id.clone(),
+            gsi2sk: o.id.to_string(),
             id: o.id.clone(),
             order_number: o.order_number.clone(),
             member_id: o.member_id.clone(),
@@ -153,8 +155,8 @@ fn status_filter(status: Option<OrderStatus>) -> Option<Filter> {
 #[derive(Debug, Clone, Default)]
 pub struct OrderSearch {
     pub status: Option<OrderStatus>,
-    pub merchant_id: Option<String>,
-    pub member_id: Option<String>,
+    pub merchant_id: Option<UserId>,
+    pub member_id: Option<UserId>,
 }
 
 /// Everything a redemption decides on, read in one strongly consistent `BatchGetItem`.
@@ -181,8 +183,8 @@ impl Store {
     /// that is not one snapshot can cost a retry but never a wrong write.
     pub async fn redemption_reads(
         &self,
-        product_id: &str,
-        member_id: &str,
+        product_id: &ProductId,
+        member_id: &UserId,
         idempotency_key: Option<&str>,
         sample: usize,
         now: i64,
@@ -319,7 +321,7 @@ impl Store {
     /// The stored outcome of a member's Idempotency-Key, unless it has expired.
     pub async fn idempotent_outcome(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         key: &str,
         now: i64,
     ) -> Result<Option<IdempotentOutcome>, AppError> {
@@ -329,7 +331,7 @@ impl Store {
             .and_then(|r| r.outcome(now)))
     }
 
-    pub async fn get_order(&self, order_id: &str) -> Result<Option<Order>, AppError> {
+    pub async fn get_order(&self, order_id: &OrderId) -> Result<Option<Order>, AppError> {
         Ok(self
             .get_item::<OrderRecord>(order_pk(order_id), ORDER_SK)
             .await?
@@ -338,7 +340,7 @@ impl Store {
 
     pub async fn list_member_orders(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         status: Option<OrderStatus>,
         page: &PageRequest,
     ) -> Result<Page<Order>, AppError> {
@@ -359,7 +361,7 @@ impl Store {
 
     pub async fn list_merchant_orders(
         &self,
-        merchant_id: &str,
+        merchant_id: &UserId,
         status: Option<OrderStatus>,
         page: &PageRequest,
     ) -> Result<Page<Order>, AppError> {
@@ -507,8 +509,8 @@ impl Store {
     /// pending → completed, by the order's merchant only.
     pub async fn complete_order(
         &self,
-        order_id: &str,
-        merchant_id: &str,
+        order_id: &OrderId,
+        merchant_id: &UserId,
         now: Timestamp,
     ) -> Result<CompleteOutcome, AppError> {
         let result = self

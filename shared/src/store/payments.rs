@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::domain::{
+    BalanceChange, MerchantTradeNo, Payment, PaymentStatus, Settlement, Timestamp, UserId,
+};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
@@ -14,7 +17,6 @@ use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
 use super::{
     from_item, n, page_of, put_new, s, timestamp, to_item, ListQuery, Store, TransactionAttempt,
 };
-use crate::domain::{BalanceChange, Payment, PaymentStatus, Settlement, Timestamp};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -34,8 +36,8 @@ pub(super) struct PaymentRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
     id: String,
-    merchant_trade_no: String,
-    member_id: String,
+    merchant_trade_no: MerchantTradeNo,
+    member_id: UserId,
     amount: i64,
     points: i64,
     status: PaymentStatus,
@@ -55,7 +57,7 @@ pub(super) struct PaymentRecord {
     )]
     last_gateway_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    attempt_of: Option<String>,
+    attempt_of: Option<MerchantTradeNo>,
     #[serde(default)]
     attempts: u32,
     #[serde(default)]
@@ -206,7 +208,7 @@ impl Store {
     /// the attempt's own payment item is created.
     pub async fn create_attempt(
         &self,
-        origin: &str,
+        origin: &MerchantTradeNo,
         attempt: &Payment,
         max_attempts: u32,
     ) -> Result<AttemptOutcome, AppError> {
@@ -263,8 +265,8 @@ impl Store {
     /// A hint naming anyone else is ignored (the account is then `None`, read later by the credit).
     pub async fn payment_with_account(
         &self,
-        merchant_trade_no: &str,
-        member_hint: Option<&str>,
+        merchant_trade_no: &MerchantTradeNo,
+        member_hint: Option<&UserId>,
     ) -> Result<(Option<Payment>, Option<AccountSnapshot>), AppError> {
         let payment_key = (payment_pk(merchant_trade_no), PAYMENT_SK.to_string());
         let account_key = member_hint.map(|member| (user_pk(member), ACCOUNT_SK.to_string()));
@@ -287,7 +289,10 @@ impl Store {
         Ok((payment, account))
     }
 
-    pub async fn get_payment(&self, merchant_trade_no: &str) -> Result<Option<Payment>, AppError> {
+    pub async fn get_payment(
+        &self,
+        merchant_trade_no: &MerchantTradeNo,
+    ) -> Result<Option<Payment>, AppError> {
         Ok(self
             .get_item::<PaymentRecord>(payment_pk(merchant_trade_no), PAYMENT_SK)
             .await?
@@ -297,7 +302,7 @@ impl Store {
     /// A member's payments (every checkout attempt), newest recharge first.
     pub async fn list_member_payments(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         page: &PageRequest,
     ) -> Result<Page<Payment>, AppError> {
         let query = ListQuery {
@@ -449,7 +454,7 @@ impl Store {
     /// Records ECPay's last word on a payment that is not paid; its status does not change.
     pub async fn record_gateway_message(
         &self,
-        merchant_trade_no: &str,
+        merchant_trade_no: &MerchantTradeNo,
         message: &str,
     ) -> Result<Settlement, AppError> {
         let result = self
@@ -478,7 +483,7 @@ impl Store {
     /// pending → expired (out of the open index). `false` when it was no longer pending.
     pub async fn expire_payment(
         &self,
-        merchant_trade_no: &str,
+        merchant_trade_no: &MerchantTradeNo,
         message: &str,
     ) -> Result<bool, AppError> {
         let result = self
@@ -507,7 +512,7 @@ impl Store {
     /// Keeps what ECPay said about a payment (TTL: [`AUDIT_RETENTION_DAYS`]).
     pub async fn append_gateway_record(
         &self,
-        merchant_trade_no: &str,
+        merchant_trade_no: &MerchantTradeNo,
         record: &GatewayRecord,
     ) -> Result<(), AppError> {
         let audit = audit_record(merchant_trade_no, record);
@@ -524,7 +529,7 @@ impl Store {
     /// Everything ECPay said about one payment, oldest first.
     pub async fn gateway_records(
         &self,
-        merchant_trade_no: &str,
+        merchant_trade_no: &MerchantTradeNo,
     ) -> Result<Vec<GatewayRecord>, AppError> {
         let mut records = Vec::new();
         let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
@@ -581,7 +586,7 @@ impl Store {
 }
 
 /// The audit row of one gateway answer, under the payment's partition.
-fn audit_record(merchant_trade_no: &str, record: &GatewayRecord) -> AuditRecord {
+fn audit_record(merchant_trade_no: &MerchantTradeNo, record: &GatewayRecord) -> AuditRecord {
     AuditRecord {
         pk: payment_pk(merchant_trade_no),
         sk: format!(

@@ -9,7 +9,7 @@ use super::keys::*;
 use super::table::{PK, SK};
 use super::users::AccountRecord;
 use super::{n, page_of, put_new, s, to_item, ListQuery, Store};
-use crate::domain::{BalanceChange, PointTransaction, Timestamp, TransactionType};
+use crate::domain::{BalanceChange, PointTransaction, Timestamp, TransactionType, UserId};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -19,7 +19,7 @@ struct LedgerRecord {
     sk: String,
     entity: String,
     id: String,
-    member_id: String,
+    member_id: UserId,
     transaction_type: TransactionType,
     amount: i64,
     balance_after: i64,
@@ -56,7 +56,7 @@ pub use crate::domain::AccountSnapshot;
 impl Store {
     pub async fn account_snapshot(
         &self,
-        member_id: &str,
+        member_id: &UserId,
     ) -> Result<Option<AccountSnapshot>, AppError> {
         Ok(self
             .get_item::<AccountRecord>(user_pk(member_id), ACCOUNT_SK)
@@ -68,7 +68,7 @@ impl Store {
     /// ([`AccountSnapshot::apply`]): it becomes `change.next`, only if it is still `change.read`.
     pub(crate) fn account_change(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         change: &BalanceChange,
     ) -> Result<TransactWriteItem, AppError> {
         let (read, next) = (change.read, change.next);
@@ -115,7 +115,7 @@ impl Store {
 
     pub async fn list_ledger(
         &self,
-        member_id: &str,
+        member_id: &UserId,
         page: &PageRequest,
     ) -> Result<Page<PointTransaction>, AppError> {
         let query = ListQuery {
@@ -133,7 +133,7 @@ impl Store {
     /// Every ledger row of a member (tests and invariant checks).
     pub async fn all_ledger_rows(
         &self,
-        member_id: &str,
+        member_id: &UserId,
     ) -> Result<Vec<PointTransaction>, AppError> {
         let mut rows = Vec::new();
         let mut page = PageRequest {

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use rand::seq::SliceRandom;
 
+use crate::domain::{Product, ProductChanges, ProductId, Timestamp, UserId};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,6 @@ use super::{
     TransactionAttempt,
 };
 use crate::domain::stock::{shards_for, spread, Rebalance, MAX_SHARDS};
-use crate::domain::{Product, ProductChanges, Timestamp};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -27,8 +27,8 @@ pub(super) struct ProductRecord {
     gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
-    pub(super) id: String,
-    merchant_id: String,
+    pub(super) id: ProductId,
+    merchant_id: UserId,
     name: String,
     description: String,
     points_required: i64,
@@ -48,9 +48,9 @@ impl ProductRecord {
             sk: PRODUCT_SK.into(),
             entity: "Product".into(),
             gsi1pk: merchant_products_gsi(&p.merchant_id),
-            gsi1sk: p.id.clone(),
+            gsi1sk: p.id.to_string(),
             gsi2pk: p.is_active.then(|| CATALOGUE_GSI.to_string()),
-            gsi2sk: p.is_active.then(|| p.id.clone()),
+            gsi2sk: p.is_active.then(|| p.id.to_string()),
             id: p.id.clone(),
             merchant_id: p.merchant_id.clone(),
             name: p.name.clone(),
@@ -95,7 +95,7 @@ struct StockShardRecord {
 }
 
 impl StockShardRecord {
-    fn new(product_id: &str, shard: usize, stock: i64) -> Self {
+    fn new(product_id: &ProductId, shard: usize, stock: i64) -> Self {
         StockShardRecord {
             pk: stock_shard_pk(product_id, shard),
             sk: STOCK_SHARD_SK.into(),
@@ -166,7 +166,7 @@ fn shard_state(item: Item) -> Result<ShardState, AppError> {
 }
 
 /// The shard keys of a product: `0..count`.
-fn shard_keys(product_id: &str, count: u8) -> impl Iterator<Item = (String, String)> + '_ {
+fn shard_keys(product_id: &ProductId, count: u8) -> impl Iterator<Item = (String, String)> + '_ {
     (0..count as usize).map(move |i| (stock_shard_pk(product_id, i), STOCK_SHARD_SK.to_string()))
 }
 
@@ -203,12 +203,15 @@ impl Store {
         }
     }
 
-    pub async fn get_product(&self, product_id: &str) -> Result<Option<Product>, AppError> {
+    pub async fn get_product(&self, product_id: &ProductId) -> Result<Option<Product>, AppError> {
         Ok(self.product_stock(product_id).await?.map(|p| p.product))
     }
 
     /// A product with each of its shards, in one strongly consistent `BatchGetItem`.
-    pub async fn product_stock(&self, product_id: &str) -> Result<Option<ProductStock>, AppError> {
+    pub async fn product_stock(
+        &self,
+        product_id: &ProductId,
+    ) -> Result<Option<ProductStock>, AppError> {
         let mut found = self
             .batch_get(&self.product_keys(product_id, vec![]))
             .await?;
@@ -219,7 +222,7 @@ impl Store {
     /// followed by `others`.
     pub(super) fn product_keys(
         &self,
-        product_id: &str,
+        product_id: &ProductId,
         others: Vec<(String, String)>,
     ) -> Vec<(String, String)> {
         let guess = self.known_shards(product_id).unwrap_or(MAX_SHARDS);
@@ -236,7 +239,7 @@ impl Store {
     /// when all are believed dry, every shard is read at once, as the second read would.
     pub(super) fn sampled_product_keys(
         &self,
-        product_id: &str,
+        product_id: &ProductId,
         sample: usize,
         others: Vec<(String, String)>,
     ) -> Vec<(String, String)> {
@@ -263,7 +266,7 @@ impl Store {
     /// [`Store::sampled_product_keys`].
     pub(super) fn product_sample_from(
         &self,
-        product_id: &str,
+        product_id: &ProductId,
         found: &mut HashMap<(String, String), Item>,
     ) -> Result<Option<ProductStock>, AppError> {
         let Some(item) = found.remove(&(product_pk(product_id), PRODUCT_SK.to_string())) else {
@@ -305,7 +308,7 @@ impl Store {
     /// ones are read now: the only case where this costs a second round trip.
     pub(super) async fn product_stock_from(
         &self,
-        product_id: &str,
+        product_id: &ProductId,
         found: &mut HashMap<(String, String), Item>,
     ) -> Result<Option<ProductStock>, AppError> {
         let Some(item) = found.remove(&(product_pk(product_id), PRODUCT_SK.to_string())) else {
@@ -376,7 +379,7 @@ impl Store {
     /// A merchant's products, active and inactive, newest first.
     pub async fn list_merchant_products(
         &self,
-        merchant_id: &str,
+        merchant_id: &UserId,
         page: &PageRequest,
     ) -> Result<Page<Product>, AppError> {
         let query = ListQuery {
@@ -394,7 +397,7 @@ impl Store {
     /// Active products, newest first; of one merchant when `merchant_id` is given.
     pub async fn list_catalogue(
         &self,
-        merchant_id: Option<&str>,
+        merchant_id: Option<&UserId>,
         page: &PageRequest,
     ) -> Result<Page<Product>, AppError> {
         let query = match merchant_id {
@@ -431,8 +434,8 @@ impl Store {
     /// version, so the edit is refused (409) rather than overwriting a newer stock figure.
     pub async fn update_product(
         &self,
-        merchant_id: &str,
-        product_id: &str,
+        merchant_id: &UserId,
+        product_id: &ProductId,
         expected_version: i64,
         changes: &ProductChanges,
         now: Timestamp,
@@ -568,7 +571,7 @@ impl Store {
     /// left as it is: the product item's bump already moves the product's version by exactly one.
     fn set_shard(
         &self,
-        product_id: &str,
+        product_id: &ProductId,
         index: usize,
         stock: i64,
         read: ShardState,
@@ -650,8 +653,8 @@ impl Store {
     /// only if it exists, is active and — for a merchant — is theirs.
     fn takedown(
         &self,
-        product_id: &str,
-        merchant_id: Option<&str>,
+        product_id: &ProductId,
+        merchant_id: Option<&UserId>,
         now: Timestamp,
     ) -> Result<Update, AppError> {
         let mut update = Update::builder()
@@ -713,8 +716,8 @@ impl Store {
     /// [`super::Attempt::Contended`], for the service to retry.
     pub async fn deactivate_product(
         &self,
-        merchant_id: &str,
-        product_id: &str,
+        merchant_id: &UserId,
+        product_id: &ProductId,
         now: Timestamp,
     ) -> Result<super::Attempt<ProductWrite>, AppError> {
         let update = self.takedown(product_id, Some(merchant_id), now)?;

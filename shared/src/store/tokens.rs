@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{token_family_pk, TOKEN_FAMILY_SK};
 use super::table::{PK, SK, TTL_ATTRIBUTE};
 use super::{from_item, n, s, to_item, Store};
+use crate::domain::UserId;
 use crate::error::AppError;
 
 #[derive(Serialize, Deserialize)]
@@ -57,7 +58,7 @@ impl Store {
     pub async fn start_token_family(
         &self,
         family: &str,
-        user_id: &str,
+        user_id: &UserId,
         jti: &str,
         expires_at: i64,
     ) -> Result<(), AppError> {

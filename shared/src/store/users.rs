@@ -1,10 +1,10 @@
+use crate::domain::{PointAccount, Role, User, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::guards::GuardRecord;
 use super::keys::*;
 use super::{put_new, to_item, Store, TransactionAttempt};
 use crate::domain::user::canonical;
-use crate::domain::{PointAccount, Role, User};
 use crate::error::AppError;
 
 #[derive(Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub(super) struct UserRecord {
     gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2sk: Option<String>,
-    id: String,
+    id: UserId,
     username: String,
     email: String,
     role: Role,
@@ -43,7 +43,7 @@ pub(crate) struct AccountRecord {
     pub pk: String,
     pub sk: String,
     pub entity: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub balance: i64,
     pub total_earned: i64,
     pub total_spent: i64,
@@ -198,7 +198,7 @@ impl Store {
         }
     }
 
-    pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, AppError> {
+    pub async fn get_user(&self, user_id: &UserId) -> Result<Option<User>, AppError> {
         Ok(self
             .get_item::<UserRecord>(user_pk(user_id), USER_PROFILE_SK)
             .await?
@@ -216,7 +216,10 @@ impl Store {
         }
     }
 
-    pub async fn get_point_account(&self, user_id: &str) -> Result<Option<PointAccount>, AppError> {
+    pub async fn get_point_account(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Option<PointAccount>, AppError> {
         Ok(self
             .get_item::<AccountRecord>(user_pk(user_id), ACCOUNT_SK)
             .await?

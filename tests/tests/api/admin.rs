@@ -394,7 +394,7 @@ async fn adjustments_racing_redemptions_and_recharges_keep_every_balance_the_sum
         rows += api
             .ctx
             .store
-            .all_ledger_rows(id)
+            .all_ledger_rows(&api_tests::user_id(id))
             .await
             .unwrap()
             .iter()

@@ -192,3 +192,75 @@ async fn the_local_host_serves_real_http() {
         &response[..response.len().min(200)]
     );
 }
+
+/// A path segment that is not even an id (or a MerchantTradeNo) is refused where it enters, with
+/// the 404 of what the route names, for every route that takes one, for a caller allowed on it.
+#[tokio::test]
+async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writes_nothing() {
+    let api = TestApi::start().await;
+    let (_, member) = api.member_with_points("mia", 500).await;
+    let (_, merchant, _) = api.signed_up("shop", "MERCHANT").await;
+    let (_, operator) = api.signed_in_admin("olive").await;
+    let before = api.item_count().await;
+    let routers = [
+        (fn_admin::AdminApi::router(), Some(&operator)),
+        (fn_members::MembersApi::router(), Some(&member)),
+        (fn_merchants::MerchantsApi::router(), Some(&merchant)),
+        (fn_ecpay_callback::PaymentsApi::router(), None),
+    ];
+    let names_nothing = [
+        "not-an-id".to_string(),
+        // An id without its hyphens, and a MerchantTradeNo one character too long.
+        "0191b1f0c2a37e4c9e1d7b2a3c4d5e6f".to_string(),
+        "PT0000000000000000000".to_string(),
+        "PT-1".to_string(),
+        "x".repeat(300),
+    ];
+    let mut checked = 0;
+    for (router, token) in routers {
+        for key in router.keys() {
+            let Some((before_param, _)) = key.template.split_once("/{") else {
+                continue;
+            };
+            let resource = before_param.rsplit('/').next().unwrap();
+            let method = Method::from_bytes(key.method.as_bytes()).unwrap();
+            let body = (method != Method::GET)
+                .then(|| json!({"reason": "checking", "amount": 5, "name": "x", "version": 1}));
+            for raw in &names_nothing {
+                if key.template.contains("{merchant_trade_no}") && raw.starts_with("0191") {
+                    continue; // 32 letters and digits: too long for a MerchantTradeNo anyway
+                }
+                let path = key
+                    .template
+                    .replace("{id}", raw)
+                    .replace("{merchant_trade_no}", raw);
+                let answer = api
+                    .call(
+                        method.clone(),
+                        &path,
+                        body.clone(),
+                        token.map(String::as_str),
+                    )
+                    .await;
+                if resource == "checkout" {
+                    // The checkout link is opened by a browser: an HTML 403, as for a forged link.
+                    answer.assert_status(403);
+                } else {
+                    answer.assert_status(404);
+                    let expected = match resource {
+                        "users" => "user_not_found",
+                        "members" => "member_not_found",
+                        "payments" => "payment_not_found",
+                        "products" => "product_not_found",
+                        "orders" => "order_not_found",
+                        other => panic!("no expectation for {other}"),
+                    };
+                    assert_eq!(answer.error_code(), expected, "{} {path}", key.method);
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 60, "{checked} requests");
+    assert_eq!(api.item_count().await, before, "nothing was written");
+}

@@ -221,14 +221,22 @@ async fn an_idempotency_key_makes_a_retried_redemption_safe() {
     let kept = api
         .ctx
         .store
-        .idempotent_outcome(&member_id, "checkout-42", now + 23 * 3600)
+        .idempotent_outcome(
+            &api_tests::user_id(&member_id),
+            "checkout-42",
+            now + 23 * 3600,
+        )
         .await
         .unwrap();
     assert!(kept.is_some(), "still replayable 23 hours later");
     let gone = api
         .ctx
         .store
-        .idempotent_outcome(&member_id, "checkout-42", now + 25 * 3600)
+        .idempotent_outcome(
+            &api_tests::user_id(&member_id),
+            "checkout-42",
+            now + 25 * 3600,
+        )
         .await
         .unwrap();
     assert!(gone.is_none(), "ignored once expired, before the TTL sweep");

@@ -118,7 +118,12 @@ async fn a_payment_whose_notification_is_lost_is_found_and_credited_by_reconcili
         .assert_status(200);
     assert_eq!(balance(&api, &token).await, 700);
     api.assert_points_invariants(&[member_id]).await;
-    let records = api.ctx.recharge().gateway_records(&trade_no).await.unwrap();
+    let records = api
+        .ctx
+        .recharge()
+        .gateway_records(&api_tests::trade_no(&trade_no))
+        .await
+        .unwrap();
     assert_eq!(records[0].source, "query");
     assert_eq!(records[0].verdict, "credited");
     assert_eq!(records[0].fields["TradeStatus"], "1");
@@ -269,7 +274,7 @@ async fn with_query_confirmation_a_notification_signed_with_a_leaked_key_mints_n
     let verdicts: Vec<String> = api
         .ctx
         .recharge()
-        .gateway_records(&trade_no)
+        .gateway_records(&api_tests::trade_no(&trade_no))
         .await
         .unwrap()
         .into_iter()
@@ -395,7 +400,12 @@ async fn the_simulator_sends_a_notification_again_until_it_is_answered_1_ok() {
         2,
         "no more re-sends after 1|OK"
     );
-    let records = api.ctx.recharge().gateway_records(&trade_no).await.unwrap();
+    let records = api
+        .ctx
+        .recharge()
+        .gateway_records(&api_tests::trade_no(&trade_no))
+        .await
+        .unwrap();
     let credited = records
         .iter()
         .find(|r| r.source == "notification" && r.verdict == "credited")

@@ -235,7 +235,12 @@ async fn a_declined_payment_stays_open_and_a_later_verified_success_credits_it_o
     assert_eq!(payment_status(&api, &token, trade_no).await, "paid");
     assert_eq!(balance(&api, &token).await["balance"], 300);
     // Everything ECPay said is kept for the payment, without the MAC.
-    let records = api.ctx.recharge().gateway_records(trade_no).await.unwrap();
+    let records = api
+        .ctx
+        .recharge()
+        .gateway_records(&api_tests::trade_no(trade_no))
+        .await
+        .unwrap();
     let verdicts: Vec<&str> = records.iter().map(|r| r.verdict.as_str()).collect();
     assert_eq!(
         verdicts,
@@ -282,11 +287,24 @@ async fn ten_identical_notifications_racing_credit_exactly_once() {
         balance(&api, &token).await,
         json!({"balance": 1000, "total_earned": 1000, "total_spent": 0})
     );
-    let rows = api.ctx.store.all_ledger_rows(&id).await.unwrap();
+    let rows = api
+        .ctx
+        .store
+        .all_ledger_rows(&api_tests::user_id(&id))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     // A repeat long after changes nothing either.
     assert_eq!(api.notify(&notification).await.raw, b"1|OK");
-    assert_eq!(api.ctx.store.all_ledger_rows(&id).await.unwrap().len(), 1);
+    assert_eq!(
+        api.ctx
+            .store
+            .all_ledger_rows(&api_tests::user_id(&id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -306,7 +324,12 @@ async fn recharges_racing_notifications_on_one_account_keep_balance_and_ledger_e
     }
     let account = balance(&api, &token).await;
     assert_eq!(account["balance"], 2100);
-    let mut rows = api.ctx.store.all_ledger_rows(&id).await.unwrap();
+    let mut rows = api
+        .ctx
+        .store
+        .all_ledger_rows(&api_tests::user_id(&id))
+        .await
+        .unwrap();
     assert_eq!(rows.iter().map(|r| r.amount).sum::<i64>(), 2100);
     // Oldest first, each balance_after is the running sum: exact, not merely plausible.
     rows.reverse();
@@ -471,7 +494,9 @@ async fn the_checkout_link_serves_the_signed_form_while_it_is_valid() {
     let expired_at = chrono::Utc::now().timestamp() - 1;
     let expired = format!(
         "/api/payments/ecpay/checkout/{trade_no}/?expires={expired_at}&signature={}",
-        api.ctx.links.sign(trade_no, expired_at)
+        api.ctx
+            .links
+            .sign(&api_tests::trade_no(trade_no), expired_at)
     );
     api.get(&expired, None).await.assert_status(403);
     api.get(&format!("/api/payments/ecpay/checkout/{trade_no}/"), None)
@@ -671,7 +696,12 @@ async fn crediting_a_paid_recharge_costs_two_dynamodb_round_trips() {
         "payment and account read together; credit, ledger row and audit row written together"
     );
     assert_eq!(balance(&api, &token).await["balance"], 500);
-    let records = api.ctx.recharge().gateway_records(&trade_no).await.unwrap();
+    let records = api
+        .ctx
+        .recharge()
+        .gateway_records(&api_tests::trade_no(&trade_no))
+        .await
+        .unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].verdict, "credited");
 

@@ -22,7 +22,7 @@ async fn a_member_registers_and_gets_an_empty_point_account() {
     let account = api
         .ctx
         .store
-        .get_point_account(id)
+        .get_point_account(&api_tests::user_id(id))
         .await
         .unwrap()
         .expect("account exists");
@@ -44,7 +44,7 @@ async fn a_member_signs_up_and_logs_in_at_the_production_password_cost() {
     let user = api
         .ctx
         .store
-        .get_user(id)
+        .get_user(&api_tests::user_id(id))
         .await
         .unwrap()
         .expect("user exists");
@@ -67,7 +67,13 @@ async fn a_merchant_registers_without_a_point_account() {
     response.assert_status(201);
     assert_eq!(response.body["role"], "MERCHANT");
     let id = response.body["id"].as_str().unwrap();
-    assert!(api.ctx.store.get_point_account(id).await.unwrap().is_none());
+    assert!(api
+        .ctx
+        .store
+        .get_point_account(&api_tests::user_id(id))
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
