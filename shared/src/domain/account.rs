@@ -1,6 +1,10 @@
 use serde::{Deserialize, Serialize};
 
-use super::{PointTransaction, Timestamp, TransactionType, UserId};
+use std::num::NonZeroI64;
+
+use super::{
+    MerchantTradeNo, OrderId, PointTransaction, Points, Timestamp, TransactionType, UserId,
+};
 
 /// A member's points. Invariant: `balance == total_earned - total_spent`, and `balance` equals the
 /// sum of the member's ledger rows.
@@ -33,21 +37,24 @@ pub struct AccountSnapshot {
     pub version: i64,
 }
 
-/// Why points move, and what the movement is tied to. Every amount here is positive but an
-/// adjustment's, which carries its sign.
+/// Why points move, and what the movement is tied to. Every amount is positive by its type but an
+/// adjustment's, which carries its sign and is never zero.
 #[derive(Debug, Clone, Copy)]
 pub enum Movement<'a> {
     /// Points bought: a paid ECPay payment (its MerchantTradeNo).
-    Recharge { points: i64, payment: &'a str },
+    Recharge {
+        points: Points,
+        payment: &'a MerchantTradeNo,
+    },
     /// Points redeemed for an order.
-    Spend { points: i64, order: &'a str },
+    Spend { points: Points, order: &'a OrderId },
     /// A cancelled order's points given back: it undoes a spend, so `total_spent` goes down.
-    Refund { points: i64, order: &'a str },
+    Refund { points: Points, order: &'a OrderId },
     /// An operator's correction, either way, always with a reason.
     Adjustment {
-        delta: i64,
+        delta: NonZeroI64,
         reason: &'a str,
-        operator: &'a str,
+        operator: &'a UserId,
     },
 }
 
@@ -67,7 +74,7 @@ pub enum Refusal {
     /// The balance would go below zero.
     #[error("the balance is {balance}; this needs {needed}")]
     Overdraft { balance: i64, needed: i64 },
-    /// A non-positive amount where a positive one is required, or arithmetic past `i64`.
+    /// Arithmetic past `i64` (an amount's sign is in its type).
     #[error("the amount is out of range")]
     OutOfRange,
 }
@@ -82,29 +89,27 @@ impl AccountSnapshot {
         id: String,
         at: Timestamp,
     ) -> Result<BalanceChange, Refusal> {
-        let positive = |points: i64| (points > 0).then_some(points).ok_or(Refusal::OutOfRange);
         let add = |a: i64, b: i64| a.checked_add(b).ok_or(Refusal::OutOfRange);
         let (transaction_type, amount, earned, spent) = match movement {
             Movement::Recharge { points, .. } => {
-                let points = positive(points)?;
+                let points = points.get();
                 (TransactionType::Recharge, points, points, 0)
             }
             Movement::Spend { points, .. } => {
-                let points = positive(points)?;
+                let points = points.get();
                 (TransactionType::Spend, -points, 0, points)
             }
             Movement::Refund { points, .. } => {
-                let points = positive(points)?;
+                let points = points.get();
                 (TransactionType::Refund, points, 0, -points)
             }
-            Movement::Adjustment { delta, .. } if delta > 0 => {
-                (TransactionType::Adjustment, delta, delta, 0)
-            }
-            Movement::Adjustment { delta, .. } if delta < 0 => {
-                let taken = delta.checked_neg().ok_or(Refusal::OutOfRange)?;
-                (TransactionType::Adjustment, delta, 0, taken)
-            }
-            Movement::Adjustment { .. } => return Err(Refusal::OutOfRange),
+            Movement::Adjustment { delta, .. } => match delta.get() {
+                given if given > 0 => (TransactionType::Adjustment, given, given, 0),
+                taken => {
+                    let taken_back = taken.checked_neg().ok_or(Refusal::OutOfRange)?;
+                    (TransactionType::Adjustment, taken, 0, taken_back)
+                }
+            },
         };
         let balance = add(self.balance, amount)?;
         if balance < 0 {
@@ -120,13 +125,13 @@ impl AccountSnapshot {
             version: add(self.version, 1)?,
         };
         let (payment_id, order_id, reason, adjusted_by) = match movement {
-            Movement::Recharge { payment, .. } => (Some(payment), None, None, None),
+            Movement::Recharge { payment, .. } => (Some(payment.as_str()), None, None, None),
             Movement::Spend { order, .. } | Movement::Refund { order, .. } => {
-                (None, Some(order), None, None)
+                (None, Some(order.as_str()), None, None)
             }
             Movement::Adjustment {
                 reason, operator, ..
-            } => (None, None, Some(reason), Some(operator)),
+            } => (None, None, Some(reason), Some(operator.as_str())),
         };
         Ok(BalanceChange {
             read: *self,
@@ -155,6 +160,14 @@ mod tests {
         UserId::parse("0191b1f0-c2a3-7e4c-9e1d-7b2a3c4d5e6f").unwrap()
     }
 
+    fn points(count: i64) -> Points {
+        Points::new(count).unwrap()
+    }
+
+    fn delta(change: i64) -> NonZeroI64 {
+        NonZeroI64::new(change).unwrap()
+    }
+
     fn account(balance: i64) -> AccountSnapshot {
         AccountSnapshot {
             balance,
@@ -171,28 +184,33 @@ mod tests {
     #[test]
     fn every_movement_keeps_balance_equal_to_earned_minus_spent_and_records_the_balance_after() {
         let start = account(100);
+        let (payment, order, operator) = (
+            MerchantTradeNo::parse("PT1").unwrap(),
+            OrderId::generate(),
+            UserId::generate(),
+        );
         let movements = [
             Movement::Recharge {
-                points: 500,
-                payment: "PT1",
+                points: points(500),
+                payment: &payment,
             },
             Movement::Spend {
-                points: 300,
-                order: "o1",
+                points: points(300),
+                order: &order,
             },
             Movement::Refund {
-                points: 300,
-                order: "o1",
+                points: points(300),
+                order: &order,
             },
             Movement::Adjustment {
-                delta: -250,
+                delta: delta(-250),
                 reason: "duplicate credit",
-                operator: "a1",
+                operator: &operator,
             },
             Movement::Adjustment {
-                delta: 20,
+                delta: delta(20),
                 reason: "goodwill",
-                operator: "a1",
+                operator: &operator,
             },
         ];
         let mut read = start;
@@ -216,7 +234,11 @@ mod tests {
     #[test]
     fn nothing_takes_a_balance_below_zero_and_the_last_point_can_be_spent() {
         let read = account(100);
-        let spend = |points| Movement::Spend { points, order: "o" };
+        let (order, operator) = (OrderId::generate(), UserId::generate());
+        let spend = |count| Movement::Spend {
+            points: points(count),
+            order: &order,
+        };
         assert_eq!(apply(read, spend(100)).unwrap().next.balance, 0);
         assert_eq!(
             apply(read, spend(101)),
@@ -226,46 +248,28 @@ mod tests {
             })
         );
         let take = Movement::Adjustment {
-            delta: -101,
+            delta: delta(-101),
             reason: "r",
-            operator: "a",
+            operator: &operator,
         };
         assert!(matches!(apply(read, take), Err(Refusal::Overdraft { .. })));
     }
 
     #[test]
-    fn amounts_must_be_positive_and_arithmetic_never_wraps() {
+    fn arithmetic_never_wraps() {
+        // A zero or negative amount cannot even be written (`Points`, `NonZeroI64`); what is left
+        // to refuse is arithmetic past `i64`.
         let read = account(100);
+        let (payment, operator) = (MerchantTradeNo::parse("PT1").unwrap(), UserId::generate());
         for movement in [
-            Movement::Spend {
-                points: 0,
-                order: "o",
-            },
-            Movement::Spend {
-                points: -5,
-                order: "o",
-            },
             Movement::Recharge {
-                points: -1,
-                payment: "p",
-            },
-            Movement::Refund {
-                points: 0,
-                order: "o",
+                points: points(i64::MAX),
+                payment: &payment,
             },
             Movement::Adjustment {
-                delta: 0,
+                delta: delta(i64::MIN),
                 reason: "r",
-                operator: "a",
-            },
-            Movement::Recharge {
-                points: i64::MAX,
-                payment: "p",
-            },
-            Movement::Adjustment {
-                delta: i64::MIN,
-                reason: "r",
-                operator: "a",
+                operator: &operator,
             },
         ] {
             assert_eq!(

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod ledger;
 pub mod order;
 pub mod payment;
+pub mod points;
 pub mod product;
 pub mod stock;
 pub mod text;
@@ -18,6 +19,7 @@ pub use ids::{MerchantTradeNo, OrderId, ProductId, UserId};
 pub use ledger::{PointTransaction, TransactionType};
 pub use order::{Order, OrderParty, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Settlement};
+pub use points::Points;
 pub use product::{Product, ProductChanges};
 pub use user::{NewUser, Role, User};
 

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{OrderId, ProductId, Timestamp, UserId};
+use super::{OrderId, Points, ProductId, Timestamp, UserId};
 
 pub const QUANTITY_MAX: i64 = 100;
 
@@ -47,7 +47,7 @@ pub struct Order {
     pub product_name: String,
     pub quantity: i64,
     /// points_required × quantity, at the price the member was charged.
-    pub points_cost: i64,
+    pub points_cost: Points,
     pub status: OrderStatus,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{MerchantTradeNo, Timestamp, UserId};
+use super::{MerchantTradeNo, Points, Timestamp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -25,7 +25,7 @@ pub struct Payment {
     pub member_id: UserId,
     /// TWD.
     pub amount: i64,
-    pub points: i64,
+    pub points: Points,
     pub status: PaymentStatus,
     pub action_url: String,
     /// The signed AioCheckOut form, kept so the checkout link can serve it again.

@@ -1,4 +1,4 @@
-use super::{ProductId, Timestamp, UserId};
+use super::{Points, ProductId, Timestamp, UserId};
 use crate::error::FieldCheck;
 
 pub const NAME_MAX: usize = 200;
@@ -14,7 +14,7 @@ pub struct Product {
     pub merchant_id: UserId,
     pub name: String,
     pub description: String,
-    pub points_required: i64,
+    pub points_required: Points,
     /// The total over the product's stock shards (see [`super::stock`]).
     pub stock: i64,
     /// How many items the stock is split over: chosen from the stock, raised by the merchant for a
@@ -34,7 +34,7 @@ pub struct Product {
 pub struct ProductChanges {
     pub name: Option<String>,
     pub description: Option<String>,
-    pub points_required: Option<i64>,
+    pub points_required: Option<Points>,
     pub stock: Option<i64>,
     /// A floor for the shard count (a smaller figure than the current one changes nothing).
     pub stock_shards: Option<u8>,
@@ -73,13 +73,12 @@ pub fn check_description(check: &mut FieldCheck, description: &str) {
     }
 }
 
-pub fn check_points(check: &mut FieldCheck, points: i64) {
-    if !(POINTS_MIN..=POINTS_MAX).contains(&points) {
-        check.fail(
-            "points_required",
-            format!("must be an integer from {POINTS_MIN} to {POINTS_MAX}"),
-        );
-    }
+/// A product's price, if `points` is one a product may have.
+pub fn parse_price(points: i64) -> Result<Points, String> {
+    Some(points)
+        .filter(|p| (POINTS_MIN..=POINTS_MAX).contains(p))
+        .and_then(Points::new)
+        .ok_or_else(|| format!("must be an integer from {POINTS_MIN} to {POINTS_MAX}"))
 }
 
 pub fn check_stock_shards(check: &mut FieldCheck, shards: i64) -> u8 {
@@ -128,10 +127,11 @@ mod tests {
 
     #[test]
     fn numbers_stay_within_their_ranges() {
-        assert!(fails(|c| check_points(c, 0)));
-        assert!(!fails(|c| check_points(c, 1)));
-        assert!(!fails(|c| check_points(c, 10_000_000)));
-        assert!(fails(|c| check_points(c, 10_000_001)));
+        assert!(parse_price(0).is_err());
+        assert!(parse_price(-1).is_err());
+        assert_eq!(parse_price(1).map(Points::get), Ok(1));
+        assert_eq!(parse_price(10_000_000).map(Points::get), Ok(10_000_000));
+        assert!(parse_price(10_000_001).is_err());
         assert!(!fails(|c| check_stock(c, 0)));
         assert!(fails(|c| check_stock(c, -1)));
         assert!(fails(|c| check_stock(c, 1_000_001)));

@@ -300,13 +300,12 @@ impl AdminService<'_> {
         let amount = check
             .required("amount", request.amount)
             .parse(&mut check, |amount| {
-                if amount == 0 || amount.abs() > ADJUSTMENT_MAX {
-                    Err(format!(
-                        "must be a non-zero whole number within ±{ADJUSTMENT_MAX}"
-                    ))
-                } else {
-                    Ok(amount)
-                }
+                // `unsigned_abs`: `abs` of i64::MIN overflows.
+                std::num::NonZeroI64::new(amount)
+                    .filter(|a| a.get().unsigned_abs() <= ADJUSTMENT_MAX.unsigned_abs())
+                    .ok_or_else(|| {
+                        format!("must be a non-zero whole number within ±{ADJUSTMENT_MAX}")
+                    })
             });
         let reason = required_reason(&mut check, request.reason);
         let (amount, reason) = check.finish_with((amount, reason))?;

@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use super::retry::until_uncontended;
 use crate::domain::product::{
-    check_description, check_name, check_points, check_stock, check_stock_shards,
+    check_description, check_name, check_stock, check_stock_shards, parse_price,
 };
 use crate::domain::{Product, ProductChanges, ProductId, UserId};
 use crate::error::{not_found, AppError, FieldCheck};
@@ -92,7 +92,7 @@ impl From<Product> for MerchantProduct {
             merchant_id: p.merchant_id.into(),
             name: p.name,
             description: p.description,
-            points_required: p.points_required,
+            points_required: p.points_required.get(),
             stock: p.stock,
             stock_shards: p.stock_shards.into(),
             is_active: p.is_active,
@@ -111,7 +111,7 @@ impl From<Product> for CatalogueProduct {
             merchant_id: p.merchant_id.into(),
             name: p.name,
             description: p.description,
-            points_required: p.points_required,
+            points_required: p.points_required.get(),
             stock: p.stock,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -134,11 +134,10 @@ impl CatalogueService<'_> {
         let name = name.map(|name| check_name(&mut check, &name));
         let description = request.description.unwrap_or_default();
         check_description(&mut check, &description);
-        let points = check.required("points_required", request.points_required);
+        let points = check
+            .required("points_required", request.points_required)
+            .parse(&mut check, parse_price);
         let stock = check.required("stock", request.stock);
-        if let Some(&points) = points.get() {
-            check_points(&mut check, points);
-        }
         if let Some(&stock) = stock.get() {
             check_stock(&mut check, stock);
         }
@@ -201,9 +200,7 @@ impl CatalogueService<'_> {
         if let Some(description) = &request.description {
             check_description(&mut check, description);
         }
-        if let Some(points) = request.points_required {
-            check_points(&mut check, points);
-        }
+        let points_required = check.parse("points_required", request.points_required, parse_price);
         if let Some(stock) = request.stock {
             check_stock(&mut check, stock);
         }
@@ -231,7 +228,7 @@ impl CatalogueService<'_> {
         let changes = ProductChanges {
             name,
             description: request.description,
-            points_required: request.points_required,
+            points_required,
             stock: request.stock,
             stock_shards,
             is_active: request.is_active,

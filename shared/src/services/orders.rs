@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::order::QUANTITY_MAX;
 use crate::domain::stock::{pick_shard, rebalance_plan};
 use crate::domain::{
-    Movement, Order, OrderId, OrderParty, OrderStatus, ProductId, Refusal, UserId,
+    Movement, Order, OrderId, OrderParty, OrderStatus, Points, ProductId, Refusal, UserId,
 };
 use crate::error::{not_found, AppError, FieldCheck};
 use crate::pagination::{Page, PageRequest};
@@ -62,7 +62,7 @@ impl From<Order> for OrderView {
             merchant_id: o.merchant_id.into(),
             member_id: o.member_id.into(),
             quantity: o.quantity,
-            points_cost: o.points_cost,
+            points_cost: o.points_cost.get(),
             status: o.status,
             created_at: o.created_at,
             updated_at: o.updated_at,
@@ -173,14 +173,11 @@ impl OrderService<'_> {
                     .then_some(quantity)
                     .ok_or_else(|| format!("must be an integer from 1 to {QUANTITY_MAX}"))
             });
-        if request.points_required.is_some_and(|p| p < 1) {
-            check.fail(
-                "points_required",
-                "must be a positive whole number of points",
-            );
-        }
+        // The price the member saw, if sent: the order is refused should it have changed since.
+        let seen_price = check.parse("points_required", request.points_required, |price| {
+            Points::new(price).ok_or_else(|| "must be a positive whole number of points".into())
+        });
         let (product_id, quantity) = check.finish_with((product_id, quantity))?;
-        let seen_price = request.points_required;
         let seen = seen_price.map(|p| p.to_string()).unwrap_or_default();
         let body_hash = request_hash(&format!("{product_id}\n{quantity}\n{seen}"));
         if let Some(key) = idempotency_key {
@@ -243,7 +240,10 @@ impl OrderService<'_> {
                     format!("only {} left", product.stock),
                 ));
             }
-            let cost = product.points_required * quantity;
+            let cost = product
+                .points_required
+                .times(quantity)
+                .ok_or_else(|| AppError::internal("an order's cost out of range"))?;
             let account = reads
                 .account
                 .ok_or_else(|| AppError::internal("member without a point account"))?;

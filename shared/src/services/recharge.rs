@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 
 use super::retry::RetryBudget;
 use crate::config::PaymentsConfig;
-use crate::domain::{MerchantTradeNo, Movement, Payment, PaymentStatus, Settlement, UserId};
+use crate::domain::{
+    MerchantTradeNo, Movement, Payment, PaymentStatus, Points, Settlement, UserId,
+};
 use crate::ecpay::{self, CheckoutOrder};
 use crate::error::{not_found, AppError, FieldCheck};
 use crate::gateway::GatewayTransport;
@@ -67,7 +69,7 @@ impl From<Payment> for PaymentView {
             payment_id: p.id,
             merchant_trade_no: p.merchant_trade_no.into(),
             amount: p.amount,
-            points: p.points,
+            points: p.points.get(),
             status: p.status,
             trade_no: p.trade_no,
             paid_at: p.paid_at,
@@ -214,20 +216,22 @@ impl RechargeService<'_> {
     ) -> Result<RechargeCheckout, AppError> {
         let mut check = FieldCheck::new();
         let (min, max) = (self.payments.min_amount, self.payments.max_amount);
-        let amount = check
+        let per_twd = self.payments.points_per_twd;
+        // The amount in TWD and the points it buys, parsed together: an amount whose points would
+        // not fit is as out of range as one past the maximum.
+        let purchase = check
             .required("amount", request.amount)
             .parse(&mut check, |amount| {
-                (min..=max)
-                    .contains(&amount)
-                    .then_some(amount)
+                Some(amount)
+                    .filter(|amount| (min..=max).contains(amount))
+                    .and_then(|amount| Some((amount, Points::new(amount.checked_mul(per_twd)?)?)))
                     .ok_or_else(|| format!("must be a whole number of TWD from {min} to {max}"))
             });
-        let amount = check.finish_with(amount)?;
+        let (amount, points) = check.finish_with(purchase)?;
         let base_url = self.payments.base_url(request_origin).ok_or_else(|| {
             AppError::internal("PUBLIC_BASE_URL is unset and the request has no domain")
         })?;
         let return_url = self.payments.return_url(&base_url);
-        let points = amount * self.payments.points_per_twd;
         let payment_id = uuid::Uuid::now_v7().to_string();
         let item_name = format!("點數儲值 {points} 點");
         // A collision of the random suffix within one second is unlikely but possible: draw again.
@@ -276,7 +280,7 @@ impl RechargeService<'_> {
                     payment_id,
                     merchant_trade_no: merchant_trade_no.to_string(),
                     amount,
-                    points,
+                    points: points.get(),
                     status: PaymentStatus::Pending,
                     action_url: payment.action_url,
                     fields: payment.checkout_fields,
@@ -558,7 +562,7 @@ impl RechargeService<'_> {
         if let Settlement::Credited { after_failure, .. } = settlement {
             crate::observe::count(
                 crate::observe::Metric::PointsCredited,
-                payment.points as f64,
+                payment.points.get() as f64,
             );
             if after_failure {
                 tracing::warn!(

@@ -1,7 +1,7 @@
 //! Orders: the redemption transaction, cancellation with refund, completion, and the lists.
 
 use crate::domain::{
-    BalanceChange, Order, OrderId, OrderParty, OrderStatus, ProductId, Timestamp, UserId,
+    BalanceChange, Order, OrderId, OrderParty, OrderStatus, Points, ProductId, Timestamp, UserId,
 };
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -39,7 +39,7 @@ struct OrderRecord {
     product_id: ProductId,
     product_name: String,
     quantity: i64,
-    points_cost: i64,
+    points_cost: Points,
     status: OrderStatus,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -234,7 +234,7 @@ impl Store {
     pub async fn place_order(
         &self,
         order: &Order,
-        unit_price: i64,
+        unit_price: Points,
         shard: usize,
         spend: &BalanceChange,
         idempotency: Option<&IdempotencyClaim>,
@@ -248,7 +248,7 @@ impl Store {
             )
             .expression_attribute_names("#pk", PK)
             .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":price", n(unit_price))
+            .expression_attribute_values(":price", n(unit_price.get()))
             .build()
             .map_err(AppError::internal)?;
         let take_stock = Update::builder()

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::domain::{
-    BalanceChange, MerchantTradeNo, Payment, PaymentStatus, Settlement, Timestamp, UserId,
+    BalanceChange, MerchantTradeNo, Payment, PaymentStatus, Points, Settlement, Timestamp, UserId,
 };
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
@@ -39,7 +39,7 @@ pub(super) struct PaymentRecord {
     merchant_trade_no: MerchantTradeNo,
     member_id: UserId,
     amount: i64,
-    points: i64,
+    points: Points,
     status: PaymentStatus,
     action_url: String,
     checkout_fields: BTreeMap<String, String>,

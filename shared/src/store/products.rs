@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use rand::seq::SliceRandom;
 
-use crate::domain::{Product, ProductChanges, ProductId, Timestamp, UserId};
+use crate::domain::{Points, Product, ProductChanges, ProductId, Timestamp, UserId};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,7 @@ pub(super) struct ProductRecord {
     merchant_id: UserId,
     name: String,
     description: String,
-    points_required: i64,
+    points_required: Points,
     /// The stock itself is in the shard items.
     pub(super) stock_shards: u8,
     is_active: bool,
@@ -494,7 +494,7 @@ impl Store {
         }
         if let Some(points) = changes.points_required {
             sets.push("points_required = :points");
-            update = update.expression_attribute_values(":points", n(points));
+            update = update.expression_attribute_values(":points", n(points.get()));
         }
         if let Some(active) = changes.is_active {
             sets.push("is_active = :active");

@@ -286,7 +286,14 @@ async fn an_adjustment_moves_the_balance_with_its_ledger_row_and_audit_entry_or_
     let too_much = adjust(&api, &operator, &member, -1251, "clawback", None).await;
     too_much.assert_status(409);
     assert_eq!(too_much.error_code(), "insufficient_points");
-    for (amount, reason) in [(0, "zero"), (10_000_001, "huge"), (5, "")] {
+    // i64::MIN too: its absolute value does not fit an i64, and must still be a plain 400.
+    for (amount, reason) in [
+        (0, "zero"),
+        (10_000_001, "huge"),
+        (-10_000_001, "huge"),
+        (i64::MIN, "the most negative integer"),
+        (5, ""),
+    ] {
         adjust(&api, &operator, &member, amount, reason, None)
             .await
             .assert_status(400);
