@@ -4,7 +4,7 @@
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{OrderId, OrderParty, OrderStatus, ProductId, Role, UserId};
 use shared::error::not_found;
-use shared::http::openapi::{Contended, JsonBody, MerchantAccess};
+use shared::http::openapi::{Contended, ContendedWrite, JsonBody, MerchantAccess};
 use shared::http::{
     authenticate, if_match_version, json, no_content, order_status_param, page_request, parse_json,
     Answer, ErrorResponse, PathParams,
@@ -61,7 +61,7 @@ fn product_answer(status: StatusCode, product: &MerchantProduct) -> Answer {
         (status = 400, description = "Malformed body or invalid fields", body = ErrorResponse),
         MerchantAccess,
         JsonBody,
-        (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
+        ContendedWrite,
     )
 )]
 async fn create_product(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
@@ -130,7 +130,7 @@ async fn get_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answ
         (status = 404, description = "No such product of mine", body = ErrorResponse),
         (status = 409, description = "Stale version: the product changed since it was read", body = ErrorResponse),
         JsonBody,
-        (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
+        ContendedWrite,
     )
 )]
 async fn update_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
@@ -153,7 +153,7 @@ async fn update_product(ctx: &AppContext, req: &Request, path: &PathParams) -> A
         (status = 204, description = "Inactive now"),
         MerchantAccess,
         (status = 404, description = "No such product of mine", body = ErrorResponse),
-        (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
+        ContendedWrite,
     )
 )]
 async fn delete_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
@@ -218,7 +218,7 @@ async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer
         MerchantAccess,
         (status = 404, description = "No such order on my products", body = ErrorResponse),
         (status = 409, description = "`order_not_pending`", body = ErrorResponse),
-        (status = 503, description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
+        ContendedWrite,
     )
 )]
 async fn complete_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {

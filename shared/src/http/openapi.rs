@@ -55,3 +55,14 @@ pub enum Contended {
     )]
     RetryLater(ErrorResponse),
 }
+
+/// A single write that stayed contended past its retry budget: nothing changed.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ContendedWrite {
+    #[response(
+        status = 503,
+        description = "Contended (DynamoDB kept cancelling the write); nothing changed, retry after `Retry-After` seconds"
+    )]
+    RetryLater(ErrorResponse),
+}
