@@ -30,22 +30,21 @@ shared::api! {
 }
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
-    let router = AuthApi::router();
     let path = matched_path(&req);
-    let label = router.label(req.method(), &path);
-    shared::observe::serve(&ctx.metrics, &req, label, route(ctx, &req, &path)).await
+    let matched = AuthApi::router().find(req.method(), &path);
+    let label = matched.label();
+    shared::observe::serve(&ctx.metrics, &req, label, route(ctx, &req, &path, matched)).await
 }
 
 /// The API's routes, else the API document and its Swagger UI, else `route_not_found`.
-async fn route(ctx: &AppContext, req: &Request, path: &str) -> Answer {
-    let router = AuthApi::router();
-    if let Matched::NoRoute = router.find(req.method(), path) {
+async fn route(ctx: &AppContext, req: &Request, path: &str, matched: Matched) -> Answer {
+    if let Matched::NoRoute = matched {
         if let Some(answer) = docs::serve(path) {
             allow(req, &["GET"])?;
             return answer;
         }
     }
-    router.answer(ctx, req, path).await
+    matched.answer(ctx, req).await
 }
 
 /// Register a member or a merchant. A member starts with an empty point account.

@@ -73,6 +73,8 @@ pub struct RouteKey {
 struct Route {
     key: RouteKey,
     segments: Vec<Segment>,
+    /// How many of `segments` are literal: where several templates match, the most wins.
+    specificity: usize,
     handler: Handler,
 }
 
@@ -140,6 +142,10 @@ impl Router {
                     },
                 )
                 .collect();
+            let specificity = segments
+                .iter()
+                .filter(|s| matches!(s, Segment::Literal(_)))
+                .count();
             for (method, operation) in operations(item) {
                 let Some(operation) = operation else { continue };
                 let id = operation.operation_id.as_deref().unwrap_or_default();
@@ -149,6 +155,7 @@ impl Router {
                         routes.push(Route {
                             key: RouteKey { method, template },
                             segments: segments.clone(),
+                            specificity,
                             handler: handlers[at].1,
                         });
                     }
@@ -164,15 +171,7 @@ impl Router {
             }
         }
         // Most literal segments first, so a literal beats a `{parameter}` in the same place.
-        routes.sort_by_key(|route| {
-            std::cmp::Reverse(
-                route
-                    .segments
-                    .iter()
-                    .filter(|s| matches!(s, Segment::Literal(_)))
-                    .count(),
-            )
-        });
+        routes.sort_by_key(|route| std::cmp::Reverse(route.specificity));
         let keys = routes.iter().map(|route| route.key).collect();
         Router {
             routes,
@@ -206,11 +205,10 @@ impl Router {
             let Some(params) = match_segments(&route.segments, &wanted) else {
                 continue;
             };
-            let specificity = literal_count(&route.segments);
-            if best.is_some_and(|best| specificity < best) {
+            if best.is_some_and(|best| route.specificity < best) {
                 break;
             }
-            best = Some(specificity);
+            best = Some(route.specificity);
             if route.key.method == method {
                 return Matched::Route {
                     key: route.key,
@@ -228,9 +226,27 @@ impl Router {
         }
     }
 
-    /// The answer to `req` on its matched path: the handler's, 405, or `route_not_found`.
-    pub async fn answer(&self, ctx: &AppContext, req: &Request, path: &str) -> Answer {
-        match self.find(req.method(), path) {
+    /// Serves one request end to end: routed (once) on the path API Gateway matched, inside the
+    /// request's span, logged and measured under its route label ([`crate::observe::serve`]).
+    pub async fn serve(&self, ctx: &AppContext, req: &Request) -> Response<Body> {
+        let matched = self.find(req.method(), &super::matched_path(req));
+        let label = matched.label();
+        crate::observe::serve(&ctx.metrics, req, label, matched.answer(ctx, req)).await
+    }
+}
+
+impl Matched {
+    /// The route label (`POST /api/members/orders/{id}/cancel/`) for logs and metrics, if any.
+    pub fn label(&self) -> Option<String> {
+        match self {
+            Matched::Route { key, .. } => Some(format!("{} {}", key.method, key.template)),
+            _ => None,
+        }
+    }
+
+    /// The answer: the handler's, 405 with the allowed methods, or `route_not_found`.
+    pub async fn answer(self, ctx: &AppContext, req: &Request) -> Answer {
+        match self {
             Matched::Route {
                 handler, params, ..
             } => handler(ctx, req, &params).await,
@@ -240,29 +256,6 @@ impl Router {
             Matched::NoRoute => Err(AppError::route_not_found("route")),
         }
     }
-
-    /// Serves one request end to end: routed on the path API Gateway matched, inside the request's
-    /// span, logged and measured under its route label ([`crate::observe::serve`]).
-    pub async fn serve(&self, ctx: &AppContext, req: &Request) -> Response<Body> {
-        let path = super::matched_path(req);
-        let label = self.label(req.method(), &path);
-        crate::observe::serve(&ctx.metrics, req, label, self.answer(ctx, req, &path)).await
-    }
-
-    /// The route label (`POST /api/members/orders/{id}/cancel/`) for logs and metrics, if any.
-    pub fn label(&self, method: &Method, path: &str) -> Option<String> {
-        match self.find(method, path) {
-            Matched::Route { key, .. } => Some(format!("{} {}", key.method, key.template)),
-            _ => None,
-        }
-    }
-}
-
-fn literal_count(segments: &[Segment]) -> usize {
-    segments
-        .iter()
-        .filter(|s| matches!(s, Segment::Literal(_)))
-        .count()
 }
 
 fn method_order(method: &str) -> usize {
@@ -432,7 +425,7 @@ mod tests {
             Matched::NoRoute
         ));
         assert_eq!(
-            router.label(&Method::POST, "/api/orders").as_deref(),
+            router.find(&Method::POST, "/api/orders").label().as_deref(),
             Some("POST /api/orders/")
         );
     }
