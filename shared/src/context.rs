@@ -88,6 +88,7 @@ impl AppContext {
             payments: &self.config.payments,
             links: &self.links,
             gateway: self.gateway.as_ref(),
+            clock: &self.clock,
         }
     }
 
@@ -96,15 +97,22 @@ impl AppContext {
             store: &self.store,
             recharge: self.recharge(),
             passwords: &self.passwords,
+            clock: &self.clock,
         }
     }
 
     pub fn orders(&self) -> OrderService<'_> {
-        OrderService { store: &self.store }
+        OrderService {
+            store: &self.store,
+            clock: &self.clock,
+        }
     }
 
     pub fn catalogue(&self) -> CatalogueService<'_> {
-        CatalogueService { store: &self.store }
+        CatalogueService {
+            store: &self.store,
+            clock: &self.clock,
+        }
     }
 
     pub fn auth(&self) -> AuthService<'_> {

@@ -26,7 +26,8 @@ shared::api! {
         // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
         handlers: [
             search_users, disable_user, enable_user, adjust_points, list_payments,
-            reconcile_payment, list_orders, deactivate_product, audit_log, console,
+            reconcile_payment, list_orders, deactivate_product, reinstate_product, audit_log,
+            console,
         ],
         components(schemas(
             AdminUserView, Page<AdminUserView>, ActivationRequest, AdjustmentRequest, LedgerEntry,
@@ -298,7 +299,8 @@ async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer 
     )
 }
 
-/// Takes any merchant's product off the catalogue (its orders keep pointing at it).
+/// Takes any merchant's product off the catalogue (its orders keep pointing at it) until an operator
+/// reinstates it: its merchant cannot put it back on sale (409 `product_blocked`).
 #[utoipa::path(
     post, path = "/api/admin/products/{id}/deactivate/", tag = "admin",
     params(("id" = String, Path, description = "Product id")),
@@ -320,6 +322,32 @@ async fn deactivate_product(ctx: &AppContext, req: &Request, path: &PathParams) 
     json(
         StatusCode::OK,
         &ctx.admin().deactivate_product(&admin, &id, request).await?,
+    )
+}
+
+/// Lifts an operator's takedown: the product returns to sale if its merchant still lists it and
+/// their account is enabled. Not taken down changes nothing and logs nothing.
+#[utoipa::path(
+    post, path = "/api/admin/products/{id}/reinstate/", tag = "admin",
+    params(("id" = String, Path, description = "Product id")),
+    request_body = ActivationRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The takedown lifted (or there was none)", body = MerchantProduct),
+        (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
+        OperatorAccess,
+        (status = 404, description = "No such product", body = ErrorResponse),
+        JsonBody,
+        Contended,
+    )
+)]
+async fn reinstate_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+    let admin = admin_id(ctx, req).await?;
+    let id = path.parse("id", ProductId::parse, not_found::product)?;
+    let request: ActivationRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.admin().reinstate_product(&admin, &id, request).await?,
     )
 }
 

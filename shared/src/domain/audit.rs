@@ -15,6 +15,8 @@ pub enum AuditAction {
     PointsAdjusted,
     PaymentReconciled,
     ProductDeactivated,
+    /// An operator lifted their takedown (the product returns to sale if its merchant lists it).
+    ProductReinstated,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

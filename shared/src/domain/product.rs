@@ -20,13 +20,29 @@ pub struct Product {
     /// How many items the stock is split over: chosen from the stock, raised by the merchant for a
     /// product expected to be hot, never lowered.
     pub stock_shards: u8,
+    /// On sale: in the catalogue and orderable. Worked out by [`on_sale`] from the three flags below,
+    /// never set directly.
     pub is_active: bool,
+    /// The merchant's own choice to offer it (`is_active` in their edits).
+    pub listed: bool,
+    /// Taken down by an operator: off sale until an operator lifts it, whatever the merchant sends.
+    pub blocked: bool,
+    /// Its merchant's account is disabled: off sale until an operator enables them again.
+    pub merchant_suspended: bool,
     /// Incremented by every change to the product, including stock moved by redemptions, so that a
     /// merchant's edit based on an old read can never overwrite a newer stock figure. Stored as the
     /// product item's own version plus each stock shard's: every write to any of them raises it.
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// Whether a product is on sale: its merchant offers it, no operator took it down, and the merchant's
+/// account is enabled. Each party controls only its own flag, so lifting one restores exactly what
+/// the others left (re-enabling a merchant does not put back what an operator took down, and lifting
+/// a takedown does not list what the merchant had withdrawn).
+pub fn on_sale(listed: bool, blocked: bool, merchant_suspended: bool) -> bool {
+    listed && !blocked && !merchant_suspended
 }
 
 /// The fields a merchant may change; `None` leaves a field as it is.
@@ -123,6 +139,20 @@ mod tests {
         assert!(fails(|c| {
             check_name(c, &"a".repeat(201));
         }));
+    }
+
+    #[test]
+    fn a_product_is_on_sale_only_when_every_party_allows_it() {
+        assert!(on_sale(true, false, false));
+        for (listed, blocked, suspended) in [
+            (false, false, false),
+            (true, true, false),
+            (true, false, true),
+            (true, true, true),
+            (false, true, true),
+        ] {
+            assert!(!on_sale(listed, blocked, suspended));
+        }
     }
 
     #[test]

@@ -71,6 +71,17 @@ pub const PASSWORD_MIN: usize = 8;
 /// Argon2 accepts long inputs, but hashing megabytes is a cheap denial of service.
 pub const PASSWORD_MAX: usize = 128;
 pub const EMAIL_MAX: usize = 254;
+/// The longest a username or email may be once canonical (`canonical`), in UTF-8 bytes. NFKC can
+/// make one character eighteen ("ﷺ"), and the canonical form is a DynamoDB key: a partition key of
+/// at most 2,048 bytes and an index sort key of at most 1,024, so the limit sits under both with
+/// room for the key's prefix. Every username or email of up to `USERNAME_MAX`/`EMAIL_MAX` characters
+/// of ordinary letters is far below it.
+pub const CANONICAL_MAX_BYTES: usize = 1_000;
+
+/// Whether `value`'s canonical form fits in a key (see [`CANONICAL_MAX_BYTES`]).
+pub fn fits_canonical(value: &str) -> bool {
+    canonical(value).len() <= CANONICAL_MAX_BYTES
+}
 
 /// Usernames and emails are unique regardless of case, compatibility forms and cross-script
 /// look-alikes, so they are compared in this form (see `domain::text::canonical`).
@@ -87,6 +98,8 @@ pub fn check_username(check: &mut FieldCheck, username: &str) {
         );
     } else if let Some(c) = super::text::forbidden_char(username, false) {
         check.fail("username", super::text::forbidden_problem(c));
+    } else if !fits_canonical(username) {
+        check.fail("username", "is too long once normalised (NFKC)");
     } else if !username
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '@' | '.' | '+' | '-' | '_'))
@@ -100,6 +113,8 @@ pub fn check_email(check: &mut FieldCheck, email: &str) {
         check.fail("email", super::text::forbidden_problem(c));
     } else if !is_valid_email(email) {
         check.fail("email", "must be a valid email address");
+    } else if !fits_canonical(email) {
+        check.fail("email", "is too long once normalised (NFKC)");
     }
 }
 

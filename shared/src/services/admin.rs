@@ -13,6 +13,7 @@ use super::points::LedgerEntry;
 use super::recharge::{PaymentView, RechargeService, Reconciled};
 use super::retry::{until_uncontended, RetryBudget};
 use crate::domain::audit::{ADJUSTMENT_MAX, REASON_MAX};
+use crate::domain::product::on_sale;
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{
     AuditAction, AuditEntry, MerchantTradeNo, Movement, OrderStatus, PaymentStatus, ProductId,
@@ -143,6 +144,8 @@ pub struct AdminService<'a> {
     pub store: &'a Store,
     pub recharge: RechargeService<'a>,
     pub passwords: &'a crate::auth::password::PasswordHasher,
+    /// What "now" is (see [`crate::clock`]).
+    pub clock: &'a crate::clock::Clock,
 }
 
 /// The operator's reason for an action: required, trimmed, 1–500 characters of text.
@@ -175,7 +178,7 @@ impl AdminService<'_> {
         check_password(&mut check, &password);
         check.finish()?;
         let password_hash = self.passwords.hash(password).await?;
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let user = User {
             id: UserId::generate(),
             username,
@@ -217,7 +220,9 @@ impl AdminService<'_> {
         page: &PageRequest,
     ) -> Result<Page<AdminUserView>, AppError> {
         if let Some(prefix) = &search.prefix {
-            if prefix.chars().count() > crate::domain::user::EMAIL_MAX {
+            if prefix.chars().count() > crate::domain::user::EMAIL_MAX
+                || !crate::domain::user::fits_canonical(prefix)
+            {
                 return Err(AppError::bad_request(
                     "invalid_query",
                     "q is longer than any username or email",
@@ -252,15 +257,16 @@ impl AdminService<'_> {
             });
         }
         let mut budget = RetryBudget::new();
-        loop {
+        let view = loop {
             let user = self
                 .store
                 .get_user(user_id)
                 .await?
                 .ok_or_else(not_found::user)?;
             if user.is_active == active {
-                return Ok(AdminUserView::from(user));
+                break AdminUserView::from(user);
             }
+
             let audit = AuditEntry::new(
                 admin_id,
                 if active {
@@ -272,17 +278,31 @@ impl AdminService<'_> {
                 serde_json::json!({"is_active": user.is_active}),
                 serde_json::json!({"is_active": active}),
                 Some(reason.clone()),
-                chrono::Utc::now(),
+                self.clock.now(),
             );
             match self.store.set_user_active(&user, active, &audit).await? {
                 AdminWrite::Changed => {
                     let mut view = AdminUserView::from(user);
                     view.is_active = active;
-                    return Ok(view);
+                    break view;
+                }
+                AdminWrite::ActorDisabled => {
+                    return Err(AppError::unauthenticated(
+                        "account_disabled",
+                        "your operator account was disabled meanwhile",
+                    ))
                 }
                 AdminWrite::Stale | AdminWrite::Contended => budget.lost().await?,
             }
+        };
+        // A disabled merchant's products leave the catalogue and take no new orders; enabled
+        // again, each returns to what its merchant and operators leave it. After the account's
+        // own change (a product created meanwhile is refused by it), and also when the account
+        // already had the state asked for, so repeating the request finishes a sweep cut short.
+        if view.role == Role::Merchant {
+            self.sweep_merchant_products(user_id, !active).await?;
         }
+        Ok(view)
     }
 
     /// Adds `amount` points to (or removes them from) a member's balance, with an ADJUSTMENT ledger
@@ -315,10 +335,10 @@ impl AdminService<'_> {
         let body_hash = request_hash(&format!("{member_id}\n{amount}\n{reason}"));
         let mut budget = RetryBudget::new();
         loop {
-            let now = chrono::Utc::now();
+            let now = self.clock.now();
             let reads = self
                 .store
-                .adjustment_reads(member_id, admin_id, idempotency_key, now.timestamp())
+                .adjustment_reads(member_id, idempotency_key, now.timestamp())
                 .await?;
             if let Some((stored_hash, response)) = reads.replay {
                 same_request(&stored_hash, &body_hash)?;
@@ -376,6 +396,7 @@ impl AdminService<'_> {
                     body_hash: body_hash.clone(),
                     response: serde_json::to_string(&view).map_err(AppError::internal)?,
                     expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
+                    claimed_at: now.timestamp(),
                 }),
                 None => None,
             };
@@ -385,8 +406,9 @@ impl AdminService<'_> {
                 .await?
             {
                 AdjustOutcome::Applied => return Ok(Adjustment::Made(view)),
-                // The next read finds the winner's stored answer.
-                AdjustOutcome::IdempotencyKeyUsed => {}
+                // The next read finds the winner's stored answer; a key that keeps refusing
+                // spends the budget like any other lost attempt (never a loop without end).
+                AdjustOutcome::IdempotencyKeyUsed => budget.lost().await?,
                 AdjustOutcome::AccountChanged | AdjustOutcome::Contended => budget.lost().await?,
             }
         }
@@ -469,7 +491,7 @@ impl AdminService<'_> {
             serde_json::json!({"status": before.status}),
             serde_json::json!({"status": after.status, "result": result}),
             None,
-            chrono::Utc::now(),
+            self.clock.now(),
         );
         until_uncontended(|| self.store.append_audit(&entry)).await?;
         Ok(ReconcileAnswer {
@@ -500,12 +522,36 @@ impl AdminService<'_> {
             .map(OrderView::from))
     }
 
-    /// Takes any merchant's product off the catalogue (orders keep pointing at it). Already
-    /// inactive changes nothing and logs nothing.
+    /// Takes any merchant's product off the catalogue (orders keep pointing at it) until an operator
+    /// lifts it: the merchant can no longer list it. Already taken down changes nothing and logs
+    /// nothing.
     pub async fn deactivate_product(
         &self,
         admin_id: &UserId,
         product_id: &ProductId,
+        request: ActivationRequest,
+    ) -> Result<MerchantProduct, AppError> {
+        self.set_product_blocked(admin_id, product_id, true, request)
+            .await
+    }
+
+    /// Lifts an operator's takedown: back on sale if its merchant lists it and is enabled. Not
+    /// taken down changes nothing and logs nothing.
+    pub async fn reinstate_product(
+        &self,
+        admin_id: &UserId,
+        product_id: &ProductId,
+        request: ActivationRequest,
+    ) -> Result<MerchantProduct, AppError> {
+        self.set_product_blocked(admin_id, product_id, false, request)
+            .await
+    }
+
+    async fn set_product_blocked(
+        &self,
+        admin_id: &UserId,
+        product_id: &ProductId,
+        blocked: bool,
         request: ActivationRequest,
     ) -> Result<MerchantProduct, AppError> {
         let mut check = FieldCheck::new();
@@ -513,41 +559,96 @@ impl AdminService<'_> {
         let reason = check.finish_with(reason)?;
         let mut budget = RetryBudget::new();
         loop {
-            let product = self
+            let read = self
                 .store
-                .get_product(product_id)
+                .product_stock(product_id)
                 .await?
                 .ok_or_else(not_found::product)?;
-            if !product.is_active {
-                return self.product_view(product_id).await;
+            let product = &read.product;
+            if product.blocked == blocked {
+                return Ok(MerchantProduct::from(read.product));
             }
-            let now = chrono::Utc::now();
+            let now = self.clock.now();
             let audit = AuditEntry::new(
                 admin_id,
-                AuditAction::ProductDeactivated,
+                if blocked {
+                    AuditAction::ProductDeactivated
+                } else {
+                    AuditAction::ProductReinstated
+                },
                 format!("product:{product_id}"),
-                serde_json::json!({"is_active": true, "merchant_id": product.merchant_id}),
-                serde_json::json!({"is_active": false}),
+                serde_json::json!({"is_active": product.is_active, "blocked": product.blocked, "merchant_id": product.merchant_id}),
+                serde_json::json!({"is_active": on_sale(product.listed, blocked, product.merchant_suspended), "blocked": blocked}),
                 Some(reason.clone()),
                 now,
             );
             match self
                 .store
-                .deactivate_product_as_admin(&product, &audit, now)
+                .set_product_blocked(&read, blocked, &audit, now)
                 .await?
             {
-                AdminWrite::Changed => return self.product_view(product_id).await,
-                AdminWrite::Stale | AdminWrite::Contended => budget.lost().await?,
+                (AdminWrite::Changed, Some(written)) => return Ok(MerchantProduct::from(written)),
+                _ => budget.lost().await?,
             }
         }
     }
 
-    async fn product_view(&self, product_id: &ProductId) -> Result<MerchantProduct, AppError> {
-        self.store
-            .get_product(product_id)
-            .await?
-            .map(MerchantProduct::from)
-            .ok_or_else(not_found::product)
+    /// Takes every product of `merchant_id` off sale (`suspended`), or gives each back what its
+    /// merchant and operators leave it. Idempotent, so an interrupted sweep is finished by
+    /// repeating the operator's request.
+    async fn sweep_merchant_products(
+        &self,
+        merchant_id: &UserId,
+        suspended: bool,
+    ) -> Result<u32, AppError> {
+        use futures::{StreamExt, TryStreamExt};
+        /// Products changed at once: a merchant's catalogue is swept in a few round trips without
+        /// crowding the table's other writers.
+        const AT_ONCE: usize = 8;
+        let mut page = PageRequest {
+            limit: crate::pagination::MAX_LIMIT,
+            cursor: None,
+        };
+        let mut changed = 0;
+        loop {
+            let listed = self
+                .store
+                .list_merchant_products(merchant_id, &page)
+                .await?;
+            let ids: Vec<ProductId> = listed
+                .items
+                .iter()
+                .filter(|p| p.merchant_suspended != suspended)
+                .map(|p| p.id.clone())
+                .collect();
+            changed += futures::stream::iter(ids)
+                .map(|id| async move {
+                    let mut budget = RetryBudget::new();
+                    loop {
+                        let Some(read) = self.store.product_stock(&id).await? else {
+                            return Ok::<u32, AppError>(0);
+                        };
+                        if read.product.merchant_suspended == suspended {
+                            return Ok(0);
+                        }
+                        match self
+                            .store
+                            .set_product_suspended(&read, suspended, self.clock.now())
+                            .await?
+                        {
+                            crate::store::Attempt::Done(()) => return Ok(1),
+                            crate::store::Attempt::Contended => budget.lost().await?,
+                        }
+                    }
+                })
+                .buffer_unordered(AT_ONCE)
+                .try_fold(0, |sum, one| async move { Ok(sum + one) })
+                .await?;
+            match listed.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => return Ok(changed),
+            }
+        }
     }
 
     pub async fn audit(&self, page: &PageRequest) -> Result<Page<AuditView>, AppError> {

@@ -182,7 +182,7 @@ impl AuthService<'_> {
     }
 
     /// Checks the password and returns the user, or the same `invalid_credentials` error whether
-    /// the username or the password was wrong.
+    /// the username or the password was wrong or the account is disabled.
     async fn authenticate(&self, username: &str, password: String) -> Result<User, AppError> {
         if password.chars().count() > crate::domain::user::PASSWORD_MAX {
             return Err(bad_credentials());
@@ -193,7 +193,9 @@ impl AuthService<'_> {
                     .passwords
                     .verify(password, user.password_hash.clone())
                     .await?;
-                if ok {
+                // A disabled account answers exactly as a wrong password does: telling them
+                // apart would confirm a disabled account's password to whoever guesses it.
+                if ok && user.is_active {
                     Ok(user)
                 } else {
                     Err(bad_credentials())
@@ -235,10 +237,10 @@ impl AuthService<'_> {
         let mut check = FieldCheck::new();
         let username = check.required("username", request.username);
         let password = check.required("password", request.password);
-        if username
-            .get()
-            .is_some_and(|u| u.chars().count() > crate::domain::user::USERNAME_MAX)
-        {
+        if username.get().is_some_and(|u| {
+            u.chars().count() > crate::domain::user::USERNAME_MAX
+                || !crate::domain::user::fits_canonical(u)
+        }) {
             check.fail("username", "is longer than any username");
         }
         let (username, password) = check.finish_with((username, password))?;
@@ -300,9 +302,6 @@ impl AuthService<'_> {
             Ok(user) => {
                 // Not a failure: the address and pair reservations go back.
                 self.release(&held, now).await;
-                if !user.is_active {
-                    return Err(account_disabled());
-                }
                 self.start_session(&user).await
             }
             // The reservations stand: they are the failures.

@@ -63,7 +63,12 @@ pub struct MerchantProduct {
     pub stock: i64,
     /// How many items the stock is spread over, so that many buyers can redeem it at once.
     pub stock_shards: i64,
+    /// On sale: listed by the merchant (`is_active` in an update), not taken down by an operator,
+    /// and the merchant's account enabled.
     pub is_active: bool,
+    /// Taken down by an operator: off sale until an operator lifts it (an update setting
+    /// `is_active` to `true` is refused with 409 `product_blocked`).
+    pub blocked: bool,
     /// Send back with an update; bumped by every change, redemptions included.
     pub version: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -96,6 +101,7 @@ impl From<Product> for MerchantProduct {
             stock: p.stock,
             stock_shards: p.stock_shards.into(),
             is_active: p.is_active,
+            blocked: p.blocked,
             version: p.version,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -119,8 +125,18 @@ impl From<Product> for CatalogueProduct {
     }
 }
 
+/// A merchant asked to put back on sale what an operator took down.
+fn product_blocked() -> AppError {
+    AppError::conflict(
+        "product_blocked",
+        "an operator took this product down; only an operator can put it back on sale",
+    )
+}
+
 pub struct CatalogueService<'a> {
     pub store: &'a Store,
+    /// What "now" is (see [`crate::clock`]).
+    pub clock: &'a crate::clock::Clock,
 }
 
 impl CatalogueService<'_> {
@@ -145,7 +161,7 @@ impl CatalogueService<'_> {
             .stock_shards
             .map(|shards| check_stock_shards(&mut check, shards));
         let (name, points_required, stock) = check.finish_with((name, points, stock))?;
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let product = Product {
             id: ProductId::generate(),
             merchant_id: merchant_id.clone(),
@@ -156,6 +172,9 @@ impl CatalogueService<'_> {
             // The merchant's explicit count, else one per 64 units.
             stock_shards: asked_shards.unwrap_or_else(|| crate::domain::stock::shards_for(stock)),
             is_active: true,
+            listed: true,
+            blocked: false,
+            merchant_suspended: false,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -238,18 +257,14 @@ impl CatalogueService<'_> {
         }
         let version = check.finish_with(version)?;
         let written = until_uncontended(|| {
-            self.store.update_product(
-                merchant_id,
-                product_id,
-                version,
-                &changes,
-                chrono::Utc::now(),
-            )
+            self.store
+                .update_product(merchant_id, product_id, version, &changes, self.clock.now())
         })
         .await?;
         match written {
             ProductWrite::Written(product) => Ok(product.into()),
             ProductWrite::NotFound => Err(not_found::product()),
+            ProductWrite::Blocked => Err(product_blocked()),
             ProductWrite::VersionConflict { current_version } => Err(AppError::conflict(
                 "version_conflict",
                 format!(
@@ -267,14 +282,14 @@ impl CatalogueService<'_> {
     ) -> Result<(), AppError> {
         let written = until_uncontended(|| {
             self.store
-                .deactivate_product(merchant_id, product_id, chrono::Utc::now())
+                .withdraw_product(merchant_id, product_id, self.clock.now())
         })
         .await?;
         match written {
             ProductWrite::Written(_) => Ok(()),
-            ProductWrite::NotFound | ProductWrite::VersionConflict { .. } => {
-                Err(not_found::product())
-            }
+            ProductWrite::NotFound
+            | ProductWrite::VersionConflict { .. }
+            | ProductWrite::Blocked => Err(not_found::product()),
         }
     }
 

@@ -146,6 +146,8 @@ pub(crate) fn request_hash(canonical: &str) -> String {
 
 pub struct OrderService<'a> {
     pub store: &'a Store,
+    /// What "now" is (see [`crate::clock`]).
+    pub clock: &'a crate::clock::Clock,
 }
 
 impl OrderService<'_> {
@@ -195,7 +197,7 @@ impl OrderService<'_> {
                     member_id,
                     idempotency_key,
                     SHARDS_SAMPLED,
-                    chrono::Utc::now().timestamp(),
+                    self.clock.now().timestamp(),
                 )
                 .await?;
             // The member first: a disabled member's replay is refused too.
@@ -264,7 +266,7 @@ impl OrderService<'_> {
                     }
                 }
             }
-            let now = chrono::Utc::now();
+            let now = self.clock.now();
             let order = Order {
                 id: OrderId::generate(),
                 order_number: new_order_number(now),
@@ -304,6 +306,7 @@ impl OrderService<'_> {
                     body_hash: body_hash.clone(),
                     response: serde_json::to_string(&view).map_err(AppError::internal)?,
                     expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
+                    claimed_at: now.timestamp(),
                 }),
                 None => None,
             };
@@ -418,7 +421,7 @@ impl OrderService<'_> {
                 .account_snapshot(&order.member_id)
                 .await?
                 .ok_or_else(|| AppError::internal("order of a member without a point account"))?;
-            let now = chrono::Utc::now();
+            let now = self.clock.now();
             let refund = account
                 .apply(
                     &order.member_id,
@@ -458,7 +461,7 @@ impl OrderService<'_> {
         loop {
             match self
                 .store
-                .complete_order(order_id, merchant_id, chrono::Utc::now())
+                .complete_order(order_id, merchant_id, self.clock.now())
                 .await?
             {
                 CompleteOutcome::Completed(order) => return Ok(order.into()),

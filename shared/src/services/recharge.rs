@@ -140,6 +140,8 @@ pub struct RechargeService<'a> {
     pub payments: &'a PaymentsConfig,
     pub links: &'a LinkSigner,
     pub gateway: &'a dyn GatewayTransport,
+    /// What "now" is (see [`crate::clock`]).
+    pub clock: &'a crate::clock::Clock,
 }
 
 /// Why QueryTradeInfo gave no trustworthy answer.
@@ -236,7 +238,7 @@ impl RechargeService<'_> {
         let item_name = format!("點數儲值 {points} 點");
         // A collision of the random suffix within one second is unlikely but possible: draw again.
         for _ in 0..5 {
-            let now = chrono::Utc::now();
+            let now = self.clock.now();
             let merchant_trade_no = MerchantTradeNo::issue(now);
             let fields = ecpay::checkout_form(
                 &CheckoutOrder {
@@ -323,7 +325,7 @@ impl RechargeService<'_> {
         expires: Option<&str>,
         signature: Option<&str>,
     ) -> Result<Payment, AppError> {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         let expires = expires.and_then(|e| e.parse::<i64>().ok());
         let valid = match (expires, signature) {
             (Some(expires), Some(signature)) => {
@@ -360,7 +362,7 @@ impl RechargeService<'_> {
         let mut budget = RetryBudget::new();
         let mut collisions = 0;
         loop {
-            let now = chrono::Utc::now();
+            let now = self.clock.now();
             let merchant_trade_no = MerchantTradeNo::issue(now);
             let mut fields = origin.checkout_fields.clone();
             fields.insert("MerchantTradeNo".into(), merchant_trade_no.to_string());
@@ -417,7 +419,7 @@ impl RechargeService<'_> {
         &self,
         merchant_trade_no: &MerchantTradeNo,
     ) -> Result<ecpay::TradeInfo, QueryFailure> {
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         match self.store.gateway_cooldown().await {
             Ok(Some(until)) if until > now.timestamp() => {
                 return Err(QueryFailure::CoolingDown { until })
@@ -437,7 +439,7 @@ impl RechargeService<'_> {
         }
         let form = ecpay::query_trade_info_form(
             merchant_trade_no,
-            chrono::Utc::now(),
+            self.clock.now(),
             &self.payments.credentials,
         );
         let reply = self.gateway.post_form(&url, &form).await;
@@ -474,7 +476,7 @@ impl RechargeService<'_> {
             source: source.to_string(),
             fields,
             verdict,
-            at: chrono::Utc::now(),
+            at: self.clock.now(),
         };
         if let Err(err) = self
             .store
@@ -518,7 +520,7 @@ impl RechargeService<'_> {
                     .await?
                     .ok_or_else(|| AppError::internal("paying member has no point account"))?,
             };
-            let now = chrono::Utc::now();
+            let now = self.clock.now();
             let credit = account
                 .apply(
                     &payment.member_id,
@@ -580,7 +582,7 @@ impl RechargeService<'_> {
     /// most `RECONCILE_BATCH`, each checked with QueryTradeInfo (spaced out): paid ones are credited
     /// through the same path as a notification, unpaid ones past the checkout window expire.
     pub async fn reconcile(&self) -> Result<ReconcileReport, AppError> {
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let cutoff = now
             - chrono::Duration::from_std(self.payments.reconcile_after)
                 .map_err(AppError::internal)?;
@@ -647,7 +649,7 @@ impl RechargeService<'_> {
                 source: "query".into(),
                 fields: info.fields.clone(),
                 verdict: "credited".into(),
-                at: chrono::Utc::now(),
+                at: self.clock.now(),
             };
             let settlement = self
                 .credit(
@@ -668,7 +670,7 @@ impl RechargeService<'_> {
         }
         let window = chrono::Duration::from_std(self.payments.checkout_window)
             .map_err(AppError::internal)?;
-        if chrono::Utc::now() - payment.created_at > window {
+        if self.clock.now() - payment.created_at > window {
             self.store
                 .expire_payment(trade_no, &format!("{message}: expired unpaid"))
                 .await?;
@@ -805,7 +807,7 @@ impl RechargeService<'_> {
             source: "notification".into(),
             fields: received.clone(),
             verdict: "credited".into(),
-            at: chrono::Utc::now(),
+            at: self.clock.now(),
         };
         let settlement = self
             .credit(

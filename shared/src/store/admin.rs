@@ -69,6 +69,8 @@ pub enum AdminWrite {
     /// The user changed since it was read (or is gone): read again.
     Stale,
     Contended,
+    /// The operator acting was disabled meanwhile (by another operator).
+    ActorDisabled,
 }
 
 /// One attempt at a points adjustment.
@@ -100,6 +102,8 @@ mod adjustment_item {
 /// Transaction item positions of an activation change.
 mod activation_item {
     pub const USER: usize = 0;
+    /// After the audit entry (1): the acting operator, when an operator is disabled.
+    pub const ACTOR: usize = 2;
 }
 
 impl Store {
@@ -241,15 +245,31 @@ impl Store {
             .expression_attribute_values(":zero", n(0))
             .build()
             .map_err(AppError::internal)?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().update(update).build(),
             self.audit_put(audit)?,
         ];
+        // An operator disabling another one stays active themselves, so at least one operator is
+        // always left: two operators disabling each other at once cannot both succeed.
+        if !active && user.role == crate::domain::Role::Admin {
+            let actor = aws_sdk_dynamodb::types::ConditionCheck::builder()
+                .table_name(&self.table)
+                .key(PK, s(user_pk(&audit.admin_id)))
+                .key(SK, s(USER_PROFILE_SK))
+                .condition_expression("is_active = :true")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .build()
+                .map_err(AppError::internal)?;
+            items.push(TransactWriteItem::builder().condition_check(actor).build());
+        }
         match self.transact_once(items).await? {
             TransactionAttempt::Committed => Ok(AdminWrite::Changed),
             TransactionAttempt::Contended(_) => Ok(AdminWrite::Contended),
             TransactionAttempt::Refused(c) if c.condition_failed(activation_item::USER) => {
                 Ok(AdminWrite::Stale)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(activation_item::ACTOR) => {
+                Ok(AdminWrite::ActorDisabled)
             }
             TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
                 "activation cancelled unexpectedly: {:?}",
@@ -258,11 +278,11 @@ impl Store {
         }
     }
 
-    /// The member, their account and the operator's stored Idempotency-Key outcome, in one read.
+    /// The member, their account and the stored outcome of the adjustment's Idempotency-Key (scoped
+    /// to the member), in one read.
     pub async fn adjustment_reads(
         &self,
         member_id: &UserId,
-        admin_id: &UserId,
         idempotency_key: Option<&str>,
         now: i64,
     ) -> Result<AdjustmentReads, AppError> {
@@ -270,7 +290,7 @@ impl Store {
         let account_key = (user_pk(member_id), ACCOUNT_SK.to_string());
         let replay_key = idempotency_key.map(|key| {
             (
-                adjustment_idempotency_pk(admin_id, key),
+                adjustment_idempotency_pk(member_id, key),
                 ADJUSTMENT_IDEMPOTENCY_SK.to_string(),
             )
         });
@@ -318,7 +338,7 @@ impl Store {
         if let Some(claim) = claim {
             items.push(claim_put(
                 &self.table,
-                adjustment_idempotency_pk(&audit.admin_id, &claim.key),
+                adjustment_idempotency_pk(&change.entry.member_id, &claim.key),
                 ADJUSTMENT_IDEMPOTENCY_SK,
                 claim,
                 None,
@@ -369,9 +389,7 @@ impl Store {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| {
-                    AppError::internal_during("directory backfill", e.into_service_error())
-                })?;
+                .map_err(|e| super::dynamo_failure("directory backfill", e.into_service_error()))?;
             for item in page.items.unwrap_or_default() {
                 let user = User::from(from_item::<UserRecord>(item)?);
                 let result = self
@@ -398,7 +416,7 @@ impl Store {
                 match result.map_err(|e| e.into_service_error()) {
                     Ok(_) => written += 1,
                     Err(err) if err.is_conditional_check_failed_exception() => {}
-                    Err(err) => return Err(AppError::internal_during("directory backfill", err)),
+                    Err(err) => return Err(super::dynamo_failure("directory backfill", err)),
                 }
             }
             match page.last_evaluated_key {

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::{Deserialize, Serialize};
 
-use super::{put_new, to_item};
+use super::to_item;
 use crate::error::AppError;
 
 /// A key claimed by a write: the request's hash and the answer to replay, until `expires_at`.
@@ -15,6 +15,8 @@ pub struct IdempotencyClaim {
     pub body_hash: String,
     pub response: String,
     pub expires_at: i64,
+    /// When the claim is made (epoch seconds): a record expired by then is free to claim again.
+    pub claimed_at: i64,
 }
 
 /// A stored idempotency outcome.
@@ -51,7 +53,9 @@ impl IdempotencyRecord {
 }
 
 /// The put that claims `claim` at (`pk`, `sk`), only if nobody holds it: a second request with the
-/// same key cancels the whole transaction it rides in.
+/// same key cancels the whole transaction it rides in. A record past its `expires_at` counts as
+/// free, as the reads treat it: DynamoDB's TTL deletes expired items only eventually (often days
+/// later), and a claim refused by a record every read ignores would be refused forever.
 pub(super) fn claim_put(
     table: &str,
     pk: String,
@@ -59,9 +63,9 @@ pub(super) fn claim_put(
     claim: &IdempotencyClaim,
     order_id: Option<&str>,
 ) -> Result<TransactWriteItem, AppError> {
-    put_new(
-        table,
-        to_item(&IdempotencyRecord {
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(to_item(&IdempotencyRecord {
             pk,
             sk: sk.into(),
             entity: "IdempotencyKey".into(),
@@ -69,6 +73,11 @@ pub(super) fn claim_put(
             order_id: order_id.map(str::to_string),
             response: claim.response.clone(),
             expires_at: claim.expires_at,
-        })?,
-    )
+        })?))
+        .condition_expression("attribute_not_exists(#pk) OR expires_at <= :now")
+        .expression_attribute_names("#pk", super::table::PK)
+        .expression_attribute_values(":now", super::n(claim.claimed_at))
+        .build()
+        .map_err(AppError::internal)?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }

@@ -16,9 +16,11 @@ pub fn audit_sk(entry_id: &str) -> String {
     format!("ENTRY#{entry_id}")
 }
 pub const AUDIT_SK_PREFIX: &str = "ENTRY#";
-/// An operator's Idempotency-Key for a points adjustment.
-pub fn adjustment_idempotency_pk(admin_id: &str, key: &str) -> String {
-    format!("IDEMPOTENCY#{admin_id}#{key}")
+/// An Idempotency-Key for a points adjustment, scoped to the member adjusted: two operators
+/// following one runbook with the same key make one adjustment, not two. (Beside the member's own
+/// redemption keys, told apart by the sort key.)
+pub fn adjustment_idempotency_pk(member_id: &str, key: &str) -> String {
+    format!("IDEMPOTENCY#{member_id}#{key}")
 }
 pub const ADJUSTMENT_IDEMPOTENCY_SK: &str = "ADJUST";
 

@@ -124,7 +124,7 @@ impl Store {
         match opened.map_err(|e| e.into_service_error()) {
             Ok(_) => Ok(Reservation::Reserved),
             Err(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(Reservation::Raced),
-            Err(other) => Err(AppError::internal_during("open login window", other)),
+            Err(other) => Err(super::dynamo_failure("open login window", other)),
         }
     }
 
@@ -190,7 +190,7 @@ impl Store {
                     _ => None,
                 })
             }
-            Err(other) => Err(AppError::internal_during("login back-off", other)),
+            Err(other) => Err(super::dynamo_failure("login back-off", other)),
         }
     }
 }

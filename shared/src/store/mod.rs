@@ -10,6 +10,7 @@ mod login_limits;
 mod orders;
 mod payments;
 mod points;
+mod product_flags;
 mod products;
 pub mod table;
 mod tokens;
@@ -232,12 +233,7 @@ impl Store {
                     .request_items(&self.table, request)
                     .send()
                     .await
-                    .map_err(|err| {
-                        AppError::internal(format!(
-                            "batch_get_item: {:?}",
-                            err.into_service_error()
-                        ))
-                    })?;
+                    .map_err(|err| dynamo_failure("batch_get_item", err.into_service_error()))?;
                 for item in output
                     .responses
                     .and_then(|mut r| r.remove(&self.table))
@@ -297,7 +293,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|err| AppError::internal_during("get_item", err.into_service_error()))?;
+            .map_err(|err| dynamo_failure("get_item", err.into_service_error()))?;
         output.item.map(from_item).transpose()
     }
 
@@ -341,7 +337,7 @@ impl Store {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|err| AppError::internal_during("count", err.into_service_error()))?;
+                .map_err(|err| dynamo_failure("count", err.into_service_error()))?;
             total += i64::from(page.count());
             match page.last_evaluated_key {
                 Some(key) => start = Some(key),
@@ -400,7 +396,7 @@ impl Store {
             Err(TransactionFailure::Contention) => {
                 Ok(TransactionAttempt::Contended(Cancelled { reasons: vec![] }))
             }
-            Err(TransactionFailure::Other(detail)) => Err(AppError::internal(detail)),
+            Err(TransactionFailure::Other(err)) => Err(err),
         }
     }
 }
@@ -505,7 +501,7 @@ impl Store {
             let output = request
                 .send()
                 .await
-                .map_err(|err| AppError::internal_during("query", err.into_service_error()))?;
+                .map_err(|err| dynamo_failure("query", err.into_service_error()))?;
             examined += output.scanned_count.max(0) as usize;
             items.extend(output.items.unwrap_or_default());
             start = output.last_evaluated_key;
@@ -593,7 +589,7 @@ impl Store {
             let output = request
                 .send()
                 .await
-                .map_err(|err| AppError::internal_during("scan", err.into_service_error()))?;
+                .map_err(|err| dynamo_failure("scan", err.into_service_error()))?;
             examined += output.scanned_count.max(0) as usize;
             items.extend(output.items.unwrap_or_default());
             start = output.last_evaluated_key;
@@ -608,7 +604,7 @@ impl Store {
 enum TransactionFailure {
     Cancelled(Cancelled),
     Contention,
-    Other(String),
+    Other(AppError),
 }
 
 fn is_contention(code: &str) -> bool {
@@ -636,8 +632,35 @@ fn classify_transaction_error(err: SdkError<TransactWriteItemsError>) -> Transac
         | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
         | TransactWriteItemsError::RequestLimitExceeded(_)
         | TransactWriteItemsError::ThrottlingException(_) => TransactionFailure::Contention,
-        other => TransactionFailure::Other(format!("transact_write_items: {other:?}")),
+        other => TransactionFailure::Other(dynamo_failure("transact_write_items", other)),
     }
+}
+
+/// A failed DynamoDB call as this service's error. DynamoDB refuses a key or an item over its size
+/// limits (a partition key over 2,048 bytes, sort keys over 1,024, an item over 400 KB) with a
+/// `ValidationException` that names the size: what makes a value that long is what a client sent,
+/// so it is a 400 (`value_too_long`), never a 500. The domain checks lengths first (on the canonical
+/// form, in bytes); this is the net under them. Any other failure is ours: 500, cause kept.
+pub(crate) fn dynamo_failure<E>(during: &'static str, err: E) -> AppError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if err.code() == Some("ValidationException") && err.message().is_some_and(is_size_limit) {
+        tracing::warn!(during, error = %err, "DynamoDB refused a value over its size limits");
+        return AppError::bad_request(
+            "value_too_long",
+            "a value in the request is longer than the service can store",
+        );
+    }
+    AppError::internal_during(during, err)
+}
+
+/// Whether a `ValidationException`'s message is DynamoDB's size refusal ("Size of hashkey has
+/// exceeded the maximum size limit of 2048 bytes", "Aggregated size of all range keys has exceeded
+/// the size limit of 1024 bytes", "Item size has exceeded the maximum allowed size", ...).
+fn is_size_limit(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("size") && message.contains("exceeded")
 }
 
 /// Full jitter: a random wait up to an exponentially growing, capped ceiling.
@@ -710,6 +733,22 @@ mod tests {
             let wait = backoff(attempt);
             assert!(wait >= Duration::from_millis(1) && wait <= BACKOFF_CAP);
         }
+    }
+
+    #[test]
+    fn dynamodbs_size_refusals_are_told_from_other_validation_errors() {
+        assert!(is_size_limit(
+            "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of 2048 bytes"
+        ));
+        assert!(is_size_limit(
+            "One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes"
+        ));
+        assert!(is_size_limit(
+            "Item size has exceeded the maximum allowed size"
+        ));
+        assert!(!is_size_limit(
+            "Invalid UpdateExpression: An expression attribute value used in expression is not defined"
+        ));
     }
 
     #[test]

@@ -558,7 +558,7 @@ impl Store {
             // "A PutItem, UpdateItem, or DeleteItem request for an item conflicts with an ongoing
             // TransactWriteItems request that includes the same item" (DynamoDB developer guide).
             Err(UpdateItemError::TransactionConflictException(_)) => Ok(CompleteOutcome::Contended),
-            Err(other) => Err(AppError::internal_during("complete order", other)),
+            Err(other) => Err(super::dynamo_failure("complete order", other)),
         }
     }
 }

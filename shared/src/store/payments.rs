@@ -199,7 +199,7 @@ impl Store {
         match result.map_err(|e| e.into_service_error()) {
             Ok(_) => Ok(true),
             Err(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(other) => Err(AppError::internal_during("put payment", other)),
+            Err(other) => Err(super::dynamo_failure("put payment", other)),
         }
     }
 
@@ -351,7 +351,7 @@ impl Store {
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await
-            .map_err(|e| AppError::internal_during("open payments", e.into_service_error()))?;
+            .map_err(|e| super::dynamo_failure("open payments", e.into_service_error()))?;
         output
             .items
             .unwrap_or_default()
@@ -476,7 +476,7 @@ impl Store {
             Err(UpdateItemError::ConditionalCheckFailedException(_)) => {
                 Ok(Settlement::AlreadySettled(PaymentStatus::Paid))
             }
-            Err(other) => Err(AppError::internal_during("record message", other)),
+            Err(other) => Err(super::dynamo_failure("record message", other)),
         }
     }
 
@@ -505,7 +505,7 @@ impl Store {
         match result.map_err(|e| e.into_service_error()) {
             Ok(_) => Ok(true),
             Err(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(other) => Err(AppError::internal_during("expire payment", other)),
+            Err(other) => Err(super::dynamo_failure("expire payment", other)),
         }
     }
 
@@ -522,7 +522,7 @@ impl Store {
             .set_item(Some(to_item(&audit)?))
             .send()
             .await
-            .map_err(|e| AppError::internal_during("audit record", e.into_service_error()))?;
+            .map_err(|e| super::dynamo_failure("audit record", e.into_service_error()))?;
         Ok(())
     }
 
@@ -546,7 +546,7 @@ impl Store {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| AppError::internal_during("audit records", e.into_service_error()))?;
+                .map_err(|e| super::dynamo_failure("audit records", e.into_service_error()))?;
             for item in output.items.unwrap_or_default() {
                 records.push(from_item::<AuditRecord>(item)?.record);
             }
@@ -580,7 +580,7 @@ impl Store {
             .item(super::table::TTL_ATTRIBUTE, n(until + 3600))
             .send()
             .await
-            .map_err(|e| AppError::internal_during("gateway cooldown", e.into_service_error()))?;
+            .map_err(|e| super::dynamo_failure("gateway cooldown", e.into_service_error()))?;
         Ok(())
     }
 }

@@ -34,7 +34,16 @@ pub(super) struct ProductRecord {
     points_required: Points,
     /// The stock itself is in the shard items.
     pub(super) stock_shards: u8,
-    is_active: bool,
+    /// On sale: `domain::product::on_sale` of the three flags below, rewritten with them.
+    pub(super) is_active: bool,
+    /// The merchant's own choice; absent on items written before takedowns were kept apart, where
+    /// it is what `is_active` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) listed: Option<bool>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) blocked: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) merchant_suspended: bool,
     /// The product item's own version: bumped by merchants' edits (redemptions bump shards').
     version: i64,
     created_at: Timestamp,
@@ -58,6 +67,9 @@ impl ProductRecord {
             points_required: p.points_required,
             stock_shards: p.stock_shards,
             is_active: p.is_active,
+            listed: Some(p.listed),
+            blocked: p.blocked,
+            merchant_suspended: p.merchant_suspended,
             version: p.version,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -76,6 +88,9 @@ impl ProductRecord {
             points_required: self.points_required,
             stock_shards: self.stock_shards,
             is_active: self.is_active,
+            listed: self.listed.unwrap_or(self.is_active),
+            blocked: self.blocked,
+            merchant_suspended: self.merchant_suspended,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -127,7 +142,7 @@ pub struct ProductStock {
     /// then may anyone declare it sold out or move stock.
     pub complete: bool,
     /// The product item's own version (the conditions of an edit name it).
-    item_version: i64,
+    pub(super) item_version: i64,
 }
 
 impl ProductStock {
@@ -146,6 +161,8 @@ pub enum ProductWrite {
     VersionConflict {
         current_version: i64,
     },
+    /// The merchant asked to put on sale a product an operator took down.
+    Blocked,
 }
 
 /// A move of stock between shards, as attempted.
@@ -169,9 +186,6 @@ fn shard_state(item: Item) -> Result<ShardState, AppError> {
 fn shard_keys(product_id: &ProductId, count: u8) -> impl Iterator<Item = (String, String)> + '_ {
     (0..count as usize).map(move |i| (stock_shard_pk(product_id, i), STOCK_SHARD_SK.to_string()))
 }
-
-/// Position of the product's update in an operator's takedown (the audit entry follows it).
-const TAKEDOWN_ITEM: usize = 0;
 
 impl Store {
     /// The product item and its stock shards, in one transaction: a product never exists without
@@ -451,6 +465,9 @@ impl Store {
                 current_version: current.product.version,
             }));
         }
+        if changes.is_active == Some(true) && current.product.blocked {
+            return Ok(super::Attempt::Done(ProductWrite::Blocked));
+        }
         let old_shards = current.product.stock_shards;
         let total = changes.stock.unwrap_or(current.product.stock);
         let shards =
@@ -496,9 +513,20 @@ impl Store {
             sets.push("points_required = :points");
             update = update.expression_attribute_values(":points", n(points.get()));
         }
-        if let Some(active) = changes.is_active {
-            sets.push("is_active = :active");
-            update = update.expression_attribute_values(":active", AttributeValue::Bool(active));
+        // The merchant sets only their own flag; whether that puts it on sale depends on the others,
+        // as read (the version condition makes the read the state written over).
+        let on_sale = changes.is_active.map(|listed| {
+            crate::domain::product::on_sale(
+                listed,
+                current.product.blocked,
+                current.product.merchant_suspended,
+            )
+        });
+        if let (Some(listed), Some(active)) = (changes.is_active, on_sale) {
+            sets.push("listed = :listed, is_active = :active");
+            update = update
+                .expression_attribute_values(":listed", AttributeValue::Bool(listed))
+                .expression_attribute_values(":active", AttributeValue::Bool(active));
             if active {
                 sets.push("#gsi2pk = :catalogue, #gsi2sk = id");
                 update = update.expression_attribute_values(":catalogue", s(CATALOGUE_GSI));
@@ -550,7 +578,8 @@ impl Store {
                 if let Some(points) = changes.points_required {
                     product.points_required = points;
                 }
-                if let Some(active) = changes.is_active {
+                if let (Some(listed), Some(active)) = (changes.is_active, on_sale) {
+                    product.listed = listed;
                     product.is_active = active;
                 }
                 Ok(super::Attempt::Done(ProductWrite::Written(product)))
@@ -647,95 +676,5 @@ impl Store {
                 Ok(StockMove::Stale)
             }
         }
-    }
-
-    /// The update that takes a product off the catalogue (and out of the sparse catalogue index),
-    /// only if it exists, is active and — for a merchant — is theirs.
-    fn takedown(
-        &self,
-        product_id: &ProductId,
-        merchant_id: Option<&UserId>,
-        now: Timestamp,
-    ) -> Result<Update, AppError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(product_pk(product_id)))
-            .key(SK, s(PRODUCT_SK))
-            .update_expression("SET is_active = :false, version = version + :one, updated_at = :now REMOVE #gsi2pk, #gsi2sk")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#gsi2pk", GSI2_PK)
-            .expression_attribute_names("#gsi2sk", super::table::GSI2_SK)
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", timestamp(now));
-        update = match merchant_id {
-            Some(merchant) => update
-                .condition_expression(
-                    "attribute_exists(#pk) AND merchant_id = :merchant AND is_active = :true",
-                )
-                .expression_attribute_values(":merchant", s(merchant)),
-            None => update.condition_expression("attribute_exists(#pk) AND is_active = :true"),
-        };
-        update.build().map_err(AppError::internal)
-    }
-
-    /// An operator takes `product` (as read) off the catalogue, whoever's it is, with the audit
-    /// entry in the same transaction. `Stale` when it is gone or already inactive (read again).
-    pub async fn deactivate_product_as_admin(
-        &self,
-        product: &Product,
-        audit: &crate::domain::AuditEntry,
-        now: Timestamp,
-    ) -> Result<super::AdminWrite, AppError> {
-        let update = self.takedown(&product.id, None, now)?;
-        match self
-            .transact_once(vec![
-                TransactWriteItem::builder().update(update).build(),
-                self.audit_put(audit)?,
-            ])
-            .await?
-        {
-            super::TransactionAttempt::Committed => Ok(super::AdminWrite::Changed),
-            super::TransactionAttempt::Contended(_) => Ok(super::AdminWrite::Contended),
-            // The takedown is item 0, the audit entry 1.
-            super::TransactionAttempt::Refused(c) if c.condition_failed(TAKEDOWN_ITEM) => {
-                Ok(super::AdminWrite::Stale)
-            }
-            super::TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
-                "product takedown cancelled unexpectedly: {:?}",
-                c.reasons
-            ))),
-        }
-    }
-
-    /// Takes the product off the catalogue. Already inactive is fine and changes nothing. A
-    /// transaction of one item rather than a plain `UpdateItem`: during a sale every redemption
-    /// condition-checks the product item, and DynamoDB refuses a plain write to an item an ongoing
-    /// transaction includes (`TransactionConflictException`): that comes back as
-    /// [`super::Attempt::Contended`], for the service to retry.
-    pub async fn deactivate_product(
-        &self,
-        merchant_id: &UserId,
-        product_id: &ProductId,
-        now: Timestamp,
-    ) -> Result<super::Attempt<ProductWrite>, AppError> {
-        let update = self.takedown(product_id, Some(merchant_id), now)?;
-        match self
-            .transact_once(vec![TransactWriteItem::builder().update(update).build()])
-            .await?
-        {
-            TransactionAttempt::Contended(_) => return Ok(super::Attempt::Contended),
-            // Either way, the product as it now is decides the answer (already inactive is fine).
-            TransactionAttempt::Committed | TransactionAttempt::Refused(_) => {}
-        }
-        Ok(super::Attempt::Done(
-            match self.get_product(product_id).await? {
-                Some(product) if product.merchant_id == merchant_id && !product.is_active => {
-                    ProductWrite::Written(product)
-                }
-                _ => ProductWrite::NotFound,
-            },
-        ))
     }
 }

@@ -83,9 +83,7 @@ impl Store {
             .expression_attribute_names("#pk", PK)
             .send()
             .await
-            .map_err(|err| {
-                AppError::internal_during("put token family", err.into_service_error())
-            })?;
+            .map_err(|err| super::dynamo_failure("put token family", err.into_service_error()))?;
         Ok(())
     }
 
@@ -131,7 +129,7 @@ impl Store {
             Err(err) => err.into_service_error(),
         };
         let UpdateItemError::ConditionalCheckFailedException(failed) = err else {
-            return Err(AppError::internal_during("rotate refresh token", err));
+            return Err(super::dynamo_failure("rotate refresh token", err));
         };
         let current: Option<FamilyRecord> = failed.item.map(from_item).transpose()?;
         match current {

@@ -23,7 +23,7 @@ async fn balance(api: &TestApi, token: &str) -> i64 {
         .unwrap()
 }
 
-async fn adjust(
+pub(crate) async fn adjust(
     api: &TestApi,
     operator: &str,
     member: &str,

@@ -335,3 +335,33 @@ async fn past_a_functions_cap_on_requests_in_flight_the_local_host_answers_503_a
     assert!(overloaded < 20, "and served the rest");
     server.abort();
 }
+
+#[tokio::test]
+async fn a_disabled_accounts_right_password_confirms_nothing_and_counts_as_a_failure() {
+    let api = TestApi::start().await;
+    let (_, operator) = api.signed_in_admin("olive").await;
+    let (dora, _, _) = api.signed_up("dora", "MEMBER").await;
+    api.post(
+        &format!("/api/admin/users/{dora}/disable/"),
+        serde_json::json!({"reason": "chargebacks"}),
+        Some(&operator),
+    )
+    .await
+    .assert_status(200);
+    // Right and wrong passwords answer alike, byte for byte, and each one is charged.
+    for attempt in 1..=10 {
+        let password = if attempt % 2 == 0 {
+            PASSWORD.to_string()
+        } else {
+            format!("guess number {attempt}")
+        };
+        let answer = api.login("dora", &password).await;
+        answer.assert_status(401);
+        assert_eq!(answer.error_code(), "invalid_credentials");
+        assert_eq!(
+            answer.body["error"]["message"],
+            "username or password is incorrect"
+        );
+    }
+    api.login("dora", PASSWORD).await.assert_status(429);
+}

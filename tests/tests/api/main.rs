@@ -8,11 +8,13 @@
 mod admin;
 mod catalogue;
 mod edges;
+mod keys;
 mod login_limits;
 mod openapi;
 mod orders;
 mod payments;
 mod recharge;
 mod registration;
+mod takedowns;
 mod template;
 mod tokens;

@@ -299,3 +299,34 @@ async fn invisible_and_control_characters_are_refused_everywhere_people_read_nam
     .await
     .assert_status(201);
 }
+
+#[tokio::test]
+async fn a_short_username_that_normalisation_expands_is_a_clear_400_not_a_500() {
+    let api = TestApi::start().await;
+    // "ﷺ" is one character that NFKC turns into eighteen (54 bytes): within the 150-character
+    // limit, its canonical form overflows DynamoDB's 2,048-byte key.
+    let expanding = "ﷺ".repeat(150);
+    let before = api.item_count().await;
+    let register = api
+        .post(
+            "/api/auth/register/",
+            json!({"username": expanding, "email": "x@example.com", "password": PASSWORD, "role": "MEMBER"}),
+            None,
+        )
+        .await;
+    register.assert_status(400);
+    assert!(register.body["error"]["fields"]["username"].is_string());
+    let login = api.login(&"ﷺ".repeat(62), PASSWORD).await;
+    login.assert_status(400);
+    assert!(login.body["error"]["fields"]["username"].is_string());
+    assert_eq!(api.item_count().await, before);
+    // Under the domain's checks, DynamoDB's own size refusal is still the client's 400.
+    let refused = api
+        .ctx
+        .store
+        .find_user_by_username(&"ﷺ".repeat(200))
+        .await
+        .expect_err("a key over 2,048 bytes is refused");
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.code(), "value_too_long");
+}

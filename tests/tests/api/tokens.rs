@@ -210,9 +210,12 @@ async fn a_disabled_users_tokens_stop_working_on_every_route_at_once() {
         .await;
     refreshed.assert_status(401);
     assert_eq!(refreshed.error_code(), "account_disabled");
+    // The right password of a disabled account answers as a wrong one does: nothing confirms it.
     let login = api.login("dora", api_tests::PASSWORD).await;
     login.assert_status(401);
-    assert_eq!(login.error_code(), "account_disabled");
+    assert_eq!(login.error_code(), "invalid_credentials");
+    let wrong = api.login("dora", "not the password").await;
+    assert_eq!(wrong.body, login.body);
 
     // Enabled again, the tokens from before stay dead (their sessions were revoked): only a new
     // sign-in works.
