@@ -312,6 +312,34 @@ mod tests {
     }
 
     #[test]
+    fn production_refuses_a_hash_key_or_iv_that_is_not_sixteen_letters_and_digits() {
+        let secret = "x".repeat(32);
+        for (name, key, iv) in [
+            ("ECPAY_HASH_KEY", "OwnKey000000000", "OwnIv00000000000"),
+            ("ECPAY_HASH_KEY", "OwnKey00000000000", "OwnIv00000000000"),
+            ("ECPAY_HASH_KEY", " OwnKey000000000", "OwnIv00000000000"),
+            ("ECPAY_HASH_IV", "OwnKey0000000000", "OwnIv0000000000"),
+            ("ECPAY_HASH_IV", "OwnKey0000000000", "OwnIv000000000é"),
+        ] {
+            let err = Config::from_source(
+                &source(&[
+                    ("JWT_SECRET", &secret),
+                    ("ECPAY_ENVIRONMENT", "production"),
+                    ("ECPAY_MERCHANT_ID", "3999999"),
+                    ("ECPAY_HASH_KEY", key),
+                    ("ECPAY_HASH_IV", iv),
+                ]),
+                Defaults::lambda(),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { name: n, .. } if n == name),
+                "{key:?}/{iv:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_lambda_refuses_to_start_without_a_secret() {
         let err = Config::from_source(&source(&[]), Defaults::lambda()).unwrap_err();
         assert!(matches!(err, ConfigError::Missing { name: "JWT_SECRET" }));

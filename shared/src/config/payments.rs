@@ -214,6 +214,20 @@ fn credentials_from<F: Fn(&str) -> Option<String>>(
                         .into(),
                 });
             }
+            // ECPay issues a HashKey and a HashIV of 16 letters and digits each (they are also the
+            // AES-128 key and IV of its invoice and logistics APIs): anything else is a paste
+            // error that would sign every form wrongly, found at start-up rather than at the
+            // first payment.
+            Some(given)
+                if environment == EcpayEnvironment::Production
+                    && *name != "ECPAY_MERCHANT_ID"
+                    && !is_ecpay_key(&given) =>
+            {
+                return Err(ConfigError::Invalid {
+                    name,
+                    problem: "must be the 16 letters and digits ECPay issued".into(),
+                });
+            }
             Some(given) => given,
             None if environment == EcpayEnvironment::Production => {
                 return Err(ConfigError::Missing { name });
@@ -227,4 +241,9 @@ fn credentials_from<F: Fn(&str) -> Option<String>>(
         hash_key: hash_key.into(),
         hash_iv: hash_iv.into(),
     })
+}
+
+/// What ECPay issues as a HashKey or HashIV: exactly 16 ASCII letters and digits.
+fn is_ecpay_key(value: &str) -> bool {
+    value.len() == 16 && value.bytes().all(|b| b.is_ascii_alphanumeric())
 }
