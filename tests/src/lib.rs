@@ -211,7 +211,7 @@ impl TestApi {
             .expect("prepare table");
         host.ctx.metrics = shared::observe::MetricsSink::capture();
         // Tests move time forward instead of sleeping through windows (`advance_clock`).
-        host.ctx.set_clock(shared::clock::Clock::adjustable());
+        host.set_clock(shared::clock::Clock::adjustable());
         host.ctx.gateway = gateway(host.simulator.clone());
         let host = Arc::new(host);
         let ctx = host.ctx.clone();

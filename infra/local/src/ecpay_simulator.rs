@@ -93,6 +93,9 @@ pub struct EcpaySimulator {
     queries: Mutex<QueryLimiter>,
     /// Queries closer together than this get 403 (and the 30-minute lockout).
     min_query_gap: Duration,
+    /// ECPay's own clock, which judges a query's `TimeStamp`: the host's (tests move it forward,
+    /// and ECPay's time passes with theirs).
+    clock: std::sync::RwLock<shared::clock::Clock>,
     me: Weak<EcpaySimulator>,
 }
 
@@ -107,8 +110,23 @@ impl EcpaySimulator {
             orders: Mutex::new(HashMap::new()),
             queries: Mutex::new(QueryLimiter::default()),
             min_query_gap,
+            clock: std::sync::RwLock::new(shared::clock::Clock::system()),
             me: me.clone(),
         })
+    }
+
+    /// Judges time by `clock` from now on (the host's, so a test's jump forward reaches ECPay too).
+    pub fn set_clock(&self, clock: shared::clock::Clock) {
+        if let Ok(mut mine) = self.clock.write() {
+            *mine = clock;
+        }
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock
+            .read()
+            .map(|clock| clock.now())
+            .unwrap_or_else(|_| chrono::Utc::now())
     }
 
     pub async fn handle(&self, req: &Request) -> Result<Response<Body>, AppError> {
@@ -227,7 +245,7 @@ impl EcpaySimulator {
             })?;
             if order.paid.is_none() {
                 order.paid = Some(pay);
-                let now = chrono::Utc::now();
+                let now = self.now();
                 order.trade_no = ecpay_trade_no(now);
                 order.payment_date = ecpay::taipei_time(now);
                 order.notification = Some(self.notification_for(order, false));
@@ -405,7 +423,7 @@ impl EcpaySimulator {
             return error("MerchantID Error");
         }
         let stamp = get("TimeStamp").parse::<i64>().unwrap_or(0);
-        if (chrono::Utc::now().timestamp() - stamp).abs() > QUERY_TIMESTAMP_TOLERANCE_SECS {
+        if (self.now().timestamp() - stamp).abs() > QUERY_TIMESTAMP_TOLERANCE_SECS {
             return error("TimeStamp Error");
         }
         let asked = get("MerchantTradeNo");

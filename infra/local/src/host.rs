@@ -89,6 +89,12 @@ impl LocalApi {
         self
     }
 
+    /// Judges time by `clock` everywhere: the context's rules and the ECPay simulator alike.
+    pub fn set_clock(&mut self, clock: shared::clock::Clock) {
+        self.simulator.set_clock(clock.clone());
+        self.ctx.set_clock(clock);
+    }
+
     /// Answers QueryTradeInfo from this host's simulator in process instead of over HTTP (tests).
     pub fn query_simulator_in_process(&mut self) {
         self.ctx.gateway = Arc::new(crate::ecpay_simulator::SimulatorTransport(

@@ -15,6 +15,7 @@ const CHECKOUT_WINDOW: Duration = Duration::from_secs(3600);
 const RECONCILE_BATCH: u32 = 50;
 const QUERY_SPACING: Duration = Duration::from_millis(1000);
 const MAX_CHECKOUT_ATTEMPTS: u32 = 5;
+const MAX_OPEN_RECHARGES: u32 = 5;
 
 /// Where members are sent to pay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,10 @@ pub struct PaymentsConfig {
     pub query_spacing: Duration,
     /// How many times a checkout link may be re-opened (`RECHARGE_MAX_CHECKOUT_ATTEMPTS`, 5).
     pub max_checkout_attempts: u32,
+    /// How many recharges one member may hold unpaid at once (`RECHARGE_MAX_OPEN_PER_MEMBER`, 5):
+    /// each open one is queried by reconciliation until it is paid or expires, so an unlimited
+    /// number would let one member fill every run.
+    pub max_open_recharges: u32,
 }
 
 impl PaymentsConfig {
@@ -123,6 +128,7 @@ impl PaymentsConfig {
             reconcile_batch: RECONCILE_BATCH as usize,
             query_spacing: QUERY_SPACING,
             max_checkout_attempts: MAX_CHECKOUT_ATTEMPTS,
+            max_open_recharges: MAX_OPEN_RECHARGES,
         }
     }
 }
@@ -174,6 +180,7 @@ pub(super) fn payments_from<F: Fn(&str) -> Option<String>>(
         )),
         max_checkout_attempts: env
             .count_or("RECHARGE_MAX_CHECKOUT_ATTEMPTS", MAX_CHECKOUT_ATTEMPTS)?,
+        max_open_recharges: env.count_or("RECHARGE_MAX_OPEN_PER_MEMBER", MAX_OPEN_RECHARGES)?,
     };
     if payments.min_amount > payments.max_amount {
         return Err(ConfigError::Invalid {

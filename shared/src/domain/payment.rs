@@ -16,6 +16,18 @@ pub enum PaymentStatus {
     Expired,
 }
 
+impl PaymentStatus {
+    /// The stored and serialised name (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Paid => "paid",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Expired => "expired",
+        }
+    }
+}
+
 /// A member's purchase of points through ECPay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
@@ -69,4 +81,24 @@ pub enum Settlement {
     Recorded,
     /// Already paid or failed earlier: nothing changed.
     AlreadySettled(PaymentStatus),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_is_stored_as_serde_writes_it() {
+        for status in [
+            PaymentStatus::Pending,
+            PaymentStatus::Paid,
+            PaymentStatus::Failed,
+            PaymentStatus::Expired,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(serde_json::Value::String(status.as_str().into()))
+            );
+        }
+    }
 }

@@ -18,7 +18,9 @@ use crate::ecpay::{self, CheckoutOrder};
 use crate::error::{not_found, AppError, FieldCheck};
 use crate::gateway::GatewayTransport;
 use crate::pagination::{Page, PageRequest};
-use crate::store::{AccountSnapshot, AttemptOutcome, CreditAttempt, GatewayRecord, Store};
+use crate::store::{
+    AccountSnapshot, AttemptOutcome, CreditAttempt, GatewayRecord, PaymentCreated, QuerySlot, Store,
+};
 
 /// How long a checkout link works.
 pub const CHECKOUT_LINK_TTL_SECS: i64 = 15 * 60;
@@ -152,6 +154,10 @@ pub enum QueryFailure {
     CoolingDown { until: i64 },
     #[error("ECPay could not be queried: {0}")]
     Unreachable(String),
+    /// Our own pacing has no moment free soon enough (other functions are querying): nothing was
+    /// asked; come back after `free_at` (Unix seconds).
+    #[error("every query moment is taken until {free_at}")]
+    Paced { free_at: i64 },
     #[error("the query answer was refused: {0}")]
     Rejected(ecpay::TradeInfoRejected),
 }
@@ -180,10 +186,27 @@ pub struct ReconcileReport {
 /// ECPay answers queries that come too fast with 403 and then refuses every one for 30 minutes.
 const QUERY_COOLDOWN_SECS: i64 = 30 * 60;
 
-fn query_pacer() -> &'static tokio::sync::Mutex<Option<tokio::time::Instant>> {
-    static PACER: std::sync::OnceLock<tokio::sync::Mutex<Option<tokio::time::Instant>>> =
-        std::sync::OnceLock::new();
-    PACER.get_or_init(|| tokio::sync::Mutex::new(None))
+/// The longest a query waits for its moment in the table-wide pacing (see `store::query_slot`):
+/// past that, the caller is told to come back (the run stops, an operator gets 503).
+const QUERY_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A member holding the most unpaid recharges allowed, told which ones they are.
+fn too_many_open_recharges(open: &[MerchantTradeNo]) -> AppError {
+    let listed = open
+        .iter()
+        .map(MerchantTradeNo::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut fields = crate::error::FieldErrors::new();
+    fields.insert("open_recharges".into(), listed.clone());
+    AppError::Conflict {
+        code: "too_many_open_recharges",
+        message: format!(
+            "{} recharges are still waiting for payment ({listed}): pay one, or wait until it expires",
+            open.len()
+        ),
+        fields,
+    }
 }
 
 /// A checkout link that is forged, expired, or names no trade number at all.
@@ -237,7 +260,10 @@ impl RechargeService<'_> {
         let payment_id = uuid::Uuid::now_v7().to_string();
         let item_name = format!("點數儲值 {points} 點");
         // A collision of the random suffix within one second is unlikely but possible: draw again.
-        for _ in 0..5 {
+        let mut budget = RetryBudget::new();
+        let mut healed = false;
+        let mut collisions = 0;
+        loop {
             let now = self.clock.now();
             let merchant_trade_no = MerchantTradeNo::issue(now);
             let fields = ecpay::checkout_form(
@@ -276,22 +302,69 @@ impl RechargeService<'_> {
                 paid_attempts: 0,
                 created_at: now,
             };
-            if self.store.create_payment(&payment).await? {
-                return Ok(RechargeCheckout {
-                    checkout_url: self.checkout_url(&base_url, &merchant_trade_no, now.timestamp()),
-                    payment_id,
-                    merchant_trade_no: merchant_trade_no.to_string(),
-                    amount,
-                    points: points.get(),
-                    status: PaymentStatus::Pending,
-                    action_url: payment.action_url,
-                    fields: payment.checkout_fields,
-                });
+            match self
+                .store
+                .create_payment(&payment, self.payments.max_open_recharges)
+                .await?
+            {
+                PaymentCreated::Created => {}
+                PaymentCreated::TradeNoTaken => {
+                    collisions += 1;
+                    if collisions >= 5 {
+                        return Err(AppError::Unavailable {
+                            retry_after_secs: 1,
+                        });
+                    }
+                    continue;
+                }
+                PaymentCreated::Contended => {
+                    budget.lost().await?;
+                    continue;
+                }
+                PaymentCreated::TooManyOpen => {
+                    let open = self.store.open_recharges(member_id).await?;
+                    // A slot whose recharge is no longer open (settled some way its slot did not
+                    // hear of) is freed once, and the recharge tried again.
+                    if !healed && self.free_settled_slots(member_id, &open).await? {
+                        healed = true;
+                        continue;
+                    }
+                    return Err(too_many_open_recharges(&open));
+                }
+            }
+            return Ok(RechargeCheckout {
+                checkout_url: self.checkout_url(&base_url, &merchant_trade_no, now.timestamp()),
+                payment_id,
+                merchant_trade_no: merchant_trade_no.to_string(),
+                amount,
+                points: points.get(),
+                status: PaymentStatus::Pending,
+                action_url: payment.action_url,
+                fields: payment.checkout_fields,
+            });
+        }
+    }
+
+    /// Frees the slots of `open` whose recharge is no longer open (paid, expired, or gone): true if
+    /// any was.
+    async fn free_settled_slots(
+        &self,
+        member_id: &UserId,
+        open: &[MerchantTradeNo],
+    ) -> Result<bool, AppError> {
+        let mut freed = false;
+        for trade_no in open {
+            let still_open = self.store.get_payment(trade_no).await?.is_some_and(|p| {
+                p.member_id == member_id
+                    && p.status == PaymentStatus::Pending
+                    && p.paid_attempts == 0
+            });
+            if !still_open {
+                self.store.free_recharge_slot(member_id, trade_no).await?;
+                freed = true;
             }
         }
-        Err(AppError::Unavailable {
-            retry_after_secs: 1,
-        })
+        Ok(freed)
     }
 
     pub async fn payments(
@@ -431,21 +504,20 @@ impl RechargeService<'_> {
             .payments
             .query_url()
             .ok_or_else(|| QueryFailure::Unreachable("no QueryTradeInfo URL".into()))?;
-        // One query at a time per process, `query_spacing` apart, whoever asks (reconciliation or a
-        // notification being confirmed): ECPay locks out a caller that queries too fast.
-        let mut last = query_pacer().lock().await;
-        if let Some(previous) = *last {
-            tokio::time::sleep_until(previous + self.payments.query_spacing).await;
-        }
+        // `query_spacing` apart across every function and instance, whoever asks (reconciliation,
+        // an operator, a notification being confirmed): ECPay locks out a caller that queries
+        // too fast, and it sees all of ours as one.
+        self.wait_for_query_moment().await?;
         let form = ecpay::query_trade_info_form(
             merchant_trade_no,
             self.clock.now(),
             &self.payments.credentials,
         );
-        let reply = self.gateway.post_form(&url, &form).await;
-        *last = Some(tokio::time::Instant::now());
-        drop(last);
-        let reply = reply.map_err(QueryFailure::Unreachable)?;
+        let reply = self
+            .gateway
+            .post_form(&url, &form)
+            .await
+            .map_err(QueryFailure::Unreachable)?;
         if reply.status == 403 {
             let until = now.timestamp() + QUERY_COOLDOWN_SECS;
             tracing::warn!(
@@ -462,6 +534,33 @@ impl RechargeService<'_> {
         }
         ecpay::verify_trade_info(&reply.body, merchant_trade_no, &self.payments.credentials)
             .map_err(QueryFailure::Rejected)
+    }
+
+    /// Takes this query's moment in the table-wide pacing and waits for it.
+    async fn wait_for_query_moment(&self) -> Result<(), QueryFailure> {
+        let spacing = i64::try_from(self.payments.query_spacing.as_millis()).unwrap_or(i64::MAX);
+        let max_wait = QUERY_WAIT_MAX.as_millis() as i64;
+        // Each race lost means another caller took a moment: a few in a row is a crowd.
+        for _ in 0..16 {
+            let now = self.clock.now().timestamp_millis();
+            match self.store.reserve_query_slot(now, spacing, max_wait).await {
+                Ok(QuerySlot::At(at)) => {
+                    let wait = u64::try_from(at - now).unwrap_or(0);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    return Ok(());
+                }
+                Ok(QuerySlot::Busy { free_at }) => {
+                    return Err(QueryFailure::Paced {
+                        free_at: free_at / 1000,
+                    })
+                }
+                Ok(QuerySlot::Raced) => continue,
+                Err(err) => return Err(QueryFailure::Unreachable(err.to_string())),
+            }
+        }
+        Err(QueryFailure::Paced {
+            free_at: self.clock.now().timestamp() + 1,
+        })
     }
 
     /// Keeps what ECPay said (the audit trail); a failure to write it is logged, never fatal.
@@ -611,11 +710,30 @@ impl RechargeService<'_> {
     }
 
     /// Checks one open payment with ECPay and settles it if ECPay's answer says how.
+    ///
+    /// A payment that stays open (unpaid within its window, an answer refused, ECPay unreachable)
+    /// goes to the back of the queue: the next runs take the payments that waited longest, so a
+    /// backlog of open payments cannot keep anyone's lost payment from being checked.
     pub async fn reconcile_payment(&self, payment: &Payment) -> Result<Reconciled, AppError> {
+        let result = self.check_payment(payment).await?;
+        if matches!(
+            result,
+            Reconciled::StillOpen | Reconciled::Suspicious | Reconciled::Failed
+        ) {
+            self.store
+                .requeue_payment(&payment.merchant_trade_no, self.clock.now())
+                .await?;
+        }
+        Ok(result)
+    }
+
+    async fn check_payment(&self, payment: &Payment) -> Result<Reconciled, AppError> {
         let trade_no = &payment.merchant_trade_no;
         let info = match self.query_trade(trade_no).await {
             Ok(info) => info,
-            Err(QueryFailure::CoolingDown { .. }) => return Ok(Reconciled::CoolingDown),
+            Err(QueryFailure::CoolingDown { .. } | QueryFailure::Paced { .. }) => {
+                return Ok(Reconciled::CoolingDown)
+            }
             Err(QueryFailure::Rejected(reason)) => {
                 tracing::warn!(merchant_trade_no = %trade_no, %reason, "QueryTradeInfo answer refused");
                 crate::observe::count(crate::observe::Metric::GatewayAnswersRefused, 1.0);
@@ -672,7 +790,7 @@ impl RechargeService<'_> {
             .map_err(AppError::internal)?;
         if self.clock.now() - payment.created_at > window {
             self.store
-                .expire_payment(trade_no, &format!("{message}: expired unpaid"))
+                .expire_payment(payment, &format!("{message}: expired unpaid"))
                 .await?;
             self.audit(trade_no, "query", info.fields, "expired".into())
                 .await;

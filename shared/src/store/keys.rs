@@ -106,3 +106,7 @@ pub const PAYMENT_AUDIT_SK_PREFIX: &str = "GATEWAY#";
 /// ECPay-wide state (the QueryTradeInfo cool-down after a 403).
 pub const GATEWAY_PK: &str = "ECPAY";
 pub const GATEWAY_COOLDOWN_SK: &str = "QUERY_COOLDOWN";
+/// ECPay-wide: when QueryTradeInfo was last called, by any function (the shared pacing slot).
+pub const GATEWAY_QUERY_SLOT_SK: &str = "QUERY_SLOT";
+/// Under a user's partition: the set of the member's recharges still open (the cap's slots).
+pub const OPEN_RECHARGES_SK: &str = "OPEN_RECHARGES";

@@ -7,11 +7,13 @@ mod guards;
 mod idempotency;
 mod keys;
 mod login_limits;
+mod open_recharges;
 mod orders;
 mod payments;
 mod points;
 mod product_flags;
 mod products;
+mod query_slot;
 pub mod table;
 mod tokens;
 mod users;
@@ -33,9 +35,12 @@ pub use admin::{AdjustOutcome, AdjustmentReads, AdminWrite, UserSearch};
 pub use idempotency::{IdempotencyClaim, IdempotentOutcome};
 pub use login_limits::{LoginCounter, Reservation};
 pub use orders::{CancelOutcome, CompleteOutcome, OrderSearch, PlaceOutcome, RedemptionReads};
-pub use payments::{AttemptOutcome, CreditAttempt, GatewayRecord, AUDIT_RETENTION_DAYS};
+pub use payments::{
+    AttemptOutcome, CreditAttempt, Expiry, GatewayRecord, PaymentCreated, AUDIT_RETENTION_DAYS,
+};
 pub use points::AccountSnapshot;
 pub use products::{ProductStock, ProductWrite, ShardState, StockMove};
+pub use query_slot::QuerySlot;
 pub use tokens::{RotateOutcome, Successor};
 pub use users::RegisterOutcome;
 

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
+use super::open_recharges::open_payments_sk;
 use super::points::AccountSnapshot;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
 use super::{
@@ -88,13 +89,6 @@ impl From<PaymentRecord> for Payment {
     }
 }
 
-fn open_payments_sk(created_at: Timestamp, merchant_trade_no: &str) -> String {
-    format!(
-        "{}#{merchant_trade_no}",
-        created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    )
-}
-
 fn record_of(payment: &Payment) -> PaymentRecord {
     let open = matches!(payment.status, PaymentStatus::Pending);
     PaymentRecord {
@@ -160,6 +154,32 @@ pub enum AttemptOutcome {
     Contended,
 }
 
+/// What storing a new recharge came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentCreated {
+    Created,
+    /// The MerchantTradeNo was taken (a random collision): draw another.
+    TradeNoTaken,
+    /// The member already holds the most open recharges allowed.
+    TooManyOpen,
+    /// Cancelled by a conflicting transaction: try again after a pause.
+    Contended,
+}
+
+/// What expiring a payment came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Expired,
+    /// It was no longer pending (paid meanwhile, or expired already): nothing changed.
+    NotPending,
+}
+
+/// Positions in a new recharge's transaction (see [`Store::create_payment`]).
+mod create_item {
+    pub const PAYMENT: usize = 0;
+    pub const SLOT: usize = 1;
+}
+
 /// Positions in a further checkout attempt's transaction (see [`Store::create_attempt`]).
 mod attempt_item {
     pub const ORIGIN: usize = 0;
@@ -185,21 +205,30 @@ pub enum CreditAttempt {
 }
 
 impl Store {
-    /// Stores a new pending payment. `false` when the MerchantTradeNo is already taken.
-    pub async fn create_payment(&self, payment: &Payment) -> Result<bool, AppError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record_of(payment))?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await;
-        match result.map_err(|e| e.into_service_error()) {
-            Ok(_) => Ok(true),
-            Err(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(other) => Err(super::dynamo_failure("put payment", other)),
+    /// Stores a new recharge's pending payment and takes one of its member's open-recharge slots,
+    /// in one transaction (positions in [`create_item`]).
+    pub async fn create_payment(
+        &self,
+        payment: &Payment,
+        max_open: u32,
+    ) -> Result<PaymentCreated, AppError> {
+        let items = vec![
+            put_new(&self.table, to_item(&record_of(payment))?)?,
+            self.claim_recharge_slot(&payment.member_id, &payment.merchant_trade_no, max_open)?,
+        ];
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(PaymentCreated::Created),
+            TransactionAttempt::Contended(_) => Ok(PaymentCreated::Contended),
+            TransactionAttempt::Refused(c) if c.condition_failed(create_item::PAYMENT) => {
+                Ok(PaymentCreated::TradeNoTaken)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(create_item::SLOT) => {
+                Ok(PaymentCreated::TooManyOpen)
+            }
+            TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
+                "new payment cancelled unexpectedly: {:?}",
+                c.reasons
+            ))),
         }
     }
 
@@ -224,7 +253,7 @@ impl Store {
             )
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":paid", s("paid"))
+            .expression_attribute_values(":paid", s(PaymentStatus::Paid.as_str()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":max", n(i64::from(max_attempts)))
@@ -396,7 +425,7 @@ impl Store {
             .condition_expression("attribute_exists(#pk) AND #status <> :paid")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":paid", s("paid"))
+            .expression_attribute_values(":paid", s(PaymentStatus::Paid.as_str()))
             .expression_attribute_values(":trade_no", s(trade_no))
             .expression_attribute_values(":payment_date", s(payment_date))
             .expression_attribute_values(":message", s(gateway_message))
@@ -424,6 +453,16 @@ impl Store {
                 .map_err(AppError::internal)?;
             items.push(TransactWriteItem::builder().update(count).build());
         }
+        // The recharge is paid: its member's slot is free again.
+        items.push(
+            self.release_recharge_slot(
+                &payment.member_id,
+                payment
+                    .attempt_of
+                    .as_ref()
+                    .unwrap_or(&payment.merchant_trade_no),
+            )?,
+        );
         if let Some(record) = record {
             let put = aws_sdk_dynamodb::types::Put::builder()
                 .table_name(&self.table)
@@ -467,7 +506,7 @@ impl Store {
             .condition_expression("attribute_exists(#pk) AND #status <> :paid")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":paid", s("paid"))
+            .expression_attribute_values(":paid", s(PaymentStatus::Paid.as_str()))
             .expression_attribute_values(":message", s(message))
             .send()
             .await;
@@ -480,32 +519,40 @@ impl Store {
         }
     }
 
-    /// pending → expired (out of the open index). `false` when it was no longer pending.
+    /// pending → expired (out of the open index); a recharge's own payment frees its member's slot
+    /// in the same transaction.
     pub async fn expire_payment(
         &self,
-        merchant_trade_no: &MerchantTradeNo,
+        payment: &Payment,
         message: &str,
-    ) -> Result<bool, AppError> {
-        let result = self
-            .client
-            .update_item()
+    ) -> Result<Expiry, AppError> {
+        let expire = Update::builder()
             .table_name(&self.table)
-            .key(PK, s(payment_pk(merchant_trade_no)))
+            .key(PK, s(payment_pk(&payment.merchant_trade_no)))
             .key(SK, s(PAYMENT_SK))
             .update_expression(
                 "SET #status = :expired, last_gateway_message = :message REMOVE gsi2pk, gsi2sk",
             )
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":expired", s("expired"))
-            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":expired", s(PaymentStatus::Expired.as_str()))
+            .expression_attribute_values(":pending", s(PaymentStatus::Pending.as_str()))
             .expression_attribute_values(":message", s(message))
-            .send()
-            .await;
-        match result.map_err(|e| e.into_service_error()) {
-            Ok(_) => Ok(true),
-            Err(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(other) => Err(super::dynamo_failure("expire payment", other)),
+            .build()
+            .map_err(AppError::internal)?;
+        let mut items = vec![TransactWriteItem::builder().update(expire).build()];
+        if payment.attempt_of.is_none() {
+            items.push(self.release_recharge_slot(&payment.member_id, &payment.merchant_trade_no)?);
+        }
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(Expiry::Expired),
+            TransactionAttempt::Refused(c) if c.condition_failed(0) => Ok(Expiry::NotPending),
+            // The next run looks at it again.
+            TransactionAttempt::Contended(_) => Ok(Expiry::NotPending),
+            TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
+                "expiry cancelled unexpectedly: {:?}",
+                c.reasons
+            ))),
         }
     }
 

@@ -10,6 +10,7 @@ mod catalogue;
 mod edges;
 mod keys;
 mod login_limits;
+mod open_recharges;
 mod openapi;
 mod orders;
 mod payments;

@@ -468,3 +468,59 @@ async fn reconciliation_racing_ecpays_late_notifications_credits_the_payment_onc
     let ledger = api.get("/api/members/transactions/", Some(&token)).await;
     assert_eq!(ledger.body["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_query_waits_for_the_moment_another_function_took_and_ecpay_never_locks_us_out() {
+    let api = api_with_window(Duration::from_secs(3600), false).await;
+    let (_, token, _) = api.signed_up("pace_pat", "MEMBER").await;
+    let checkout = api.start_recharge(&token, 300).await;
+    let trade_no = api_tests::trade_no(checkout["merchant_trade_no"].as_str().unwrap());
+    // Another function (say, the reconcile job on another Lambda instance) takes the current moment
+    // in the shared pacing and queries ECPay with it.
+    let now_ms = api.ctx.clock.now().timestamp_millis();
+    let taken = api
+        .ctx
+        .store
+        .reserve_query_slot(now_ms, 250, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(taken, shared::store::QuerySlot::At(now_ms));
+    let form = ecpay::query_trade_info_form(
+        &trade_no,
+        api.ctx.clock.now(),
+        &api.ctx.config.payments.credentials,
+    );
+    let pairs: Vec<(String, String)> = form.into_iter().collect();
+    assert_eq!(api.host.simulator.query_trade_info(&pairs).status, 200);
+    // This function's query waits for the next moment: ECPay sees two queries far enough apart.
+    let answer = api.ctx.recharge().query_trade(&trade_no).await;
+    assert!(answer.is_ok(), "{answer:?}");
+    assert!(api.ctx.store.gateway_cooldown().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn functions_querying_ecpay_at_once_share_one_pace() {
+    let api = api_with_window(Duration::from_secs(3600), false).await;
+    let (_, token, _) = api.signed_up("pace_pia", "MEMBER").await;
+    let mut trades = Vec::new();
+    for amount in [100, 200, 300] {
+        let checkout = api.start_recharge(&token, amount).await;
+        trades.push(api_tests::trade_no(
+            checkout["merchant_trade_no"].as_str().unwrap(),
+        ));
+    }
+    // Three contexts over one table, as three functions would be: only the table is shared.
+    let contexts: Vec<shared::AppContext> = (0..3).map(|_| api.ctx.clone()).collect();
+    let answers = futures::future::join_all(
+        contexts
+            .iter()
+            .zip(trades.iter().cycle())
+            .flat_map(|(ctx, trade)| [(ctx, trade), (ctx, trade)])
+            .map(|(ctx, trade)| async move { ctx.recharge().query_trade(trade).await }),
+    )
+    .await;
+    for answer in &answers {
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    assert!(api.ctx.store.gateway_cooldown().await.unwrap().is_none());
+}

@@ -309,7 +309,8 @@ async fn ten_identical_notifications_racing_credit_exactly_once() {
 
 #[tokio::test]
 async fn recharges_racing_notifications_on_one_account_keep_balance_and_ledger_exact() {
-    let api = TestApi::start().await;
+    // Six open at once: one more than a member may hold by default.
+    let api = TestApi::start_with(|config| config.payments.max_open_recharges = 6).await;
     let (id, token, _) = api.signed_up("amy", "MEMBER").await;
     let mut notifications = Vec::new();
     for amount in [100, 200, 300, 400, 500, 600] {

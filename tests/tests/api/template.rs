@@ -677,14 +677,26 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
     )
     .await
     .assert_status(200);
-    for verb in ["disable", "enable"] {
-        api.post(
-            &format!("/api/admin/users/{member_id}/{verb}/"),
-            json!({"reason": "check"}),
-            Some(&operator),
-        )
-        .await
-        .assert_status(200);
+    api.post(
+        &format!("/api/admin/products/{id}/reinstate/"),
+        json!({"reason": "recall over"}),
+        Some(&operator),
+    )
+    .await
+    .assert_status(200);
+    // A member, a merchant (whose products leave sale and return) and another operator (the
+    // acting one is checked still active in the same transaction).
+    let (other_operator, _) = api.signed_in_admin("omar").await;
+    for user in [&member_id, &merchant_id, &other_operator] {
+        for verb in ["disable", "enable"] {
+            api.post(
+                &format!("/api/admin/users/{user}/{verb}/"),
+                json!({"reason": "check"}),
+                Some(&operator),
+            )
+            .await
+            .assert_status(200);
+        }
     }
 }
 
