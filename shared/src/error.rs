@@ -76,6 +76,10 @@ pub enum RequestError {
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
     UnsupportedMediaType { message: String },
+    /// The body did not arrive in time (only the local host reads bodies off a socket; on AWS,
+    /// API Gateway receives them before any function runs).
+    #[error("the request body did not arrive within {seconds} seconds")]
+    BodyTimeout { seconds: u64 },
 }
 
 impl RequestError {
@@ -85,6 +89,7 @@ impl RequestError {
             RequestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -93,6 +98,7 @@ impl RequestError {
             RequestError::MethodNotAllowed { .. } => "method_not_allowed",
             RequestError::PayloadTooLarge { .. } => "payload_too_large",
             RequestError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            RequestError::BodyTimeout { .. } => "request_timeout",
         }
     }
 }

@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
+use shared::error::RequestError;
 use shared::{AppContext, AppError, Config};
 
 use crate::apigw;
@@ -20,8 +21,11 @@ pub type HttpClientWrapper = Box<
         + Send,
 >;
 
-/// Bodies past this are refused before they are buffered; the routers enforce the API's 64 KiB.
-const HOST_BODY_LIMIT: usize = 1024 * 1024;
+/// How long the host waits for a request's body. API Gateway receives the whole request before a
+/// function is invoked, so on AWS a slow client holds nothing of ours; here the body is read before
+/// the request is admitted to its function's in-flight cap, and a body still incomplete after this
+/// is refused (408) so a trickle of bytes cannot hold a connection's task for ever.
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Everything the local host serves: the functions' routers over one context, the API document,
 /// and the ECPay simulator.
@@ -33,6 +37,8 @@ pub struct LocalApi {
     /// exhaust memory or threads. Per function, as on AWS each Lambda function scales (and is
     /// throttled) on its own: a login flood fills the auth function's share, not the members'.
     in_flight: Arc<InFlight>,
+    /// See [`DEFAULT_BODY_TIMEOUT`].
+    body_timeout: std::time::Duration,
 }
 
 /// The in-flight caps, one per function (and one for what no function serves).
@@ -80,7 +86,14 @@ impl LocalApi {
             ctx,
             simulator,
             in_flight: Arc::new(InFlight::new(DEFAULT_MAX_IN_FLIGHT)),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
+    }
+
+    /// Sets how long a request's body may take to arrive (see [`DEFAULT_BODY_TIMEOUT`]).
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_timeout = timeout;
+        self
     }
 
     /// Sets the cap on requests each function serves at once (at least one).
@@ -297,45 +310,55 @@ async fn handle(
         .map(|info| info.0.ip().to_string());
     let selected = select_route(req.method().as_str(), req.uri().path());
     let function = selected.as_ref().map_or("", |s| s.route.function.as_str());
-    let Some(_serving) = api.in_flight.try_enter(function) else {
-        let (parts, _) = req.into_parts();
-        let req = into_lambda_request(parts, Vec::new());
-        let response = shared::observe::serve(
-            &api.ctx.metrics,
-            &req,
-            None,
-            std::future::ready(Err(AppError::Overloaded {
-                retry_after_secs: 1,
-            })),
-        )
-        .await;
-        let (parts, body) = response.into_parts();
-        return (
-            parts.status,
-            parts.headers,
-            AxumBody::from(body.as_ref().to_vec()),
-        )
-            .into_response();
-    };
     let (parts, body) = req.into_parts();
-    let response = match axum::body::to_bytes(body, HOST_BODY_LIMIT).await {
-        Ok(bytes) => {
+    // The body first, as API Gateway receives it before invoking anything: a declared length over
+    // the limit is refused without reading a byte, and a body that trickles in is cut off, both
+    // before the request takes a place in its function's cap.
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = shared::http::MAX_BODY_BYTES;
+    let body = if declared.is_some_and(|length| length > limit as u64) {
+        Err(RequestError::PayloadTooLarge { limit })
+    } else {
+        match tokio::time::timeout(api.body_timeout, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(_)) => Err(RequestError::PayloadTooLarge { limit }),
+            Err(_) => Err(RequestError::BodyTimeout {
+                seconds: api.body_timeout.as_secs(),
+            }),
+        }
+    };
+    let admitted = match &body {
+        Ok(bytes) => api
+            .in_flight
+            .try_enter(function)
+            .map(|permit| (bytes.clone(), permit)),
+        Err(_) => None,
+    };
+    let response = match (admitted, body) {
+        (Some((bytes, _serving)), _) => {
             api.dispatch_selected(
                 selected,
                 with_source_ip(into_lambda_request(parts, bytes.to_vec()), peer),
             )
             .await
         }
-        Err(_) => {
+        (None, body) => {
+            let refused = match body {
+                Err(refused) => AppError::from(refused),
+                Ok(_) => AppError::Overloaded {
+                    retry_after_secs: 1,
+                },
+            };
             let req = into_lambda_request(parts, Vec::new());
             shared::observe::serve(
                 &api.ctx.metrics,
                 &req,
                 None,
-                std::future::ready(Err(shared::error::RequestError::PayloadTooLarge {
-                    limit: shared::http::MAX_BODY_BYTES,
-                }
-                .into())),
+                std::future::ready(Err(refused)),
             )
             .await
         }

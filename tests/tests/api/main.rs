@@ -16,6 +16,7 @@ mod orders;
 mod payments;
 mod recharge;
 mod registration;
+mod slow_clients;
 mod takedowns;
 mod template;
 mod tokens;
