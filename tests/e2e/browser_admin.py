@@ -130,12 +130,31 @@ def main() -> int:
             status, refused = host.call("GET", "/api/members/points/", None, member)
             assert status == 401 and refused["error"]["code"] == "account_disabled", (status, refused)
 
-            # Adjust the member's points with a reason.
-            browser.command("POST", f"/element/{browser.find('#adjust-member')}/value", {"text": member_id})
+            # A member id that is not one never reaches a path: refused in the page, nothing sent.
+            browser.command("POST", f"/element/{browser.find('#adjust-member')}/value", {"text": "../../users/x"})
             browser.command("POST", f"/element/{browser.find('#adjust-amount')}/value", {"text": str(ADJUSTMENT)})
             browser.command("POST", f"/element/{browser.find('#adjust-reason')}/value", {"text": "goodwill: parcel lost"})
             browser.click("#adjust")
+            wait_for(browser, "#message", "must be a user id")
+            browser.command("POST", f"/element/{browser.find('#adjust-member')}/clear", {})
+
+            # Adjust the member's points with a reason, submitting twice at once (a double click):
+            # the button is disabled until the answer and the form keeps one Idempotency-Key, so the
+            # member is adjusted once (checked through the API below).
+            browser.command("POST", f"/element/{browser.find('#adjust-member')}/value", {"text": member_id})
+            browser.command("POST", "/execute/sync", {
+                "script": "const f = document.getElementById('adjust-form'); f.requestSubmit(); f.requestSubmit(); return true;",
+                "args": [],
+            })
             wait_for(browser, "#message", f"balance now {ADJUSTMENT}")
+            # The CSP in force runs the page's own script (by its hash) and no other inline script:
+            # one injected into the page does not run.
+            browser.command("POST", "/execute/sync", {
+                "script": "const s = document.createElement('script'); s.textContent = 'window.injected = 1;'; document.body.appendChild(s); return true;",
+                "args": [],
+            })
+            injected = browser.command("POST", "/execute/sync", {"script": "return window.injected === 1;", "args": []})
+            assert injected is False, "an injected inline script ran: the console's CSP is not in force"
 
             # Reconcile the stuck payment now.
             browser.click("#load-payments")
@@ -149,6 +168,11 @@ def main() -> int:
             shot = shots / "admin-console.png"
             browser.screenshot(shot)
             check_screenshot(browser, shot, ["#users-section", "#adjust-section", "#payments-section", "#audit-section", "#message"])
+
+            # The API's docs page renders under its own CSP (Swagger UI from its own files only).
+            browser.open(host.base + "/api/docs/")
+            browser.find(".swagger-ui .info .title")
+            browser.find(".swagger-ui .opblock")
         finally:
             browser.quit()
 

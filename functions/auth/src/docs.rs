@@ -15,6 +15,11 @@ pub const DOCS_PATH: &str = "/api/docs/";
 
 const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
 
+/// The docs page's Content-Security-Policy: Swagger UI's own files only (its page has no inline
+/// script), the document from this API, and never inside another site's frame. Styles may be inline:
+/// Swagger UI's React components set them.
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// Serves the document and the docs page; `None` when the path is not theirs.
 pub fn serve(path: &str) -> Option<Result<Response<Body>, AppError>> {
     if path == DOCUMENT_PATH {
@@ -43,6 +48,8 @@ pub fn serve(path: &str) -> Option<Result<Response<Body>, AppError>> {
         Ok(Some(file)) => Response::builder()
             .status(StatusCode::OK)
             .header(CONTENT_TYPE, file.content_type)
+            .header("content-security-policy", DOCS_CSP)
+            .header("x-frame-options", "DENY")
             .body(Body::Binary(file.bytes.into_owned()))
             .map_err(AppError::internal),
         Ok(None) => Err(AppError::route_not_found("file")),

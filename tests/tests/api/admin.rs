@@ -119,9 +119,33 @@ async fn every_admin_route_refuses_members_merchants_and_strangers() {
             && !html.contains("https://"),
         "self-contained: no CDN or other origin"
     );
-    assert!(page
-        .header("content-security-policy")
-        .is_some_and(|c| c.contains("connect-src 'self'")));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("connect-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    // The page's own inline script and style run by their hashes; nothing else inline does.
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let script = html
+        .split_once("<script>")
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .unwrap()
+        .0;
+    let hash = shared::http::inline_source_hash(
+        &format!("<script>{script}</script>"),
+        "<script>",
+        "</script>",
+    );
+    assert!(csp.contains(&format!("script-src {hash};")), "{csp}");
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "one inline script, the hashed one"
+    );
+
+    // The API's docs page may not be framed either.
+    let docs = api.get("/api/docs/", None).await;
+    docs.assert_status(200);
+    let docs_csp = docs.header("content-security-policy").unwrap();
+    assert!(docs_csp.contains("frame-ancestors 'none'") && docs_csp.contains("script-src 'self'"));
+    assert!(!docs_csp.contains("script-src 'self' 'unsafe-inline'"));
 }
 
 #[tokio::test]
