@@ -220,7 +220,8 @@ async fn adjust_points(ctx: &AppContext, req: &Request, path: &PathParams) -> An
     }
 }
 
-/// Payments still waiting for ECPay, oldest first (the stuck ones first).
+/// Payments still waiting for ECPay, longest waiting for a check first (never checked, or checked
+/// longest ago): the stuck ones first.
 #[utoipa::path(
     get, path = "/api/admin/payments/", tag = "admin",
     params(PageParams, ("status" = Option<PaymentStatus>, Query, description = "Only `pending` (the default) is listed across members")),

@@ -414,7 +414,7 @@ impl AdminService<'_> {
         }
     }
 
-    /// Payments still open (pending), oldest first: the stuck ones are at the top.
+    /// Payments still open (pending), longest waiting for a check first: the stuck ones are at the top.
     pub async fn payments(
         &self,
         status: Option<PaymentStatus>,
