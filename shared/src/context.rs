@@ -71,6 +71,14 @@ impl AppContext {
         self.clock = clock;
     }
 
+    /// Connects the store described by `config` over the SDK configuration already loaded (a Lambda
+    /// function's init: one load per cold start), and opens its connection.
+    pub async fn connect_with(config: Config, sdk_config: &aws_config::SdkConfig) -> Self {
+        let store = Store::from_sdk_config(sdk_config, &config);
+        store.warm().await;
+        Self::new(config, store)
+    }
+
     /// Connects the store described by `config` and opens its connection.
     pub async fn connect(config: Config) -> Self {
         let store = Store::connect(&config).await;

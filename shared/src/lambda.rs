@@ -20,7 +20,7 @@ pub async fn init() -> Result<AppContext, lambda_http::Error> {
                      payment notification; never take real money with this deployment"
                 );
             }
-            Ok(AppContext::connect(config).await)
+            Ok(AppContext::connect_with(config, &sdk_config).await)
         }
         Err(problem) => {
             tracing::error!(error = %problem, "init failed: the function cannot start");

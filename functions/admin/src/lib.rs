@@ -7,9 +7,8 @@ use shared::domain::{MerchantTradeNo, OrderStatus, PaymentStatus, ProductId, Rol
 use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, OperatorAccess};
 use shared::http::{
-    authenticate, id_query_param, idempotency_key, inline_source_hash, invalid_query, json,
-    order_status_param, page_request, parse_json, query_param, replayed_created, Answer,
-    ErrorResponse, PathParams,
+    id_query_param, idempotency_key, inline_source_hash, invalid_query, json, order_status_param,
+    page_request, parse_json, query_param, replayed_created, Answer, Call, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::admin::{
@@ -26,9 +25,17 @@ shared::api! {
     pub struct AdminApi {
         // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
         handlers: [
-            search_users, disable_user, enable_user, adjust_points, list_payments,
-            reconcile_payment, list_orders, deactivate_product, reinstate_product, audit_log,
-            console,
+            search_users: OPERATOR,
+            disable_user: OPERATOR,
+            enable_user: OPERATOR,
+            adjust_points: OPERATOR,
+            list_payments: OPERATOR,
+            reconcile_payment: OPERATOR,
+            list_orders: OPERATOR,
+            deactivate_product: OPERATOR,
+            reinstate_product: OPERATOR,
+            audit_log: OPERATOR,
+            console: PUBLIC,
         ],
         components(schemas(
             AdminUserView, Page<AdminUserView>, ActivationRequest, AdjustmentRequest, LedgerEntry,
@@ -54,13 +61,6 @@ pub fn console_csp() -> String {
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     AdminApi::router().serve(ctx, &req).await
-}
-
-/// The operator, if the token is valid, the role ADMIN and the session still current.
-async fn admin_id(ctx: &AppContext, req: &Request) -> Result<UserId, AppError> {
-    let claims = authenticate(req, &ctx.keys, Some(Role::Admin))?;
-    ctx.auth().require_session(&claims).await?;
-    Ok(claims.sub)
 }
 
 /// `?role=`: absent, or one of the role names.
@@ -89,7 +89,7 @@ fn is_active_param(req: &Request) -> Result<Option<bool>, AppError> {
     get, path = "/api/admin/console/", tag = "admin",
     responses((status = 200, description = "The console page", content_type = "text/html")),
 )]
-async fn console(_: &AppContext, _: &Request, _: &PathParams) -> Answer {
+async fn console(_: &AppContext, _: &Request, _call: &Call) -> Answer {
     let response = Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "text/html; charset=utf-8")
@@ -113,15 +113,13 @@ async fn console(_: &AppContext, _: &Request, _: &PathParams) -> Answer {
         ("role" = Option<Role>, Query, description = "Only users of this role"),
         ("is_active" = Option<bool>, Query, description = "Only enabled (true) or disabled (false) users"),
     ),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<AdminUserView>),
         (status = 400, description = "Invalid limit, cursor, q, role or is_active", body = ErrorResponse),
         OperatorAccess,
     )
 )]
-async fn search_users(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    admin_id(ctx, req).await?;
+async fn search_users(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let page = page_request(req)?;
     let search = UserSearch {
         prefix: query_param(req, "q").filter(|q| !q.trim().is_empty()),
@@ -137,7 +135,6 @@ async fn search_users(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer
     post, path = "/api/admin/users/{id}/disable/", tag = "admin",
     params(("id" = String, Path, description = "User id")),
     request_body = ActivationRequest,
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Disabled (or already was)", body = AdminUserView),
         (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
@@ -148,9 +145,9 @@ async fn search_users(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer
         Contended,
     )
 )]
-async fn disable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let admin = admin_id(ctx, req).await?;
-    let id = path.parse("id", UserId::parse, not_found::user)?;
+async fn disable_user(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", UserId::parse, not_found::user)?;
     let request: ActivationRequest = parse_json(req)?;
     json(
         StatusCode::OK,
@@ -163,7 +160,6 @@ async fn disable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Ans
     post, path = "/api/admin/users/{id}/enable/", tag = "admin",
     params(("id" = String, Path, description = "User id")),
     request_body = ActivationRequest,
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Enabled (or already was)", body = AdminUserView),
         (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
@@ -173,9 +169,9 @@ async fn disable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Ans
         Contended,
     )
 )]
-async fn enable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let admin = admin_id(ctx, req).await?;
-    let id = path.parse("id", UserId::parse, not_found::user)?;
+async fn enable_user(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", UserId::parse, not_found::user)?;
     let request: ActivationRequest = parse_json(req)?;
     json(
         StatusCode::OK,
@@ -193,7 +189,6 @@ async fn enable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answ
         ("Idempotency-Key" = Option<String>, Header, description = "1–64 visible ASCII characters", min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$"),
     ),
     request_body = AdjustmentRequest,
-    security(("bearer" = [])),
     responses(
         (status = 201, description = "The ADJUSTMENT ledger row (or the replay of the first answer to this Idempotency-Key)", body = LedgerEntry),
         (status = 400, description = "Malformed body, invalid amount or reason, or invalid Idempotency-Key", body = ErrorResponse),
@@ -205,9 +200,9 @@ async fn enable_user(ctx: &AppContext, req: &Request, path: &PathParams) -> Answ
         Contended,
     )
 )]
-async fn adjust_points(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let admin = admin_id(ctx, req).await?;
-    let member_id = path.parse("id", UserId::parse, not_found::member)?;
+async fn adjust_points(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let member_id = call.parse("id", UserId::parse, not_found::member)?;
     let key = idempotency_key(req)?;
     let request: AdjustmentRequest = parse_json(req)?;
     match ctx
@@ -225,15 +220,13 @@ async fn adjust_points(ctx: &AppContext, req: &Request, path: &PathParams) -> An
 #[utoipa::path(
     get, path = "/api/admin/payments/", tag = "admin",
     params(PageParams, ("status" = Option<PaymentStatus>, Query, description = "Only `pending` (the default) is listed across members")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<AdminPaymentView>),
         (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
         OperatorAccess,
     )
 )]
-async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    admin_id(ctx, req).await?;
+async fn list_payments(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let page = page_request(req)?;
     let status = match query_param(req, "status").as_deref() {
         None => None,
@@ -256,7 +249,6 @@ async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answe
 #[utoipa::path(
     post, path = "/api/admin/payments/{merchant_trade_no}/reconcile/", tag = "admin",
     params(("merchant_trade_no" = String, Path, description = "The payment's MerchantTradeNo")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "What ECPay said and what was done", body = ReconcileAnswer),
         OperatorAccess,
@@ -265,9 +257,9 @@ async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answe
         (status = 503, description = "ECPay asked us to slow down, or contended; retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn reconcile_payment(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let admin = admin_id(ctx, req).await?;
-    let trade_no = path.parse(
+async fn reconcile_payment(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let trade_no = call.parse(
         "merchant_trade_no",
         MerchantTradeNo::parse,
         not_found::payment,
@@ -290,15 +282,13 @@ async fn reconcile_payment(ctx: &AppContext, req: &Request, path: &PathParams) -
         ("member_id" = Option<String>, Query, description = "Only this member's orders",
             pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
     ),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<OrderView>),
         (status = 400, description = "Invalid limit, cursor, status or id", body = ErrorResponse),
         OperatorAccess,
     )
 )]
-async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    admin_id(ctx, req).await?;
+async fn list_orders(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let page = page_request(req)?;
     let status = order_status_param(req)?;
     let merchant = id_query_param(req, "merchant_id")?;
@@ -315,7 +305,6 @@ async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer 
     post, path = "/api/admin/products/{id}/deactivate/", tag = "admin",
     params(("id" = String, Path, description = "Product id")),
     request_body = ActivationRequest,
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Off the catalogue (or already was)", body = MerchantProduct),
         (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
@@ -325,9 +314,9 @@ async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer 
         Contended,
     )
 )]
-async fn deactivate_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let admin = admin_id(ctx, req).await?;
-    let id = path.parse("id", ProductId::parse, not_found::product)?;
+async fn deactivate_product(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", ProductId::parse, not_found::product)?;
     let request: ActivationRequest = parse_json(req)?;
     json(
         StatusCode::OK,
@@ -341,7 +330,6 @@ async fn deactivate_product(ctx: &AppContext, req: &Request, path: &PathParams) 
     post, path = "/api/admin/products/{id}/reinstate/", tag = "admin",
     params(("id" = String, Path, description = "Product id")),
     request_body = ActivationRequest,
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The takedown lifted (or there was none)", body = MerchantProduct),
         (status = 400, description = "Malformed body or missing reason", body = ErrorResponse),
@@ -351,9 +339,9 @@ async fn deactivate_product(ctx: &AppContext, req: &Request, path: &PathParams) 
         Contended,
     )
 )]
-async fn reinstate_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let admin = admin_id(ctx, req).await?;
-    let id = path.parse("id", ProductId::parse, not_found::product)?;
+async fn reinstate_product(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", ProductId::parse, not_found::product)?;
     let request: ActivationRequest = parse_json(req)?;
     json(
         StatusCode::OK,
@@ -366,15 +354,13 @@ async fn reinstate_product(ctx: &AppContext, req: &Request, path: &PathParams) -
 #[utoipa::path(
     get, path = "/api/admin/audit/", tag = "admin",
     params(PageParams),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<AuditView>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
         OperatorAccess,
     )
 )]
-async fn audit_log(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    admin_id(ctx, req).await?;
+async fn audit_log(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let page = page_request(req)?;
     json(StatusCode::OK, &ctx.admin().audit(&page).await?)
 }

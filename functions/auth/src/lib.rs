@@ -9,20 +9,23 @@ pub mod docs;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::http::openapi::JsonBody;
 use shared::http::{
-    allow, authenticate, json, matched_path, no_content, parse_json, Answer, ErrorResponse,
-    Matched, PathParams,
+    allow, json, matched_path, no_content, parse_json, Answer, Call, ErrorResponse, Matched,
 };
 use shared::services::auth::{
     LoginRequest, RefreshRequest, RegisterRequest, TokenPair, UserProfile,
 };
-use shared::AppContext;
+use shared::{AppContext, AppError};
 
 shared::api! {
     /// This function's part of the API document.
     pub struct AuthApi {
         // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
         handlers: [
-            register, login, refresh, logout, me,
+            register: PUBLIC,
+            login: PUBLIC,
+            refresh: PUBLIC,
+            logout: PUBLIC,
+            me: SIGNED_IN,
         ],
         components(schemas(RegisterRequest, LoginRequest, RefreshRequest, TokenPair, UserProfile, ErrorResponse)),
         tags((name = "auth", description = "Accounts and sessions"))
@@ -59,7 +62,7 @@ async fn route(ctx: &AppContext, req: &Request, path: &str, matched: Matched) ->
         (status = 503, description = "`overloaded` (more password checks waiting than this instance takes on) or storage contended; nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn register(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
+async fn register(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let profile = ctx.auth().register(parse_json(req)?).await?;
     json(StatusCode::CREATED, &profile)
 }
@@ -80,7 +83,7 @@ async fn register(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
         (status = 503, description = "`overloaded` (more password checks waiting than this instance takes on) or storage contended; nothing changed, retry after `Retry-After` seconds", body = ErrorResponse),
     )
 )]
-async fn login(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
+async fn login(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let address = shared::http::client_address(req);
     let tokens = ctx
         .auth()
@@ -101,7 +104,7 @@ async fn login(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
         JsonBody,
     )
 )]
-async fn refresh(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
+async fn refresh(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let tokens = ctx.auth().refresh(parse_json(req)?).await?;
     json(StatusCode::OK, &tokens)
 }
@@ -117,7 +120,7 @@ async fn refresh(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
         JsonBody,
     )
 )]
-async fn logout(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
+async fn logout(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     ctx.auth().logout(parse_json(req)?).await?;
     no_content()
 }
@@ -125,14 +128,16 @@ async fn logout(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
 /// The caller's profile: a cheap way for a front end to check its access token.
 #[utoipa::path(
     get, path = "/api/auth/me/", tag = "auth",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = UserProfile),
         (status = 401, description = "Missing, invalid or expired access token", body = ErrorResponse),
     )
 )]
-async fn me(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
+async fn me(_ctx: &AppContext, req: &Request, call: &Call) -> Answer {
     allow(req, &["GET"])?;
-    let claims = authenticate(req, &ctx.keys, None)?;
-    json(StatusCode::OK, &ctx.auth().me(&claims).await?)
+    // The router read the user to check the session: the profile is that read.
+    let user = call.caller()?.user.as_ref().ok_or_else(|| {
+        AppError::internal("me is declared SIGNED_IN, so the router reads the user")
+    })?;
+    json(StatusCode::OK, &UserProfile::from(user))
 }

@@ -3,7 +3,7 @@
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{MerchantTradeNo, Settlement};
-use shared::http::{escape_html, html, parse_form, query_param, text, Answer, PathParams};
+use shared::http::{escape_html, html, parse_form, query_param, text, Answer, Call};
 use shared::services::recharge::{
     invalid_checkout_link, NotificationOutcome, NotificationRejected,
 };
@@ -13,7 +13,8 @@ shared::api! {
     pub struct PaymentsApi {
         // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
         handlers: [
-            ecpay_notification, checkout,
+            ecpay_notification: PUBLIC,
+            checkout: PUBLIC,
         ],
         tags((name = "payments", description = "ECPay-facing routes (no bearer token)"))
     }
@@ -63,7 +64,7 @@ struct EcpayNotification {
         (status = 503, description = "Storage contended; ECPay retries later", body = shared::http::ErrorResponse),
     )
 )]
-async fn ecpay_notification(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
+async fn ecpay_notification(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let fields = parse_form(req)?;
     let trade_no = fields
         .iter()
@@ -114,12 +115,12 @@ async fn ecpay_notification(ctx: &AppContext, req: &Request, _: &PathParams) -> 
         (status = 503, description = "Storage contended; open the link again", body = String, content_type = "text/html"),
     )
 )]
-async fn checkout(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
+async fn checkout(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
     let expires = query_param(req, "expires");
     let signature = query_param(req, "signature");
     let payment = async {
         // Not a trade number at all: as invalid a link as a forged one.
-        let trade_no = path.parse(
+        let trade_no = call.parse(
             "merchant_trade_no",
             MerchantTradeNo::parse,
             invalid_checkout_link,

@@ -2,26 +2,35 @@
 //! Every route requires an access token with role MEMBER.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::{MerchantTradeNo, OrderId, OrderParty, OrderStatus, ProductId, Role, UserId};
+use shared::domain::{MerchantTradeNo, OrderId, OrderParty, OrderStatus, ProductId};
 use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, MemberAccess};
 use shared::http::{
-    authenticate, id_query_param, idempotency_key, json, order_status_param, page_request,
-    parse_json, replayed_created, request_origin, Answer, ErrorResponse, PathParams,
+    id_query_param, idempotency_key, json, order_status_param, page_request, parse_json,
+    replayed_created, request_origin, Answer, Call, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
 use shared::services::orders::{OrderView, RedeemRequest, Redemption};
 use shared::services::points::{LedgerEntry, PointsBalance};
 use shared::services::recharge::{PaymentView, RechargeCheckout, RechargeRequest};
-use shared::{AppContext, AppError};
+use shared::AppContext;
 
 shared::api! {
     pub struct MembersApi {
         // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
         handlers: [
-            browse_products, view_product, points_balance, ledger, recharge,
-            list_payments, get_payment, redeem, list_orders, get_order, cancel_order,
+            browse_products: MEMBER,
+            view_product: MEMBER,
+            points_balance: MEMBER,
+            ledger: MEMBER,
+            recharge: MEMBER,
+            list_payments: MEMBER,
+            get_payment: MEMBER,
+            redeem: MEMBER_SESSION_IN_READ,
+            list_orders: MEMBER,
+            get_order: MEMBER,
+            cancel_order: MEMBER,
         ],
         components(schemas(
             CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
@@ -36,13 +45,6 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     MembersApi::router().serve(ctx, &req).await
 }
 
-/// The caller, if the token is valid, the role right and the user still enabled.
-async fn member_id(ctx: &AppContext, req: &Request) -> Result<UserId, AppError> {
-    let claims = authenticate(req, &ctx.keys, Some(Role::Member))?;
-    ctx.auth().require_session(&claims).await?;
-    Ok(claims.sub)
-}
-
 /// The catalogue: active products of every merchant, newest first. Sold-out products are listed
 /// with `in_stock: false`.
 #[utoipa::path(
@@ -52,15 +54,13 @@ async fn member_id(ctx: &AppContext, req: &Request) -> Result<UserId, AppError> 
         ("merchant_id" = Option<String>, Query, description = "Only this merchant's products (an id)",
             pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
     ),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<CatalogueProduct>),
         (status = 400, description = "Invalid limit, cursor or merchant_id", body = ErrorResponse),
         MemberAccess,
     )
 )]
-async fn browse_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    member_id(ctx, req).await?;
+async fn browse_products(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     let page = page_request(req)?;
     let merchant = id_query_param(req, "merchant_id")?;
     json(
@@ -73,30 +73,27 @@ async fn browse_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Ans
 #[utoipa::path(
     get, path = "/api/members/products/{id}/", tag = "members",
     params(("id" = String, Path, description = "Product id")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The product", body = CatalogueProduct),
         MemberAccess,
         (status = 404, description = "No such active product", body = ErrorResponse),
     )
 )]
-async fn view_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    member_id(ctx, req).await?;
-    let id = path.parse("id", ProductId::parse, not_found::product)?;
+async fn view_product(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let id = call.parse("id", ProductId::parse, not_found::product)?;
     json(StatusCode::OK, &ctx.catalogue().view_product(&id).await?)
 }
 
 /// My points: balance, total earned, total spent.
 #[utoipa::path(
     get, path = "/api/members/points/", tag = "members",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "My balance", body = PointsBalance),
         MemberAccess,
     )
 )]
-async fn points_balance(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    let member = member_id(ctx, req).await?;
+async fn points_balance(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
     json(StatusCode::OK, &ctx.points().balance(&member).await?)
 }
 
@@ -104,15 +101,14 @@ async fn points_balance(ctx: &AppContext, req: &Request, _: &PathParams) -> Answ
 #[utoipa::path(
     get, path = "/api/members/transactions/", tag = "members",
     params(PageParams),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<LedgerEntry>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
         MemberAccess,
     )
 )]
-async fn ledger(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    let member = member_id(ctx, req).await?;
+async fn ledger(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
     let page = page_request(req)?;
     json(StatusCode::OK, &ctx.points().ledger(&member, &page).await?)
 }
@@ -122,17 +118,17 @@ async fn ledger(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
 #[utoipa::path(
     post, path = "/api/members/points/recharge/", tag = "members",
     request_body = RechargeRequest,
-    security(("bearer" = [])),
     responses(
         (status = 201, description = "Pending payment with its checkout form", body = RechargeCheckout),
         (status = 400, description = "Malformed body or amount out of bounds", body = ErrorResponse),
         MemberAccess,
+        (status = 409, description = "`too_many_open_recharges`: the member already holds `RECHARGE_MAX_OPEN_PER_MEMBER` unpaid recharges, named in `fields.open_recharges`; pay one or wait until it expires", body = ErrorResponse),
         JsonBody,
         (status = 503, description = "Could not allocate a trade number; retry", body = ErrorResponse),
     )
 )]
-async fn recharge(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    let member = member_id(ctx, req).await?;
+async fn recharge(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
     let origin = request_origin(req);
     let checkout = ctx
         .recharge()
@@ -145,15 +141,14 @@ async fn recharge(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
 #[utoipa::path(
     get, path = "/api/members/payments/", tag = "members",
     params(PageParams),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<PaymentView>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
         MemberAccess,
     )
 )]
-async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    let member = member_id(ctx, req).await?;
+async fn list_payments(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
     let page = page_request(req)?;
     json(
         StatusCode::OK,
@@ -165,16 +160,15 @@ async fn list_payments(ctx: &AppContext, req: &Request, _: &PathParams) -> Answe
 #[utoipa::path(
     get, path = "/api/members/payments/{merchant_trade_no}/", tag = "members",
     params(("merchant_trade_no" = String, Path, description = "The payment's MerchantTradeNo")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The payment", body = PaymentView),
         MemberAccess,
         (status = 404, description = "No such payment of mine", body = ErrorResponse),
     )
 )]
-async fn get_payment(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let member = member_id(ctx, req).await?;
-    let trade_no = path.parse(
+async fn get_payment(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let trade_no = call.parse(
         "merchant_trade_no",
         MerchantTradeNo::parse,
         not_found::payment,
@@ -192,7 +186,6 @@ async fn get_payment(ctx: &AppContext, req: &Request, path: &PathParams) -> Answ
     post, path = "/api/members/orders/", tag = "members",
     request_body = RedeemRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1–64 visible ASCII characters", min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$")),
-    security(("bearer" = [])),
     responses(
         (status = 201, description = "Placed (or the replay of the first response to this Idempotency-Key)", body = OrderView),
         (status = 400, description = "Malformed body, invalid fields or Idempotency-Key", body = ErrorResponse),
@@ -205,14 +198,20 @@ async fn get_payment(ctx: &AppContext, req: &Request, path: &PathParams) -> Answ
             headers(("Retry-After" = u64, description = "Seconds"))),
     )
 )]
-async fn redeem(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    // The token only: the redemption itself checks the member is still enabled, in the same read
-    // as the product and the account (two DynamoDB round trips per redemption, not three).
-    let claims = authenticate(req, &ctx.keys, Some(Role::Member))?;
+async fn redeem(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    // Declared MEMBER_SESSION_IN_READ: the router checked the token and the role; the redemption
+    // checks the session in the same read as the product and the account (two DynamoDB round trips
+    // per redemption, not three).
+    let caller = call.caller()?;
     let key = idempotency_key(req)?;
     match ctx
         .orders()
-        .redeem(&claims.sub, claims.ep, parse_json(req)?, key.as_deref())
+        .redeem(
+            &caller.id,
+            caller.session_epoch,
+            parse_json(req)?,
+            key.as_deref(),
+        )
         .await?
     {
         Redemption::Placed(order) => json(StatusCode::CREATED, &order),
@@ -224,15 +223,14 @@ async fn redeem(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
 #[utoipa::path(
     get, path = "/api/members/orders/", tag = "members",
     params(PageParams, ("status" = Option<OrderStatus>, Query, description = "Only orders in this status")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<OrderView>),
         (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
         MemberAccess,
     )
 )]
-async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    let member = member_id(ctx, req).await?;
+async fn list_orders(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
     let page = page_request(req)?;
     let status = order_status_param(req)?;
     json(
@@ -247,16 +245,15 @@ async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer 
 #[utoipa::path(
     get, path = "/api/members/orders/{id}/", tag = "members",
     params(("id" = String, Path, description = "Order id")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView),
         MemberAccess,
         (status = 404, description = "No such order of mine", body = ErrorResponse),
     )
 )]
-async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let member = member_id(ctx, req).await?;
-    let id = path.parse("id", OrderId::parse, not_found::order)?;
+async fn get_order(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
         &ctx.orders().order(OrderParty::Member(&member), &id).await?,
@@ -268,7 +265,6 @@ async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer
 #[utoipa::path(
     post, path = "/api/members/orders/{id}/cancel/", tag = "members",
     params(("id" = String, Path, description = "Order id")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Cancelled and refunded", body = OrderView),
         MemberAccess,
@@ -277,9 +273,9 @@ async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer
         Contended,
     )
 )]
-async fn cancel_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let member = member_id(ctx, req).await?;
-    let id = path.parse("id", OrderId::parse, not_found::order)?;
+async fn cancel_order(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
         &ctx.orders()

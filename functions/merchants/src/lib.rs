@@ -2,24 +2,31 @@
 //! Every route requires an access token with role MERCHANT.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::{OrderId, OrderParty, OrderStatus, ProductId, Role, UserId};
+use shared::domain::{OrderId, OrderParty, OrderStatus, ProductId};
 use shared::error::not_found;
 use shared::http::openapi::{Contended, ContendedWrite, JsonBody, MerchantAccess};
 use shared::http::{
-    authenticate, if_match_version, json, no_content, order_status_param, page_request, parse_json,
-    Answer, ErrorResponse, PathParams,
+    if_match_version, json, no_content, order_status_param, page_request, parse_json, Answer, Call,
+    ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::{CreateProductRequest, MerchantProduct, UpdateProductRequest};
 use shared::services::orders::OrderView;
-use shared::{AppContext, AppError};
+use shared::AppContext;
 
 shared::api! {
     pub struct MerchantsApi {
         // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
         handlers: [
-            create_product, list_products, get_product, update_product, delete_product,
-            list_orders, get_order, complete_order, cancel_order,
+            create_product: MERCHANT,
+            list_products: MERCHANT,
+            get_product: MERCHANT,
+            update_product: MERCHANT,
+            delete_product: MERCHANT,
+            list_orders: MERCHANT,
+            get_order: MERCHANT,
+            complete_order: MERCHANT,
+            cancel_order: MERCHANT,
         ],
         components(schemas(
             CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, OrderView,
@@ -31,13 +38,6 @@ shared::api! {
 
 pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     MerchantsApi::router().serve(ctx, &req).await
-}
-
-/// The caller, if the token is valid, the role right and the user still enabled.
-async fn merchant_id(ctx: &AppContext, req: &Request) -> Result<UserId, AppError> {
-    let claims = authenticate(req, &ctx.keys, Some(Role::Merchant))?;
-    ctx.auth().require_session(&claims).await?;
-    Ok(claims.sub)
 }
 
 /// The product with its version as an `ETag`, for a later `If-Match`.
@@ -55,7 +55,6 @@ fn product_answer(status: StatusCode, product: &MerchantProduct) -> Answer {
 #[utoipa::path(
     post, path = "/api/merchants/products/", tag = "merchants",
     request_body = CreateProductRequest,
-    security(("bearer" = [])),
     responses(
         (status = 201, description = "Listed", body = MerchantProduct, headers(("ETag" = String, description = "The version, quoted"))),
         (status = 400, description = "Malformed body or invalid fields", body = ErrorResponse),
@@ -64,8 +63,8 @@ fn product_answer(status: StatusCode, product: &MerchantProduct) -> Answer {
         ContendedWrite,
     )
 )]
-async fn create_product(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
+async fn create_product(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
     let product = ctx
         .catalogue()
         .create_product(&merchant, parse_json(req)?)
@@ -77,15 +76,14 @@ async fn create_product(ctx: &AppContext, req: &Request, _: &PathParams) -> Answ
 #[utoipa::path(
     get, path = "/api/merchants/products/", tag = "merchants",
     params(PageParams),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<MerchantProduct>),
         (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
         MerchantAccess,
     )
 )]
-async fn list_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
+async fn list_products(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
     let page = page_request(req)?;
     json(
         StatusCode::OK,
@@ -97,16 +95,15 @@ async fn list_products(ctx: &AppContext, req: &Request, _: &PathParams) -> Answe
 #[utoipa::path(
     get, path = "/api/merchants/products/{id}/", tag = "merchants",
     params(("id" = String, Path, description = "Product id")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The product", body = MerchantProduct, headers(("ETag" = String, description = "The version, quoted"))),
         MerchantAccess,
         (status = 404, description = "No such product of mine", body = ErrorResponse),
     )
 )]
-async fn get_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
-    let id = path.parse("id", ProductId::parse, not_found::product)?;
+async fn get_product(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", ProductId::parse, not_found::product)?;
     product_answer(
         StatusCode::OK,
         &ctx.catalogue().my_product(&merchant, &id).await?,
@@ -122,20 +119,19 @@ async fn get_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answ
         ("If-Match" = Option<String>, Header, description = "The version last read, e.g. \"3\" (instead of `version` in the body)"),
     ),
     request_body = UpdateProductRequest,
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated; `version` went up by one", body = MerchantProduct, headers(("ETag" = String, description = "The new version, quoted"))),
         (status = 400, description = "Malformed body, invalid fields, no version, or nothing to change", body = ErrorResponse),
         MerchantAccess,
         (status = 404, description = "No such product of mine", body = ErrorResponse),
-        (status = 409, description = "Stale version: the product changed since it was read", body = ErrorResponse),
+        (status = 409, description = "`version_conflict`: the product changed since it was read; `product_blocked`: `is_active: true` on a product an operator took down (only an operator can put it back)", body = ErrorResponse),
         JsonBody,
         ContendedWrite,
     )
 )]
-async fn update_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
-    let id = path.parse("id", ProductId::parse, not_found::product)?;
+async fn update_product(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", ProductId::parse, not_found::product)?;
     let if_match = if_match_version(req)?;
     let product = ctx
         .catalogue()
@@ -148,7 +144,6 @@ async fn update_product(ctx: &AppContext, req: &Request, path: &PathParams) -> A
 #[utoipa::path(
     delete, path = "/api/merchants/products/{id}/", tag = "merchants",
     params(("id" = String, Path, description = "Product id")),
-    security(("bearer" = [])),
     responses(
         (status = 204, description = "Inactive now"),
         MerchantAccess,
@@ -156,9 +151,9 @@ async fn update_product(ctx: &AppContext, req: &Request, path: &PathParams) -> A
         ContendedWrite,
     )
 )]
-async fn delete_product(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
-    let id = path.parse("id", ProductId::parse, not_found::product)?;
+async fn delete_product(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", ProductId::parse, not_found::product)?;
     ctx.catalogue().delete_my_product(&merchant, &id).await?;
     no_content()
 }
@@ -167,15 +162,14 @@ async fn delete_product(ctx: &AppContext, req: &Request, path: &PathParams) -> A
 #[utoipa::path(
     get, path = "/api/merchants/orders/", tag = "merchants",
     params(PageParams, ("status" = Option<OrderStatus>, Query, description = "Only orders in this status")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = Page<OrderView>),
         (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
         MerchantAccess,
     )
 )]
-async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
+async fn list_orders(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
     let page = page_request(req)?;
     let status = order_status_param(req)?;
     json(
@@ -190,16 +184,15 @@ async fn list_orders(ctx: &AppContext, req: &Request, _: &PathParams) -> Answer 
 #[utoipa::path(
     get, path = "/api/merchants/orders/{id}/", tag = "merchants",
     params(("id" = String, Path, description = "Order id")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView),
         MerchantAccess,
         (status = 404, description = "No such order on my products", body = ErrorResponse),
     )
 )]
-async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
-    let id = path.parse("id", OrderId::parse, not_found::order)?;
+async fn get_order(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
         &ctx.orders()
@@ -212,7 +205,6 @@ async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer
 #[utoipa::path(
     post, path = "/api/merchants/orders/{id}/complete/", tag = "merchants",
     params(("id" = String, Path, description = "Order id")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Completed", body = OrderView),
         MerchantAccess,
@@ -221,9 +213,9 @@ async fn get_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer
         ContendedWrite,
     )
 )]
-async fn complete_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
-    let id = path.parse("id", OrderId::parse, not_found::order)?;
+async fn complete_order(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
         &ctx.orders().complete(&merchant, &id).await?,
@@ -234,7 +226,6 @@ async fn complete_order(ctx: &AppContext, req: &Request, path: &PathParams) -> A
 #[utoipa::path(
     post, path = "/api/merchants/orders/{id}/cancel/", tag = "merchants",
     params(("id" = String, Path, description = "Order id")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "Cancelled and refunded", body = OrderView),
         MerchantAccess,
@@ -243,9 +234,9 @@ async fn complete_order(ctx: &AppContext, req: &Request, path: &PathParams) -> A
         Contended,
     )
 )]
-async fn cancel_order(ctx: &AppContext, req: &Request, path: &PathParams) -> Answer {
-    let merchant = merchant_id(ctx, req).await?;
-    let id = path.parse("id", OrderId::parse, not_found::order)?;
+async fn cancel_order(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
     json(
         StatusCode::OK,
         &ctx.orders()

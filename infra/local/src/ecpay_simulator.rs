@@ -642,12 +642,15 @@ fn check_formats(form: &BTreeMap<String, String>) -> Result<(), String> {
 /// CheckMacValue written independently of `shared::ecpay::check_mac_value`: WHATWG form encoding
 /// (`form_urlencoded::byte_serialize`, which keeps `*-._` and turns space into `+`) instead of a
 /// hand-written PHP `urlencode`, then the .NET-compatible `!()` restored, over keys ordered by their
-/// ASCII-lower-cased form. Held to ECPay's published examples below.
+/// ASCII-lower-cased form. Held to ECPay's published examples below. It shares no table, constant
+/// or function of ours with the shipped signer (the field's name is spelt out here, not borrowed), so
+/// the tests that sign with it (`api_tests::paid_notification`, `independently_signed`) are an
+/// oracle, not the code under test checking itself.
 pub fn independent_check_mac(fields: &[(String, String)], hash_key: &str, hash_iv: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut pairs: Vec<&(String, String)> = fields
         .iter()
-        .filter(|(k, _)| k != ecpay::CHECK_MAC_VALUE)
+        .filter(|(k, _)| k != "CheckMacValue")
         .collect();
     pairs.sort_by_key(|(k, _)| k.to_ascii_lowercase());
     let joined = std::iter::once(format!("HashKey={hash_key}"))
@@ -665,6 +668,22 @@ pub fn independent_check_mac(fields: &[(String, String)], hash_key: &str, hash_i
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect()
+}
+
+/// `fields` with a CheckMacValue computed by [`independent_check_mac`] (any previous one replaced):
+/// how tests sign what ECPay would send without trusting the shipped signer.
+pub fn independently_signed(
+    mut fields: BTreeMap<String, String>,
+    hash_key: &str,
+    hash_iv: &str,
+) -> BTreeMap<String, String> {
+    fields.remove("CheckMacValue");
+    let pairs: Vec<(String, String)> = fields.clone().into_iter().collect();
+    fields.insert(
+        "CheckMacValue".into(),
+        independent_check_mac(&pairs, hash_key, hash_iv),
+    );
+    fields
 }
 
 /// POSTs a form to an `http://` URL and returns the status code and body: the server-to-server call

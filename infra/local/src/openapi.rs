@@ -38,11 +38,11 @@ impl Modify for BearerScheme {
 /// The whole API: every function's routes in one OpenAPI 3.1 document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = RootApi::openapi();
-    doc.merge(fn_auth::AuthApi::openapi());
-    doc.merge(fn_admin::AdminApi::openapi());
-    doc.merge(fn_members::MembersApi::openapi());
-    doc.merge(fn_merchants::MerchantsApi::openapi());
-    doc.merge(fn_ecpay_callback::PaymentsApi::openapi());
+    doc.merge(fn_auth::AuthApi::document());
+    doc.merge(fn_admin::AdminApi::document());
+    doc.merge(fn_members::MembersApi::document());
+    doc.merge(fn_merchants::MerchantsApi::document());
+    doc.merge(fn_ecpay_callback::PaymentsApi::document());
     doc
 }
 

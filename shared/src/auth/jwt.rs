@@ -110,10 +110,6 @@ impl JwtKeys {
         self.access_ttl
     }
 
-    pub fn refresh_ttl(&self) -> Duration {
-        self.refresh_ttl
-    }
-
     pub fn issue_access(
         &self,
         user_id: &UserId,

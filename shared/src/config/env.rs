@@ -17,6 +17,25 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
         self.get(name).unwrap_or_else(|| default.to_string())
     }
 
+    /// Like [`EnvSource::seconds_or`], but `0` is a value (a window of nothing: "off").
+    pub(super) fn seconds_or_zero(
+        &self,
+        name: &'static str,
+        default: u64,
+    ) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            None => Ok(Duration::from_secs(default)),
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| ConfigError::Invalid {
+                    name,
+                    problem: format!("expected a whole number of seconds (0 or more), got {raw:?}"),
+                }),
+        }
+    }
+
     pub(super) fn seconds_or(
         &self,
         name: &'static str,

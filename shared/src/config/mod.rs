@@ -45,7 +45,7 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     /// A refresh token presented again within this long gets the same successor pair
-    /// (`REFRESH_REUSE_GRACE_SECONDS`, 10); later, reuse revokes the session.
+    /// (`REFRESH_REUSE_GRACE_SECONDS`, 10; 0 for no grace window); later, reuse revokes the session.
     pub refresh_reuse_grace: Duration,
     /// Failed logins allowed per username within one window before further attempts get 429.
     pub login_max_failures: u32,
@@ -171,7 +171,7 @@ impl Config {
                 "REFRESH_TOKEN_TTL_SECONDS",
                 DEFAULT_REFRESH_TOKEN_TTL.as_secs(),
             )?,
-            refresh_reuse_grace: env.seconds_or(
+            refresh_reuse_grace: env.seconds_or_zero(
                 "REFRESH_REUSE_GRACE_SECONDS",
                 DEFAULT_REFRESH_REUSE_GRACE.as_secs(),
             )?,

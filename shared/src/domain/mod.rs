@@ -21,7 +21,7 @@ pub use order::{Order, OrderParty, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Settlement};
 pub use points::Points;
 pub use product::{Product, ProductChanges};
-pub use user::{NewUser, Role, User};
+pub use user::{Role, User};
 
 /// Timestamps are UTC, RFC 3339 on the wire.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

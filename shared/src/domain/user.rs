@@ -59,12 +59,6 @@ impl User {
     }
 }
 
-/// A registration that passed validation; the password is already hashed.
-#[derive(Debug, Clone)]
-pub struct NewUser {
-    pub user: User,
-}
-
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 150;
 pub const PASSWORD_MIN: usize = 8;

@@ -3,14 +3,18 @@
 //! writing responses ([`response`]: JSON, the single mapping from [`AppError`] to a status code and
 //! error body, and the headers every answer carries).
 
+mod access;
 mod extract;
 pub mod openapi;
 mod response;
 mod router;
 
+pub use access::{Access, Caller};
 pub use extract::*;
 pub use response::*;
-pub use router::{Answer, Handler, Matched, PathParams, Pending, RouteKey, Router};
+pub use router::{
+    write_security, Answer, Call, Handler, Matched, PathParams, Pending, RouteKey, Router,
+};
 
 use http::Method;
 use lambda_http::{Request, RequestExt};

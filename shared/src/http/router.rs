@@ -18,6 +18,8 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 use utoipa::openapi::path::{Operation, PathItem};
 
+use super::access::{Access, Caller};
+use crate::domain::UserId;
 use crate::error::{AppError, RequestError};
 use crate::AppContext;
 
@@ -27,8 +29,42 @@ pub type Answer = Result<Response<Body>, AppError>;
 /// A handler's future, boxed so handlers of different shapes fit one table.
 pub type Pending<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 
-/// Every handler has this shape: the context, the request, and the path's `{parameters}`.
-pub type Handler = for<'a> fn(&'a AppContext, &'a Request, &'a PathParams) -> Pending<'a>;
+/// Every handler has this shape: the context, the request, and the call (the path's `{parameters}`
+/// and the caller the router admitted).
+pub type Handler = for<'a> fn(&'a AppContext, &'a Request, &'a Call) -> Pending<'a>;
+
+/// What the router hands a handler besides the request: the matched path's parameters and, on a
+/// route that is not public, the caller it admitted (see [`Access`]).
+#[derive(Debug, Default, Clone)]
+pub struct Call {
+    pub params: PathParams,
+    pub caller: Option<Caller>,
+}
+
+impl Call {
+    /// See [`PathParams::parse`].
+    pub fn parse<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        refused: impl FnOnce() -> AppError,
+    ) -> Result<T, AppError> {
+        self.params.parse(name, parse, refused)
+    }
+
+    /// The caller the router admitted. A handler of a public route asking for one is a bug in its
+    /// declaration (500, and the access sweep catches it).
+    pub fn caller(&self) -> Result<&Caller, AppError> {
+        self.caller
+            .as_ref()
+            .ok_or_else(|| AppError::internal("a public route asked for its caller"))
+    }
+
+    /// The admitted caller's id.
+    pub fn user_id(&self) -> Result<UserId, AppError> {
+        Ok(self.caller()?.id.clone())
+    }
+}
 
 /// The values of a matched template's `{parameters}`, by name.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -72,6 +108,7 @@ pub struct RouteKey {
 
 struct Route {
     key: RouteKey,
+    access: Access,
     segments: Vec<Segment>,
     /// How many of `segments` are literal: where several templates match, the most wins.
     specificity: usize,
@@ -89,6 +126,7 @@ pub struct Router {
 pub enum Matched {
     Route {
         key: RouteKey,
+        access: Access,
         handler: Handler,
         params: PathParams,
     },
@@ -125,7 +163,7 @@ impl Router {
     /// problem ([`Router::problems`]); a test asserts every function has none.
     pub fn from_document(
         document: &utoipa::openapi::OpenApi,
-        handlers: &[(&'static str, Handler)],
+        handlers: &[(&'static str, Access, Handler)],
     ) -> Router {
         let mut routes = Vec::new();
         let mut problems = Vec::new();
@@ -149,14 +187,15 @@ impl Router {
             for (method, operation) in operations(item) {
                 let Some(operation) = operation else { continue };
                 let id = operation.operation_id.as_deref().unwrap_or_default();
-                match handlers.iter().position(|(name, _)| *name == id) {
+                match handlers.iter().position(|(name, _, _)| *name == id) {
                     Some(at) => {
                         used[at] = true;
                         routes.push(Route {
                             key: RouteKey { method, template },
+                            access: handlers[at].1,
                             segments: segments.clone(),
                             specificity,
-                            handler: handlers[at].1,
+                            handler: handlers[at].2,
                         });
                     }
                     None => problems.push(format!(
@@ -165,7 +204,7 @@ impl Router {
                 }
             }
         }
-        for ((name, _), used) in handlers.iter().zip(used) {
+        for ((name, _, _), used) in handlers.iter().zip(used) {
             if !used {
                 problems.push(format!("handler `{name}` has no operation in the document"));
             }
@@ -183,6 +222,11 @@ impl Router {
     /// Every (method, template) served, most specific first.
     pub fn keys(&self) -> &[RouteKey] {
         &self.keys
+    }
+
+    /// Every route served with who may call it, most specific first.
+    pub fn routes(&self) -> impl Iterator<Item = (RouteKey, Access)> + '_ {
+        self.routes.iter().map(|route| (route.key, route.access))
     }
 
     /// Operations without handlers and handlers without operations; empty when the function is sound.
@@ -212,6 +256,7 @@ impl Router {
             if route.key.method == method {
                 return Matched::Route {
                     key: route.key,
+                    access: route.access,
                     handler: route.handler,
                     params,
                 };
@@ -244,12 +289,19 @@ impl Matched {
         }
     }
 
-    /// The answer: the handler's, 405 with the allowed methods, or `route_not_found`.
+    /// The answer: the handler's once the caller is admitted (see [`Access`]), 405 with the allowed
+    /// methods, or `route_not_found`.
     pub async fn answer(self, ctx: &AppContext, req: &Request) -> Answer {
         match self {
             Matched::Route {
-                handler, params, ..
-            } => handler(ctx, req, &params).await,
+                access,
+                handler,
+                params,
+                ..
+            } => {
+                let caller = access.admit(ctx, req).await?;
+                handler(ctx, req, &Call { params, caller }).await
+            }
             Matched::WrongMethod { allowed } => {
                 Err(RequestError::MethodNotAllowed { allowed }.into())
             }
@@ -282,15 +334,17 @@ fn match_segments(template: &[Segment], wanted: &[&str]) -> Option<PathParams> {
     Some(PathParams(params))
 }
 
-/// A function's API: its handlers listed once, which makes both its `#[derive(OpenApi)]` struct
-/// (with `paths(...)` of those handlers; the rest of the `#[openapi]` attribute passes through) and
-/// its [`Router`], built from that document on first use.
+/// A function's API: its handlers listed once, each with who may call it (an [`Access`] constant),
+/// which makes both its `#[derive(OpenApi)]` struct (with `paths(...)` of those handlers; the rest of
+/// the `#[openapi]` attribute passes through), its document with each operation's `security` written
+/// from the declared access ([`document`](#method.document)), and its [`Router`], built from that
+/// document on first use.
 ///
 /// ```ignore
 /// shared::api! {
 ///     /// What members do.
 ///     pub struct MembersApi {
-///         handlers: [browse_products, view_product],
+///         handlers: [browse_products: MEMBER, view_product: MEMBER],
 ///         components(schemas(ProductView)),
 ///         tags((name = "members", description = "What members do"))
 ///     }
@@ -301,7 +355,7 @@ macro_rules! api {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident {
-            handlers: [$($handler:ident),+ $(,)?],
+            handlers: [$($handler:ident : $access:ident),+ $(,)?],
             $($rest:tt)*
         }
     ) => {
@@ -311,19 +365,30 @@ macro_rules! api {
         $vis struct $name;
 
         impl $name {
+            /// Each handler with who may call it, as declared.
+            fn handlers() -> &'static [(&'static str, $crate::http::Access, $crate::http::Handler)] {
+                &[$(
+                    (
+                        stringify!($handler),
+                        $crate::http::Access::$access,
+                        |ctx, req, call| ::std::boxed::Box::pin($handler(ctx, req, call)),
+                    ),
+                )+]
+            }
+
+            /// This function's part of the API document, each operation's `security` written from
+            /// its declared access.
+            pub fn document() -> utoipa::openapi::OpenApi {
+                let mut document = <$name as utoipa::OpenApi>::openapi();
+                $crate::http::write_security(&mut document, Self::handlers());
+                document
+            }
+
             /// This function's routes, built from its part of the API document once per process.
             pub fn router() -> &'static $crate::http::Router {
                 static ROUTER: std::sync::LazyLock<$crate::http::Router> =
                     std::sync::LazyLock::new(|| {
-                        let handlers: &[(&'static str, $crate::http::Handler)] = &[$(
-                            (stringify!($handler), |ctx, req, params| {
-                                ::std::boxed::Box::pin($handler(ctx, req, params))
-                            }),
-                        )+];
-                        $crate::http::Router::from_document(
-                            &<$name as utoipa::OpenApi>::openapi(),
-                            handlers,
-                        )
+                        $crate::http::Router::from_document(&$name::document(), $name::handlers())
                     });
                 &ROUTER
             }
@@ -331,11 +396,38 @@ macro_rules! api {
     };
 }
 
+/// Sets each operation's `security` from the access its handler (named by `operationId`) declares.
+pub fn write_security(
+    document: &mut utoipa::openapi::OpenApi,
+    handlers: &[(&'static str, Access, Handler)],
+) {
+    for item in document.paths.paths.values_mut() {
+        for operation in [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.options.as_mut(),
+            item.head.as_mut(),
+            item.patch.as_mut(),
+            item.trace.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let id = operation.operation_id.as_deref().unwrap_or_default();
+            if let Some((_, access, _)) = handlers.iter().find(|(name, _, _)| *name == id) {
+                operation.security = access.security();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn nothing<'a>(_: &'a AppContext, _: &'a Request, _: &'a PathParams) -> Pending<'a> {
+    fn nothing<'a>(_: &'a AppContext, _: &'a Request, _: &'a Call) -> Pending<'a> {
         Box::pin(async { Err(AppError::route_not_found("route")) })
     }
 
@@ -372,11 +464,11 @@ mod tests {
                 ("/api/orders/mine/", &[("GET", "mine")]),
             ]),
             &[
-                ("list", nothing),
-                ("create", nothing),
-                ("get", nothing),
-                ("remove", nothing),
-                ("mine", nothing),
+                ("list", Access::PUBLIC, nothing),
+                ("create", Access::PUBLIC, nothing),
+                ("get", Access::PUBLIC, nothing),
+                ("remove", Access::PUBLIC, nothing),
+                ("mine", Access::PUBLIC, nothing),
             ],
         )
     }
@@ -434,7 +526,10 @@ mod tests {
     fn operations_and_handlers_that_do_not_pair_up_are_reported() {
         let router = Router::from_document(
             &document(&[("/api/a/", &[("GET", "a"), ("POST", "unanswered")])]),
-            &[("a", nothing), ("stray", nothing)],
+            &[
+                ("a", Access::PUBLIC, nothing),
+                ("stray", Access::PUBLIC, nothing),
+            ],
         );
         assert_eq!(
             router.problems(),

@@ -5,25 +5,18 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::catalogue::MerchantProduct;
-use super::orders::{
-    check_idempotency_key, request_hash, same_request, OrderView, IDEMPOTENCY_TTL_SECS,
-};
-use super::points::LedgerEntry;
+pub use super::adjustments::{Adjustment, AdjustmentRequest};
+use super::orders::OrderView;
 use super::recharge::{PaymentView, RechargeService, Reconciled};
 use super::retry::{until_uncontended, RetryBudget};
-use crate::domain::audit::{ADJUSTMENT_MAX, REASON_MAX};
-use crate::domain::product::on_sale;
+use crate::domain::audit::REASON_MAX;
 use crate::domain::user::{check_email, check_password, check_username};
 use crate::domain::{
-    AuditAction, AuditEntry, MerchantTradeNo, Movement, OrderStatus, PaymentStatus, ProductId,
-    Refusal, Role, User, UserId,
+    AuditAction, AuditEntry, MerchantTradeNo, OrderStatus, PaymentStatus, Role, User, UserId,
 };
 use crate::error::{not_found, AppError, FieldCheck, FieldErrors, Required};
 use crate::pagination::{Page, PageRequest};
-use crate::store::{
-    AdjustOutcome, AdminWrite, IdempotencyClaim, OrderSearch, RegisterOutcome, Store, UserSearch,
-};
+use crate::store::{AdminWrite, OrderSearch, RegisterOutcome, Store, UserSearch};
 
 /// A user as operators see them (never the password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -56,18 +49,6 @@ pub struct ActivationRequest {
     #[schema(value_type = String, required = true, min_length = 1, max_length = 500, example = "chargeback fraud")]
     pub reason: Option<String>,
 }
-
-/// A correction of a member's balance.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-pub struct AdjustmentRequest {
-    /// Points to add (positive) or remove (negative); never zero, at most 10,000,000 either way.
-    #[schema(value_type = i64, required = true, minimum = -10000000, maximum = 10000000, example = 500)]
-    pub amount: Option<i64>,
-    /// 1–500 characters, shown to the member on the ledger row.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 500, example = "goodwill: parcel lost")]
-    pub reason: Option<String>,
-}
-
 /// A payment with its member, for operators.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AdminPaymentView {
@@ -131,15 +112,6 @@ impl From<AuditEntry> for AuditView {
         }
     }
 }
-
-/// An adjustment made, or the replay of the first answer to the same Idempotency-Key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Adjustment {
-    Made(LedgerEntry),
-    /// The first answer's JSON body, verbatim.
-    Replayed(String),
-}
-
 pub struct AdminService<'a> {
     pub store: &'a Store,
     pub recharge: RechargeService<'a>,
@@ -149,7 +121,7 @@ pub struct AdminService<'a> {
 }
 
 /// The operator's reason for an action: required, trimmed, 1–500 characters of text.
-fn required_reason(check: &mut FieldCheck, reason: Option<String>) -> Required<String> {
+pub(super) fn required_reason(check: &mut FieldCheck, reason: Option<String>) -> Required<String> {
     check.required("reason", reason).parse(check, |raw| {
         let reason = raw.trim().to_string();
         if reason.is_empty() {
@@ -304,116 +276,6 @@ impl AdminService<'_> {
         }
         Ok(view)
     }
-
-    /// Adds `amount` points to (or removes them from) a member's balance, with an ADJUSTMENT ledger
-    /// row carrying the reason and the operator, and the audit entry: one transaction, retried on
-    /// a concurrent balance change; never below zero (409 `insufficient_points`). With an
-    /// Idempotency-Key, a repeat of the same request returns the first answer and changes nothing.
-    pub async fn adjust_points(
-        &self,
-        admin_id: &UserId,
-        member_id: &UserId,
-        request: AdjustmentRequest,
-        idempotency_key: Option<&str>,
-    ) -> Result<Adjustment, AppError> {
-        let mut check = FieldCheck::new();
-        let amount = check
-            .required("amount", request.amount)
-            .parse(&mut check, |amount| {
-                // `unsigned_abs`: `abs` of i64::MIN overflows.
-                std::num::NonZeroI64::new(amount)
-                    .filter(|a| a.get().unsigned_abs() <= ADJUSTMENT_MAX.unsigned_abs())
-                    .ok_or_else(|| {
-                        format!("must be a non-zero whole number within ±{ADJUSTMENT_MAX}")
-                    })
-            });
-        let reason = required_reason(&mut check, request.reason);
-        let (amount, reason) = check.finish_with((amount, reason))?;
-        if let Some(key) = idempotency_key {
-            check_idempotency_key(key)?;
-        }
-        let body_hash = request_hash(&format!("{member_id}\n{amount}\n{reason}"));
-        let mut budget = RetryBudget::new();
-        loop {
-            let now = self.clock.now();
-            let reads = self
-                .store
-                .adjustment_reads(member_id, idempotency_key, now.timestamp())
-                .await?;
-            if let Some((stored_hash, response)) = reads.replay {
-                same_request(&stored_hash, &body_hash)?;
-                return Ok(Adjustment::Replayed(response));
-            }
-            let (Some(member), Some(account)) = (reads.member, reads.account) else {
-                return Err(not_found::member());
-            };
-            if member.role != Role::Member {
-                return Err(not_found::member());
-            }
-            // Never below zero: the domain's rule, applied to the account as read.
-            let change = account
-                .apply(
-                    member_id,
-                    Movement::Adjustment {
-                        delta: amount,
-                        reason: &reason,
-                        operator: admin_id,
-                    },
-                    uuid::Uuid::now_v7().to_string(),
-                    now,
-                )
-                .map_err(|refusal| {
-                    let mut fields = FieldErrors::new();
-                    fields.insert("balance".into(), account.balance.to_string());
-                    AppError::Conflict {
-                        code: "insufficient_points",
-                        message: match refusal {
-                            Refusal::Overdraft { balance, .. } => format!(
-                                "the member holds {balance} points; removing {} would go below zero",
-                                -amount
-                            ),
-                            Refusal::OutOfRange => {
-                                "the adjusted balance would be out of range".to_string()
-                            }
-                        },
-                        fields,
-                    }
-                })?;
-            let (entry, balance_after) = (&change.entry, change.next.balance);
-            let audit = AuditEntry::new(
-                admin_id,
-                AuditAction::PointsAdjusted,
-                format!("member:{member_id}"),
-                serde_json::json!({"balance": account.balance}),
-                serde_json::json!({"balance": balance_after, "amount": amount}),
-                Some(reason.clone()),
-                now,
-            );
-            let view = LedgerEntry::from(entry.clone());
-            let claim = match idempotency_key {
-                Some(key) => Some(IdempotencyClaim {
-                    key: key.to_string(),
-                    body_hash: body_hash.clone(),
-                    response: serde_json::to_string(&view).map_err(AppError::internal)?,
-                    expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
-                    claimed_at: now.timestamp(),
-                }),
-                None => None,
-            };
-            match self
-                .store
-                .adjust_points(&change, &audit, claim.as_ref())
-                .await?
-            {
-                AdjustOutcome::Applied => return Ok(Adjustment::Made(view)),
-                // The next read finds the winner's stored answer; a key that keeps refusing
-                // spends the budget like any other lost attempt (never a loop without end).
-                AdjustOutcome::IdempotencyKeyUsed => budget.lost().await?,
-                AdjustOutcome::AccountChanged | AdjustOutcome::Contended => budget.lost().await?,
-            }
-        }
-    }
-
     /// Payments still open (pending), longest waiting for a check first: the stuck ones are at the top.
     pub async fn payments(
         &self,
@@ -521,136 +383,6 @@ impl AdminService<'_> {
             .await?
             .map(OrderView::from))
     }
-
-    /// Takes any merchant's product off the catalogue (orders keep pointing at it) until an operator
-    /// lifts it: the merchant can no longer list it. Already taken down changes nothing and logs
-    /// nothing.
-    pub async fn deactivate_product(
-        &self,
-        admin_id: &UserId,
-        product_id: &ProductId,
-        request: ActivationRequest,
-    ) -> Result<MerchantProduct, AppError> {
-        self.set_product_blocked(admin_id, product_id, true, request)
-            .await
-    }
-
-    /// Lifts an operator's takedown: back on sale if its merchant lists it and is enabled. Not
-    /// taken down changes nothing and logs nothing.
-    pub async fn reinstate_product(
-        &self,
-        admin_id: &UserId,
-        product_id: &ProductId,
-        request: ActivationRequest,
-    ) -> Result<MerchantProduct, AppError> {
-        self.set_product_blocked(admin_id, product_id, false, request)
-            .await
-    }
-
-    async fn set_product_blocked(
-        &self,
-        admin_id: &UserId,
-        product_id: &ProductId,
-        blocked: bool,
-        request: ActivationRequest,
-    ) -> Result<MerchantProduct, AppError> {
-        let mut check = FieldCheck::new();
-        let reason = required_reason(&mut check, request.reason);
-        let reason = check.finish_with(reason)?;
-        let mut budget = RetryBudget::new();
-        loop {
-            let read = self
-                .store
-                .product_stock(product_id)
-                .await?
-                .ok_or_else(not_found::product)?;
-            let product = &read.product;
-            if product.blocked == blocked {
-                return Ok(MerchantProduct::from(read.product));
-            }
-            let now = self.clock.now();
-            let audit = AuditEntry::new(
-                admin_id,
-                if blocked {
-                    AuditAction::ProductDeactivated
-                } else {
-                    AuditAction::ProductReinstated
-                },
-                format!("product:{product_id}"),
-                serde_json::json!({"is_active": product.is_active, "blocked": product.blocked, "merchant_id": product.merchant_id}),
-                serde_json::json!({"is_active": on_sale(product.listed, blocked, product.merchant_suspended), "blocked": blocked}),
-                Some(reason.clone()),
-                now,
-            );
-            match self
-                .store
-                .set_product_blocked(&read, blocked, &audit, now)
-                .await?
-            {
-                (AdminWrite::Changed, Some(written)) => return Ok(MerchantProduct::from(written)),
-                _ => budget.lost().await?,
-            }
-        }
-    }
-
-    /// Takes every product of `merchant_id` off sale (`suspended`), or gives each back what its
-    /// merchant and operators leave it. Idempotent, so an interrupted sweep is finished by
-    /// repeating the operator's request.
-    async fn sweep_merchant_products(
-        &self,
-        merchant_id: &UserId,
-        suspended: bool,
-    ) -> Result<u32, AppError> {
-        use futures::{StreamExt, TryStreamExt};
-        /// Products changed at once: a merchant's catalogue is swept in a few round trips without
-        /// crowding the table's other writers.
-        const AT_ONCE: usize = 8;
-        let mut page = PageRequest {
-            limit: crate::pagination::MAX_LIMIT,
-            cursor: None,
-        };
-        let mut changed = 0;
-        loop {
-            let listed = self
-                .store
-                .list_merchant_products(merchant_id, &page)
-                .await?;
-            let ids: Vec<ProductId> = listed
-                .items
-                .iter()
-                .filter(|p| p.merchant_suspended != suspended)
-                .map(|p| p.id.clone())
-                .collect();
-            changed += futures::stream::iter(ids)
-                .map(|id| async move {
-                    let mut budget = RetryBudget::new();
-                    loop {
-                        let Some(read) = self.store.product_stock(&id).await? else {
-                            return Ok::<u32, AppError>(0);
-                        };
-                        if read.product.merchant_suspended == suspended {
-                            return Ok(0);
-                        }
-                        match self
-                            .store
-                            .set_product_suspended(&read, suspended, self.clock.now())
-                            .await?
-                        {
-                            crate::store::Attempt::Done(()) => return Ok(1),
-                            crate::store::Attempt::Contended => budget.lost().await?,
-                        }
-                    }
-                })
-                .buffer_unordered(AT_ONCE)
-                .try_fold(0, |sum, one| async move { Ok(sum + one) })
-                .await?;
-            match listed.next_cursor {
-                Some(cursor) => page.cursor = Some(cursor),
-                None => return Ok(changed),
-            }
-        }
-    }
-
     pub async fn audit(&self, page: &PageRequest) -> Result<Page<AuditView>, AppError> {
         Ok(self.store.list_audit(page).await?.map(AuditView::from))
     }

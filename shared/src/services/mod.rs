@@ -1,10 +1,18 @@
 //! Use cases. Each public function is one thing a user does; it validates, applies the domain rules
 //! and calls the store. None of them knows about HTTP.
 
+pub mod adjustments;
 pub mod admin;
 pub mod auth;
 pub mod catalogue;
+pub mod checkout;
+pub mod ecpay_query;
+pub(crate) mod idempotency;
+pub mod moderation;
+pub mod notification;
 pub mod orders;
 pub mod points;
 pub mod recharge;
+pub mod reconciliation;
+pub mod redemption;
 pub(crate) mod retry;

@@ -17,8 +17,6 @@ use crate::store::Attempt;
 pub(crate) struct RetryBudget {
     started: std::time::Instant,
     attempts: u32,
-    /// Attempts lost in a row (reset by a fresh read that changes the picture).
-    streak: u32,
     rebalances: u32,
 }
 
@@ -34,21 +32,24 @@ impl RetryBudget {
         RetryBudget {
             started: std::time::Instant::now(),
             attempts: 0,
-            streak: 0,
             rebalances: 0,
         }
     }
 
-    pub(crate) fn may_rebalance(&mut self) -> bool {
+    /// Whether an optional stock move (spreading stock to dry shards) may still be tried.
+    pub(crate) fn can_rebalance(&self) -> bool {
+        self.rebalances < Self::MAX_REBALANCES
+    }
+
+    /// Counts an optional stock move tried.
+    pub(crate) fn note_rebalance(&mut self) {
         self.rebalances += 1;
-        self.rebalances <= Self::MAX_REBALANCES
     }
 
     /// Counts a lost attempt and pauses before the next one (full jitter over a ceiling that
-    /// doubles with each attempt lost in a row).
+    /// doubles with each attempt lost, up to `PAUSE_CAP_MS`).
     pub(crate) async fn lost(&mut self) -> Result<(), AppError> {
         self.attempts += 1;
-        self.streak += 1;
         if self.attempts >= Self::MAX_ATTEMPTS || self.started.elapsed() >= Self::DEADLINE {
             tracing::warn!(
                 attempts = self.attempts,
@@ -56,7 +57,7 @@ impl RetryBudget {
             );
             return Err(unavailable());
         }
-        let ceiling = (1u64 << self.streak.min(6)).min(Self::PAUSE_CAP_MS);
+        let ceiling = (1u64 << self.attempts.min(6)).min(Self::PAUSE_CAP_MS);
         let pause = rand::thread_rng().gen_range(1..=ceiling);
         tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         Ok(())

@@ -23,8 +23,6 @@ pub struct IdempotencyClaim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotentOutcome {
     pub body_hash: String,
-    /// The order a redemption's key placed (adjustments name none).
-    pub order_id: Option<String>,
     pub response: String,
 }
 
@@ -46,7 +44,6 @@ impl IdempotencyRecord {
     pub(super) fn outcome(self, now: i64) -> Option<IdempotentOutcome> {
         (self.expires_at > now).then_some(IdempotentOutcome {
             body_hash: self.body_hash,
-            order_id: self.order_id,
             response: self.response,
         })
     }

@@ -5,25 +5,19 @@
 use std::collections::BTreeMap;
 
 use crate::domain::{
-    BalanceChange, MerchantTradeNo, Payment, PaymentStatus, Points, Settlement, Timestamp, UserId,
+    MerchantTradeNo, Payment, PaymentStatus, Points, Settlement, Timestamp, UserId,
 };
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::open_recharges::open_payments_sk;
 use super::points::AccountSnapshot;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
-use super::{
-    from_item, n, page_of, put_new, s, timestamp, to_item, ListQuery, Store, TransactionAttempt,
-};
+use super::{from_item, n, page_of, put_new, s, to_item, ListQuery, Store, TransactionAttempt};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
-
-/// Audit rows are kept this long (DynamoDB's TTL removes them afterwards).
-pub const AUDIT_RETENTION_DAYS: i64 = 180;
-
 #[derive(Serialize, Deserialize)]
 pub(super) struct PaymentRecord {
     pk: String,
@@ -117,29 +111,6 @@ fn record_of(payment: &Payment) -> PaymentRecord {
         created_at: payment.created_at,
     }
 }
-
-/// One thing ECPay said about a payment, kept for the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewayRecord {
-    /// `notification` (ECPay's server-to-server POST) or `query` (a QueryTradeInfo answer).
-    pub source: String,
-    /// Every field received, except CheckMacValue.
-    pub fields: BTreeMap<String, String>,
-    /// What we made of it: `credited`, `recorded`, `repeat`, `refused: <reason>`, `unpaid`, ...
-    pub verdict: String,
-    pub at: Timestamp,
-}
-
-#[derive(Serialize, Deserialize)]
-struct AuditRecord {
-    pk: String,
-    sk: String,
-    entity: String,
-    #[serde(flatten)]
-    record: GatewayRecord,
-    expires_at: i64,
-}
-
 /// What opening a checkout attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -184,24 +155,6 @@ mod create_item {
 mod attempt_item {
     pub const ORIGIN: usize = 0;
     pub const ATTEMPT: usize = 1;
-}
-
-/// Positions in the credit transaction (see [`Store::credit_recharge`]).
-mod credit_item {
-    pub const PAYMENT: usize = 0;
-    pub const ACCOUNT: usize = 1;
-}
-
-/// What one attempt at a credit did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreditAttempt {
-    Credited,
-    /// The payment was already paid: this notification changes nothing.
-    AlreadyPaid,
-    /// The account moved since it was read: read again and work the credit out anew.
-    AccountChanged,
-    /// DynamoDB cancelled it for a conflicting transaction: retry after a pause.
-    Contended,
 }
 
 impl Store {
@@ -388,108 +341,6 @@ impl Store {
             .map(|item| from_item::<PaymentRecord>(item).map(Payment::from))
             .collect()
     }
-
-    /// One attempt at crediting a paid payment, as one transaction (positions in [`credit_item`]):
-    /// 0. the payment becomes paid (from any state but paid: ECPay's word that money moved wins over
-    ///    our giving up); 1. the account takes `credit` (the RECHARGE the domain worked out on the
-    ///    account as read) — only if unchanged since that read; 2. the RECHARGE ledger row; then the
-    ///    recharge's first payment counts the paid attempt, and `record` (the gateway's answer, when
-    ///    given) joins the audit trail in the same transaction, so a credit is never without it.
-    ///
-    /// A repeated or concurrent credit finds the payment paid and changes nothing. The caller
-    /// retries [`CreditAttempt::AccountChanged`] and [`CreditAttempt::Contended`] on a fresh read.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn credit_recharge(
-        &self,
-        payment: &Payment,
-        credit: &BalanceChange,
-        record: Option<&GatewayRecord>,
-        trade_no: &str,
-        payment_date: &str,
-        gateway_message: &str,
-        now: Timestamp,
-    ) -> Result<CreditAttempt, AppError> {
-        let is_origin = payment.attempt_of.is_none();
-        let mut mark_paid = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(payment_pk(&payment.merchant_trade_no)))
-            .key(SK, s(PAYMENT_SK))
-            .update_expression(if is_origin {
-                "SET #status = :paid, trade_no = :trade_no, payment_date = :payment_date, \
-                 paid_at = :now, last_gateway_message = :message \
-                 ADD paid_attempts :one REMOVE gsi2pk, gsi2sk"
-            } else {
-                "SET #status = :paid, trade_no = :trade_no, payment_date = :payment_date, \
-                 paid_at = :now, last_gateway_message = :message REMOVE gsi2pk, gsi2sk"
-            })
-            .condition_expression("attribute_exists(#pk) AND #status <> :paid")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":paid", s(PaymentStatus::Paid.as_str()))
-            .expression_attribute_values(":trade_no", s(trade_no))
-            .expression_attribute_values(":payment_date", s(payment_date))
-            .expression_attribute_values(":message", s(gateway_message))
-            .expression_attribute_values(":now", timestamp(now));
-        if is_origin {
-            mark_paid = mark_paid.expression_attribute_values(":one", n(1));
-        }
-        let mark_paid = mark_paid.build().map_err(AppError::internal)?;
-        // Positions are named in `credit_item`: the refusal is read by them below.
-        let mut items = vec![
-            TransactWriteItem::builder().update(mark_paid).build(),
-            self.account_change(&payment.member_id, credit)?,
-            self.ledger_put(credit)?,
-        ];
-        if let Some(origin) = &payment.attempt_of {
-            let count = Update::builder()
-                .table_name(&self.table)
-                .key(PK, s(payment_pk(origin)))
-                .key(SK, s(PAYMENT_SK))
-                .update_expression("ADD paid_attempts :one")
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":one", n(1))
-                .build()
-                .map_err(AppError::internal)?;
-            items.push(TransactWriteItem::builder().update(count).build());
-        }
-        // The recharge is paid: its member's slot is free again.
-        items.push(
-            self.release_recharge_slot(
-                &payment.member_id,
-                payment
-                    .attempt_of
-                    .as_ref()
-                    .unwrap_or(&payment.merchant_trade_no),
-            )?,
-        );
-        if let Some(record) = record {
-            let put = aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(to_item(&audit_record(
-                    &payment.merchant_trade_no,
-                    record,
-                ))?))
-                .build()
-                .map_err(AppError::internal)?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
-        match self.transact_once(items).await? {
-            TransactionAttempt::Committed => Ok(CreditAttempt::Credited),
-            TransactionAttempt::Contended(_) => Ok(CreditAttempt::Contended),
-            TransactionAttempt::Refused(c) if c.condition_failed(credit_item::PAYMENT) => {
-                Ok(CreditAttempt::AlreadyPaid)
-            }
-            TransactionAttempt::Refused(c) if c.condition_failed(credit_item::ACCOUNT) => {
-                Ok(CreditAttempt::AccountChanged)
-            }
-            TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
-                "credit cancelled unexpectedly: {:?}",
-                c.reasons
-            ))),
-        }
-    }
-
     /// Records ECPay's last word on a payment that is not paid; its status does not change.
     pub async fn record_gateway_message(
         &self,
@@ -554,97 +405,5 @@ impl Store {
                 c.reasons
             ))),
         }
-    }
-
-    /// Keeps what ECPay said about a payment (TTL: [`AUDIT_RETENTION_DAYS`]).
-    pub async fn append_gateway_record(
-        &self,
-        merchant_trade_no: &MerchantTradeNo,
-        record: &GatewayRecord,
-    ) -> Result<(), AppError> {
-        let audit = audit_record(merchant_trade_no, record);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&audit)?))
-            .send()
-            .await
-            .map_err(|e| super::dynamo_failure("audit record", e.into_service_error()))?;
-        Ok(())
-    }
-
-    /// Everything ECPay said about one payment, oldest first.
-    pub async fn gateway_records(
-        &self,
-        merchant_trade_no: &MerchantTradeNo,
-    ) -> Result<Vec<GatewayRecord>, AppError> {
-        let mut records = Vec::new();
-        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(payment_pk(merchant_trade_no)))
-                .expression_attribute_values(":prefix", s(PAYMENT_AUDIT_SK_PREFIX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| super::dynamo_failure("audit records", e.into_service_error()))?;
-            for item in output.items.unwrap_or_default() {
-                records.push(from_item::<AuditRecord>(item)?.record);
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(records),
-            }
-        }
-    }
-
-    /// Until when ECPay's QueryTradeInfo must not be called (after it answered 403), if at all.
-    pub async fn gateway_cooldown(&self) -> Result<Option<i64>, AppError> {
-        #[derive(Deserialize)]
-        struct Cooldown {
-            until: i64,
-        }
-        Ok(self
-            .get_item::<Cooldown>(GATEWAY_PK.to_string(), GATEWAY_COOLDOWN_SK)
-            .await?
-            .map(|c| c.until))
-    }
-
-    pub async fn set_gateway_cooldown(&self, until: i64) -> Result<(), AppError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, s(GATEWAY_PK))
-            .item(SK, s(GATEWAY_COOLDOWN_SK))
-            .item("entity", s("GatewayCooldown"))
-            .item("until", n(until))
-            .item(super::table::TTL_ATTRIBUTE, n(until + 3600))
-            .send()
-            .await
-            .map_err(|e| super::dynamo_failure("gateway cooldown", e.into_service_error()))?;
-        Ok(())
-    }
-}
-
-/// The audit row of one gateway answer, under the payment's partition.
-fn audit_record(merchant_trade_no: &MerchantTradeNo, record: &GatewayRecord) -> AuditRecord {
-    AuditRecord {
-        pk: payment_pk(merchant_trade_no),
-        sk: format!(
-            "{PAYMENT_AUDIT_SK_PREFIX}{}#{}",
-            record
-                .at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            uuid::Uuid::new_v4().simple()
-        ),
-        entity: "GatewayRecord".into(),
-        record: record.clone(),
-        expires_at: (record.at + chrono::Duration::days(AUDIT_RETENTION_DAYS)).timestamp(),
     }
 }

@@ -130,7 +130,8 @@ impl Store {
         page_of::<LedgerRecord, PointTransaction>(self.query_page(query, page).await?)
     }
 
-    /// Every ledger row of a member (tests and invariant checks).
+    /// Every ledger row of a member (tests and invariant checks; unbounded, so never in a request).
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn all_ledger_rows(
         &self,
         member_id: &UserId,

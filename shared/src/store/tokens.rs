@@ -114,7 +114,12 @@ impl Store {
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":next", s(&successor.refresh_jti))
-            .expression_attribute_values(":grace", n(now + grace_secs))
+            // No grace window (0) is a window already closed: every presentation after the
+            // exchange is reuse, even within the same second.
+            .expression_attribute_values(
+                ":grace",
+                n(if grace_secs > 0 { now + grace_secs } else { now - 1 }),
+            )
             .expression_attribute_values(":access", s(&successor.access_jti))
             .expression_attribute_values(":iat", n(successor.issued_at))
             .expression_attribute_values(":next_exp", n(next_expires_at))
@@ -181,9 +186,7 @@ impl Store {
             Err(err) => match err.into_service_error() {
                 // Already gone (expired and swept): nothing left to revoke.
                 UpdateItemError::ConditionalCheckFailedException(_) => Ok(()),
-                other => Err(AppError::internal(format!(
-                    "revoke token family: {other:?}"
-                ))),
+                other => Err(super::dynamo_failure("revoke token family", other)),
             },
         }
     }

@@ -5,6 +5,7 @@
 // A test harness: a failed unwrap is a failed test, with the value it failed on.
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod admin;
 mod catalogue;
 mod edges;

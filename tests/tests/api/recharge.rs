@@ -9,12 +9,18 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use shared::ecpay::{self, Credentials};
 
+/// `fields` signed as ECPay (or a forger holding `credentials`) would, by the independent
+/// implementation.
 fn re_signed(
-    mut fields: BTreeMap<String, String>,
+    fields: BTreeMap<String, String>,
     credentials: &Credentials,
 ) -> BTreeMap<String, String> {
-    ecpay::sign(&mut fields, credentials);
-    fields
+    use secrecy::ExposeSecret;
+    local_api::ecpay_simulator::independently_signed(
+        fields,
+        credentials.hash_key.expose_secret(),
+        credentials.hash_iv.expose_secret(),
+    )
 }
 
 async fn payment_status(api: &TestApi, token: &str, trade_no: &str) -> Value {

@@ -1,0 +1,55 @@
+//! What the host runs on timers, standing in for AWS: DynamoDB's TTL sweep and the scheduled
+//! reconciliation (`fn-reconcile`, run by EventBridge Scheduler on AWS).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use local_api::LocalApi;
+
+/// How often expired items are swept (DynamoDB deletes them within days; the emulator never does).
+const TTL_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The emulator never expires TTL items on its own; AWS does, so the host sweeps on a timer.
+pub fn spawn_ttl_sweeper(database: dynoxide::Database) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TTL_SWEEP_EVERY);
+        loop {
+            interval.tick().await;
+            let db = database.clone();
+            match tokio::task::spawn_blocking(move || db.sweep_ttl()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(deleted)) => tracing::info!(deleted, "swept expired items"),
+                Ok(Err(err)) => tracing::warn!(error = %err, "TTL sweep failed"),
+                Err(err) => tracing::warn!(error = %err, "TTL sweep task failed"),
+            }
+        }
+    });
+}
+
+/// `RECONCILE_INTERVAL_SECONDS` (default 300): how often the host runs the reconciliation job that
+/// EventBridge Scheduler runs on AWS.
+pub fn reconcile_interval() -> Result<Duration, String> {
+    match std::env::var("RECONCILE_INTERVAL_SECONDS") {
+        Ok(raw) if !raw.trim().is_empty() => match raw.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+            _ => Err(format!(
+                "RECONCILE_INTERVAL_SECONDS must be a positive number of seconds, got {raw:?}"
+            )),
+        },
+        _ => Ok(Duration::from_secs(300)),
+    }
+}
+
+/// The scheduled reconciliation (`fn-reconcile` on AWS), on a timer, through the same code.
+pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            if let Err(err) = fn_reconcile::run(&api.ctx).await {
+                tracing::warn!(error = %err, "reconciliation run failed");
+            }
+        }
+    });
+}
