@@ -1,5 +1,6 @@
 //! ECPay (綠界) AioCheckOut V5: the CheckMacValue signature (SHA256, EncryptType=1) and the checkout
-//! form. Pure functions; no I/O.
+//! form. Pure functions; no I/O. One job (ECPay's wire formats: sign, verify, the forms and the
+//! QueryTradeInfo answer), kept in one file with the tests that hold it to ECPay's published vectors.
 
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;

@@ -32,6 +32,8 @@
 //!
 //! Other reads (`GetItem`, `BatchGetItem`, `Query`, strongly consistent or not) return the last
 //! committed state and are not refused; their throughput is not modelled.
+//!
+//! One job (the model), kept in one file with the tests that hold it to AWS's documentation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

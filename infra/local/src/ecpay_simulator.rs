@@ -19,6 +19,8 @@
 //!   `TradeStatus` 1 (paid) or 0 (not paid); a query arriving too soon after the previous one gets
 //!   HTTP 403, and so does every query for 30 minutes after that, as ECPay documents.
 //! - with OrderResultURL set, its result page posts the result there from the browser by itself.
+//!
+//! One job (standing in for ECPay), kept in one file with the tests that hold it to ECPay's rules.
 
 use secrecy::ExposeSecret;
 use std::collections::{BTreeMap, HashMap};

@@ -365,6 +365,38 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_grace_of_zero_means_no_grace_window_and_nonsense_is_refused() {
+        let secret = "x".repeat(32);
+        let with = |grace: &str| {
+            Config::from_source(
+                &source(&[
+                    ("JWT_SECRET", &secret),
+                    ("PUBLIC_BASE_URL", "https://api.example.com"),
+                    ("REFRESH_REUSE_GRACE_SECONDS", grace),
+                ]),
+                Defaults::lambda(),
+            )
+        };
+        assert_eq!(with("0").unwrap().refresh_reuse_grace, Duration::ZERO);
+        assert_eq!(
+            with(" 30 ").unwrap().refresh_reuse_grace,
+            Duration::from_secs(30)
+        );
+        for nonsense in ["-1", "soon", "1.5"] {
+            assert!(
+                matches!(
+                    with(nonsense),
+                    Err(ConfigError::Invalid {
+                        name: "REFRESH_REUSE_GRACE_SECONDS",
+                        ..
+                    })
+                ),
+                "{nonsense}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_apply_when_only_the_secret_is_set() {
         let secret = "x".repeat(32);
         let config = Config::from_source(

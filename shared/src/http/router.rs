@@ -10,6 +10,9 @@
 //! templates takes the one with more literal segments first, as API Gateway prefers the most specific
 //! route ("Routing API requests", HTTP API developer guide:
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-routes.html>).
+//!
+//! One job (from a request to its handler), kept in one file with its tests; who may call a route
+//! is in `access.rs`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod checkout;
 pub mod ecpay_query;
 pub(crate) mod idempotency;
+pub mod login;
 pub mod moderation;
 pub mod notification;
 pub mod orders;

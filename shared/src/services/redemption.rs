@@ -5,6 +5,9 @@
 //! ([`decide`], pure: what this read allows) → **act** on the decision: read every shard, move stock
 //! between shards, or **place** the order (one `TransactWriteItems`, tried on the shards the read
 //! shows able to cover it). A lost race reads again, within one [`RetryBudget`].
+//!
+//! One job, the redemption, kept in one file: its request, its decision (unit-tested below without
+//! the store) and its steps.
 
 use serde::Deserialize;
 use utoipa::ToSchema;

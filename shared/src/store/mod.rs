@@ -1,6 +1,7 @@
 //! The one DynamoDB store. Every key, attribute name, condition expression and transaction of the
 //! single table lives under this module; callers see domain types and typed outcomes.
 
+mod adjustments;
 mod admin;
 mod credits;
 pub mod cursor;
@@ -11,6 +12,7 @@ mod keys;
 mod lists;
 mod login_limits;
 mod open_recharges;
+mod order_lifecycle;
 mod orders;
 mod payments;
 mod points;
@@ -34,12 +36,14 @@ use rand::Rng;
 use crate::config::Config;
 use crate::error::AppError;
 
-pub use admin::{AdjustOutcome, AdjustmentReads, AdminWrite, UserSearch};
+pub use adjustments::{AdjustOutcome, AdjustmentReads};
+pub use admin::{AdminWrite, UserSearch};
 pub use credits::CreditAttempt;
 pub use gateway_records::{GatewayRecord, AUDIT_RETENTION_DAYS};
 pub use idempotency::{IdempotencyClaim, IdempotentOutcome};
 pub use login_limits::{LoginCounter, Reservation};
-pub use orders::{CancelOutcome, CompleteOutcome, OrderSearch, PlaceOutcome, RedemptionReads};
+pub use order_lifecycle::{CancelOutcome, CompleteOutcome, OrderSearch};
+pub use orders::{PlaceOutcome, RedemptionReads};
 pub use payments::{AttemptOutcome, Expiry, PaymentCreated};
 pub use points::AccountSnapshot;
 pub use product_edits::{ProductWrite, StockMove};

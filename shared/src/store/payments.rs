@@ -1,6 +1,7 @@
 //! ECPay payments: one item per MerchantTradeNo (a checkout attempt), the sparse index of the ones
-//! still open (what reconciliation walks), the credit transaction, and the audit trail of everything
-//! ECPay said about each.
+//! still open (what reconciliation walks), and each payment's own state changes: created with its
+//! member's open-recharge slot, further checkout attempts, expiry. The credit is in `credits.rs`,
+//! what ECPay said in `gateway_records.rs`. One job (a payment's item), kept in one file.
 
 use std::collections::BTreeMap;
 

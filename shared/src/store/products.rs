@@ -1,3 +1,8 @@
+//! Products and their stock shards as stored: the records, creation, and every read (one product
+//! with all or a sample of its shards, a merchant's list, the catalogue). One job, the product's
+//! items, kept whole; edits and stock moves are in `product_edits.rs`, who may put a product on sale
+//! in `product_flags.rs`.
+
 use std::collections::HashMap;
 
 use rand::seq::SliceRandom;

@@ -397,3 +397,24 @@ async fn an_expired_refresh_token_cannot_be_exchanged() {
     response.assert_status(401);
     assert_eq!(response.error_code(), "invalid_token");
 }
+
+#[tokio::test]
+async fn with_no_grace_window_a_refresh_token_presented_twice_at_once_revokes_the_session() {
+    let api = TestApi::start_with(|config| config.refresh_reuse_grace = Duration::ZERO).await;
+    let (_, _, refresh) = api.signed_up("amy", "MEMBER").await;
+    let first = api
+        .post("/api/auth/refresh/", json!({"refresh": refresh}), None)
+        .await;
+    first.assert_status(200);
+    // The same second, no clock moved: without a grace window this is reuse.
+    let replay = api
+        .post("/api/auth/refresh/", json!({"refresh": refresh}), None)
+        .await;
+    replay.assert_status(401);
+    assert_eq!(replay.error_code(), "token_reused");
+    let successor = first.body["refresh"].as_str().unwrap();
+    let after = api
+        .post("/api/auth/refresh/", json!({"refresh": successor}), None)
+        .await;
+    after.assert_status(401);
+}

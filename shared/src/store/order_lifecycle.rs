@@ -1,0 +1,282 @@
+//! An order after it is placed: read by its parties (lists of a member's, a merchant's, or every
+//! order for operators), cancelled with its refund and restock in one transaction, or completed.
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::keys::*;
+use super::orders::OrderRecord;
+use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
+use super::{from_item, n, page_of, s, timestamp, Filter, ListQuery, Store, TransactionAttempt};
+use crate::domain::{BalanceChange, Order, OrderId, OrderParty, OrderStatus, Timestamp, UserId};
+use crate::error::AppError;
+use crate::pagination::{Page, PageRequest};
+
+/// The positions of the cancellation transaction's items.
+mod cancellation_item {
+    pub const ORDER: usize = 0;
+    pub const ACCOUNT: usize = 2;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled,
+    /// Completed or cancelled already (by anyone): nothing refunded.
+    NotPending,
+    AccountChanged,
+    /// Another transaction held an item (the stock shard, most likely): nothing written.
+    Contended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    Completed(Order),
+    NotFound,
+    NotPending(OrderStatus),
+    /// A transaction (a cancellation) held the order: DynamoDB refused the write.
+    Contended,
+}
+
+fn status_filter(status: Option<OrderStatus>) -> Option<Filter> {
+    status.map(|status| Filter {
+        expression: "#status = :status",
+        names: vec![("#status", "status")],
+        values: vec![(":status", s(status.as_str()))],
+    })
+}
+
+/// Which orders an operator lists.
+#[derive(Debug, Clone, Default)]
+pub struct OrderSearch {
+    pub status: Option<OrderStatus>,
+    pub merchant_id: Option<UserId>,
+    pub member_id: Option<UserId>,
+}
+
+impl Store {
+    pub async fn list_member_orders(
+        &self,
+        member_id: &UserId,
+        status: Option<OrderStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, AppError> {
+        let query = ListQuery {
+            index: Some(GSI1),
+            partition_attribute: GSI1_PK,
+            partition_value: member_orders_gsi(member_id),
+            ascending: false,
+            sort_prefix: None,
+            filter: status_filter(status),
+            scope: format!(
+                "member-orders:{member_id}:{}",
+                status.map_or("all", OrderStatus::as_str)
+            ),
+        };
+        page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
+    }
+
+    pub async fn list_merchant_orders(
+        &self,
+        merchant_id: &UserId,
+        status: Option<OrderStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, AppError> {
+        let query = ListQuery {
+            index: Some(GSI2),
+            partition_attribute: GSI2_PK,
+            partition_value: merchant_orders_gsi(merchant_id),
+            ascending: false,
+            sort_prefix: None,
+            filter: status_filter(status),
+            scope: format!(
+                "merchant-orders:{merchant_id}:{}",
+                status.map_or("all", OrderStatus::as_str)
+            ),
+        };
+        page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
+    }
+
+    /// Every order, for operators: of one member (their index), of one merchant (theirs), of both,
+    /// or of everyone (a bounded scan), optionally of one status.
+    pub async fn search_orders(
+        &self,
+        search: &OrderSearch,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, AppError> {
+        let status = search.status.map_or("all", OrderStatus::as_str);
+        match (&search.member_id, &search.merchant_id) {
+            (Some(member), merchant) => {
+                let filter = match (search.status, merchant) {
+                    (None, None) => None,
+                    (Some(_), None) => status_filter(search.status),
+                    (None, Some(merchant)) => Some(Filter {
+                        expression: "#merchant = :merchant",
+                        names: vec![("#merchant", "merchant_id")],
+                        values: vec![(":merchant", s(merchant.as_str()))],
+                    }),
+                    (Some(wanted), Some(merchant)) => Some(Filter {
+                        expression: "#merchant = :merchant AND #status = :status",
+                        names: vec![("#merchant", "merchant_id"), ("#status", "status")],
+                        values: vec![
+                            (":merchant", s(merchant.as_str())),
+                            (":status", s(wanted.as_str())),
+                        ],
+                    }),
+                };
+                let query = ListQuery {
+                    index: Some(GSI1),
+                    partition_attribute: GSI1_PK,
+                    partition_value: member_orders_gsi(member),
+                    ascending: false,
+                    sort_prefix: None,
+                    filter,
+                    scope: format!(
+                        "admin-orders:{member}:{}:{status}",
+                        merchant.as_deref().unwrap_or("any")
+                    ),
+                };
+                page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
+            }
+            (None, Some(merchant)) => {
+                self.list_merchant_orders(merchant, search.status, page)
+                    .await
+            }
+            (None, None) => {
+                let filter = match search.status {
+                    None => Filter {
+                        expression: "#entity = :order",
+                        names: vec![("#entity", "entity")],
+                        values: vec![(":order", s("Order"))],
+                    },
+                    Some(wanted) => Filter {
+                        expression: "#entity = :order AND #status = :status",
+                        names: vec![("#entity", "entity"), ("#status", "status")],
+                        values: vec![(":order", s("Order")), (":status", s(wanted.as_str()))],
+                    },
+                };
+                let raw = self
+                    .scan_page(filter, &format!("all-orders:{status}"), page)
+                    .await?;
+                page_of::<OrderRecord, Order>(raw)
+            }
+        }
+    }
+
+    /// Cancels a pending order with its refund, as one transaction:
+    /// 0. the order pending → cancelled (only if still pending); 1. the stock comes back;
+    /// 2. the account takes `refund` (the REFUND the domain worked out on the account as read), only
+    ///    if unchanged since that read; 3. the REFUND row.
+    pub async fn cancel_order(
+        &self,
+        order: &Order,
+        refund: &BalanceChange,
+        now: Timestamp,
+    ) -> Result<CancelOutcome, AppError> {
+        let cancel = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(order_pk(&order.id)))
+            .key(SK, s(ORDER_SK))
+            .update_expression("SET #status = :cancelled, updated_at = :now")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":cancelled", s(OrderStatus::Cancelled.as_str()))
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
+            .expression_attribute_values(":now", timestamp(now))
+            .build()
+            .map_err(AppError::internal)?;
+        // The units go back to a random shard among those known to exist (a product's shard count
+        // only grows, so any index below a count once seen is there).
+        let shards = self.known_shards(&order.product_id).unwrap_or(1).max(1);
+        let shard = rand::random::<usize>() % shards as usize;
+        let restock = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(stock_shard_pk(&order.product_id, shard)))
+            .key(SK, s(STOCK_SHARD_SK))
+            .update_expression("SET stock = stock + :q, version = version + :one")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":q", n(order.quantity))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(AppError::internal)?;
+        let items = vec![
+            TransactWriteItem::builder().update(cancel).build(),
+            TransactWriteItem::builder().update(restock).build(),
+            self.account_change(&order.member_id, refund)?,
+            self.ledger_put(refund)?,
+        ];
+        // One attempt: on contention the caller reads again and the units go to another shard.
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => Ok(CancelOutcome::Cancelled),
+            TransactionAttempt::Contended(_) => Ok(CancelOutcome::Contended),
+            TransactionAttempt::Refused(c) if c.condition_failed(cancellation_item::ORDER) => {
+                Ok(CancelOutcome::NotPending)
+            }
+            TransactionAttempt::Refused(c) if c.condition_failed(cancellation_item::ACCOUNT) => {
+                Ok(CancelOutcome::AccountChanged)
+            }
+            TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
+                "cancellation cancelled unexpectedly: {:?}",
+                c.reasons
+            ))),
+        }
+    }
+
+    /// pending → completed, by the order's merchant only.
+    pub async fn complete_order(
+        &self,
+        order_id: &OrderId,
+        merchant_id: &UserId,
+        now: Timestamp,
+    ) -> Result<CompleteOutcome, AppError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(order_pk(order_id)))
+            .key(SK, s(ORDER_SK))
+            .update_expression("SET #status = :completed, updated_at = :now")
+            .condition_expression(
+                "attribute_exists(#pk) AND merchant_id = :merchant AND #status = :pending",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completed", s(OrderStatus::Completed.as_str()))
+            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
+            .expression_attribute_values(":merchant", s(merchant_id))
+            .expression_attribute_values(":now", timestamp(now))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result.map_err(|e| e.into_service_error()) {
+            Ok(output) => {
+                let item = output
+                    .attributes
+                    .ok_or_else(|| AppError::internal("update returned no attributes"))?;
+                Ok(CompleteOutcome::Completed(
+                    from_item::<OrderRecord>(item)?.into(),
+                ))
+            }
+            Err(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                let old: Option<Order> = failed
+                    .item
+                    .map(from_item::<OrderRecord>)
+                    .transpose()?
+                    .map(Order::from);
+                match old {
+                    Some(order) if order.belongs_to(OrderParty::Merchant(merchant_id)) => {
+                        Ok(CompleteOutcome::NotPending(order.status))
+                    }
+                    _ => Ok(CompleteOutcome::NotFound),
+                }
+            }
+            // "A PutItem, UpdateItem, or DeleteItem request for an item conflicts with an ongoing
+            // TransactWriteItems request that includes the same item" (DynamoDB developer guide).
+            Err(UpdateItemError::TransactionConflictException(_)) => Ok(CompleteOutcome::Contended),
+            Err(other) => Err(super::dynamo_failure("complete order", other)),
+        }
+    }
+}
