@@ -473,6 +473,33 @@ impl TestApi {
         response.body
     }
 
+    /// The member's browser posts the recharge's checkout form (`checkout`, a 201 body) to ECPay (the
+    /// simulator) and pays, and ECPay's notification is lost: only reconciliation can find the payment.
+    /// Its MerchantTradeNo.
+    pub async fn paid_without_notification(&self, checkout: &Value) -> String {
+        let fields: BTreeMap<String, String> = checkout["fields"]
+            .as_object()
+            .expect("a checkout form")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        self.send(form_request("/dev/ecpay/Cashier/AioCheckOut/V5", &fields))
+            .await
+            .assert_status(200);
+        let trade_no = checkout["merchant_trade_no"]
+            .as_str()
+            .expect("a MerchantTradeNo")
+            .to_string();
+        let pay = BTreeMap::from([
+            ("MerchantTradeNo".to_string(), trade_no.clone()),
+            ("notify".to_string(), "0".to_string()),
+        ]);
+        self.send(form_request("/dev/ecpay/pay", &pay))
+            .await
+            .assert_status(200);
+        trade_no
+    }
+
     /// A member with `amount` points, bought the real way: recharge, then ECPay's signed notification.
     pub async fn member_with_points(&self, username: &str, amount: i64) -> (String, String) {
         let (id, token, _) = self.signed_up(username, "MEMBER").await;
@@ -511,6 +538,19 @@ impl TestApi {
             Some(token),
         )
         .await
+    }
+
+    /// Redeems with an Idempotency-Key: `body` as the member holding `token` sent it.
+    pub async fn redeem_with_key(&self, token: &str, key: &str, body: Value) -> TestResponse {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/members/orders/")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(serde_json::to_vec(&body).expect("a JSON body"))
+            .expect("build request");
+        self.send(request).await
     }
 
     /// Checks the money invariants for `member_ids`: every balance equals the sum of its ledger

@@ -92,3 +92,39 @@ pub fn memory_mb(field: &str) -> f64 {
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
+
+/// A fresh local host (its own in-memory emulator), shaped by `shape` (caps, timeouts), served on a
+/// loopback socket as `cargo run -p local-api` serves it: its address, and the server's task (abort
+/// it to stop; the emulator lives as long as the server).
+pub async fn local_host_on_a_socket(
+    shape: impl FnOnce(local_api::LocalApi) -> local_api::LocalApi,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let emulator = local_api::Emulator::in_memory().expect("start emulator");
+    let config = shared::Config::local(
+        emulator.endpoint().to_string(),
+        "points-test".into(),
+        crate::TEST_SECRET.to_vec(),
+    );
+    let host = shape(
+        local_api::LocalApi::connect(config)
+            .await
+            .expect("prepare table"),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let address = listener.local_addr().expect("the bound address");
+    let server = tokio::spawn(async move {
+        let _emulator = emulator;
+        let served = axum::serve(
+            listener,
+            local_api::router(std::sync::Arc::new(host))
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+        if let Err(err) = served {
+            panic!("the local host stopped serving: {err}");
+        }
+    });
+    (address, server)
+}

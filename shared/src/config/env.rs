@@ -17,23 +17,37 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
         self.get(name).unwrap_or_else(|| default.to_string())
     }
 
+    /// A whole number of seconds from `name`, or `default` when unset; zero only where `zero_allowed`
+    /// (a window of nothing, "off").
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        zero_allowed: bool,
+    ) -> Result<Duration, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(Duration::from_secs(default));
+        };
+        match raw.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 || zero_allowed => Ok(Duration::from_secs(secs)),
+            _ => Err(ConfigError::Invalid {
+                name,
+                problem: if zero_allowed {
+                    format!("expected a whole number of seconds (0 or more), got {raw:?}")
+                } else {
+                    format!("expected a positive number of seconds, got {raw:?}")
+                },
+            }),
+        }
+    }
+
     /// Like [`EnvSource::seconds_or`], but `0` is a value (a window of nothing: "off").
     pub(super) fn seconds_or_zero(
         &self,
         name: &'static str,
         default: u64,
     ) -> Result<Duration, ConfigError> {
-        match self.get(name) {
-            None => Ok(Duration::from_secs(default)),
-            Some(raw) => raw
-                .trim()
-                .parse::<u64>()
-                .map(Duration::from_secs)
-                .map_err(|_| ConfigError::Invalid {
-                    name,
-                    problem: format!("expected a whole number of seconds (0 or more), got {raw:?}"),
-                }),
-        }
+        self.seconds(name, default, true)
     }
 
     pub(super) fn seconds_or(
@@ -41,20 +55,9 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
         name: &'static str,
         default: u64,
     ) -> Result<Duration, ConfigError> {
-        match self.get(name) {
-            None => Ok(Duration::from_secs(default)),
-            Some(raw) => match raw.trim().parse::<u64>() {
-                Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-                _ => Err(ConfigError::Invalid {
-                    name,
-                    problem: format!("expected a positive number of seconds, got {raw:?}"),
-                }),
-            },
-        }
+        self.seconds(name, default, false)
     }
-}
 
-impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
     pub(super) fn count_or(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
         match self.get(name) {
             None => Ok(default),

@@ -15,7 +15,7 @@ pub use super::checkout::{
 pub use super::ecpay_query::QueryFailure;
 pub use super::notification::{NotificationOutcome, NotificationRejected};
 pub use super::reconciliation::{ReconcileReport, Reconciled};
-use super::retry::RetryBudget;
+use super::retry::{until_uncontended, RetryBudget};
 use crate::config::PaymentsConfig;
 use crate::domain::{MerchantTradeNo, Payment, PaymentStatus, Points, UserId};
 use crate::ecpay::{self, CheckoutOrder};
@@ -240,7 +240,7 @@ impl RechargeService<'_> {
                     && p.paid_attempts == 0
             });
             if !still_open {
-                self.store.free_recharge_slot(member_id, trade_no).await?;
+                until_uncontended(|| self.store.free_recharge_slot(member_id, trade_no)).await?;
                 freed = true;
             }
         }

@@ -9,7 +9,13 @@ use super::ecpay_query::QueryFailure;
 use super::recharge::RechargeService;
 use crate::domain::{Payment, Settlement};
 use crate::error::AppError;
-use crate::store::GatewayRecord;
+use crate::store::{GatewayRecord, Lease};
+
+/// The job's name in its lease item.
+const RECONCILE_JOB: &str = "reconcile";
+/// How long a run holds the lease at most: past the function's 180 s timeout (a run cut off there
+/// cannot hand it back), within the 5-minute schedule (the next run is not kept out).
+const RECONCILE_LEASE_SECS: i64 = 240;
 
 /// What one reconciliation run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -30,6 +36,8 @@ pub struct ReconcileReport {
     pub failed: u32,
     /// The run stopped early because ECPay refuses queries for now.
     pub cooling_down: bool,
+    /// Another run held the lease (one run at a time across every instance): this one did nothing.
+    pub skipped: bool,
 }
 
 /// How reconciling one payment ended.
@@ -48,7 +56,39 @@ impl RechargeService<'_> {
     /// One reconciliation run: open payments older than `RECONCILE_AFTER_SECONDS`, oldest first, at
     /// most `RECONCILE_BATCH`, each checked with QueryTradeInfo (spaced out): paid ones are credited
     /// through the same path as a notification, unpaid ones past the checkout window expire.
+    /// One run at a time across every instance and function: the run holds the job's lease in the
+    /// table (see `store::job_lease`), and a run that finds it held does nothing.
     pub async fn reconcile(&self) -> Result<ReconcileReport, AppError> {
+        let holder = uuid::Uuid::new_v4().to_string();
+        let now = self.clock.now().timestamp();
+        let until = now + RECONCILE_LEASE_SECS;
+        if let Lease::Held { until } = self
+            .store
+            .take_job_lease(RECONCILE_JOB, &holder, now, until)
+            .await?
+        {
+            tracing::info!(
+                until,
+                "another reconciliation run holds the lease: nothing to do"
+            );
+            return Ok(ReconcileReport {
+                skipped: true,
+                ..ReconcileReport::default()
+            });
+        }
+        let report = self.reconcile_batch().await;
+        let returned = self
+            .store
+            .return_job_lease(RECONCILE_JOB, &holder, self.clock.now().timestamp())
+            .await;
+        if let Err(err) = returned {
+            // It runs out by itself at `until`.
+            tracing::warn!(error = %err, until, "could not hand the reconciliation lease back");
+        }
+        report
+    }
+
+    async fn reconcile_batch(&self) -> Result<ReconcileReport, AppError> {
         let now = self.clock.now();
         let cutoff = now
             - chrono::Duration::from_std(self.payments.reconcile_after)

@@ -108,5 +108,10 @@ pub const GATEWAY_PK: &str = "ECPAY";
 pub const GATEWAY_COOLDOWN_SK: &str = "QUERY_COOLDOWN";
 /// ECPay-wide: when QueryTradeInfo was last called, by any function (the shared pacing slot).
 pub const GATEWAY_QUERY_SLOT_SK: &str = "QUERY_SLOT";
+/// A scheduled job's lease: one run at a time across every instance.
+pub fn job_lease_pk(job: &str) -> String {
+    format!("JOB#{job}")
+}
+pub const JOB_LEASE_SK: &str = "LEASE";
 /// Under a user's partition: the set of the member's recharges still open (the cap's slots).
 pub const OPEN_RECHARGES_SK: &str = "OPEN_RECHARGES";

@@ -100,27 +100,25 @@ impl Store {
         Ok(open)
     }
 
-    /// Frees a slot whose recharge is no longer open (found by checking the payment it names).
+    /// Frees a slot whose recharge is no longer open (found by checking the payment it names): the
+    /// same release the credit and the expiry carry, on its own. A rare repair, so a transaction of
+    /// one item is as good as a plain update.
     pub async fn free_recharge_slot(
         &self,
         member: &UserId,
         recharge: &MerchantTradeNo,
-    ) -> Result<(), AppError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(member)))
-            .key(SK, s(OPEN_RECHARGES_SK))
-            .update_expression("DELETE #open :recharge")
-            .expression_attribute_names("#open", OPEN)
-            .expression_attribute_values(
-                ":recharge",
-                AttributeValue::Ss(vec![recharge.to_string()]),
-            )
-            .send()
-            .await
-            .map_err(|err| super::dynamo_failure("free recharge slot", err.into_service_error()))?;
-        Ok(())
+    ) -> Result<super::Attempt<()>, AppError> {
+        let release = self.release_recharge_slot(member, recharge)?;
+        Ok(match self.transact_once(vec![release]).await? {
+            super::TransactionAttempt::Committed => super::Attempt::Done(()),
+            super::TransactionAttempt::Contended(_) => super::Attempt::Contended,
+            super::TransactionAttempt::Refused(c) => {
+                return Err(AppError::internal(format!(
+                    "an unconditional slot release was refused: {:?}",
+                    c.reasons
+                )))
+            }
+        })
     }
 
     /// Moves an open payment to the back of reconciliation's queue (queued `now`). Nothing when

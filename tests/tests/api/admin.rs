@@ -2,11 +2,10 @@
 //! everyone else, and each change written with its audit entry in one transaction — including
 //! adjustments racing redemptions and recharges with every balance still the sum of its ledger.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_tests::{form_request, TestApi};
+use api_tests::TestApi;
 use futures::future::join_all;
 use http::Method;
 use serde_json::{json, Value};
@@ -446,24 +445,8 @@ async fn stuck_payments_are_listed_oldest_first_and_reconciled_now_through_the_j
     let (member, token, _) = api.signed_up("lulu", "MEMBER").await;
     let first = api.start_recharge(&token, 700).await;
     let second = api.start_recharge(&token, 300).await;
-    let first_no = first["merchant_trade_no"].as_str().unwrap().to_string();
-    let fields: BTreeMap<String, String> = first["fields"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
-    api.send(form_request("/dev/ecpay/Cashier/AioCheckOut/V5", &fields))
-        .await
-        .assert_status(200);
     // Paid at ECPay, notification lost.
-    let pay = BTreeMap::from([
-        ("MerchantTradeNo".to_string(), first_no.clone()),
-        ("notify".to_string(), "0".to_string()),
-    ]);
-    api.send(form_request("/dev/ecpay/pay", &pay))
-        .await
-        .assert_status(200);
+    let first_no = api.paid_without_notification(&first).await;
 
     let stuck = api.walk("/api/admin/payments/", 10, &operator).await;
     let numbers: Vec<&str> = stuck

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use api_tests::TestApi;
+use api_tests::{TestApi, TestResponse};
 use serde_json::json;
 
 use crate::admin::adjust;
@@ -18,21 +18,9 @@ async fn signed_in_again(api: &TestApi, username: &str) -> String {
 
 const A_DAY_AND_AN_HOUR: Duration = Duration::from_secs(25 * 3600);
 
-async fn redeem_with_key(
-    api: &TestApi,
-    token: &str,
-    key: &str,
-    product: &str,
-) -> api_tests::TestResponse {
-    let request = http::Request::builder()
-        .method("POST")
-        .uri("/api/members/orders/")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .body(serde_json::to_vec(&json!({"product_id": product, "quantity": 1})).unwrap())
-        .unwrap();
-    api.send(request).await
+async fn redeem_with_key(api: &TestApi, token: &str, key: &str, product: &str) -> TestResponse {
+    api.redeem_with_key(token, key, json!({"product_id": product, "quantity": 1}))
+        .await
 }
 
 #[tokio::test]

@@ -270,26 +270,9 @@ async fn past_a_functions_cap_on_requests_in_flight_the_local_host_answers_503_a
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
-    let emulator = local_api::Emulator::in_memory().unwrap();
-    let config = shared::Config::local(
-        emulator.endpoint().to_string(),
-        "points-test".into(),
-        api_tests::TEST_SECRET.to_vec(),
-    );
-    let host = local_api::LocalApi::connect(config)
-        .await
-        .unwrap()
-        .with_max_in_flight(3);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            local_api::router(std::sync::Arc::new(host))
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    let (address, server) =
+        api_tests::over_http::local_host_on_a_socket(|host| host.with_max_in_flight(3)).await;
+    let base = format!("http://{address}");
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     // Logins take an argon2 computation each: twenty at once overrun a cap of three.
     let calls = (0..20).map(|i| {

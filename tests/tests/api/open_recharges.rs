@@ -2,10 +2,9 @@
 //! which ones when refused), and a payment checked and still open goes to the back of the queue,
 //! so a real member's lost payment is found within a few runs whatever the backlog.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use api_tests::{form_request, paid_notification, TestApi};
+use api_tests::{paid_notification, TestApi};
 use futures::future::join_all;
 use serde_json::{json, Value};
 
@@ -115,22 +114,7 @@ async fn a_backlog_of_unpaid_recharges_cannot_keep_a_lost_payment_from_being_fou
     // The real member pays at ECPay, and the notification is lost: only reconciliation finds it.
     let (member, token, _) = api.signed_up("amy", "MEMBER").await;
     let checkout = api.start_recharge(&token, 500).await;
-    let fields: BTreeMap<String, String> = checkout["fields"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
-    api.send(form_request("/dev/ecpay/Cashier/AioCheckOut/V5", &fields))
-        .await
-        .assert_status(200);
-    let pay = BTreeMap::from([
-        ("MerchantTradeNo".to_string(), trade_no_of(&checkout)),
-        ("notify".to_string(), "0".to_string()),
-    ]);
-    api.send(form_request("/dev/ecpay/pay", &pay))
-        .await
-        .assert_status(200);
+    api.paid_without_notification(&checkout).await;
 
     // Every run checks three; each checked and still open goes behind the rest. Seven open
     // payments, three per run: the lost one is found by the third run at the latest.

@@ -169,18 +169,12 @@ async fn an_idempotency_key_makes_a_retried_redemption_safe() {
         let api = api.clone();
         let token = amy.clone();
         async move {
-            let request = http::Request::builder()
-                .method("POST")
-                .uri("/api/members/orders/")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .header("idempotency-key", key)
-                .body(
-                    serde_json::to_vec(&json!({"product_id": product, "quantity": quantity}))
-                        .unwrap(),
-                )
-                .unwrap();
-            api.send(request).await
+            api.redeem_with_key(
+                &token,
+                key,
+                json!({"product_id": product, "quantity": quantity}),
+            )
+            .await
         }
     };
 

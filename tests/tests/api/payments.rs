@@ -524,3 +524,34 @@ async fn functions_querying_ecpay_at_once_share_one_pace() {
     }
     assert!(api.ctx.store.gateway_cooldown().await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn one_reconciliation_run_at_a_time_and_a_dead_runs_lease_runs_out() {
+    let api = api_with_window(Duration::from_secs(3600), false).await;
+    let (_, token, _) = api.signed_up("lease_lu", "MEMBER").await;
+    for amount in [100, 200] {
+        api.start_recharge(&token, amount).await;
+    }
+    // Two instances start a run at once (Scheduler, and a late retry): one runs, one does nothing.
+    let other = api.ctx.clone();
+    let (a, b) = futures::join!(fn_reconcile::run(&api.ctx), fn_reconcile::run(&other));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.skipped != b.skipped, "exactly one ran: {a:?} / {b:?}");
+    let ran = if a.skipped { b } else { a };
+    assert_eq!(ran.checked, 2, "{ran:?}");
+    // The lease was handed back: the next run runs.
+    assert!(!fn_reconcile::run(&api.ctx).await.unwrap().skipped);
+
+    // A run cut off by its timeout never hands the lease back: others wait until it runs out.
+    let now = api.ctx.clock.unix_now();
+    let taken = api
+        .ctx
+        .store
+        .take_job_lease("reconcile", "a-run-that-died", now, now + 240)
+        .await
+        .unwrap();
+    assert_eq!(taken, shared::store::Lease::Taken);
+    assert!(fn_reconcile::run(&api.ctx).await.unwrap().skipped);
+    api.advance_clock(Duration::from_secs(241));
+    assert!(!fn_reconcile::run(&api.ctx).await.unwrap().skipped);
+}

@@ -10,29 +10,10 @@ use tokio::net::TcpStream;
 
 /// The local host on a socket with `cap` requests in flight per function and a short body timeout.
 async fn host_on_a_socket(cap: usize, body_timeout: Duration) -> std::net::SocketAddr {
-    let emulator = local_api::Emulator::in_memory().unwrap();
-    let config = shared::Config::local(
-        emulator.endpoint().to_string(),
-        "points-test".into(),
-        api_tests::TEST_SECRET.to_vec(),
-    );
-    let host = local_api::LocalApi::connect(config)
-        .await
-        .unwrap()
-        .with_max_in_flight(cap)
-        .with_body_timeout(body_timeout);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        // The emulator lives as long as the server.
-        let _emulator = emulator;
-        axum::serve(
-            listener,
-            local_api::router(std::sync::Arc::new(host))
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    let (address, _server) = api_tests::over_http::local_host_on_a_socket(|host| {
+        host.with_max_in_flight(cap).with_body_timeout(body_timeout)
+    })
+    .await;
     address
 }
 

@@ -341,13 +341,13 @@ fn every_function_binary_exists_in_the_workspace_and_targets_arm64() {
         .map(|(binary, _)| binary.to_string())
         .collect();
     assert_eq!(binaries, expected);
-    // The scheduled reconciliation has no route: one schedule, one run at a time.
+    // The scheduled reconciliation has no route: one schedule (one run at a time is the job's lease,
+    // `one_reconciliation_run_at_a_time_and_a_dead_runs_lease_runs_out`).
     let reconcile = &template["Resources"]["ReconcileFunction"];
     assert_eq!(
         reconcile["Metadata"]["BuildProperties"]["Binary"],
         "fn-reconcile"
     );
-    assert_eq!(reconcile["Properties"]["ReservedConcurrentExecutions"], 1);
     let schedule = &reconcile["Properties"]["Events"]["EveryFiveMinutes"];
     assert_eq!(schedule["Type"], "ScheduleV2");
     assert_eq!(
@@ -602,26 +602,7 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
     let mut lost = Vec::new();
     for _ in 0..2 {
         let checkout = api.start_recharge(&token, 200).await;
-        let fields: std::collections::BTreeMap<String, String> = checkout["fields"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect();
-        api.send(api_tests::form_request(
-            "/dev/ecpay/Cashier/AioCheckOut/V5",
-            &fields,
-        ))
-        .await
-        .assert_status(200);
-        let number = checkout["merchant_trade_no"].as_str().unwrap().to_string();
-        let pay = std::collections::BTreeMap::from([
-            ("MerchantTradeNo".to_string(), number.clone()),
-            ("notify".to_string(), "0".to_string()),
-        ]);
-        api.send(api_tests::form_request("/dev/ecpay/pay", &pay))
-            .await
-            .assert_status(200);
+        let number = api.paid_without_notification(&checkout).await;
         lost.push(number);
     }
     let now = api
@@ -741,5 +722,109 @@ async fn every_dynamodb_call_a_function_makes_is_allowed_by_its_role_and_no_gran
         unused.is_empty(),
         "granted but never used (remove, or add the journey that needs it):\n  {}",
         unused.into_iter().collect::<Vec<_>>().join("\n  ")
+    );
+}
+
+/// The physical names CloudFormation would otherwise generate per stack, by resource type: set to a
+/// literal, the second stack in an account (or a replacement of the resource) fails on the name.
+const PHYSICAL_NAMES: &[(&str, &str)] = &[
+    ("AWS::Serverless::Function", "FunctionName"),
+    ("AWS::Lambda::Function", "FunctionName"),
+    ("AWS::DynamoDB::Table", "TableName"),
+    ("AWS::IAM::Role", "RoleName"),
+    ("AWS::Logs::LogGroup", "LogGroupName"),
+    ("AWS::CloudWatch::Alarm", "AlarmName"),
+    ("AWS::CloudWatch::Dashboard", "DashboardName"),
+    ("AWS::SNS::Topic", "TopicName"),
+    ("AWS::Scheduler::Schedule", "Name"),
+    ("AWS::Events::Rule", "Name"),
+    ("AWS::SQS::Queue", "QueueName"),
+];
+
+/// Whether `value` is a name that differs per stack or per resource: an intrinsic (`!Sub` with a
+/// `${…}`, `!Ref`, `!GetAtt`, `!Join`, `!If`), never a bare literal.
+fn names_per_stack(value: &Value) -> bool {
+    match value {
+        Value::Tagged(tagged) => match tagged.tag.to_string().as_str() {
+            "!Sub" => serde_yaml::to_string(&tagged.value).is_ok_and(|text| text.contains("${")),
+            _ => true,
+        },
+        Value::Mapping(map) => map.keys().any(|k| {
+            k.as_str()
+                .is_some_and(|k| k.starts_with("Fn::") || k == "Ref")
+        }),
+        _ => false,
+    }
+}
+
+#[test]
+fn no_resource_has_a_fixed_physical_name_so_a_second_stack_deploys_beside_the_first() {
+    let template = template();
+    let mut fixed = Vec::new();
+    for (logical, resource) in template["Resources"].as_mapping().unwrap() {
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        for (_, property) in PHYSICAL_NAMES.iter().filter(|(t, _)| *t == kind) {
+            let value = &resource["Properties"][*property];
+            if !value.is_null() && !names_per_stack(value) {
+                fixed.push(format!("{}.{property}", logical.as_str().unwrap()));
+            }
+        }
+        // A SAM schedule event names its schedule after the function unless told not to.
+        if let Some(events) = resource["Properties"]["Events"].as_mapping() {
+            for (event, spec) in events {
+                if spec["Type"] == "ScheduleV2" {
+                    let name = &spec["Properties"]["Name"];
+                    let omitted = spec["Properties"]["OmitName"] == Value::Bool(true);
+                    if !omitted && (name.is_null() || !names_per_stack(name)) {
+                        fixed.push(format!(
+                            "{}.Events.{} (set OmitName: true)",
+                            logical.as_str().unwrap(),
+                            event.as_str().unwrap()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(fixed.is_empty(), "fixed physical names: {fixed:?}");
+    // The check itself: a literal is caught, an intrinsic is not.
+    assert!(!names_per_stack(&Value::String("points-reconcile".into())));
+    let sub: Value = serde_yaml::from_str("!Sub \"${AWS::StackName}-reconcile\"").unwrap();
+    assert!(names_per_stack(&sub));
+    let literal_sub: Value = serde_yaml::from_str("!Sub \"points-reconcile\"").unwrap();
+    assert!(!names_per_stack(&literal_sub));
+}
+
+#[test]
+fn reserved_concurrency_is_only_ever_a_parameter_so_a_new_account_can_deploy() {
+    let template = template();
+    let parameters = template["Parameters"].as_mapping().unwrap();
+    for (logical, resource) in template["Resources"].as_mapping().unwrap() {
+        let reserved = &resource["Properties"]["ReservedConcurrentExecutions"];
+        if reserved.is_null() {
+            continue;
+        }
+        // `!If [Condition, !Ref Parameter, !Ref AWS::NoValue]`: none unless the deployer asks.
+        let text = serde_yaml::to_string(reserved).unwrap();
+        let Value::Tagged(tagged) = reserved else {
+            panic!("{logical:?}: a literal ReservedConcurrentExecutions ({text}) fails on accounts with a small concurrency quota");
+        };
+        assert_eq!(tagged.tag.to_string(), "!If", "{logical:?}: {text}");
+        assert!(
+            text.contains("AWS::NoValue"),
+            "{logical:?}: none by default: {text}"
+        );
+        assert!(
+            parameters
+                .keys()
+                .any(|p| text.contains(&format!("!Ref {}", p.as_str().unwrap()))),
+            "{logical:?}: from a parameter: {text}"
+        );
+    }
+    assert!(
+        template["Resources"]["ReconcileFunction"]["Properties"]["EventInvokeConfig"]
+            ["MaximumRetryAttempts"]
+            == Value::Number(0.into()),
+        "Scheduler invokes asynchronously: Lambda's own retries would re-run the job"
     );
 }
