@@ -6,8 +6,11 @@ use crate::config::{Defaults, EnvSource};
 use crate::secrets::{SecretValues, SECRET_KEYS};
 use crate::{AppContext, Config};
 
-pub async fn init() -> Result<AppContext, lambda_http::Error> {
+/// `service` is the function's binary name (`fn-members`): the `service` of its log lines and
+/// metric dimensions.
+pub async fn init(service: &str) -> Result<AppContext, lambda_http::Error> {
     crate::telemetry::init_json_logging();
+    crate::observe::set_service(service);
     let env = |name: &str| std::env::var(name).ok();
     let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()

@@ -9,7 +9,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use lambda_http::request::RequestContext;
@@ -67,6 +68,29 @@ impl Metric {
     }
 }
 
+/// The process's service: the function binary it runs (`fn-members`), set once at init by
+/// [`set_service`]; the local host, which serves every function, is `local-api`. A stable name for
+/// logs and metric dimensions (the deployed function's own name carries the stack's suffix).
+static SERVICE: OnceLock<String> = OnceLock::new();
+/// Whether this process has finished a request or a job yet: the first one is its cold start.
+static WARM: AtomicBool = AtomicBool::new(false);
+/// The code's version, in every log line (with Lambda's published version when there is one).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Names this process's service (see [`SERVICE`]); the first call wins.
+pub fn set_service(name: &str) {
+    let _ = SERVICE.set(name.to_string());
+}
+
+fn service() -> &'static str {
+    SERVICE.get().map(String::as_str).unwrap_or("local-api")
+}
+
+/// Whether this is the process's first request (or job): true once, then false.
+fn cold_start() -> bool {
+    !WARM.swap(true, Ordering::Relaxed)
+}
+
 /// The route whose 503s are counted as [`Metric::RedemptionsUnavailable`].
 pub const REDEMPTION_ROUTE: &str = "POST /api/members/orders/";
 
@@ -116,7 +140,7 @@ impl MetricsSink {
             .sum()
     }
 
-    fn emit(&self, values: &BTreeMap<Metric, f64>, timestamp_ms: i64) {
+    fn emit(&self, values: &BTreeMap<Metric, f64>, timestamp_ms: i64, route: &str) {
         if values.is_empty() {
             return;
         }
@@ -124,11 +148,11 @@ impl MetricsSink {
             MetricsSink::Stdout { namespace } => {
                 // One line, straight to stdout: Lambda ships it to CloudWatch Logs as it is, which
                 // is what EMF needs (a tracing line would wrap it in other fields).
-                println!("{}", emf_document(namespace, values, timestamp_ms));
+                println!("{}", emf_document(namespace, values, timestamp_ms, route));
             }
             MetricsSink::Capture(buffer) => {
                 if let Ok(mut buffer) = buffer.lock() {
-                    buffer.push(emf_document(DEFAULT_NAMESPACE, values, timestamp_ms));
+                    buffer.push(emf_document(DEFAULT_NAMESPACE, values, timestamp_ms, route));
                 }
             }
             MetricsSink::Discard => {}
@@ -140,12 +164,14 @@ impl MetricsSink {
 /// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html):
 /// a root `_aws` member with `Timestamp` (ms since the epoch) and one `CloudWatchMetrics` directive
 /// naming the namespace, the dimension sets and each metric; every metric's value is a root member
-/// of the same name. The one dimension set is empty (the specification allows it), so the alarms
-/// refer to each metric by namespace and name alone; the namespace is per stack.
+/// of the same name. Two dimension sets: none (the alarms refer to each metric by namespace and
+/// name alone; the namespace is per stack) and (`service`, `route`), so a dashboard can tell which
+/// function and operation moved; `service` and `route` are root members too.
 pub fn emf_document(
     namespace: &str,
     values: &BTreeMap<Metric, f64>,
     timestamp_ms: i64,
+    route: &str,
 ) -> serde_json::Value {
     let definitions: Vec<serde_json::Value> = values
         .keys()
@@ -156,10 +182,12 @@ pub fn emf_document(
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
-                "Dimensions": [[]],
+                "Dimensions": [[], ["service", "route"]],
                 "Metrics": definitions,
             }],
         },
+        "service": service(),
+        "route": route,
     });
     if let Some(root) = document.as_object_mut() {
         for (metric, value) in values {
@@ -198,7 +226,9 @@ pub async fn in_job<T>(sink: &MetricsSink, work: impl Future<Output = T>) -> T {
             (output, FACTS.with(|f| std::mem::take(&mut *f.borrow_mut())))
         })
         .await;
-    sink.emit(&facts.metrics, chrono::Utc::now().timestamp_millis());
+    let cold_start = cold_start();
+    tracing::info!(service = service(), cold_start, version = VERSION, "job");
+    sink.emit(&facts.metrics, chrono::Utc::now().timestamp_millis(), "job");
     output
 }
 
@@ -302,13 +332,24 @@ where
             *metrics.entry(Metric::RedemptionsUnavailable).or_insert(0.0) += 1.0;
         }
     }
+    let xray_trace_id = req
+        .lambda_context_ref()
+        .and_then(|ctx| ctx.xray_trace_id.clone())
+        .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok());
+    let route = route.as_deref().unwrap_or("unmatched");
     tracing::info!(
+        service = service(),
+        cold_start = cold_start(),
+        version = VERSION,
+        function_version = std::env::var("AWS_LAMBDA_FUNCTION_VERSION").ok().as_deref(),
         request_id = %ids.request_id,
         client_request_id = ids.client_request_id.as_deref(),
+        function_request_id = ids.lambda_request_id.as_deref(),
         lambda_request_id = ids.lambda_request_id.as_deref(),
+        xray_trace_id = xray_trace_id.as_deref(),
         apigw_request_id = ids.apigw_request_id.as_deref(),
         method = %method,
-        route = route.as_deref().unwrap_or("unmatched"),
+        route,
         path = %path,
         status,
         error_code,
@@ -316,7 +357,7 @@ where
         user_id = facts.user_id.as_deref(),
         "request"
     );
-    sink.emit(&metrics, chrono::Utc::now().timestamp_millis());
+    sink.emit(&metrics, chrono::Utc::now().timestamp_millis(), route);
     response
 }
 
@@ -329,11 +370,21 @@ mod tests {
         let mut values = BTreeMap::new();
         values.insert(Metric::OrdersPlaced, 1.0);
         values.insert(Metric::TransactionConflictsRetried, 3.0);
-        let doc = emf_document("PointsRedemption/test", &values, 1_795_660_800_000);
+        let doc = emf_document(
+            "PointsRedemption/test",
+            &values,
+            1_795_660_800_000,
+            "POST /api/members/orders/",
+        );
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(doc["_aws"]["Timestamp"], 1_795_660_800_000i64);
         assert_eq!(directive["Namespace"], "PointsRedemption/test");
-        assert_eq!(directive["Dimensions"], serde_json::json!([[]]));
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([[], ["service", "route"]])
+        );
+        assert_eq!(doc["route"], "POST /api/members/orders/");
+        assert!(doc["service"].is_string());
         let names: Vec<&str> = directive["Metrics"]
             .as_array()
             .unwrap()

@@ -2,7 +2,7 @@ use lambda_http::{run, service_fn, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let ctx = shared::lambda::init().await?;
+    let ctx = shared::lambda::init("fn-ecpay-callback").await?;
     let ctx = &ctx;
     run(service_fn(move |req| async move {
         Ok::<_, Error>(fn_ecpay_callback::handle(ctx, req).await)

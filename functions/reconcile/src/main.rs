@@ -2,7 +2,7 @@ use lambda_http::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let ctx = shared::lambda::init().await?;
+    let ctx = shared::lambda::init("fn-reconcile").await?;
     let ctx = &ctx;
     // The schedule's event carries nothing the job needs.
     run(service_fn(

@@ -11,6 +11,7 @@ mod catalogue;
 mod edges;
 mod keys;
 mod login_limits;
+mod logs;
 mod open_recharges;
 mod openapi;
 mod orders;
