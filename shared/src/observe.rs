@@ -394,8 +394,9 @@ mod tests {
         assert_eq!(names, ["OrdersPlaced", "TransactionConflictsRetried"]);
         assert_eq!(doc["OrdersPlaced"], 1.0);
         assert_eq!(doc["TransactionConflictsRetried"], 3.0);
-        // A metric value must be a root member; nothing else is at the root.
-        assert_eq!(doc.as_object().unwrap().len(), 3);
+        // A metric value must be a root member, and so must each dimension's value; nothing else
+        // is at the root.
+        assert_eq!(doc.as_object().unwrap().len(), 5);
     }
 
     #[test]

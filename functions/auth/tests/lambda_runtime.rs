@@ -194,10 +194,16 @@ async fn the_function_starts_from_secrets_manager_alone_and_serves_a_login_end_t
     let requests: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["fields"]["message"] == "request")
-        .map(|l| l["fields"].clone())
+        .filter(|l| l["message"] == "request")
         .collect();
     assert_eq!(requests.len(), 3, "{lines:#?}");
+    // Every field at the top level, with the function's name and its cold start (the first only).
+    let cold: Vec<&Value> = requests.iter().map(|l| &l["cold_start"]).collect();
+    assert_eq!(
+        cold,
+        [&Value::Bool(true), &Value::Bool(false), &Value::Bool(false)]
+    );
+    assert!(requests.iter().all(|l| l["service"] == "fn-auth"));
     for (line, (id, route, status)) in requests.iter().zip([
         (&register_id, "POST /api/auth/register/", 201),
         (&login_id, "POST /api/auth/login/", 200),
