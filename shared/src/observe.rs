@@ -40,10 +40,12 @@ pub enum Metric {
     PaidAfterFailure,
     /// QueryTradeInfo answers that failed verification or reported another amount.
     GatewayAnswersRefused,
+    /// DynamoDB calls throttled or failed past the SDK's retries (answered 503).
+    DynamoDbUnavailable,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 9] = [
         Metric::OrdersPlaced,
         Metric::PointsCredited,
         Metric::RechargeCallbacksRefused,
@@ -52,6 +54,7 @@ impl Metric {
         Metric::RedemptionsUnavailable,
         Metric::PaidAfterFailure,
         Metric::GatewayAnswersRefused,
+        Metric::DynamoDbUnavailable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +67,7 @@ impl Metric {
             Metric::RedemptionsUnavailable => "RedemptionsUnavailable",
             Metric::PaidAfterFailure => "PaidAfterFailure",
             Metric::GatewayAnswersRefused => "GatewayAnswersRefused",
+            Metric::DynamoDbUnavailable => "DynamoDbUnavailable",
         }
     }
 }

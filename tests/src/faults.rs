@@ -25,6 +25,9 @@ pub struct ConflictBudget {
     /// as when a response is lost on the way back: the SDK then retries the very same request.
     lost_remaining: AtomicUsize,
     lost: AtomicUsize,
+    /// `Query` calls answered `ProvisionedThroughputExceededException` (a throttled read), before
+    /// they reach the emulator.
+    throttled_queries: AtomicUsize,
 }
 
 impl ConflictBudget {
@@ -44,6 +47,11 @@ impl ConflictBudget {
         self.lost_remaining.store(count, Ordering::SeqCst);
     }
 
+    /// Sets how many of the next `Query` calls are throttled (the SDK retries a few itself).
+    pub fn set_throttled_queries(&self, count: usize) {
+        self.throttled_queries.store(count, Ordering::SeqCst);
+    }
+
     pub fn lost(&self) -> usize {
         self.lost.load(Ordering::SeqCst)
     }
@@ -54,6 +62,12 @@ impl ConflictBudget {
 
     fn take(&self) -> bool {
         self.remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn take_throttled_query(&self) -> bool {
+        self.throttled_queries
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     }
@@ -102,6 +116,17 @@ impl HttpConnector for ConflictConnector {
             .headers()
             .get("x-amz-target")
             .is_some_and(|target| target == "DynamoDB_20120810.TransactWriteItems");
+        let is_query = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target == "DynamoDB_20120810.Query");
+        if is_query && self.budget.take_throttled_query() {
+            return HttpConnectorFuture::ready(Ok(local_api::contention::error_response(
+                "ProvisionedThroughputExceededException",
+                "The level of configured provisioned throughput for the table was exceeded (injected)",
+                None,
+            )));
+        }
         if is_transaction && self.budget.take() {
             self.budget.injected.fetch_add(1, Ordering::SeqCst);
             let items = request

@@ -118,11 +118,20 @@ fn classify_transaction_error(err: SdkError<TransactWriteItemsError>) -> Transac
 /// limits (a partition key over 2,048 bytes, sort keys over 1,024, an item over 400 KB) with a
 /// `ValidationException` that names the size: what makes a value that long is what a client sent,
 /// so it is a 400 (`value_too_long`), never a 500. The domain checks lengths first (on the canonical
-/// form, in bytes); this is the net under them. Any other failure is ours: 500, cause kept.
+/// form, in bytes); this is the net under them. DynamoDB throttling the call, or failing or being
+/// unreachable after the SDK's own retries, is nobody's mistake and passes: 503 with `Retry-After`
+/// (counted as `DynamoDbUnavailable`). Any other failure is ours: 500, cause kept.
 pub(crate) fn dynamo_failure<E>(during: &'static str, err: E) -> AppError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if err.code().is_none_or(is_throttling_or_outage) {
+        tracing::warn!(during, error = %err, code = err.code(), "DynamoDB throttled or failed the call: 503");
+        crate::observe::count(crate::observe::Metric::DynamoDbUnavailable, 1.0);
+        return AppError::Unavailable {
+            retry_after_secs: 1,
+        };
+    }
     if err.code() == Some("ValidationException") && err.message().is_some_and(is_size_limit) {
         tracing::warn!(during, error = %err, "DynamoDB refused a value over its size limits");
         return AppError::bad_request(
@@ -131,6 +140,19 @@ where
         );
     }
     AppError::internal_during(during, err)
+}
+
+/// DynamoDB's throttling and outage codes: the request may succeed later, unchanged. (No code at
+/// all is a transport failure: a timeout, a connection refused.)
+fn is_throttling_or_outage(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+    )
 }
 
 /// Whether a `ValidationException`'s message is DynamoDB's size refusal ("Size of hashkey has

@@ -264,3 +264,25 @@ async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writ
     assert!(checked >= 60, "{checked} requests");
     assert_eq!(api.item_count().await, before, "nothing was written");
 }
+
+#[tokio::test]
+async fn a_throttled_read_is_a_503_with_retry_after_never_a_500() {
+    let budget = api_tests::faults::ConflictBudget::new(0);
+    let api = TestApi::start_with_conflicts(budget.clone()).await;
+    let (_, token, _) = api.signed_up("amy", "MEMBER").await;
+    // More throttled answers in a row than the SDK retries by itself.
+    budget.set_throttled_queries(10);
+    let throttled = api.get("/api/members/products/", Some(&token)).await;
+    throttled.assert_status(503);
+    assert_eq!(throttled.error_code(), "service_unavailable");
+    assert!(throttled.header("retry-after").is_some());
+    assert_eq!(
+        api.metric_total(shared::observe::Metric::DynamoDbUnavailable),
+        1.0
+    );
+    // Once DynamoDB has capacity again, the same request is answered.
+    budget.set_throttled_queries(0);
+    api.get("/api/members/products/", Some(&token))
+        .await
+        .assert_status(200);
+}
