@@ -7,6 +7,7 @@ catch (both passed a template whose route auth SAM's own translator refuses):
    endpoint group plus `$default`, none ending in '/'.
 2. `sam deploy --guided` asks no "has no authentication. Is this okay?" question (it would ask one per
    route event).
+3. Each endpoint group's throttling (`RouteSettings`) reaches the generated stage under its route key.
 
 Run with the venv `.ci/run` builds:  target/infra-venv/bin/python infra/scripts/check-template.py
 """
@@ -61,7 +62,15 @@ def main() -> int:
     if bad or routes != EXPECTED_ROUTES:
         print(f"routes differ from the model's: {routes} (ending in '/': {bad})")
         return 1
-    print(f"SAM translation: {len(routes)} routes, {len(output['Resources'])} resources")
+    # 3. Each group's own throttling reaches the stage SAM generates, under the route's exact key.
+    stages = [r for r in output["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    route_settings = stages[0]["Properties"].get("RouteSettings", {}) if len(stages) == 1 else {}
+    unthrottled = [p for p in EXPECTED_ROUTES if p != "/$default" and f"ANY {p}" not in route_settings]
+    if unthrottled:
+        print(f"routes without their own throttling on the stage: {unthrottled}")
+        return 1
+    print(f"SAM translation: {len(routes)} routes, {len(output['Resources'])} resources, "
+          f"{len(route_settings)} route groups throttled on their own")
 
     from samcli.commands.deploy.auth_utils import auth_per_resource
     from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider

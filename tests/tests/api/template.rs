@@ -828,3 +828,44 @@ fn reserved_concurrency_is_only_ever_a_parameter_so_a_new_account_can_deploy() {
         "Scheduler invokes asynchronously: Lambda's own retries would re-run the job"
     );
 }
+
+/// The flash sale's rate measured locally (docs/contention.md: orders placed per second, the members
+/// group's hottest traffic); the members group's throttle must leave it several times over.
+const MEASURED_SALE_ORDERS_PER_SECOND: i64 = 447;
+
+#[test]
+fn each_route_group_is_throttled_on_its_own_and_the_members_group_carries_a_sale() {
+    let template = template();
+    let settings = template["Resources"]["HttpApi"]["Properties"]["RouteSettings"]
+        .as_mapping()
+        .expect("RouteSettings per group");
+    let parameters = &template["Parameters"];
+    let default_of = |value: &Value| -> i64 {
+        let Value::Tagged(reference) = value else {
+            panic!("a limit from a parameter, not a literal: {value:?}");
+        };
+        assert_eq!(reference.tag.to_string(), "!Ref");
+        let name = reference.value.as_str().unwrap();
+        parameters[name]["Default"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name} has a default"))
+    };
+    for route in deployed_routes().iter().filter(|r| r.path.is_some()) {
+        let key = route.key();
+        let group = &settings[Value::String(key.clone())];
+        assert!(!group.is_null(), "{key} has no throttling of its own");
+        let (rate, burst) = (
+            default_of(&group["ThrottlingRateLimit"]),
+            default_of(&group["ThrottlingBurstLimit"]),
+        );
+        assert!(
+            rate > 0 && burst >= rate,
+            "{key}: rate {rate}, burst {burst}"
+        );
+    }
+    let members = &settings[Value::String("ANY /api/members/{proxy+}".into())];
+    assert!(
+        default_of(&members["ThrottlingRateLimit"]) >= 4 * MEASURED_SALE_ORDERS_PER_SECOND,
+        "the members group must carry a flash sale several times over"
+    );
+}
