@@ -42,10 +42,12 @@ pub enum Metric {
     GatewayAnswersRefused,
     /// DynamoDB calls throttled or failed past the SDK's retries (answered 503).
     DynamoDbUnavailable,
+    /// Keys a `BatchGetItem` left unprocessed (partial throttling), asked again by the store.
+    BatchReadsThrottled,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 10] = [
         Metric::OrdersPlaced,
         Metric::PointsCredited,
         Metric::RechargeCallbacksRefused,
@@ -55,6 +57,7 @@ impl Metric {
         Metric::PaidAfterFailure,
         Metric::GatewayAnswersRefused,
         Metric::DynamoDbUnavailable,
+        Metric::BatchReadsThrottled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Metric {
             Metric::PaidAfterFailure => "PaidAfterFailure",
             Metric::GatewayAnswersRefused => "GatewayAnswersRefused",
             Metric::DynamoDbUnavailable => "DynamoDbUnavailable",
+            Metric::BatchReadsThrottled => "BatchReadsThrottled",
         }
     }
 }

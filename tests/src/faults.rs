@@ -28,6 +28,9 @@ pub struct ConflictBudget {
     /// `Query` calls answered `ProvisionedThroughputExceededException` (a throttled read), before
     /// they reach the emulator.
     throttled_queries: AtomicUsize,
+    /// `BatchGetItem` calls answered with every key unprocessed (throttled), as DynamoDB does when
+    /// a batch's reads are throttled: a 200 carrying `UnprocessedKeys`, not an error.
+    throttled_batches: AtomicUsize,
 }
 
 impl ConflictBudget {
@@ -52,6 +55,11 @@ impl ConflictBudget {
         self.throttled_queries.store(count, Ordering::SeqCst);
     }
 
+    /// Sets how many of the next `BatchGetItem` calls leave every key unprocessed.
+    pub fn set_throttled_batch_reads(&self, count: usize) {
+        self.throttled_batches.store(count, Ordering::SeqCst);
+    }
+
     pub fn lost(&self) -> usize {
         self.lost.load(Ordering::SeqCst)
     }
@@ -62,6 +70,12 @@ impl ConflictBudget {
 
     fn take(&self) -> bool {
         self.remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn take_throttled_batch(&self) -> bool {
+        self.throttled_batches
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     }
@@ -120,6 +134,32 @@ impl HttpConnector for ConflictConnector {
             .headers()
             .get("x-amz-target")
             .is_some_and(|target| target == "DynamoDB_20120810.Query");
+        let is_batch_read = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target == "DynamoDB_20120810.BatchGetItem");
+        if is_batch_read && self.budget.take_throttled_batch() {
+            let asked = request
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .map(|v| v["RequestItems"].clone())
+                .unwrap_or_default();
+            let tables = asked.as_object().cloned().unwrap_or_default();
+            let responses: serde_json::Map<String, serde_json::Value> = tables
+                .keys()
+                .map(|table| (table.clone(), serde_json::json!([])))
+                .collect();
+            let body = serde_json::json!({"Responses": responses, "UnprocessedKeys": asked});
+            let mut response = HttpResponse::new(
+                200.try_into().expect("200 is a status code"),
+                SdkBody::from(body.to_string()),
+            );
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.0");
+            return HttpConnectorFuture::ready(Ok(response));
+        }
         if is_query && self.budget.take_throttled_query() {
             return HttpConnectorFuture::ready(Ok(local_api::contention::error_response(
                 "ProvisionedThroughputExceededException",

@@ -168,6 +168,12 @@ impl Store {
                     .map(|k| k.keys)
                     .unwrap_or_default();
                 if !pending.is_empty() {
+                    // A partly throttled batch is no failure DynamoDB counts as ThrottledRequests:
+                    // the store counts it itself (an alarm watches it).
+                    crate::observe::count(
+                        crate::observe::Metric::BatchReadsThrottled,
+                        pending.len() as f64,
+                    );
                     tokio::time::sleep(backoff(attempt)).await;
                 }
             }
@@ -175,8 +181,6 @@ impl Store {
         Ok(found)
     }
 
-    /// Builds the SDK client from configuration. With an endpoint override (the local emulator) the
-    /// credentials are static dummies; on AWS the default provider chain (the Lambda role) applies.
     /// The store over the SDK configuration a Lambda function loaded at init for its other clients
     /// (Secrets Manager): the AWS configuration is loaded once per cold start.
     pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig, config: &Config) -> Self {
@@ -194,6 +198,8 @@ impl Store {
         )
     }
 
+    /// Builds the SDK client from configuration. With an endpoint override (the local emulator) the
+    /// credentials are static dummies; on AWS the default provider chain (the Lambda role) applies.
     pub async fn connect(config: &Config) -> Self {
         let region = aws_config::Region::new(config.region.clone());
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);

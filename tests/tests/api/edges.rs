@@ -286,3 +286,20 @@ async fn a_throttled_read_is_a_503_with_retry_after_never_a_500() {
         .await
         .assert_status(200);
 }
+
+#[tokio::test]
+async fn a_partly_throttled_batch_read_is_asked_again_and_counted() {
+    let budget = api_tests::faults::ConflictBudget::new(0);
+    let api = TestApi::start_with_conflicts(budget.clone()).await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let product = api.create_product(&shop, "Oolong", 10, 5).await;
+    let (member, token) = api.member_with_points("amy", 100).await;
+    // The redemption's one read comes back with every key unprocessed, twice: the store asks again
+    // (after a pause) and the order is placed all the same.
+    budget.set_throttled_batch_reads(2);
+    api.redeem(&token, product["id"].as_str().unwrap(), 1)
+        .await
+        .assert_status(201);
+    assert!(api.metric_total(shared::observe::Metric::BatchReadsThrottled) >= 2.0);
+    api.assert_points_invariants(&[member]).await;
+}

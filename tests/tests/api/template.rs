@@ -869,3 +869,62 @@ fn each_route_group_is_throttled_on_its_own_and_the_members_group_carries_a_sale
         "the members group must carry a flash sale several times over"
     );
 }
+
+#[test]
+fn on_call_sees_every_metric_on_the_dashboard_and_every_function_has_its_alarms() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let dashboard = &template["Resources"]["Dashboard"];
+    assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+    let body = serde_yaml::to_string(&dashboard["Properties"]["DashboardBody"]).unwrap();
+    for metric in shared::observe::Metric::ALL {
+        assert!(
+            body.contains(metric.name()),
+            "{} not on the dashboard",
+            metric.name()
+        );
+    }
+    let functions: Vec<String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(name, _)| name.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(functions.len(), 6);
+    let alarms: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    for function in &functions {
+        assert!(
+            body.contains(&format!("${{{function}}}")),
+            "{function} not on the dashboard"
+        );
+        for metric in ["Errors", "Throttles", "Duration"] {
+            let watched = alarms.iter().any(|alarm| {
+                let p = &alarm["Properties"];
+                p["Namespace"] == "AWS/Lambda"
+                    && p["MetricName"] == metric
+                    && serde_yaml::to_string(&p["Dimensions"])
+                        .unwrap()
+                        .contains(&format!("!Ref {function}"))
+            });
+            assert!(watched, "no {metric} alarm on {function}");
+        }
+    }
+    // Every alarm on a business metric names one the code emits.
+    for alarm in &alarms {
+        let p = &alarm["Properties"];
+        if serde_yaml::to_string(&p["Namespace"])
+            .unwrap()
+            .contains("PointsRedemption/")
+        {
+            let name = p["MetricName"].as_str().unwrap();
+            assert!(
+                shared::observe::Metric::ALL
+                    .iter()
+                    .any(|m| m.name() == name),
+                "an alarm on {name}, which no code emits"
+            );
+        }
+    }
+}
