@@ -34,6 +34,7 @@ pub struct AppContext {
 
 impl AppContext {
     pub fn new(config: Config, store: Store) -> Self {
+        let store = store.with_evidence_retention(config.payments.evidence_retention_days);
         let keys = JwtKeys::new(
             config.jwt_secret.expose_secret(),
             config.access_token_ttl,
@@ -71,11 +72,10 @@ impl AppContext {
         self.clock = clock;
     }
 
-    /// Connects the store described by `config` over the SDK configuration already loaded (a Lambda
-    /// function's init: one load per cold start), and opens its connection.
-    pub async fn connect_with(config: Config, sdk_config: &aws_config::SdkConfig) -> Self {
-        let store = Store::from_sdk_config(sdk_config, &config);
-        store.warm().await;
+    /// The context over a DynamoDB connection already opened (a Lambda function's init opens it
+    /// while it reads its secret).
+    pub fn over(config: Config, connection: crate::store::Connection) -> Self {
+        let store = Store::over(connection, &config);
         Self::new(config, store)
     }
 

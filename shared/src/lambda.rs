@@ -15,7 +15,15 @@ pub async fn init(service: &str) -> Result<AppContext, lambda_http::Error> {
     let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    match load_config(env, &sdk_config).await {
+    // The secret is read and the DynamoDB connection opened at once: init waits for the longer of
+    // the two, not their sum. The table's name is not secret (`TABLE_NAME`, as the configuration
+    // reads it).
+    let table = env("TABLE_NAME")
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| crate::config::DEFAULT_TABLE_NAME.to_string());
+    let connection = crate::store::Connection::new(&sdk_config, &table);
+    let (loaded, ()) = tokio::join!(load_config(env, &sdk_config), connection.warm());
+    match loaded {
         Ok(config) => {
             if config.payments.environment == crate::config::EcpayEnvironment::Stage {
                 tracing::warn!(
@@ -23,7 +31,7 @@ pub async fn init(service: &str) -> Result<AppContext, lambda_http::Error> {
                      payment notification; never take real money with this deployment"
                 );
             }
-            Ok(AppContext::connect_with(config, &sdk_config).await)
+            Ok(AppContext::over(config, connection))
         }
         Err(problem) => {
             tracing::error!(error = %problem, "init failed: the function cannot start");

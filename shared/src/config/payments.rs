@@ -16,6 +16,7 @@ const RECONCILE_BATCH: u32 = 50;
 const QUERY_SPACING: Duration = Duration::from_millis(1000);
 const MAX_CHECKOUT_ATTEMPTS: u32 = 5;
 const MAX_OPEN_RECHARGES: u32 = 5;
+const EVIDENCE_RETENTION_DAYS: u32 = crate::store::DEFAULT_EVIDENCE_RETENTION_DAYS as u32;
 
 /// Where members are sent to pay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,10 @@ pub struct PaymentsConfig {
     /// each open one is queried by reconciliation until it is paid or expires, so an unlimited
     /// number would let one member fill every run.
     pub max_open_recharges: u32,
+    /// How long everything ECPay said about a payment is kept (`PAYMENT_EVIDENCE_RETENTION_DAYS`,
+    /// 2,557: seven years, past the five after the year's closing that Taiwan's Business Entity
+    /// Accounting Act §38 requires of accounting vouchers).
+    pub evidence_retention_days: u32,
 }
 
 impl PaymentsConfig {
@@ -129,6 +134,7 @@ impl PaymentsConfig {
             query_spacing: QUERY_SPACING,
             max_checkout_attempts: MAX_CHECKOUT_ATTEMPTS,
             max_open_recharges: MAX_OPEN_RECHARGES,
+            evidence_retention_days: EVIDENCE_RETENTION_DAYS,
         }
     }
 }
@@ -181,6 +187,8 @@ pub(super) fn payments_from<F: Fn(&str) -> Option<String>>(
         max_checkout_attempts: env
             .count_or("RECHARGE_MAX_CHECKOUT_ATTEMPTS", MAX_CHECKOUT_ATTEMPTS)?,
         max_open_recharges: env.count_or("RECHARGE_MAX_OPEN_PER_MEMBER", MAX_OPEN_RECHARGES)?,
+        evidence_retention_days: env
+            .count_or("PAYMENT_EVIDENCE_RETENTION_DAYS", EVIDENCE_RETENTION_DAYS)?,
     };
     if payments.min_amount > payments.max_amount {
         return Err(ConfigError::Invalid {

@@ -110,6 +110,7 @@ impl Store {
                 .set_item(Some(to_item(&audit_record(
                     &payment.merchant_trade_no,
                     record,
+                    self.evidence_retention_days,
                 ))?))
                 .build()
                 .map_err(AppError::internal)?;

@@ -1,4 +1,4 @@
-//! Everything ECPay said about each payment (the audit trail, kept 180 days), and ECPay's
+//! Everything ECPay said about each payment (the evidence, kept `PAYMENT_EVIDENCE_RETENTION_DAYS`), and ECPay's
 //! 30-minute refusal of queries after a 403, recorded for every function to honour.
 
 use std::collections::BTreeMap;
@@ -12,8 +12,11 @@ use super::{from_item, n, s, to_item, Store};
 use crate::domain::{MerchantTradeNo, Timestamp};
 use crate::error::AppError;
 
-/// Audit rows are kept this long (DynamoDB's TTL removes them afterwards).
-pub const AUDIT_RETENTION_DAYS: i64 = 180;
+/// How long what ECPay said about a payment is kept by default (`PAYMENT_EVIDENCE_RETENTION_DAYS`):
+/// seven years. Taiwan's Business Entity Accounting Act §38 keeps accounting vouchers at least five
+/// years after the year's closing, so a payment made on 1 January needs six years and a day; seven
+/// leaves the accountant room. DynamoDB's TTL removes a record after it.
+pub const DEFAULT_EVIDENCE_RETENTION_DAYS: i64 = 2_557;
 
 /// One thing ECPay said about a payment, kept for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,13 +41,13 @@ pub(super) struct AuditRecord {
 }
 
 impl Store {
-    /// Keeps what ECPay said about a payment (TTL: [`AUDIT_RETENTION_DAYS`]).
+    /// Keeps what ECPay said about a payment (TTL: the store's evidence retention).
     pub async fn append_gateway_record(
         &self,
         merchant_trade_no: &MerchantTradeNo,
         record: &GatewayRecord,
     ) -> Result<(), AppError> {
-        let audit = audit_record(merchant_trade_no, record);
+        let audit = audit_record(merchant_trade_no, record, self.evidence_retention_days);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -118,6 +121,7 @@ impl Store {
 pub(super) fn audit_record(
     merchant_trade_no: &MerchantTradeNo,
     record: &GatewayRecord,
+    retention_days: i64,
 ) -> AuditRecord {
     AuditRecord {
         pk: payment_pk(merchant_trade_no),
@@ -130,6 +134,36 @@ pub(super) fn audit_record(
         ),
         entity: "GatewayRecord".into(),
         record: record.clone(),
-        expires_at: (record.at + chrono::Duration::days(AUDIT_RETENTION_DAYS)).timestamp(),
+        expires_at: (record.at + chrono::Duration::days(retention_days)).timestamp(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateway_record_is_kept_for_the_evidence_retention() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let record = GatewayRecord {
+            source: "notification".into(),
+            fields: BTreeMap::new(),
+            verdict: "credited".into(),
+            at,
+        };
+        let trade = MerchantTradeNo::parse("PT1").unwrap();
+        let kept = audit_record(&trade, &record, DEFAULT_EVIDENCE_RETENTION_DAYS);
+        // Paid on 1 January 2026: the year closes at its end, and §38's five years run to 2031's.
+        let five_years_after_the_close =
+            chrono::DateTime::parse_from_rfc3339("2031-12-31T23:59:59Z")
+                .unwrap()
+                .timestamp();
+        assert!(kept.expires_at > five_years_after_the_close);
+        assert_eq!(
+            kept.expires_at,
+            (at + chrono::Duration::days(2_557)).timestamp()
+        );
     }
 }

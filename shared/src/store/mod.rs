@@ -40,7 +40,7 @@ use crate::error::AppError;
 pub use adjustments::{AdjustOutcome, AdjustmentReads};
 pub use admin::{AdminWrite, UserSearch};
 pub use credits::CreditAttempt;
-pub use gateway_records::{GatewayRecord, AUDIT_RETENTION_DAYS};
+pub use gateway_records::{GatewayRecord, DEFAULT_EVIDENCE_RETENTION_DAYS};
 pub use idempotency::{IdempotencyClaim, IdempotentOutcome};
 pub use job_lease::Lease;
 pub use login_limits::{LoginCounter, Reservation};
@@ -74,6 +74,8 @@ pub struct Store {
     client: Client,
     table: String,
     cursors: cursor::CursorCodec,
+    /// How long a payment's gateway records are kept (TTL), in days.
+    evidence_retention_days: i64,
     /// What this process last saw of each product's stock shards (see [`ShardHint`]).
     shard_hints: std::sync::Arc<std::sync::Mutex<HashMap<String, ShardHint>>>,
 }
@@ -96,8 +98,15 @@ impl Store {
             client,
             table: table.into(),
             cursors: cursor::CursorCodec::from_secret(secret),
+            evidence_retention_days: gateway_records::DEFAULT_EVIDENCE_RETENTION_DAYS,
             shard_hints: Default::default(),
         }
+    }
+
+    /// Keeps payments' gateway records `days` (the configuration's `PAYMENT_EVIDENCE_RETENTION_DAYS`).
+    pub fn with_evidence_retention(mut self, days: u32) -> Self {
+        self.evidence_retention_days = i64::from(days);
+        self
     }
     /// Reads `keys` (pk, sk) with strongly consistent reads, in as few `BatchGetItem` calls as
     /// DynamoDB allows (100 keys each; one call for every read in this codebase). Keys DynamoDB
@@ -181,23 +190,6 @@ impl Store {
         Ok(found)
     }
 
-    /// The store over the SDK configuration a Lambda function loaded at init for its other clients
-    /// (Secrets Manager): the AWS configuration is loaded once per cold start.
-    pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig, config: &Config) -> Self {
-        let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk_config)
-            .region(aws_config::Region::new(config.region.clone()));
-        if let Some(endpoint) = &config.dynamodb_endpoint {
-            builder = builder.endpoint_url(endpoint).credentials_provider(
-                aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "static"),
-            );
-        }
-        Store::new(
-            Client::from_conf(builder.build()),
-            config.table_name.clone(),
-            secrecy::ExposeSecret::expose_secret(&config.jwt_secret),
-        )
-    }
-
     /// Builds the SDK client from configuration. With an endpoint override (the local emulator) the
     /// credentials are static dummies; on AWS the default provider chain (the Lambda role) applies.
     pub async fn connect(config: &Config) -> Self {
@@ -257,6 +249,7 @@ impl Store {
             client: Client::from_conf(config),
             table: self.table.clone(),
             cursors: self.cursors.clone(),
+            evidence_retention_days: self.evidence_retention_days,
             shard_hints: Default::default(),
         }
     }
@@ -290,19 +283,74 @@ impl Store {
     }
 
     /// Opens the connection (TLS, credentials) during Lambda init instead of on the first request.
-    /// A miss on a key that never exists is the cheapest call the function's role may make.
     pub async fn warm(&self) {
-        let result = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(table::PK, AttributeValue::S("WARMUP".into()))
-            .key(table::SK, AttributeValue::S("WARMUP".into()))
-            .send()
-            .await;
-        if let Err(err) = result {
-            tracing::warn!(error = ?err.into_service_error(), "warm-up read failed");
+        warm(&self.client, &self.table).await;
+    }
+
+    /// The store over a connection opened (and warmed) before the configuration was complete.
+    pub fn over(connection: Connection, config: &Config) -> Self {
+        let store = Store::new(
+            connection.client,
+            config.table_name.clone(),
+            secrecy::ExposeSecret::expose_secret(&config.jwt_secret),
+        );
+        match config.dynamodb_endpoint {
+            // An emulator's endpoint wants static credentials of its own.
+            Some(_) => store.with_endpoint_of(config),
+            None => store,
         }
+    }
+
+    fn with_endpoint_of(self, config: &Config) -> Self {
+        let mut builder = self
+            .client
+            .config()
+            .to_builder()
+            .region(aws_config::Region::new(config.region.clone()));
+        if let Some(endpoint) = &config.dynamodb_endpoint {
+            builder = builder.endpoint_url(endpoint).credentials_provider(
+                aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "static"),
+            );
+        }
+        Store {
+            client: Client::from_conf(builder.build()),
+            ..self
+        }
+    }
+}
+
+/// A DynamoDB connection opened before the configuration is complete: a Lambda function opens it
+/// (TLS, credentials) while it reads its secret, so init waits for the longer of the two, not both.
+pub struct Connection {
+    client: Client,
+    table: String,
+}
+
+impl Connection {
+    pub fn new(sdk_config: &aws_config::SdkConfig, table: &str) -> Self {
+        Connection {
+            client: Client::new(sdk_config),
+            table: table.to_string(),
+        }
+    }
+
+    pub async fn warm(&self) {
+        warm(&self.client, &self.table).await;
+    }
+}
+
+/// A miss on a key that never exists: the cheapest call the function's role may make, which opens
+/// the connection.
+async fn warm(client: &Client, table: &str) {
+    let result = client
+        .get_item()
+        .table_name(table)
+        .key(table::PK, AttributeValue::S("WARMUP".into()))
+        .key(table::SK, AttributeValue::S("WARMUP".into()))
+        .send()
+        .await;
+    if let Err(err) = result {
+        tracing::warn!(error = ?err.into_service_error(), "warm-up read failed");
     }
 }
 
