@@ -53,7 +53,9 @@ def main() -> int:
     for path, item in paths.items():
         for method, operation in item.items():
             uri = operation["x-amazon-apigateway-integration"]["uri"]
-            function = uri["Fn::Sub"].split("${")[-1].split(".")[0]
+            function = uri["Fn::Sub"].split("${")[-1].split(".")[0].split("}")[0]
+            # Routes invoke the function's `live` alias (AutoPublishAlias): the function behind it.
+            function = function.removesuffix("Aliaslive")
             routes[path] = function
             if method != "x-amazon-apigateway-any-method":
                 print(f"{path}: expected ANY, got {method}")
