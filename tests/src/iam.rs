@@ -122,6 +122,10 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 /// The table ARN as a template resource expression, relative to the table (`table`,
 /// `table/index/*`), or `None` for another resource.
+/// The ARN of the table a `TableNameOverride` names (the restore runbook's table).
+const OVERRIDE_TABLE_ARN: &str =
+    "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableNameOverride}";
+
 fn table_resource(value: &serde_yaml::Value) -> Option<String> {
     let text = match value {
         serde_yaml::Value::Tagged(tagged) => {
@@ -129,6 +133,20 @@ fn table_resource(value: &serde_yaml::Value) -> Option<String> {
             match tagged.tag.to_string().as_str() {
                 "!GetAtt" if inner == "PointsTable.Arn" => return Some("table".into()),
                 "!Sub" => inner,
+                // `!If [HasTableNameOverride, <the override's ARN>, <the stack's table>]`: a grant
+                // must name the same resource of either table, or the override would lose (or gain)
+                // a permission.
+                "!If" => {
+                    let branches = tagged.value.as_sequence()?;
+                    let (overridden, own) = (branches.get(1)?, branches.get(2)?);
+                    let own = table_resource(own)?;
+                    let overridden = override_resource(overridden)?;
+                    assert_eq!(
+                        own, overridden,
+                        "a grant names another resource when the table is overridden"
+                    );
+                    return Some(own);
+                }
                 _ => return None,
             }
         }
@@ -136,6 +154,18 @@ fn table_resource(value: &serde_yaml::Value) -> Option<String> {
         _ => return None,
     };
     text.strip_prefix("${PointsTable.Arn}")
+        .map(|rest| format!("table{rest}"))
+}
+
+/// The resource an override branch names: `table` or `table/index/…` of the overriding table.
+fn override_resource(value: &serde_yaml::Value) -> Option<String> {
+    let serde_yaml::Value::Tagged(tagged) = value else {
+        return None;
+    };
+    (tagged.tag == "!Sub")
+        .then(|| tagged.value.as_str())
+        .flatten()?
+        .strip_prefix(OVERRIDE_TABLE_ARN)
         .map(|rest| format!("table{rest}"))
 }
 

@@ -18,6 +18,7 @@ mod orders;
 mod payments;
 mod recharge;
 mod registration;
+mod restore;
 mod slow_clients;
 mod takedowns;
 mod template;

@@ -928,3 +928,32 @@ fn on_call_sees_every_metric_on_the_dashboard_and_every_function_has_its_alarms(
         }
     }
 }
+
+#[test]
+fn a_table_name_override_moves_every_function_and_every_grant_to_the_restored_table() {
+    let template = template();
+    let text = template_text();
+    assert_eq!(
+        serde_yaml::to_string(
+            &template["Globals"]["Function"]["Environment"]["Variables"]["TABLE_NAME"]
+        )
+        .unwrap()
+        .trim(),
+        "!If\n- HasTableNameOverride\n- !Ref TableNameOverride\n- !Ref PointsTable"
+    );
+    // No grant or alarm names the stack's table alone: each is an `!If` on the override (the IAM
+    // model checks that both branches name the same resource).
+    for bare in [
+        "- !GetAtt PointsTable.Arn\n",
+        "- !Sub \"${PointsTable.Arn}",
+        "Value: !Ref PointsTable\n",
+    ] {
+        assert!(
+            !text.contains(bare),
+            "{bare:?} does not follow TableNameOverride"
+        );
+    }
+    let roles = api_tests::iam::roles_from_template(&text);
+    assert_eq!(roles.len(), 6, "every function's grants parse");
+    assert!(roles.values().all(|role| !role.grants().is_empty()));
+}
