@@ -20,9 +20,6 @@ pub struct Product {
     /// How many items the stock is split over: chosen from the stock, raised by the merchant for a
     /// product expected to be hot, never lowered.
     pub stock_shards: u8,
-    /// On sale: in the catalogue and orderable. Worked out by [`on_sale`] from the three flags below,
-    /// never set directly.
-    pub is_active: bool,
     /// The merchant's own choice to offer it (`is_active` in their edits).
     pub listed: bool,
     /// Taken down by an operator: off sale until an operator lifts it, whatever the merchant sends.
@@ -43,6 +40,13 @@ pub struct Product {
 /// a takedown does not list what the merchant had withdrawn).
 pub fn on_sale(listed: bool, blocked: bool, merchant_suspended: bool) -> bool {
     listed && !blocked && !merchant_suspended
+}
+
+impl Product {
+    /// On sale: in the catalogue and orderable, worked out from the three flags (see [`on_sale`]).
+    pub fn is_active(&self) -> bool {
+        on_sale(self.listed, self.blocked, self.merchant_suspended)
+    }
 }
 
 /// The fields a merchant may change; `None` leaves a field as it is.

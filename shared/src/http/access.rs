@@ -58,11 +58,6 @@ impl Access {
         self.signed_in.flatten()
     }
 
-    /// Whether the session is checked by the service rather than the router.
-    pub fn session_in_read(&self) -> bool {
-        self.session_in_read
-    }
-
     /// The operation's `security` in the API document: the bearer scheme, or none.
     pub fn security(&self) -> Option<Vec<SecurityRequirement>> {
         (!self.is_public()).then(|| {
@@ -86,7 +81,6 @@ impl Access {
         };
         Ok(Some(Caller {
             id: claims.sub,
-            role: claims.role,
             session_epoch: claims.ep,
             user,
         }))
@@ -97,7 +91,6 @@ impl Access {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub id: UserId,
-    pub role: Role,
     /// The session epoch the token was issued in (what a deferred session check compares).
     pub session_epoch: u32,
     /// The user as the session check read them; `None` where the service checks the session itself.

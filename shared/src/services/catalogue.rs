@@ -93,6 +93,7 @@ pub struct CatalogueProduct {
 impl From<Product> for MerchantProduct {
     fn from(p: Product) -> Self {
         MerchantProduct {
+            is_active: p.is_active(),
             id: p.id.into(),
             merchant_id: p.merchant_id.into(),
             name: p.name,
@@ -100,7 +101,6 @@ impl From<Product> for MerchantProduct {
             points_required: p.points_required.get(),
             stock: p.stock,
             stock_shards: p.stock_shards.into(),
-            is_active: p.is_active,
             blocked: p.blocked,
             version: p.version,
             created_at: p.created_at,
@@ -171,7 +171,6 @@ impl CatalogueService<'_> {
             stock,
             // The merchant's explicit count, else one per 64 units.
             stock_shards: asked_shards.unwrap_or_else(|| crate::domain::stock::shards_for(stock)),
-            is_active: true,
             listed: true,
             blocked: false,
             merchant_suspended: false,
@@ -307,7 +306,7 @@ impl CatalogueService<'_> {
 
     pub async fn view_product(&self, product_id: &ProductId) -> Result<CatalogueProduct, AppError> {
         match self.store.get_product(product_id).await? {
-            Some(product) if product.is_active => Ok(product.into()),
+            Some(product) if product.is_active() => Ok(product.into()),
             _ => Err(not_found::product()),
         }
     }

@@ -66,7 +66,7 @@ impl AdminService<'_> {
                     AuditAction::ProductReinstated
                 },
                 format!("product:{product_id}"),
-                serde_json::json!({"is_active": product.is_active, "blocked": product.blocked, "merchant_id": product.merchant_id}),
+                serde_json::json!({"is_active": product.is_active(), "blocked": product.blocked, "merchant_id": product.merchant_id}),
                 serde_json::json!({"is_active": on_sale(product.listed, blocked, product.merchant_suspended), "blocked": blocked}),
                 Some(reason.clone()),
                 now,

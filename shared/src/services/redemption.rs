@@ -125,7 +125,7 @@ pub(crate) fn decide(
     fresh: Fresh,
 ) -> Result<Decision, AppError> {
     let product = shelf.product;
-    if !product.is_active {
+    if !product.is_active() {
         return Err(product_not_found());
     }
     let quantity = asked.quantity;
@@ -447,7 +447,6 @@ mod tests {
             points_required: Points::new(price).unwrap(),
             stock,
             stock_shards: 1,
-            is_active: active,
             listed: true,
             blocked: !active,
             merchant_suspended: false,

@@ -171,9 +171,8 @@ impl Store {
                 if let Some(points) = changes.points_required {
                     product.points_required = points;
                 }
-                if let (Some(listed), Some(active)) = (changes.is_active, on_sale) {
+                if let Some(listed) = changes.is_active {
                     product.listed = listed;
-                    product.is_active = active;
                 }
                 Ok(super::Attempt::Done(ProductWrite::Written(product)))
             }

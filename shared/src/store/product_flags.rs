@@ -93,7 +93,6 @@ impl Store {
                 written.listed = flags.listed;
                 written.blocked = flags.blocked;
                 written.merchant_suspended = flags.merchant_suspended;
-                written.is_active = active;
                 written.version += 1;
                 written.updated_at = now;
                 Ok(FlagWrite::Written(written))

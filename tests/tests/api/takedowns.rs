@@ -273,3 +273,61 @@ async fn two_operators_disabling_each_other_at_once_leave_one_operator() {
     }
     assert_eq!(active, 1);
 }
+
+#[tokio::test]
+async fn a_takedown_racing_the_merchants_own_edits_holds_whichever_lands_first() {
+    let api = TestApi::start().await;
+    let (_, operator) = api.signed_in_admin("olive").await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let (_, mia) = api.member_with_points("mia", 500).await;
+    let id = api.create_product(&shop, "Mug", 10, 50).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/merchants/products/{id}/");
+    // The merchant toggles the product off and on as fast as they can, each edit based on the
+    // version they just read, while an operator takes it down.
+    let merchant = async {
+        let mut answers = Vec::new();
+        for turn in 0..20 {
+            let version = version(&api, &shop, &id).await;
+            let listed = turn % 2 == 1;
+            let answer = api
+                .put(
+                    &path,
+                    json!({"is_active": listed, "version": version}),
+                    Some(&shop),
+                )
+                .await;
+            answers.push((answer.status.as_u16(), answer.error_code().to_string()));
+        }
+        answers
+    };
+    let takedown = async {
+        tokio::task::yield_now().await;
+        api.post(
+            &format!("/api/admin/products/{id}/deactivate/"),
+            json!({"reason": "counterfeit"}),
+            Some(&operator),
+        )
+        .await
+    };
+    let (answers, down) = futures::join!(merchant, takedown);
+    down.assert_status(200);
+    for (status, code) in &answers {
+        assert!(
+            *status == 200
+                || (*status == 409
+                    && ["product_blocked", "version_conflict"].contains(&code.as_str())),
+            "{status} {code}"
+        );
+    }
+    // Whatever the interleaving, the takedown held.
+    let now = api.get(&path, Some(&shop)).await;
+    assert_eq!(
+        (now.body["blocked"].clone(), now.body["is_active"].clone()),
+        (json!(true), json!(false))
+    );
+    api.redeem(&mia, &id, 1).await.assert_status(404);
+    assert!(!catalogue_ids(&api, &mia).await.contains(&id));
+}
