@@ -79,23 +79,21 @@ impl Store {
 
     /// The recharges `member` holds open, as their slots say.
     pub async fn open_recharges(&self, member: &UserId) -> Result<Vec<MerchantTradeNo>, AppError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(member)))
-            .key(SK, s(OPEN_RECHARGES_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| super::dynamo_failure("open recharges", err.into_service_error()))?;
-        let mut open: Vec<MerchantTradeNo> = match output.item.as_ref().and_then(|i| i.get(OPEN)) {
-            Some(AttributeValue::Ss(values)) => values
-                .iter()
-                .filter_map(|v| MerchantTradeNo::parse(v))
-                .collect(),
-            _ => Vec::new(),
-        };
+        #[derive(serde::Deserialize)]
+        struct Slots {
+            /// A string set (absent once the last slot is freed).
+            #[serde(default)]
+            open_recharges: Vec<String>,
+        }
+        let slots = self
+            .get_item::<Slots>(user_pk(member), OPEN_RECHARGES_SK)
+            .await?;
+        let mut open: Vec<MerchantTradeNo> = slots
+            .map(|slots| slots.open_recharges)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| MerchantTradeNo::parse(v))
+            .collect();
         open.sort();
         Ok(open)
     }

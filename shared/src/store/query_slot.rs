@@ -6,7 +6,6 @@
 //! waits for it. Callers queue up fairly (each reserves a distinct moment, `spacing` apart).
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::*;
 use super::table::{PK, SK};
@@ -35,20 +34,14 @@ impl Store {
         spacing_ms: i64,
         max_wait_ms: i64,
     ) -> Result<QuerySlot, AppError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(GATEWAY_PK))
-            .key(SK, s(GATEWAY_QUERY_SLOT_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| super::dynamo_failure("query slot", err.into_service_error()))?;
-        let read = match output.item.as_ref().and_then(|item| item.get(NEXT_AT)) {
-            Some(AttributeValue::N(raw)) => raw.parse::<i64>().ok(),
-            _ => None,
-        };
+        #[derive(serde::Deserialize)]
+        struct Slot {
+            next_at_ms: i64,
+        }
+        let read = self
+            .get_item::<Slot>(GATEWAY_PK.to_string(), GATEWAY_QUERY_SLOT_SK)
+            .await?
+            .map(|slot| slot.next_at_ms);
         let slot = read.map_or(now_ms, |next| next.max(now_ms));
         if slot - now_ms > max_wait_ms {
             return Ok(QuerySlot::Busy { free_at: slot });
