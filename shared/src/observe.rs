@@ -90,6 +90,15 @@ pub fn set_service(name: &str) {
     let _ = SERVICE.set(name.to_string());
 }
 
+/// Lambda's published version of this function (`AWS_LAMBDA_FUNCTION_VERSION`), read once: it does
+/// not change for the life of an instance.
+fn function_version() -> Option<&'static str> {
+    static VERSION: OnceLock<Option<String>> = OnceLock::new();
+    VERSION
+        .get_or_init(|| std::env::var("AWS_LAMBDA_FUNCTION_VERSION").ok())
+        .as_deref()
+}
+
 fn service() -> &'static str {
     SERVICE.get().map(String::as_str).unwrap_or("local-api")
 }
@@ -349,7 +358,7 @@ where
         service = service(),
         cold_start = cold_start(),
         version = VERSION,
-        function_version = std::env::var("AWS_LAMBDA_FUNCTION_VERSION").ok().as_deref(),
+        function_version = function_version(),
         request_id = %ids.request_id,
         client_request_id = ids.client_request_id.as_deref(),
         function_request_id = ids.lambda_request_id.as_deref(),
