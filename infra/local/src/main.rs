@@ -146,6 +146,12 @@ async fn run(started: Instant) -> Result<(), String> {
         Ok(indexed) => tracing::info!(indexed, "added existing users to the directory"),
         Err(err) => return Err(format!("cannot index existing users: {err}")),
     }
+    // Data written before the catalogue and merchants' orders were spread over index partitions.
+    match api.ctx.store.spread_legacy_index_keys().await {
+        Ok(0) => {}
+        Ok(moved) => tracing::info!(moved, "spread legacy index entries"),
+        Err(err) => return Err(format!("cannot re-key legacy index entries: {err}")),
+    }
 
     spawn_ttl_sweeper(emulator.database().clone());
     let api = Arc::new(api);

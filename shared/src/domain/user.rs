@@ -52,6 +52,31 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
+/// A user as the operators' directory lists them: everything but the password hash, which the
+/// directory's index does not carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: Timestamp,
+}
+
+impl From<User> for DirectoryEntry {
+    fn from(u: User) -> Self {
+        DirectoryEntry {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            role: u.role,
+            is_active: u.is_active,
+            created_at: u.created_at,
+        }
+    }
+}
+
 impl User {
     /// Whether a token issued to this user in `epoch` may still act for them.
     pub fn accepts_session(&self, epoch: u32) -> bool {

@@ -10,7 +10,7 @@ use super::orders::OrderView;
 use super::recharge::{PaymentView, RechargeService, Reconciled};
 use super::retry::{until_uncontended, RetryBudget};
 use crate::domain::audit::REASON_MAX;
-use crate::domain::user::{check_email, check_password, check_username};
+use crate::domain::user::{check_email, check_password, check_username, DirectoryEntry};
 use crate::domain::{
     AuditAction, AuditEntry, MerchantTradeNo, OrderStatus, PaymentStatus, Role, User, UserId,
 };
@@ -31,6 +31,12 @@ pub struct AdminUserView {
 
 impl From<User> for AdminUserView {
     fn from(u: User) -> Self {
+        DirectoryEntry::from(u).into()
+    }
+}
+
+impl From<DirectoryEntry> for AdminUserView {
+    fn from(u: DirectoryEntry) -> Self {
         AdminUserView {
             id: u.id.into(),
             username: u.username,

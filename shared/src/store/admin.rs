@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::table::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
-use super::users::UserRecord;
+use super::users::{DirectoryRecord, UserRecord};
 use super::{
     from_item, n, page_of, put_new, s, to_item, Filter, ListQuery, Store, TransactionAttempt,
 };
-use crate::domain::user::canonical;
+use crate::domain::user::{canonical, DirectoryEntry};
 use crate::domain::{AuditAction, AuditEntry, Role, Timestamp, User};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
@@ -138,7 +138,7 @@ impl Store {
         &self,
         search: &UserSearch,
         page: &PageRequest,
-    ) -> Result<Page<User>, AppError> {
+    ) -> Result<Page<DirectoryEntry>, AppError> {
         let by_email = search.prefix.as_deref().is_some_and(|p| p.contains('@'));
         let (index, partition_attribute, sort_attribute, partition_value) = if by_email {
             (GSI2, GSI2_PK, GSI2_SK, USERS_BY_EMAIL_GSI)
@@ -183,7 +183,7 @@ impl Store {
                     .map_or("any", |a| if a { "on" } else { "off" })
             ),
         };
-        page_of::<UserRecord, User>(self.query_page(query, page).await?)
+        page_of::<DirectoryRecord, DirectoryEntry>(self.query_page(query, page).await?)
     }
 
     /// Writes `user` enabled or disabled, as read: conditioned on the state and session epoch the

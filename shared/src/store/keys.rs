@@ -56,8 +56,20 @@ pub const STOCK_SHARD_SK: &str = "STOCK";
 pub fn merchant_products_gsi(merchant_id: &str) -> String {
     format!("MERCHANT_PRODUCTS#{merchant_id}")
 }
-/// gsi2: the active catalogue. Sparse: only active products carry these keys.
-pub const CATALOGUE_GSI: &str = "CATALOGUE";
+/// gsi2: the active catalogue, spread over [`CATALOGUE_PARTITIONS`] index partitions by product id
+/// and read back merged (`store::spread_lists`). Sparse: only active products carry these keys.
+/// One partition serves 3,000 read units a second, and every member browsing during a sale reads
+/// the catalogue's newest page; spread, each page reads about a quarter of its items from each
+/// partition. The count is part of the stored keys: changing it means re-keying every product.
+pub const CATALOGUE_PARTITIONS: usize = 4;
+pub fn catalogue_gsi(product_id: &str) -> String {
+    format!("CATALOGUE#{}", spread(product_id, CATALOGUE_PARTITIONS))
+}
+pub fn catalogue_partitions() -> Vec<String> {
+    (0..CATALOGUE_PARTITIONS)
+        .map(|i| format!("CATALOGUE#{i}"))
+        .collect()
+}
 
 /// Ledger rows live in the member's own partition, keyed by the account version their change
 /// produced: exactly one row per version, so the order is the true order of balance changes (no
@@ -89,9 +101,31 @@ pub const ORDER_NUMBER_SK: &str = "ORDERNO";
 pub fn member_orders_gsi(member_id: &str) -> String {
     format!("MEMBER_ORDERS#{member_id}")
 }
-/// gsi2: orders on a merchant's products, newest first.
-pub fn merchant_orders_gsi(merchant_id: &str) -> String {
-    format!("MERCHANT_ORDERS#{merchant_id}")
+/// gsi2: orders on a merchant's products, newest first, spread over
+/// [`MERCHANT_ORDER_PARTITIONS`] index partitions by order id. A flash sale writes every order of
+/// one merchant at once, and an index partition takes 1,000 writes a second (an index that cannot
+/// keep up throttles the table's writes); spread, one merchant's sale can take eight times that.
+/// The count is part of the stored keys: changing it means re-keying every order.
+pub const MERCHANT_ORDER_PARTITIONS: usize = 8;
+pub fn merchant_orders_gsi(merchant_id: &str, order_id: &str) -> String {
+    format!(
+        "MERCHANT_ORDERS#{merchant_id}#{}",
+        spread(order_id, MERCHANT_ORDER_PARTITIONS)
+    )
+}
+pub fn merchant_orders_partitions(merchant_id: &str) -> Vec<String> {
+    (0..MERCHANT_ORDER_PARTITIONS)
+        .map(|i| format!("MERCHANT_ORDERS#{merchant_id}#{i}"))
+        .collect()
+}
+
+/// Which of `partitions` an id's index entry lives in: FNV-1a of the id, a hash fixed by its
+/// definition (unlike std's `DefaultHasher`), so every version of the code agrees where an item is.
+fn spread(id: &str, partitions: usize) -> usize {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % partitions as u64) as usize
 }
 /// The outcome of an `Idempotency-Key`, per member.
 pub fn idempotency_pk(member_id: &str, key: &str) -> String {
@@ -115,3 +149,29 @@ pub fn job_lease_pk(job: &str) -> String {
 pub const JOB_LEASE_SK: &str = "LEASE";
 /// Under a user's partition: the set of the member's recharges still open (the cap's slots).
 pub const OPEN_RECHARGES_SK: &str = "OPEN_RECHARGES";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_spread_over_every_partition_and_always_to_the_same_one() {
+        let ids: Vec<String> = (0..400).map(|i| format!("01J{i:08}")).collect();
+        let mut counts = [0usize; MERCHANT_ORDER_PARTITIONS];
+        for id in &ids {
+            counts[spread(id, MERCHANT_ORDER_PARTITIONS)] += 1;
+            assert_eq!(merchant_orders_gsi("m", id), merchant_orders_gsi("m", id));
+        }
+        // 50 expected in each; a fair hash keeps every one within a wide margin.
+        assert!(counts.iter().all(|c| (20..=80).contains(c)), "{counts:?}");
+        // FNV-1a's published value for "a" (64-bit): the hash cannot drift between versions.
+        assert_eq!(
+            "a".bytes()
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b))
+                    .wrapping_mul(0x0100_0000_01b3)),
+            0xaf63_dc4c_8601_ec8c
+        );
+        assert!(catalogue_partitions().contains(&catalogue_gsi("01JABC")));
+        assert!(merchant_orders_partitions("m").contains(&merchant_orders_gsi("m", "01JABC")));
+    }
+}

@@ -8,6 +8,8 @@ pub mod cursor;
 mod gateway_records;
 mod guards;
 mod idempotency;
+#[cfg(any(test, feature = "test-support"))]
+mod inspection;
 mod job_lease;
 mod keys;
 mod lists;
@@ -21,7 +23,9 @@ mod product_edits;
 mod product_flags;
 mod products;
 mod query_slot;
+mod rekey;
 mod shard_hints;
+mod spread_lists;
 pub mod table;
 mod tokens;
 mod transact;
@@ -251,64 +255,6 @@ impl Store {
             cursors: self.cursors.clone(),
             evidence_retention_days: self.evidence_retention_days,
             shard_hints: Default::default(),
-        }
-    }
-
-    /// How many items the table holds (a full `Scan` with `Select=COUNT`): how tests prove that a
-    /// refused request wrote nothing. Test support only: a full scan has no place in a request.
-    #[cfg(any(test, feature = "test-support"))]
-    pub async fn item_count(&self) -> Result<i64, AppError> {
-        let mut total = 0i64;
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| dynamo_failure("count", err.into_service_error()))?;
-            total += i64::from(page.count());
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(total),
-            }
-        }
-    }
-
-    /// Copies every item of this table into `target`'s, as a point-in-time restore makes a new
-    /// table with the same items: how the restore runbook is exercised locally (test support).
-    #[cfg(any(test, feature = "test-support"))]
-    pub async fn copy_every_item_to(&self, target: &Store) -> Result<usize, AppError> {
-        let mut copied = 0;
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| dynamo_failure("scan for copy", err.into_service_error()))?;
-            for item in page.items.unwrap_or_default() {
-                target
-                    .client
-                    .put_item()
-                    .table_name(&target.table)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .map_err(|err| dynamo_failure("copy item", err.into_service_error()))?;
-                copied += 1;
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(copied),
-            }
         }
     }
 

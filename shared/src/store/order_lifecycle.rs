@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::types::{
 
 use super::keys::*;
 use super::orders::OrderRecord;
-use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
+use super::spread_lists::SpreadQuery;
+use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
 use super::{from_item, n, page_of, s, timestamp, Filter, ListQuery, Store, TransactionAttempt};
 use crate::domain::{BalanceChange, Order, OrderId, OrderParty, OrderStatus, Timestamp, UserId};
 use crate::error::AppError;
@@ -83,19 +84,18 @@ impl Store {
         status: Option<OrderStatus>,
         page: &PageRequest,
     ) -> Result<Page<Order>, AppError> {
-        let query = ListQuery {
-            index: Some(GSI2),
+        let query = SpreadQuery {
+            index: GSI2,
             partition_attribute: GSI2_PK,
-            partition_value: merchant_orders_gsi(merchant_id),
-            ascending: false,
-            sort_prefix: None,
+            sort_attribute: GSI2_SK,
+            partitions: merchant_orders_partitions(merchant_id),
             filter: status_filter(status),
             scope: format!(
                 "merchant-orders:{merchant_id}:{}",
                 status.map_or("all", OrderStatus::as_str)
             ),
         };
-        page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
+        page_of::<OrderRecord, Order>(self.query_spread_page(query, page).await?)
     }
 
     /// Every order, for operators: of one member (their index), of one merchant (theirs), of both,

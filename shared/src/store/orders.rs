@@ -21,9 +21,15 @@ pub(super) struct OrderRecord {
     pk: String,
     sk: String,
     entity: String,
+    // An index copy lacks the other index's keys (indexes project only `table::INDEX_PROJECTED_ATTRIBUTES`
+    // besides their own keys); a record read from one is only turned into a value, never written back.
+    #[serde(default)]
     gsi1pk: String,
+    #[serde(default)]
     gsi1sk: String,
+    #[serde(default)]
     gsi2pk: String,
+    #[serde(default)]
     gsi2sk: String,
     id: OrderId,
     order_number: String,
@@ -64,7 +70,7 @@ impl From<&Order> for OrderRecord {
             entity: "Order".into(),
             gsi1pk: member_orders_gsi(&o.member_id),
             gsi1sk: o.id.to_string(),
-            gsi2pk: merchant_orders_gsi(&o.merchant_id),
+            gsi2pk: merchant_orders_gsi(&o.merchant_id, &o.id),
             gsi2sk: o.id.to_string(),
             id: o.id.clone(),
             order_number: o.order_number.clone(),

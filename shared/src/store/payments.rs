@@ -24,7 +24,11 @@ pub(super) struct PaymentRecord {
     pk: String,
     sk: String,
     entity: String,
+    // An index copy lacks the other index's keys (indexes project only `table::INDEX_PROJECTED_ATTRIBUTES`
+    // besides their own keys); a record read from one is only turned into a value, never written back.
+    #[serde(default)]
     gsi1pk: String,
+    #[serde(default)]
     gsi1sk: String,
     /// Present while the payment is open: the reconciliation index.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -122,7 +122,10 @@ impl Store {
                 .expression_attribute_values(":active", AttributeValue::Bool(active));
             if active {
                 sets.push("#gsi2pk = :catalogue, #gsi2sk = id");
-                update = update.expression_attribute_values(":catalogue", s(CATALOGUE_GSI));
+                update = update.expression_attribute_values(
+                    ":catalogue",
+                    s(catalogue_gsi(&current.product.id)),
+                );
             } else {
                 removes.push("#gsi2pk, #gsi2sk");
             }

@@ -79,7 +79,7 @@ impl Store {
         update = if active {
             update
                 .update_expression(format!("{sets}, #gsi2pk = :catalogue, #gsi2sk = id"))
-                .expression_attribute_values(":catalogue", s(CATALOGUE_GSI))
+                .expression_attribute_values(":catalogue", s(catalogue_gsi(&product.id)))
         } else {
             update.update_expression(format!("{sets} REMOVE #gsi2pk, #gsi2sk"))
         };

@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
-use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK};
+use super::spread_lists::SpreadQuery;
+use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK};
 use super::{from_item, put_new, to_item, Filter, Item, ListQuery, Store, TransactionAttempt};
 use crate::domain::stock::{spread, MAX_SHARDS};
 use crate::error::AppError;
@@ -23,7 +24,11 @@ pub(super) struct ProductRecord {
     pk: String,
     sk: String,
     entity: String,
+    // An index copy lacks the other index's keys (indexes project only `table::INDEX_PROJECTED_ATTRIBUTES`
+    // besides their own keys); a record read from one is only turned into a value, never written back.
+    #[serde(default)]
     gsi1pk: String,
+    #[serde(default)]
     gsi1sk: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi2pk: Option<String>,
@@ -60,7 +65,7 @@ impl ProductRecord {
             entity: "Product".into(),
             gsi1pk: merchant_products_gsi(&p.merchant_id),
             gsi1sk: p.id.to_string(),
-            gsi2pk: p.is_active().then(|| CATALOGUE_GSI.to_string()),
+            gsi2pk: p.is_active().then(|| catalogue_gsi(&p.id)),
             gsi2sk: p.is_active().then(|| p.id.to_string()),
             id: p.id.clone(),
             merchant_id: p.merchant_id.clone(),
@@ -394,15 +399,19 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<Product>, AppError> {
         let query = match merchant_id {
-            None => ListQuery {
-                index: Some(GSI2),
-                partition_attribute: GSI2_PK,
-                partition_value: CATALOGUE_GSI.into(),
-                ascending: false,
-                sort_prefix: None,
-                filter: None,
-                scope: "catalogue".into(),
-            },
+            None => {
+                let query = SpreadQuery {
+                    index: GSI2,
+                    partition_attribute: GSI2_PK,
+                    sort_attribute: GSI2_SK,
+                    partitions: catalogue_partitions(),
+                    filter: None,
+                    scope: "catalogue".into(),
+                };
+                return self
+                    .with_stock(self.query_spread_page(query, page).await?)
+                    .await;
+            }
             Some(merchant_id) => ListQuery {
                 index: Some(GSI1),
                 partition_attribute: GSI1_PK,

@@ -21,11 +21,66 @@ pub const GSI2_SK: &str = "gsi2sk";
 /// treat an item past this time as absent.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
+/// What each index carries besides the keys (its own and the table's, which DynamoDB always
+/// projects): every attribute a list read from an index turns into a value, and nothing else.
+/// `password_hash` above all is not here, so no query of an index, and no backup or export of one,
+/// holds a password hash (the user directory reads `DirectoryRecord`, which has none). A list whose
+/// record gains an attribute must add it here: `the_indexes_carry_every_attribute_but_the_password`
+/// compares every indexed item with its index copy. DynamoDB allows 100 such names summed over all
+/// of a table's indexes; both indexes project this one list.
+pub const INDEX_PROJECTED_ATTRIBUTES: &[&str] = &[
+    // Every record
+    "entity",
+    "id",
+    "version",
+    "created_at",
+    "updated_at",
+    "status",
+    // Products (a merchant's, the catalogue)
+    "merchant_id",
+    "name",
+    "description",
+    "points_required",
+    "stock_shards",
+    "is_active",
+    "listed",
+    "blocked",
+    "merchant_suspended",
+    // Orders (a member's, a merchant's)
+    "order_number",
+    "member_id",
+    "product_id",
+    "product_name",
+    "quantity",
+    "points_cost",
+    // Payments (a member's, the open ones reconciliation walks)
+    "merchant_trade_no",
+    "amount",
+    "points",
+    "action_url",
+    "checkout_fields",
+    "trade_no",
+    "payment_date",
+    "paid_at",
+    "last_gateway_message",
+    "failure_reason",
+    "attempt_of",
+    "attempts",
+    "paid_attempts",
+    // Users (the operators' directory), without `password_hash`
+    "username",
+    "email",
+    "role",
+    "session_epoch",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexDefinition {
     pub name: &'static str,
     pub partition_key: &'static str,
     pub sort_key: &'static str,
+    /// `INCLUDE` projection: these non-key attributes, never `ALL`.
+    pub projected: &'static [&'static str],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +89,7 @@ pub struct TableDefinition {
     pub sort_key: &'static str,
     /// Every key attribute of the table and its indexes; all are strings.
     pub string_attributes: Vec<&'static str>,
-    /// Global secondary indexes; each projects all attributes.
+    /// Global secondary indexes; each projects the keys and `projected`.
     pub indexes: Vec<IndexDefinition>,
     pub ttl_attribute: &'static str,
 }
@@ -49,11 +104,13 @@ pub fn table_definition() -> TableDefinition {
                 name: GSI1,
                 partition_key: GSI1_PK,
                 sort_key: GSI1_SK,
+                projected: INDEX_PROJECTED_ATTRIBUTES,
             },
             IndexDefinition {
                 name: GSI2,
                 partition_key: GSI2_PK,
                 sort_key: GSI2_SK,
+                projected: INDEX_PROJECTED_ATTRIBUTES,
             },
         ],
         ttl_attribute: TTL_ATTRIBUTE,
@@ -105,7 +162,10 @@ pub async fn ensure_table(client: &Client, table_name: &str) -> Result<(), AppEr
                 .key_schema(key(index.sort_key, KeyType::Range)?)
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(
+                            index.projected.iter().map(|a| a.to_string()).collect(),
+                        ))
                         .build(),
                 )
                 .build()

@@ -1,3 +1,4 @@
+use crate::domain::user::DirectoryEntry;
 use crate::domain::{PointAccount, Role, User, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,32 @@ pub(super) struct UserRecord {
 
 fn active() -> bool {
     true
+}
+
+/// A user profile as the directory's index holds it: the profile without `password_hash`, which
+/// the indexes do not project (`table::INDEX_PROJECTED_ATTRIBUTES`).
+#[derive(Deserialize)]
+pub(super) struct DirectoryRecord {
+    id: UserId,
+    username: String,
+    email: String,
+    role: Role,
+    #[serde(default = "active")]
+    is_active: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<DirectoryRecord> for DirectoryEntry {
+    fn from(r: DirectoryRecord) -> Self {
+        DirectoryEntry {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            role: r.role,
+            is_active: r.is_active,
+            created_at: r.created_at,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]

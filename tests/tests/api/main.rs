@@ -9,6 +9,7 @@ mod access;
 mod admin;
 mod catalogue;
 mod edges;
+mod indexes;
 mod keys;
 mod login_limits;
 mod logs;

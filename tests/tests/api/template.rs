@@ -67,7 +67,9 @@ fn template_yaml_declares_exactly_the_table_the_code_defines() {
         .collect();
     assert_eq!(declared, expected);
 
-    let indexes: BTreeSet<(String, String, String, String)> = props["GlobalSecondaryIndexes"]
+    // (name, hash key, range key, projection type, projected non-key attributes)
+    type IndexShape = (String, String, String, String, BTreeSet<String>);
+    let indexes: BTreeSet<IndexShape> = props["GlobalSecondaryIndexes"]
         .as_sequence()
         .unwrap()
         .iter()
@@ -81,10 +83,19 @@ fn template_yaml_declares_exactly_the_table_the_code_defines() {
                     .as_str()
                     .unwrap()
                     .to_string(),
+                gsi["Projection"]["NonKeyAttributes"]
+                    .as_sequence()
+                    .map(|names| {
+                        names
+                            .iter()
+                            .map(|n| n.as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             )
         })
         .collect();
-    let expected: BTreeSet<(String, String, String, String)> = code
+    let expected: BTreeSet<IndexShape> = code
         .indexes
         .iter()
         .map(|i| {
@@ -92,11 +103,19 @@ fn template_yaml_declares_exactly_the_table_the_code_defines() {
                 i.name.to_string(),
                 i.partition_key.to_string(),
                 i.sort_key.to_string(),
-                "ALL".to_string(),
+                "INCLUDE".to_string(),
+                i.projected.iter().map(|a| a.to_string()).collect(),
             )
         })
         .collect();
     assert_eq!(indexes, expected);
+    // DynamoDB's limit: 100 projected non-key attributes summed over every index.
+    let projected: usize = code.indexes.iter().map(|i| i.projected.len()).sum();
+    assert!(projected <= 100, "{projected} projected attributes");
+    assert!(code
+        .indexes
+        .iter()
+        .all(|i| !i.projected.contains(&"password_hash")));
 
     assert_eq!(
         props["TimeToLiveSpecification"]["AttributeName"].as_str(),
