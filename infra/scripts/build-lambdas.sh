@@ -15,7 +15,7 @@ if ! command -v "$CARGO_LAMBDA" >/dev/null; then
   export PATH="$PWD/$VENV/bin:$PATH"
 fi
 
-FUNCTIONS=(fn-admin fn-auth fn-members fn-merchants fn-ecpay-callback fn-reconcile)
+FUNCTIONS=(fn-admin fn-auth fn-front-door fn-members fn-merchants fn-ecpay-callback fn-reconcile)
 args=()
 for f in "${FUNCTIONS[@]}"; do args+=(--package "$f"); done
 "$CARGO_LAMBDA" lambda build --release "--$ARCH" --output-format zip "${args[@]}"

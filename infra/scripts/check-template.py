@@ -30,7 +30,7 @@ EXPECTED_ROUTES = {
     "/api/members/{proxy+}": "MembersFunction",
     "/api/merchants/{proxy+}": "MerchantsFunction",
     "/api/payments/{proxy+}": "EcpayCallbackFunction",
-    "/$default": "AuthFunction",
+    "/$default": "FrontDoorFunction",
 }
 
 

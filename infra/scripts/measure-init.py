@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from localhost import LocalHost  # noqa: E402
 
-FUNCTIONS = ["fn-admin", "fn-auth", "fn-members", "fn-merchants", "fn-ecpay-callback", "fn-reconcile"]
+FUNCTIONS = ["fn-admin", "fn-auth", "fn-front-door", "fn-members", "fn-merchants", "fn-ecpay-callback", "fn-reconcile"]
 # fn-reconcile is invoked by a schedule, not API Gateway.
 SCHEDULE_EVENT = {"version": "0", "source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}
 EVENT = {
@@ -44,6 +44,19 @@ EVENT = {
     },
     "isBase64Encoded": False,
 }
+
+# fn-front-door serves API Gateway's `$default` route: the API document.
+DOCUMENT_EVENT = {
+    **EVENT,
+    "routeKey": "$default",
+    "rawPath": "/api/openapi.json",
+    "requestContext": {
+        **EVENT["requestContext"],
+        "http": {**EVENT["requestContext"]["http"], "path": "/api/openapi.json"},
+        "routeKey": "$default",
+    },
+}
+del DOCUMENT_EVENT["pathParameters"]
 
 
 SECRET = {
@@ -160,7 +173,7 @@ def main() -> int:
                 continue
             api, server = runtime_api_for_one_process()
             env = lambda_env(function, f"127.0.0.1:{server.server_address[1]}", endpoint, secrets_endpoint)
-            api.events.put(SCHEDULE_EVENT if function == "fn-reconcile" else EVENT)
+            api.events.put({"fn-reconcile": SCHEDULE_EVENT, "fn-front-door": DOCUMENT_EVENT}.get(function, EVENT))
             started = time.perf_counter()
             process = subprocess.Popen([str(bootstrap)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             kind, first_next = api.seen.get(timeout=30)

@@ -16,7 +16,8 @@ The mix, per function (a warm instance's share of a busy hour):
 - fn-merchants: 20 product pages, 20 order pages, 10 product reads, 5 new products;
 - fn-ecpay-callback: 20 signed payment notifications (each credits a member), 10 checkout pages;
 - fn-admin: 20 user searches, 20 audit pages, 10 all-orders scans, 10 adjustments;
-- fn-reconcile: 3 scheduled runs (nothing is due: ECPay is not reachable from here).
+- fn-reconcile: 3 scheduled runs (nothing is due: ECPay is not reachable from here);
+- fn-front-door ($default): 10 API documents, 10 docs-page files, 40 scanners' 404s.
 """
 
 import hashlib
@@ -89,6 +90,16 @@ def http_event(method, path, token=None, body=None, form=None, query=None):
         event["queryStringParameters"] = query
     if raw_body is not None:
         event["body"] = raw_body
+    return event
+
+
+def default_event(method, path):
+    """An event on API Gateway's `$default` route (no route key of a group, no path parameters)."""
+    event = http_event(method, "/api/auth/x")
+    event.update({"routeKey": "$default", "rawPath": path})
+    event["requestContext"].update({"routeKey": "$default"})
+    event["requestContext"]["http"].update({"path": path})
+    event.pop("pathParameters", None)
     return event
 
 
@@ -185,6 +196,11 @@ def prepare(host):
             + [http_event("POST", f"/api/admin/members/{member_id}/points/adjustments/", token=admin, body={"amount": 1, "reason": "measure"}) for _ in range(10)]
         ),
         "fn-reconcile": [measure_init.SCHEDULE_EVENT for _ in range(3)],
+        "fn-front-door": (
+            [default_event("GET", "/api/openapi.json") for _ in range(10)]
+            + [default_event("GET", path) for path in ["/api/docs/", "/api/docs/swagger-ui.css", "/api/docs/swagger-ui-bundle.js", "/api/docs/swagger-initializer.js", "/api/docs/index.css"] * 2]
+            + [default_event(method, path) for method, path in [("GET", "/wp-login.php"), ("GET", "/.env"), ("POST", "/xmlrpc.php"), ("GET", "/")] * 10]
+        ),
     }
     return mixes
 

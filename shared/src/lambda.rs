@@ -40,6 +40,18 @@ pub async fn init(service: &str) -> Result<AppContext, lambda_http::Error> {
     }
 }
 
+/// Init for a function that keeps no state and reads no secret and no table (the `$default` front
+/// door): JSON logs, and the metrics sink (`METRICS_NAMESPACE`, as the configuration reads it).
+pub fn init_without_state(service: &str) -> crate::observe::MetricsSink {
+    crate::telemetry::init_json_logging();
+    crate::observe::set_service(service);
+    let namespace = std::env::var("METRICS_NAMESPACE")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| crate::observe::DEFAULT_NAMESPACE.to_string());
+    crate::observe::MetricsSink::stdout(namespace)
+}
+
 /// The configuration a function starts with. With `SECRET_ID` set, the secret keys
 /// ([`SECRET_KEYS`]) come from that secret only, never from the environment; without it (local runs
 /// and tests) they come from the environment.

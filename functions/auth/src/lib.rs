@@ -1,15 +1,11 @@
-//! The auth function's router: registration, login, token refresh and logout, and `me`. API
-//! Gateway's `$default` route also lands here, so this function serves the API document and answers
-//! every path no other function owns with the JSON `route_not_found`.
+//! The auth function's router: registration, login, token refresh and logout, and `me`.
 //! The same `handle` runs under Lambda (`main.rs`) and under the local host. Each route is one
 //! function whose `#[utoipa::path]` is its entry in the OpenAPI document.
-
-pub mod docs;
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::http::openapi::JsonBody;
 use shared::http::{
-    allow, json, matched_path, no_content, parse_json, Answer, Call, ErrorResponse, Matched,
+    allow, json, matched_path, no_content, parse_json, Answer, Call, ErrorResponse,
 };
 use shared::services::auth::{
     LoginRequest, RefreshRequest, RegisterRequest, TokenPair, UserProfile,
@@ -36,18 +32,7 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Response<Body> {
     let path = matched_path(&req);
     let matched = AuthApi::router().find(req.method(), &path);
     let label = matched.label();
-    shared::observe::serve(&ctx.metrics, &req, label, route(ctx, &req, &path, matched)).await
-}
-
-/// The API's routes, else the API document and its Swagger UI, else `route_not_found`.
-async fn route(ctx: &AppContext, req: &Request, path: &str, matched: Matched) -> Answer {
-    if let Matched::NoRoute = matched {
-        if let Some(answer) = docs::serve(path) {
-            allow(req, &["GET"])?;
-            return answer;
-        }
-    }
-    matched.answer(ctx, req).await
+    shared::observe::serve(&ctx.metrics, &req, label, matched.answer(ctx, &req)).await
 }
 
 /// Register a member or a merchant. A member starts with an empty point account.

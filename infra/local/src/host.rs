@@ -195,6 +195,13 @@ impl LocalApi {
         // futures deeper than the compiler's layout limit.
         match function.as_str() {
             "fn-auth" => as_function("fn-auth", Box::pin(fn_auth::handle(ctx, req))).await,
+            "fn-front-door" => {
+                as_function(
+                    "fn-front-door",
+                    Box::pin(fn_front_door::handle(&ctx.metrics, req)),
+                )
+                .await
+            }
             "fn-admin" => as_function("fn-admin", Box::pin(fn_admin::handle(ctx, req))).await,
             "fn-members" => as_function("fn-members", Box::pin(fn_members::handle(ctx, req))).await,
             "fn-merchants" => {

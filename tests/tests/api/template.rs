@@ -189,10 +189,10 @@ fn no_route_path_ends_in_a_slash_or_breaks_another_api_gateway_rule() {
             apigw::check_route(&route.method, path).unwrap();
         }
     }
-    // Exactly one catch-all, and it answers the JSON error contract (the auth function's router).
+    // Exactly one catch-all, and it answers the JSON error contract (the small front door).
     let defaults: Vec<&Route> = routes.iter().filter(|r| r.path.is_none()).collect();
     assert_eq!(defaults.len(), 1);
-    assert_eq!(defaults[0].function, "fn-auth");
+    assert_eq!(defaults[0].function, "fn-front-door");
 }
 
 #[test]
@@ -257,6 +257,7 @@ fn every_path_of_a_group_reaches_its_function_so_its_router_answers_the_error_co
     ] {
         let selected = apigw::select(&routes, "GET", path).expect("the $default route");
         assert_eq!(selected.route.key(), "$default", "{path}");
+        assert_eq!(selected.route.function, "fn-front-door", "{path}");
     }
 }
 
@@ -275,7 +276,7 @@ fn no_secret_is_in_any_function_environment_and_each_function_may_read_only_its_
         .values()
         .filter(|r| r["Type"] == "AWS::Serverless::Function")
         .collect();
-    assert_eq!(functions.len(), 6);
+    assert_eq!(functions.len(), 7);
     for function in &functions {
         environments.push(&function["Properties"]["Environment"]["Variables"]);
     }
@@ -298,6 +299,11 @@ fn no_secret_is_in_any_function_environment_and_each_function_may_read_only_its_
         "every function is told the secret's id"
     );
     for function in functions {
+        if function["Metadata"]["BuildProperties"]["Binary"] == "fn-front-door" {
+            // The `$default` front door reads no secret and no table: no policy at all.
+            assert!(function["Properties"].get("Policies").is_none());
+            continue;
+        }
         let statements: Vec<&Value> = function["Properties"]["Policies"]
             .as_sequence()
             .unwrap()
@@ -355,9 +361,11 @@ fn every_function_binary_exists_in_the_workspace_and_targets_arm64() {
     assert_eq!(globals["Architectures"][0], "arm64");
     assert_eq!(globals["Handler"], "bootstrap");
     let binaries: BTreeSet<String> = deployed_routes().into_iter().map(|r| r.function).collect();
+    // Every group's router, and the front door (`$default`), which has no routes of its own.
     let expected: BTreeSet<String> = served()
         .into_iter()
         .map(|(binary, _)| binary.to_string())
+        .chain(["fn-front-door".to_string()])
         .collect();
     assert_eq!(binaries, expected);
     // The scheduled reconciliation has no route: one schedule (one run at a time is the job's lease,
@@ -476,7 +484,7 @@ async fn behind_a_stage_or_base_path_a_function_routes_on_the_path_api_gateway_m
         None,
         None,
     ));
-    let response = fn_auth::handle(&api.ctx, req).await;
+    let response = fn_front_door::handle(&api.ctx.metrics, req).await;
     assert_eq!(response.status(), 200);
     let document: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert!(document["paths"]["/api/members/points/"].is_object());
@@ -908,7 +916,7 @@ fn on_call_sees_every_metric_on_the_dashboard_and_every_function_has_its_alarms(
         .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
         .map(|(name, _)| name.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(functions.len(), 6);
+    assert_eq!(functions.len(), 7);
     let alarms: Vec<&Value> = resources
         .values()
         .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
@@ -973,6 +981,13 @@ fn a_table_name_override_moves_every_function_and_every_grant_to_the_restored_ta
         );
     }
     let roles = api_tests::iam::roles_from_template(&text);
-    assert_eq!(roles.len(), 6, "every function's grants parse");
-    assert!(roles.values().all(|role| !role.grants().is_empty()));
+    assert_eq!(roles.len(), 7, "every function's grants parse");
+    for (binary, role) in &roles {
+        // Every function but the `$default` front door reads the table.
+        assert_eq!(
+            role.grants().is_empty(),
+            binary == "fn-front-door",
+            "{binary}"
+        );
+    }
 }

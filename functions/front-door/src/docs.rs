@@ -1,5 +1,5 @@
-//! The API's front door: the OpenAPI document and the Swagger UI that renders it, served by this
-//! function because API Gateway's `$default` route (everything no greedy route takes) invokes it.
+//! The OpenAPI document and the Swagger UI that renders it, served by this function because API
+//! Gateway's `$default` route (everything no greedy route takes) invokes it.
 //! The document is `docs/openapi.json` as checked in, which a test keeps equal to the one generated
 //! from the code.
 
