@@ -239,7 +239,10 @@ def main() -> int:
     sizes = memory_sizes()
     rows = []
     # The host signs with the functions' secret, so tokens it issues work on both.
-    with LocalHost({"JWT_SECRET": SECRET["JWT_SECRET"]}, admins=["mem_admin"]) as host:
+    # One member opens 30 recharges to feed the callback's mix: above the production cap of open
+    # recharges per member (RECHARGE_MAX_OPEN_PER_MEMBER), which the mix is not measuring.
+    open_cap = {"RECHARGE_MAX_OPEN_PER_MEMBER": "100"}
+    with LocalHost({"JWT_SECRET": SECRET["JWT_SECRET"], **open_cap}, admins=["mem_admin"]) as host:
         time.sleep(0.3)
         endpoint = re.search(r'"dynamodb":"(http://127\.0\.0\.1:\d+)"', host.log_text()).group(1)
         mixes = prepare(host)
@@ -254,7 +257,7 @@ def main() -> int:
                 function, f"127.0.0.1:{server.server_address[1]}", endpoint, secrets_endpoint,
                 sizes.get(function, 256),
             )
-            env.update({"ECPAY_ENVIRONMENT": "stage", "PUBLIC_BASE_URL": host.base})
+            env.update({"ECPAY_ENVIRONMENT": "stage", "PUBLIC_BASE_URL": host.base, **open_cap})
             log_path = host.workdir / f"{function}.log"
             log = open(log_path, "w")
             process = subprocess.Popen([str(bootstrap)], env=env, stdout=log, stderr=subprocess.STDOUT)
