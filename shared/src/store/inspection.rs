@@ -36,34 +36,18 @@ impl Store {
     /// Copies every item of this table into `target`'s, as a point-in-time restore makes a new
     /// table with the same items: how the restore runbook is exercised locally (test support).
     pub async fn copy_every_item_to(&self, target: &Store) -> Result<usize, AppError> {
-        let mut copied = 0;
-        let mut start = None;
-        loop {
-            let page = self
+        let items = self.every_item().await?;
+        for item in &items {
+            target
                 .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
+                .put_item()
+                .table_name(&target.table)
+                .set_item(Some(item.clone()))
                 .send()
                 .await
-                .map_err(|err| dynamo_failure("scan for copy", err.into_service_error()))?;
-            for item in page.items.unwrap_or_default() {
-                target
-                    .client
-                    .put_item()
-                    .table_name(&target.table)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .map_err(|err| dynamo_failure("copy item", err.into_service_error()))?;
-                copied += 1;
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(copied),
-            }
+                .map_err(|err| dynamo_failure("copy item", err.into_service_error()))?;
         }
+        Ok(items.len())
     }
 
     /// Every indexed item whose copy in an index differs from what the index should carry (the

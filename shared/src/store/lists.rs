@@ -1,5 +1,6 @@
 //! Lists: one page of a query or a scan, bounded in what it examines, with a tamper-proof cursor.
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{cursor, dynamo_failure, from_item, s, table, Item, Store, EXAMINE_PER_PAGE_ITEM};
@@ -27,6 +28,20 @@ pub(crate) struct Filter {
     pub expression: &'static str,
     pub names: Vec<(&'static str, &'static str)>,
     pub values: Vec<(&'static str, AttributeValue)>,
+}
+
+impl Filter {
+    /// `request` with this filter and its placeholders.
+    pub(crate) fn on_query(&self, mut request: QueryFluentBuilder) -> QueryFluentBuilder {
+        request = request.filter_expression(self.expression);
+        for (placeholder, name) in &self.names {
+            request = request.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in &self.values {
+            request = request.expression_attribute_values(*placeholder, value.clone());
+        }
+        request
+    }
 }
 
 /// The key attributes DynamoDB needs to resume a query on `index` (or the table).
@@ -95,13 +110,7 @@ impl Store {
                     .expression_attribute_values(":prefix", s(prefix.clone()));
             }
             if let Some(filter) = &query.filter {
-                request = request.filter_expression(filter.expression);
-                for (placeholder, name) in &filter.names {
-                    request = request.expression_attribute_names(*placeholder, *name);
-                }
-                for (placeholder, value) in &filter.values {
-                    request = request.expression_attribute_values(*placeholder, value.clone());
-                }
+                request = filter.on_query(request);
             }
             let output = request
                 .send()

@@ -167,13 +167,7 @@ impl Store {
                 .expression_attribute_values(":after", s(after));
         }
         if let Some(filter) = &query.filter {
-            request = request.filter_expression(filter.expression);
-            for (placeholder, name) in &filter.names {
-                request = request.expression_attribute_names(*placeholder, *name);
-            }
-            for (placeholder, value) in &filter.values {
-                request = request.expression_attribute_values(*placeholder, value.clone());
-            }
+            request = filter.on_query(request);
         }
         let output = request
             .send()
