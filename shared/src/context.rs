@@ -113,6 +113,7 @@ impl AppContext {
         OrderService {
             store: &self.store,
             clock: &self.clock,
+            fulfilment: &self.config.fulfilment,
         }
     }
 

@@ -52,13 +52,7 @@ fn main() {
             .member_with_points("bench_member", CANCELLED as i64 + 10)
             .await;
         let kept = api.redeem(&token, &product_id, 1).await;
-        let kept_id = kept.body["id"].as_str().unwrap().to_string();
-        api.post(
-            &format!("/api/merchants/orders/{kept_id}/complete/"),
-            json!({}),
-            Some(&shop),
-        )
-        .await;
+        api.hand_over(&shop, &kept.body).await.assert_status(200);
         let seeding = Instant::now();
         for _ in 0..CANCELLED {
             let order = api.redeem(&token, &product_id, 1).await;

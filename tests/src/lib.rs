@@ -540,6 +540,20 @@ impl TestApi {
         .await
     }
 
+    /// The merchant holding `shop` reads the pickup code of `placed` (a redemption's 201 body, as
+    /// its member got it) at the counter: `POST /api/merchants/orders/redeem-code/`.
+    pub async fn hand_over(&self, shop: &str, placed: &Value) -> TestResponse {
+        let code = placed["pickup_code"]
+            .as_str()
+            .expect("a pickup order's code");
+        self.post(
+            "/api/merchants/orders/redeem-code/",
+            json!({ "code": code }),
+            Some(shop),
+        )
+        .await
+    }
+
     /// Redeems with an Idempotency-Key: `body` as the member holding `token` sent it.
     pub async fn redeem_with_key(&self, token: &str, key: &str, body: Value) -> TestResponse {
         let request = http::Request::builder()

@@ -6,7 +6,7 @@ use shared::domain::{MerchantTradeNo, OrderId, OrderParty, OrderStatus, ProductI
 use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, MemberAccess};
 use shared::http::{
-    id_query_param, idempotency_key, json, order_status_param, page_request, parse_json,
+    id_query_param, idempotency_key, json, order_status_param, page_request, parse_json, qr_svg,
     replayed_created, request_origin, Answer, Call, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
@@ -30,6 +30,7 @@ shared::api! {
             redeem: MEMBER_SESSION_IN_READ,
             list_orders: MEMBER,
             get_order: MEMBER,
+            pickup_qr: MEMBER,
             cancel_order: MEMBER,
         ],
         components(schemas(
@@ -241,7 +242,8 @@ async fn list_orders(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
     )
 }
 
-/// One of my orders.
+/// One of my orders. A pickup order carries its `pickup_code`: show it (or `pickup.svg`) at the
+/// merchant's counter before `pickup_expires_at`.
 #[utoipa::path(
     get, path = "/api/members/orders/{id}/", tag = "members",
     params(("id" = String, Path, description = "Order id")),
@@ -258,6 +260,22 @@ async fn get_order(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
         StatusCode::OK,
         &ctx.orders().order(OrderParty::Member(&member), &id).await?,
     )
+}
+
+/// My pending pickup order's code as a QR code, for the merchant's scanner.
+#[utoipa::path(
+    get, path = "/api/members/orders/{id}/pickup.svg", tag = "members",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The pickup code as a QR code", content_type = "image/svg+xml"),
+        MemberAccess,
+        (status = 404, description = "`order_not_found`, or `pickup_code_not_found` (a delivery, or an order no longer pending)", body = ErrorResponse),
+    )
+)]
+async fn pickup_qr(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
+    qr_svg(&ctx.orders().pickup_code(&member, &id).await?)
 }
 
 /// Cancel a pending order of mine: the points come back (a REFUND row) and the stock is restored,

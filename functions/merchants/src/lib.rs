@@ -12,6 +12,7 @@ use shared::http::{
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::{CreateProductRequest, MerchantProduct, UpdateProductRequest};
 use shared::services::orders::OrderView;
+use shared::services::pickups::RedeemCodeRequest;
 use shared::AppContext;
 
 shared::api! {
@@ -25,12 +26,13 @@ shared::api! {
             delete_product: MERCHANT,
             list_orders: MERCHANT,
             get_order: MERCHANT,
+            redeem_pickup_code: MERCHANT,
             complete_order: MERCHANT,
             cancel_order: MERCHANT,
         ],
         components(schemas(
             CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, OrderView,
-            Page<OrderView>, ErrorResponse
+            Page<OrderView>, RedeemCodeRequest, ErrorResponse
         )),
         tags((name = "merchants", description = "A merchant's products and the orders on them (role MERCHANT)"))
     }
@@ -201,7 +203,34 @@ async fn get_order(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
     )
 }
 
-/// Mark a pending order fulfilled. A cancelled (or already completed) order cannot be.
+/// Hand over a pickup: the code the member shows completes its order. Case, spaces and dashes do
+/// not matter. Wrong codes are limited per merchant (20 per 15 minutes, then 429).
+#[utoipa::path(
+    post, path = "/api/merchants/orders/redeem-code/", tag = "merchants",
+    request_body = RedeemCodeRequest,
+    responses(
+        (status = 200, description = "The code's order, now completed", body = OrderView),
+        (status = 400, description = "No code, or not a 10-character pickup code", body = ErrorResponse),
+        MerchantAccess,
+        (status = 404, description = "`order_not_found`: no such code on my products (another merchant's code reads the same)", body = ErrorResponse),
+        (status = 409, description = "`already_completed` (the code was used) or `order_cancelled`", body = ErrorResponse),
+        (status = 429, description = "`too_many_attempts`: too many wrong codes; retry after `Retry-After` seconds", body = ErrorResponse),
+        JsonBody,
+        ContendedWrite,
+    )
+)]
+async fn redeem_pickup_code(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    json(
+        StatusCode::OK,
+        &ctx.orders()
+            .redeem_pickup_code(&merchant, parse_json(req)?)
+            .await?,
+    )
+}
+
+/// Mark a pending order fulfilled. A pickup order is completed only by its code (`redeem-code`);
+/// a cancelled (or already completed) order cannot be.
 #[utoipa::path(
     post, path = "/api/merchants/orders/{id}/complete/", tag = "merchants",
     params(("id" = String, Path, description = "Order id")),
@@ -209,7 +238,7 @@ async fn get_order(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
         (status = 200, description = "Completed", body = OrderView),
         MerchantAccess,
         (status = 404, description = "No such order on my products", body = ErrorResponse),
-        (status = 409, description = "`order_not_pending`", body = ErrorResponse),
+        (status = 409, description = "`order_not_pending`, or `pickup_code_required` (a pickup order: use `redeem-code`)", body = ErrorResponse),
         ContendedWrite,
     )
 )]

@@ -11,7 +11,18 @@ async fn main() -> Result<(), Error> {
                 tracing::error!(error = %err, "reconciliation failed");
                 Error::from(err.to_string())
             })?;
-            serde_json::to_value(report).map_err(Error::from)
+            let pickups = fn_reconcile::run_fulfilment(ctx).await.map_err(|err| {
+                tracing::error!(error = %err, "pickup expiry failed");
+                Error::from(err.to_string())
+            })?;
+            let mut answer = serde_json::to_value(report).map_err(Error::from)?;
+            if let Some(fields) = answer.as_object_mut() {
+                fields.insert(
+                    "pickups".into(),
+                    serde_json::to_value(pickups).map_err(Error::from)?,
+                );
+            }
+            Ok::<_, Error>(answer)
         },
     ))
     .await

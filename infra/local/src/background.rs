@@ -50,6 +50,13 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
             if let Err(err) = fn_reconcile::run(&api.ctx).await {
                 tracing::warn!(error = %err, "reconciliation run failed");
             }
+            match fn_reconcile::run_fulfilment(&api.ctx).await {
+                Ok(report) if report.cancelled > 0 => {
+                    tracing::info!(cancelled = report.cancelled, "expired pickups cancelled")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "pickup expiry run failed"),
+            }
         }
     });
 }

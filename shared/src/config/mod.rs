@@ -7,9 +7,11 @@ use std::time::Duration;
 use secrecy::SecretSlice;
 
 mod env;
+mod fulfilment;
 mod payments;
 
 pub use env::EnvSource;
+pub use fulfilment::FulfilmentConfig;
 use payments::payments_from;
 pub use payments::{
     EcpayEnvironment, PaymentsConfig, CALLBACK_PATH, LOCAL_CHECKOUT_PATH, LOCAL_ECPAY_PREFIX,
@@ -61,6 +63,7 @@ pub struct Config {
     /// argon2id cost of new hashes: always production from the environment; tests lower it.
     pub password_cost: crate::auth::password::PasswordCost,
     pub payments: PaymentsConfig,
+    pub fulfilment: FulfilmentConfig,
 }
 
 /// The number of cores this process may use (at least one).
@@ -193,6 +196,7 @@ impl Config {
                 .count_or("PASSWORD_HASH_QUEUE", DEFAULT_PASSWORD_HASH_QUEUE)?,
             password_cost: crate::auth::password::PasswordCost::PRODUCTION,
             payments: payments_from(env, &defaults)?,
+            fulfilment: fulfilment::fulfilment_from(env)?,
         })
     }
 
@@ -216,6 +220,7 @@ impl Config {
             password_hash_queue: DEFAULT_PASSWORD_HASH_QUEUE,
             password_cost: crate::auth::password::PasswordCost::PRODUCTION,
             payments: PaymentsConfig::local("http://127.0.0.1:3000"),
+            fulfilment: FulfilmentConfig::defaults(),
         }
     }
 }

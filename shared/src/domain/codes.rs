@@ -18,6 +18,28 @@ pub fn in_taipei(at: Timestamp) -> chrono::DateTime<chrono::FixedOffset> {
 /// Capitals and digits without the look-alikes `I`, `O`, `0` and `1`: readable over the phone.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
+/// A pickup code's length: 32^10 ≈ 10^15 codes, so guessing one at the 20 wrong tries a merchant
+/// gets per 15 minutes is hopeless, and a collision (caught by the code's guard item) is rare.
+pub const PICKUP_CODE_LEN: usize = 10;
+
+/// A new pickup code. `thread_rng` is a CSPRNG (ChaCha12, seeded and reseeded from the OS), as a
+/// code that completes an order must be unpredictable.
+pub fn pickup_code() -> String {
+    random_code(PICKUP_CODE_LEN)
+}
+
+/// A pickup code as a person typed it, in its one canonical form: case, spaces and dashes do not
+/// matter (`abcd-efgh 23` reads as `ABCDEFGH23`). `None` when it cannot be a code at all.
+pub fn normalise_pickup_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == PICKUP_CODE_LEN && code.bytes().all(|b| CODE_ALPHABET.contains(&b)))
+        .then_some(code)
+}
+
 /// `len` characters drawn at random from [`CODE_ALPHABET`].
 pub fn random_code(len: usize) -> String {
     let mut rng = rand::thread_rng();
@@ -39,6 +61,24 @@ mod tests {
             in_taipei(at).format("%Y-%m-%d %H:%M").to_string(),
             "2026-11-27 01:00"
         );
+    }
+
+    #[test]
+    fn a_pickup_code_reads_the_same_whatever_the_case_spaces_and_dashes() {
+        let code = pickup_code();
+        assert_eq!(normalise_pickup_code(&code).as_deref(), Some(code.as_str()));
+        let typed = format!(" {}-{} {} ", &code[..4], &code[4..8], &code[8..]).to_lowercase();
+        assert_eq!(normalise_pickup_code(&typed), Some(code));
+        for wrong in [
+            "",
+            "ABCDEFGH2",
+            "ABCDEFGH234",
+            "ABCDEFGH2I",
+            "ABCDEFGH20",
+            "ÀBCDEFGH23",
+        ] {
+            assert_eq!(normalise_pickup_code(wrong), None, "{wrong}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use ledger::{PointTransaction, TransactionType};
 pub use order::{Order, OrderParty, OrderStatus};
 pub use payment::{Payment, PaymentStatus, Settlement};
 pub use points::Points;
-pub use product::{Product, ProductChanges};
+pub use product::{Fulfilment, Product, ProductChanges};
 pub use user::{Role, User};
 
 /// Timestamps are UTC, RFC 3339 on the wire.

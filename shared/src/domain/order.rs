@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{OrderId, Points, ProductId, Timestamp, UserId};
+use super::{Fulfilment, OrderId, Points, ProductId, Timestamp, UserId};
 
 pub const QUANTITY_MAX: i64 = 100;
 
@@ -49,6 +49,14 @@ pub struct Order {
     /// points_required × quantity, at the price the member was charged.
     pub points_cost: Points,
     pub status: OrderStatus,
+    /// The product's fulfilment when the order was placed.
+    pub fulfilment: Fulfilment,
+    /// A pickup order's code: shown by its member at the counter, read by the merchant to complete
+    /// it. `None` for deliveries, and for pickups placed before codes existed (those the merchant
+    /// may still complete directly).
+    pub pickup_code: Option<String>,
+    /// A pickup not collected by then is cancelled with a full refund by the scheduled job.
+    pub pickup_expires_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -7,6 +7,50 @@ pub const POINTS_MIN: i64 = 1;
 pub const POINTS_MAX: i64 = 10_000_000;
 pub const STOCK_MAX: i64 = 1_000_000;
 
+/// How a gift reaches its member: shown as a code at the merchant's counter, or sent by parcel.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Fulfilment {
+    /// Collected in store: the order's pickup code, read by the merchant, completes it. Products
+    /// listed before fulfilment existed are pickup.
+    #[default]
+    Pickup,
+    /// Sent to the address the member gives at redemption.
+    Delivery,
+}
+
+impl Fulfilment {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "pickup" => Some(Fulfilment::Pickup),
+            "delivery" => Some(Fulfilment::Delivery),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fulfilment::Pickup => "pickup",
+            Fulfilment::Delivery => "delivery",
+        }
+    }
+}
+
+/// Parses a request's `fulfilment`.
+pub fn parse_fulfilment(raw: String) -> Result<Fulfilment, String> {
+    Fulfilment::parse(&raw).ok_or_else(|| "must be \"pickup\" or \"delivery\"".to_string())
+}
+
 /// A gift a merchant lists, priced in points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
@@ -15,6 +59,8 @@ pub struct Product {
     pub name: String,
     pub description: String,
     pub points_required: Points,
+    /// How the gift is handed over; the orders placed on it keep the value they were placed with.
+    pub fulfilment: Fulfilment,
     /// The total over the product's stock shards (see [`super::stock`]).
     pub stock: i64,
     /// How many items the stock is split over: chosen from the stock, raised by the merchant for a
@@ -55,6 +101,7 @@ pub struct ProductChanges {
     pub name: Option<String>,
     pub description: Option<String>,
     pub points_required: Option<Points>,
+    pub fulfilment: Option<Fulfilment>,
     pub stock: Option<i64>,
     /// A floor for the shard count (a smaller figure than the current one changes nothing).
     pub stock_shards: Option<u8>,

@@ -152,6 +152,30 @@ pub fn text(status: StatusCode, body: &str) -> Result<Response<Body>, AppError> 
 }
 
 /// A `text/html` page, for links a browser opens.
+/// `text` as a QR code (`image/svg+xml`, medium error correction, a 4-module quiet zone): what a
+/// member shows at the counter for the merchant's scanner. Never cached: it is a credential.
+pub fn qr_svg(text: &str) -> Result<Response<Body>, AppError> {
+    let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M)
+        .map_err(|err| AppError::internal_during("QR code", err.to_string()))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "image/svg+xml")
+        .header("cache-control", "no-store")
+        .header("x-content-type-options", "nosniff")
+        // An SVG opened on its own is a document: it may run nothing and load nothing.
+        .header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'",
+        )
+        .body(Body::from(svg))
+        .map_err(AppError::internal)
+}
+
 pub fn html(status: StatusCode, body: String) -> Result<Response<Body>, AppError> {
     Response::builder()
         .status(status)

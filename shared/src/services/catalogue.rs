@@ -5,9 +5,9 @@ use utoipa::ToSchema;
 
 use super::retry::until_uncontended;
 use crate::domain::product::{
-    check_description, check_name, check_stock, check_stock_shards, parse_price,
+    check_description, check_name, check_stock, check_stock_shards, parse_fulfilment, parse_price,
 };
-use crate::domain::{Product, ProductChanges, ProductId, UserId};
+use crate::domain::{Fulfilment, Product, ProductChanges, ProductId, UserId};
 use crate::error::{not_found, AppError, FieldCheck};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{ProductWrite, Store};
@@ -23,6 +23,10 @@ pub struct CreateProductRequest {
     pub points_required: Option<i64>,
     #[schema(value_type = i64, required = true, minimum = 0, maximum = 1000000, example = 50)]
     pub stock: Option<i64>,
+    /// How the gift is handed over: `pickup` (the default: a code shown at the counter) or
+    /// `delivery` (sent to the address the member gives).
+    #[schema(value_type = Option<Fulfilment>)]
+    pub fulfilment: Option<String>,
     /// How many items the stock is spread over (1–16): more lets more buyers redeem at once.
     /// Optional: by default one per 64 units, at most 16.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 16, example = 16)]
@@ -43,6 +47,9 @@ pub struct UpdateProductRequest {
     pub stock: Option<i64>,
     #[schema(value_type = Option<bool>)]
     pub is_active: Option<bool>,
+    /// `pickup` or `delivery`; orders already placed keep theirs.
+    #[schema(value_type = Option<Fulfilment>)]
+    pub fulfilment: Option<String>,
     /// Raises the number of items the stock is spread over (a smaller figure than the current one
     /// changes nothing: it is never lowered).
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 16)]
@@ -60,6 +67,7 @@ pub struct MerchantProduct {
     pub name: String,
     pub description: String,
     pub points_required: i64,
+    pub fulfilment: Fulfilment,
     pub stock: i64,
     /// How many items the stock is spread over, so that many buyers can redeem it at once.
     pub stock_shards: i64,
@@ -83,6 +91,9 @@ pub struct CatalogueProduct {
     pub name: String,
     pub description: String,
     pub points_required: i64,
+    /// `pickup`: collected with a code at the merchant's counter; `delivery`: redeeming it takes
+    /// a shipping address.
+    pub fulfilment: Fulfilment,
     pub stock: i64,
     /// `false` when sold out: still listed, but cannot be redeemed until restocked.
     pub in_stock: bool,
@@ -99,6 +110,7 @@ impl From<Product> for MerchantProduct {
             name: p.name,
             description: p.description,
             points_required: p.points_required.get(),
+            fulfilment: p.fulfilment,
             stock: p.stock,
             stock_shards: p.stock_shards.into(),
             blocked: p.blocked,
@@ -118,6 +130,7 @@ impl From<Product> for CatalogueProduct {
             name: p.name,
             description: p.description,
             points_required: p.points_required.get(),
+            fulfilment: p.fulfilment,
             stock: p.stock,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -160,6 +173,7 @@ impl CatalogueService<'_> {
         let asked_shards = request
             .stock_shards
             .map(|shards| check_stock_shards(&mut check, shards));
+        let fulfilment = check.parse("fulfilment", request.fulfilment, parse_fulfilment);
         let (name, points_required, stock) = check.finish_with((name, points, stock))?;
         let now = self.clock.now();
         let product = Product {
@@ -168,6 +182,7 @@ impl CatalogueService<'_> {
             name,
             description,
             points_required,
+            fulfilment: fulfilment.unwrap_or_default(),
             stock,
             // The merchant's explicit count, else one per 64 units.
             stock_shards: asked_shards.unwrap_or_else(|| crate::domain::stock::shards_for(stock)),
@@ -225,6 +240,7 @@ impl CatalogueService<'_> {
         let stock_shards = request
             .stock_shards
             .map(|shards| check_stock_shards(&mut check, shards));
+        let fulfilment = check.parse("fulfilment", request.fulfilment, parse_fulfilment);
         let version = match (request.version, if_match) {
             (Some(body), Some(header)) if body != header => {
                 check.fail("version", "differs from the If-Match header");
@@ -247,6 +263,7 @@ impl CatalogueService<'_> {
             name,
             description: request.description,
             points_required,
+            fulfilment,
             stock: request.stock,
             stock_shards,
             is_active: request.is_active,

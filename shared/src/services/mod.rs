@@ -12,6 +12,7 @@ pub mod login;
 pub mod moderation;
 pub mod notification;
 pub mod orders;
+pub mod pickups;
 pub mod points;
 pub mod recharge;
 pub mod reconciliation;

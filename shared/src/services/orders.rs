@@ -9,7 +9,7 @@ pub use super::idempotency::{
     check_idempotency_key, invalid_idempotency_key, IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_TTL_SECS,
 };
 pub use super::redemption::{RedeemRequest, Redemption};
-use crate::domain::{Movement, Order, OrderId, OrderParty, OrderStatus, UserId};
+use crate::domain::{Fulfilment, Movement, Order, OrderId, OrderParty, OrderStatus, UserId};
 use crate::error::{not_found, AppError};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{CancelOutcome, CompleteOutcome, Store};
@@ -25,11 +25,32 @@ pub struct OrderView {
     pub quantity: i64,
     pub points_cost: i64,
     pub status: OrderStatus,
+    /// `pickup` (completed by the code its member shows at the counter) or `delivery`.
+    pub fulfilment: Fulfilment,
+    /// Pickup orders, to their member only: the code to show at the counter (also drawn as a QR
+    /// code at `pickup.svg`). Never in lists, nor to the merchant or operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_code: Option<String>,
+    /// Pickup orders: not collected by then, the order is cancelled and its points refunded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+impl OrderView {
+    /// The order as its member sees it: with the pickup code.
+    pub fn for_member(order: Order) -> Self {
+        let code = order.pickup_code.clone();
+        OrderView {
+            pickup_code: code,
+            ..OrderView::from(order)
+        }
+    }
+}
+
 impl From<Order> for OrderView {
+    /// The order without its pickup code (merchants, operators, every list).
     fn from(o: Order) -> Self {
         OrderView {
             id: o.id.into(),
@@ -41,6 +62,9 @@ impl From<Order> for OrderView {
             quantity: o.quantity,
             points_cost: o.points_cost.get(),
             status: o.status,
+            fulfilment: o.fulfilment,
+            pickup_code: None,
+            pickup_expires_at: o.pickup_expires_at,
             created_at: o.created_at,
             updated_at: o.updated_at,
         }
@@ -51,6 +75,7 @@ pub struct OrderService<'a> {
     pub store: &'a Store,
     /// What "now" is (see [`crate::clock`]).
     pub clock: &'a crate::clock::Clock,
+    pub fulfilment: &'a crate::config::FulfilmentConfig,
 }
 
 impl OrderService<'_> {
@@ -59,7 +84,30 @@ impl OrderService<'_> {
         party: OrderParty<'_>,
         order_id: &OrderId,
     ) -> Result<OrderView, AppError> {
-        Ok(self.owned_order(party, order_id).await?.into())
+        let order = self.owned_order(party, order_id).await?;
+        Ok(match party {
+            OrderParty::Member(_) => OrderView::for_member(order),
+            OrderParty::Merchant(_) => order.into(),
+        })
+    }
+
+    /// A member's pending pickup order's code, to draw as a QR code. A delivery, or an order that
+    /// is no longer pending, has none to show (404 `pickup_code_not_found`).
+    pub async fn pickup_code(
+        &self,
+        member_id: &UserId,
+        order_id: &OrderId,
+    ) -> Result<String, AppError> {
+        let order = self
+            .owned_order(OrderParty::Member(member_id), order_id)
+            .await?;
+        match order.pickup_code {
+            Some(code) if order.status == OrderStatus::Pending => Ok(code),
+            _ => Err(AppError::not_found(
+                "pickup_code_not_found",
+                "this order has no pickup code to show: it is a delivery, or no longer pending",
+            )),
+        }
     }
 
     async fn owned_order(
@@ -93,9 +141,28 @@ impl OrderService<'_> {
         party: OrderParty<'_>,
         order_id: &OrderId,
     ) -> Result<OrderView, AppError> {
+        let cancelled = self
+            .cancel_with_refund(order_id, |order| order.belongs_to(party))
+            .await?;
+        Ok(match party {
+            OrderParty::Member(_) => OrderView::for_member(cancelled),
+            OrderParty::Merchant(_) => cancelled.into(),
+        })
+    }
+
+    /// Cancels a pending order that `may` allows (else 404), refunding its points and restoring its
+    /// stock once however often it is asked: the order's own condition decides.
+    pub(super) async fn cancel_with_refund(
+        &self,
+        order_id: &OrderId,
+        may: impl Fn(&Order) -> bool,
+    ) -> Result<Order, AppError> {
         let mut budget = RetryBudget::new();
         loop {
-            let order = self.owned_order(party, order_id).await?;
+            let order = match self.store.get_order(order_id).await? {
+                Some(order) if may(&order) => order,
+                _ => return Err(not_found::order()),
+            };
             if order.status != OrderStatus::Pending {
                 return Err(not_pending(order.status));
             }
@@ -121,7 +188,7 @@ impl OrderService<'_> {
                     let mut cancelled = order;
                     cancelled.status = OrderStatus::Cancelled;
                     cancelled.updated_at = now;
-                    return Ok(cancelled.into());
+                    return Ok(cancelled);
                 }
                 // Re-read: the order's new status decides the answer.
                 CancelOutcome::NotPending => continue,
@@ -134,26 +201,44 @@ impl OrderService<'_> {
         }
     }
 
-    /// pending → completed, by the order's merchant.
+    /// pending → completed, by the order's merchant, for an order without a pickup code (one with
+    /// a code is completed only by its code: 409 `pickup_code_required`).
     pub async fn complete(
         &self,
         merchant_id: &UserId,
         order_id: &OrderId,
     ) -> Result<OrderView, AppError> {
+        match self.complete_once(merchant_id, order_id, None).await? {
+            CompleteOutcome::Completed(order) => Ok((*order).into()),
+            CompleteOutcome::NotFound => Err(not_found::order()),
+            CompleteOutcome::NotPending(status) => Err(not_pending(status)),
+            CompleteOutcome::PickupCodeRequired => Err(AppError::conflict(
+                "pickup_code_required",
+                "a pickup order is completed only with the code its member shows: POST it to /api/merchants/orders/redeem-code/",
+            )),
+            CompleteOutcome::Contended => Err(AppError::internal("contention outlasted retries")),
+        }
+    }
+
+    /// The completion, retried while a transaction (a cancellation) holds the order.
+    pub(super) async fn complete_once(
+        &self,
+        merchant_id: &UserId,
+        order_id: &OrderId,
+        code: Option<&str>,
+    ) -> Result<CompleteOutcome, AppError> {
         let mut budget = RetryBudget::new();
         loop {
             match self
                 .store
-                .complete_order(order_id, merchant_id, self.clock.now())
+                .complete_order(order_id, merchant_id, code, self.clock.now())
                 .await?
             {
-                CompleteOutcome::Completed(order) => return Ok(order.into()),
-                CompleteOutcome::NotFound => return Err(not_found::order()),
-                CompleteOutcome::NotPending(status) => return Err(not_pending(status)),
                 CompleteOutcome::Contended => {
                     crate::observe::count(crate::observe::Metric::TransactionConflictsRetried, 1.0);
                     budget.lost().await?;
                 }
+                outcome => return Ok(outcome),
             }
         }
     }

@@ -18,8 +18,8 @@ use super::retry::RetryBudget;
 use crate::domain::order::QUANTITY_MAX;
 use crate::domain::stock::{pick_shard, rebalance_plan, Rebalance};
 use crate::domain::{
-    AccountSnapshot, BalanceChange, Movement, Order, OrderId, OrderStatus, Points, Product,
-    ProductId, Refusal, Timestamp, UserId,
+    AccountSnapshot, BalanceChange, Fulfilment, Movement, Order, OrderId, OrderStatus, Points,
+    Product, ProductId, Refusal, Timestamp, UserId,
 };
 use crate::error::{AppError, FieldCheck};
 use crate::store::{IdempotencyClaim, IdempotentOutcome, PlaceOutcome, ProductStock, StockMove};
@@ -64,6 +64,9 @@ pub(crate) struct Fresh {
     pub order_id: OrderId,
     pub order_number: String,
     pub ledger_row_id: String,
+    /// The code and expiry the order gets if the product is picked up.
+    pub pickup_code: String,
+    pub pickup_expires_at: Timestamp,
     pub now: Timestamp,
 }
 
@@ -185,6 +188,10 @@ pub(crate) fn decide(
         quantity,
         points_cost: cost,
         status: OrderStatus::Pending,
+        fulfilment: product.fulfilment,
+        pickup_code: (product.fulfilment == Fulfilment::Pickup).then_some(fresh.pickup_code),
+        pickup_expires_at: (product.fulfilment == Fulfilment::Pickup)
+            .then_some(fresh.pickup_expires_at),
         created_at: fresh.now,
         updated_at: fresh.now,
     };
@@ -251,7 +258,7 @@ fn validate(request: RedeemRequest) -> Result<Asked, AppError> {
 
 /// What placing came to, for the loop that reads again.
 enum Placing {
-    Placed(OrderView),
+    Placed(Box<OrderView>),
     /// Read again (somebody moved first, or the key was claimed meanwhile).
     ReadAgain,
 }
@@ -301,6 +308,8 @@ impl OrderService<'_> {
                     order_id: OrderId::generate(),
                     order_number: new_order_number(now),
                     ledger_row_id: uuid::Uuid::now_v7().to_string(),
+                    pickup_code: crate::domain::codes::pickup_code(),
+                    pickup_expires_at: self.fulfilment.pickup_expires(now),
                     now,
                 };
                 let decision = decide(
@@ -343,7 +352,7 @@ impl OrderService<'_> {
                             .place(&order, &read, &spend, stocks, claim.as_ref(), &mut budget)
                             .await?
                         {
-                            Placing::Placed(view) => return Ok(Redemption::Placed(view)),
+                            Placing::Placed(view) => return Ok(Redemption::Placed(*view)),
                             Placing::ReadAgain => {
                                 budget.lost().await?;
                                 break;
@@ -384,7 +393,9 @@ impl OrderService<'_> {
                     self.store
                         .remember_stock(&product.id, [(shard, stocks[shard] - order.quantity)]);
                     crate::observe::count(crate::observe::Metric::OrdersPlaced, 1.0);
-                    return Ok(Placing::Placed(OrderView::from(order.clone())));
+                    return Ok(Placing::Placed(Box::new(OrderView::for_member(
+                        order.clone(),
+                    ))));
                 }
                 // The first request with this key committed meanwhile: its outcome, on a new read.
                 PlaceOutcome::IdempotencyKeyUsed => return Ok(Placing::ReadAgain),
@@ -404,7 +415,8 @@ impl OrderService<'_> {
                 }
                 PlaceOutcome::ProductRefused
                 | PlaceOutcome::AccountChanged
-                | PlaceOutcome::OrderNumberTaken => return Ok(Placing::ReadAgain),
+                | PlaceOutcome::OrderNumberTaken
+                | PlaceOutcome::PickupCodeTaken => return Ok(Placing::ReadAgain),
             }
         }
     }
@@ -416,7 +428,7 @@ fn claim_for(key: &str, body_hash: &str, order: &Order) -> Result<IdempotencyCla
     Ok(IdempotencyClaim {
         key: key.to_string(),
         body_hash: body_hash.to_string(),
-        response: serde_json::to_string(&OrderView::from(order.clone()))
+        response: serde_json::to_string(&OrderView::for_member(order.clone()))
             .map_err(AppError::internal)?,
         expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
         claimed_at: now.timestamp(),
@@ -445,6 +457,7 @@ mod tests {
             name: "Oolong".into(),
             description: String::new(),
             points_required: Points::new(price).unwrap(),
+            fulfilment: Fulfilment::Pickup,
             stock,
             stock_shards: 1,
             listed: true,
@@ -479,6 +492,8 @@ mod tests {
             order_id: OrderId::generate(),
             order_number: new_order_number(now),
             ledger_row_id: "row".into(),
+            pickup_code: crate::domain::codes::pickup_code(),
+            pickup_expires_at: now + chrono::Duration::days(30),
             now,
         }
     }

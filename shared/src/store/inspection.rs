@@ -90,7 +90,10 @@ impl Store {
                 };
                 let keys: Vec<&str> = table::table_definition().string_attributes;
                 for name in item.keys() {
-                    if !carried(name) && !keys.contains(&name.as_str()) && name != "password_hash" {
+                    if !carried(name)
+                        && !keys.contains(&name.as_str())
+                        && !table::INDEX_WITHHELD_ATTRIBUTES.contains(&name.as_str())
+                    {
                         differences.push(format!("{} {pk}/{sk}: {name} not projected", index.name));
                     }
                 }

@@ -119,6 +119,24 @@ pub fn merchant_orders_partitions(merchant_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// A pickup code's guard: names the order (and its merchant) the code completes, and queues the
+/// order for expiry on gsi2 (`pickups_due_gsi`) until it is collected or cancelled.
+pub fn pickup_code_pk(code: &str) -> String {
+    format!("PICKUPCODE#{code}")
+}
+pub const PICKUP_CODE_SK: &str = "PICKUPCODE";
+/// gsi2: pickups by the time they expire, spread like a merchant's orders (a sale writes one per
+/// order); the sort key is the expiry time then the order id.
+pub const PICKUPS_DUE_PARTITIONS: usize = 8;
+pub fn pickups_due_gsi(order_id: &str) -> String {
+    format!("PICKUPS_DUE#{}", spread(order_id, PICKUPS_DUE_PARTITIONS))
+}
+pub fn pickups_due_partitions() -> Vec<String> {
+    (0..PICKUPS_DUE_PARTITIONS)
+        .map(|i| format!("PICKUPS_DUE#{i}"))
+        .collect()
+}
+
 /// Which of `partitions` an id's index entry lives in: FNV-1a of the id, a hash fixed by its
 /// definition (unlike std's `DefaultHasher`), so every version of the code agrees where an item is.
 fn spread(id: &str, partitions: usize) -> usize {

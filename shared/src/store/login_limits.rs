@@ -1,4 +1,4 @@
-//! Login attempt counters in fixed windows that start at the first attempt; the window's end is the
+//! Attempt counters (logins, a merchant's wrong pickup codes) in fixed windows that start at the first attempt; the window's end is the
 //! item's TTL, so DynamoDB cleans up after it, and until the sweep runs a passed window counts as
 //! absent. An attempt is *reserved* (a conditional increment) before the password is checked, so any
 //! number of parallel guesses checks at most the limit's worth of passwords; a successful login hands
@@ -24,6 +24,8 @@ pub enum LoginCounter {
     /// One username, across addresses: past its limit only a short back-off applies, so nobody can
     /// lock the owner out from elsewhere.
     Username(String),
+    /// One merchant's wrong pickup codes (a merchant guessing members' codes).
+    PickupCodes(String),
 }
 
 impl LoginCounter {
@@ -34,6 +36,7 @@ impl LoginCounter {
             }
             LoginCounter::Address(address) => format!("LOGIN#ADDR#{address}"),
             LoginCounter::Username(username) => format!("LOGIN#USER#{username}"),
+            LoginCounter::PickupCodes(merchant) => format!("PICKUPCODES#MERCHANT#{merchant}"),
         }
     }
 }

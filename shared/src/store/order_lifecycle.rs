@@ -33,9 +33,11 @@ pub enum CancelOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompleteOutcome {
-    Completed(Order),
+    Completed(Box<Order>),
     NotFound,
     NotPending(OrderStatus),
+    /// A pending pickup order with a code: only its code completes it.
+    PickupCodeRequired,
     /// A transaction (a cancellation) held the order: DynamoDB refused the write.
     Contended,
 }
@@ -224,13 +226,20 @@ impl Store {
         }
     }
 
-    /// pending → completed, by the order's merchant only.
+    /// pending → completed, by the order's merchant only: with the order's pickup code when it has
+    /// one (`code`), and without one only when it has none (deliveries; pickups placed before
+    /// codes). Both are in the write's condition, so no read decides it.
     pub async fn complete_order(
         &self,
         order_id: &OrderId,
         merchant_id: &UserId,
+        code: Option<&str>,
         now: Timestamp,
     ) -> Result<CompleteOutcome, AppError> {
+        let (code_condition, code_value) = match code {
+            Some(code) => ("pickup_code = :code", Some(code)),
+            None => ("attribute_not_exists(pickup_code)", None),
+        };
         let result = self
             .client
             .update_item()
@@ -238,9 +247,10 @@ impl Store {
             .key(PK, s(order_pk(order_id)))
             .key(SK, s(ORDER_SK))
             .update_expression("SET #status = :completed, updated_at = :now")
-            .condition_expression(
-                "attribute_exists(#pk) AND merchant_id = :merchant AND #status = :pending",
-            )
+            .condition_expression(format!(
+                "attribute_exists(#pk) AND merchant_id = :merchant AND #status = :pending \
+                 AND {code_condition}"
+            ))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", s(OrderStatus::Completed.as_str()))
@@ -248,17 +258,21 @@ impl Store {
             .expression_attribute_values(":merchant", s(merchant_id))
             .expression_attribute_values(":now", timestamp(now))
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let result = match code_value {
+            Some(code) => result.expression_attribute_values(":code", s(code)),
+            None => result,
+        }
+        .send()
+        .await;
         match result.map_err(|e| e.into_service_error()) {
             Ok(output) => {
                 let item = output
                     .attributes
                     .ok_or_else(|| AppError::internal("update returned no attributes"))?;
-                Ok(CompleteOutcome::Completed(
+                Ok(CompleteOutcome::Completed(Box::new(
                     from_item::<OrderRecord>(item)?.into(),
-                ))
+                )))
             }
             Err(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                 let old: Option<Order> = failed
@@ -268,7 +282,15 @@ impl Store {
                     .map(Order::from);
                 match old {
                     Some(order) if order.belongs_to(OrderParty::Merchant(merchant_id)) => {
-                        Ok(CompleteOutcome::NotPending(order.status))
+                        Ok(match order.status {
+                            OrderStatus::Pending if code.is_none() => {
+                                CompleteOutcome::PickupCodeRequired
+                            }
+                            // A pending order whose code is not `code`: the caller names it by
+                            // the code's guard, so this is another order's code.
+                            OrderStatus::Pending => CompleteOutcome::NotFound,
+                            status => CompleteOutcome::NotPending(status),
+                        })
                     }
                     _ => Ok(CompleteOutcome::NotFound),
                 }

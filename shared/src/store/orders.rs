@@ -2,7 +2,7 @@
 //! an order after it is placed is in `order_lifecycle.rs`.
 
 use crate::domain::{
-    BalanceChange, Order, OrderId, OrderStatus, Points, ProductId, Timestamp, UserId,
+    BalanceChange, Fulfilment, Order, OrderId, OrderStatus, Points, ProductId, Timestamp, UserId,
 };
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,15 @@ pub(super) struct OrderRecord {
     quantity: i64,
     points_cost: Points,
     status: OrderStatus,
+    /// Absent on orders placed before fulfilment existed: they are pickup (without a code).
+    #[serde(default)]
+    fulfilment: Fulfilment,
+    /// Withheld from the indexes (`table::INDEX_WITHHELD_ATTRIBUTES`): only a read of the order
+    /// itself has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pickup_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pickup_expires_at: Option<Timestamp>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -56,6 +65,9 @@ impl From<OrderRecord> for Order {
             quantity: r.quantity,
             points_cost: r.points_cost,
             status: r.status,
+            fulfilment: r.fulfilment,
+            pickup_code: r.pickup_code,
+            pickup_expires_at: r.pickup_expires_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -81,6 +93,9 @@ impl From<&Order> for OrderRecord {
             quantity: o.quantity,
             points_cost: o.points_cost,
             status: o.status,
+            fulfilment: o.fulfilment,
+            pickup_code: o.pickup_code.clone(),
+            pickup_expires_at: o.pickup_expires_at,
             created_at: o.created_at,
             updated_at: o.updated_at,
         }
@@ -101,6 +116,8 @@ pub enum PlaceOutcome {
     AccountChanged,
     /// The random order number collided.
     OrderNumberTaken,
+    /// The random pickup code collided.
+    PickupCodeTaken,
     /// Another transaction held an item (or DynamoDB throttled): nothing written. `on_shard` says
     /// whether the chosen shard was the contended item, so another shard may do.
     Contended {
@@ -108,13 +125,14 @@ pub enum PlaceOutcome {
     },
 }
 
-/// The positions of the redemption transaction's items, for reading its cancellation reasons.
+/// The positions of the redemption transaction's items, for reading its cancellation reasons. A
+/// pickup order's code guard comes next, then the Idempotency-Key's claim (each only when there is
+/// one, so their positions are worked out per transaction).
 mod redemption_item {
     pub const PRODUCT: usize = 0;
     pub const SHARD: usize = 1;
     pub const ACCOUNT: usize = 2;
     pub const ORDER_NUMBER: usize = 5;
-    pub const IDEMPOTENCY_KEY: usize = 6;
 }
 /// Everything a redemption decides on, read in one strongly consistent `BatchGetItem`.
 #[derive(Debug, Clone)]
@@ -185,7 +203,9 @@ impl Store {
     /// 1. stock shard `shard` loses `quantity` units, only if it has them;
     /// 2. the account takes `spend` (the SPEND the domain worked out on the account as read) — only
     ///    if it is unchanged since that read; 3. the order is put; 4. the SPEND ledger row is put;
-    ///    5. the order number is claimed; 6. (optional) the Idempotency-Key is claimed.
+    ///    5. the order number is claimed; then (pickup orders) the pickup code is claimed by its
+    ///    guard, which also queues the order for expiry; then (optional) the Idempotency-Key is
+    ///    claimed. The product check includes the fulfilment the order was decided on.
     ///
     /// One attempt: on contention the caller chooses where to retry (another shard, or later).
     pub async fn place_order(
@@ -200,12 +220,18 @@ impl Store {
             .table_name(&self.table)
             .key(PK, s(product_pk(&order.product_id)))
             .key(SK, s(PRODUCT_SK))
-            .condition_expression(
-                "attribute_exists(#pk) AND is_active = :true AND points_required = :price",
-            )
+            .condition_expression(format!(
+                "attribute_exists(#pk) AND is_active = :true AND points_required = :price AND {}",
+                match order.fulfilment {
+                    // Products listed before fulfilment existed are pickup.
+                    Fulfilment::Pickup => "(attribute_not_exists(fulfilment) OR fulfilment = :f)",
+                    Fulfilment::Delivery => "fulfilment = :f",
+                }
+            ))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":price", n(unit_price.get()))
+            .expression_attribute_values(":f", s(order.fulfilment.as_str()))
             .build()
             .map_err(AppError::internal)?;
         let take_stock = Update::builder()
@@ -237,6 +263,14 @@ impl Store {
                 })?,
             )?,
         ];
+        let pickup_code_at = match self.pickup_code_guard(order)? {
+            Some(guard) => {
+                items.push(guard);
+                Some(items.len() - 1)
+            }
+            None => None,
+        };
+        let idempotency_key_at = items.len();
         if let Some(claim) = idempotency {
             items.push(claim_put(
                 &self.table,
@@ -253,7 +287,9 @@ impl Store {
                 on_shard: c.contended_at(SHARD),
             }),
             // Read by position, most decisive first.
-            TransactionAttempt::Refused(c) if c.condition_failed(IDEMPOTENCY_KEY) => {
+            TransactionAttempt::Refused(c)
+                if idempotency.is_some() && c.condition_failed(idempotency_key_at) =>
+            {
                 Ok(PlaceOutcome::IdempotencyKeyUsed)
             }
             TransactionAttempt::Refused(c) if c.condition_failed(PRODUCT) => {
@@ -267,6 +303,11 @@ impl Store {
             }
             TransactionAttempt::Refused(c) if c.condition_failed(ORDER_NUMBER) => {
                 Ok(PlaceOutcome::OrderNumberTaken)
+            }
+            TransactionAttempt::Refused(c)
+                if pickup_code_at.is_some_and(|at| c.condition_failed(at)) =>
+            {
+                Ok(PlaceOutcome::PickupCodeTaken)
             }
             TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
                 "redemption cancelled unexpectedly: {:?}",

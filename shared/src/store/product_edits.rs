@@ -106,6 +106,10 @@ impl Store {
             sets.push("points_required = :points");
             update = update.expression_attribute_values(":points", n(points.get()));
         }
+        if let Some(fulfilment) = changes.fulfilment {
+            sets.push("fulfilment = :fulfilment");
+            update = update.expression_attribute_values(":fulfilment", s(fulfilment.as_str()));
+        }
         // The merchant sets only their own flag; whether that puts it on sale depends on the others,
         // as read (the version condition makes the read the state written over).
         let on_sale = changes.is_active.map(|listed| {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use rand::seq::SliceRandom;
 
-use crate::domain::{Points, Product, ProductId, Timestamp, UserId};
+use crate::domain::{Fulfilment, Points, Product, ProductId, Timestamp, UserId};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,9 @@ pub(super) struct ProductRecord {
     name: String,
     description: String,
     points_required: Points,
+    /// Absent on products listed before fulfilment existed: they are pickup.
+    #[serde(default)]
+    fulfilment: Fulfilment,
     /// The stock itself is in the shard items.
     pub(super) stock_shards: u8,
     /// On sale: `domain::product::on_sale` of the three flags below, rewritten with them.
@@ -72,6 +75,7 @@ impl ProductRecord {
             name: p.name.clone(),
             description: p.description.clone(),
             points_required: p.points_required,
+            fulfilment: p.fulfilment,
             stock_shards: p.stock_shards,
             is_active: p.is_active(),
             listed: Some(p.listed),
@@ -93,6 +97,7 @@ impl ProductRecord {
             name: self.name,
             description: self.description,
             points_required: self.points_required,
+            fulfilment: self.fulfilment,
             stock_shards: self.stock_shards,
             listed: self.listed.unwrap_or(self.is_active),
             blocked: self.blocked,

@@ -21,13 +21,17 @@ pub const GSI2_SK: &str = "gsi2sk";
 /// treat an item past this time as absent.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
+/// What no index carries, on purpose: secrets that only a read of the item itself may see.
+pub const INDEX_WITHHELD_ATTRIBUTES: &[&str] = &["password_hash", "pickup_code"];
+
 /// What each index carries besides the keys (its own and the table's, which DynamoDB always
-/// projects): every attribute a list read from an index turns into a value, and nothing else.
-/// `password_hash` above all is not here, so no query of an index, and no backup or export of one,
-/// holds a password hash (the user directory reads `DirectoryRecord`, which has none). A list whose
-/// record gains an attribute must add it here: `the_indexes_carry_every_attribute_but_the_password`
-/// compares every indexed item with its index copy. DynamoDB allows 100 such names summed over all
-/// of a table's indexes; both indexes project this one list.
+/// projects): every attribute a list read from an index turns into a value, and nothing else. Nothing
+/// in [`INDEX_WITHHELD_ATTRIBUTES`] is here, so no query, backup or export of an index holds a
+/// password hash or a pickup code (the user directory reads `DirectoryRecord`, which has no hash;
+/// orders listed from an index have no code). A list whose record gains an attribute must add it
+/// here: `the_indexes_carry_every_attribute_but_the_password` compares every indexed item with its
+/// index copy. DynamoDB allows 100 such names summed over all of a table's indexes; both indexes
+/// project this one list.
 pub const INDEX_PROJECTED_ATTRIBUTES: &[&str] = &[
     // Every record
     "entity",
@@ -41,6 +45,7 @@ pub const INDEX_PROJECTED_ATTRIBUTES: &[&str] = &[
     "name",
     "description",
     "points_required",
+    "fulfilment",
     "stock_shards",
     "is_active",
     "listed",
@@ -53,6 +58,9 @@ pub const INDEX_PROJECTED_ATTRIBUTES: &[&str] = &[
     "product_name",
     "quantity",
     "points_cost",
+    "pickup_expires_at",
+    // Pickup codes' guards (the pickups due for expiry), without the code
+    "order_id",
     // Payments (a member's, the open ones reconciliation walks)
     "merchant_trade_no",
     "amount",

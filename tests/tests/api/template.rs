@@ -115,7 +115,9 @@ fn template_yaml_declares_exactly_the_table_the_code_defines() {
     assert!(code
         .indexes
         .iter()
-        .all(|i| !i.projected.contains(&"password_hash")));
+        .all(|i| shared::store::table::INDEX_WITHHELD_ATTRIBUTES
+            .iter()
+            .all(|withheld| !i.projected.contains(withheld))));
 
     assert_eq!(
         props["TimeToLiveSpecification"]["AttributeName"].as_str(),
@@ -574,14 +576,8 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
     .assert_status(200);
     let second = api.redeem(&token, &id, 1).await;
     second.assert_status(201);
+    api.hand_over(&shop, &second.body).await.assert_status(200);
     let second = second.body["id"].as_str().unwrap().to_string();
-    api.post(
-        &format!("/api/merchants/orders/{second}/complete/"),
-        json!({}),
-        Some(&shop),
-    )
-    .await
-    .assert_status(200);
     let third = api.redeem(&token, &id, 1).await.body["id"]
         .as_str()
         .unwrap()
@@ -644,6 +640,29 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
         .await
         .unwrap();
     assert_eq!(report.credited, 1, "{report:?}");
+    // Pickups: the QR code, a wrong code, and the job's pass over uncollected ones (one is due).
+    api.get(
+        &format!("/api/members/orders/{order}/pickup.svg"),
+        Some(&token),
+    )
+    .await
+    .assert_status(404); // cancelled above: no code to show
+    let pending = api.redeem(&token, &id, 1).await;
+    pending.assert_status(201);
+    let pending_id = pending.body["id"].as_str().unwrap();
+    api.get(
+        &format!("/api/members/orders/{pending_id}/pickup.svg"),
+        Some(&token),
+    )
+    .await
+    .assert_status(200);
+    api.post(
+        "/api/merchants/orders/redeem-code/",
+        json!({"code": "ABCDEFGH23"}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(404);
 
     // Operators: every route.
     for path in [
@@ -706,6 +725,13 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
             .assert_status(200);
         }
     }
+    // Last (tokens expire with the clock): the job's pass over uncollected pickups.
+    api.advance_clock(std::time::Duration::from_secs(31 * 24 * 3600));
+    let expired =
+        local_api::host::as_function("fn-reconcile", fn_reconcile::run_fulfilment(&api.ctx))
+            .await
+            .unwrap();
+    assert!(expired.cancelled >= 1, "{expired:?}");
 }
 
 #[tokio::test]
