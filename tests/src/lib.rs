@@ -111,6 +111,11 @@ pub struct TestResponse {
 
 impl TestResponse {
     /// The `error.code` of a JSON error body.
+    /// The body as text (an SVG, a CSV, or JSON to search).
+    pub fn raw_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+
     pub fn error_code(&self) -> &str {
         self.body["error"]["code"]
             .as_str()

@@ -175,6 +175,9 @@ impl Store {
                 if let Some(description) = &changes.description {
                     product.description = description.clone();
                 }
+                if let Some(fulfilment) = changes.fulfilment {
+                    product.fulfilment = fulfilment;
+                }
                 if let Some(points) = changes.points_required {
                     product.points_required = points;
                 }

@@ -17,6 +17,7 @@ mod open_recharges;
 mod openapi;
 mod orders;
 mod payments;
+mod pickups;
 mod recharge;
 mod registration;
 mod restore;
