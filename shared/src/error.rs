@@ -250,6 +250,10 @@ pub mod not_found {
     pub fn payment() -> AppError {
         AppError::not_found("payment_not_found", "no such payment")
     }
+
+    pub fn address() -> AppError {
+        AppError::not_found("address_not_found", "no such address of mine")
+    }
 }
 
 mod fields;

@@ -2,15 +2,17 @@
 //! Every route requires an access token with role MEMBER.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::{MerchantTradeNo, OrderId, OrderParty, OrderStatus, ProductId};
+use shared::domain::shipping::ShippingInput;
+use shared::domain::{AddressId, MerchantTradeNo, OrderId, OrderParty, OrderStatus, ProductId};
 use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, MemberAccess};
 use shared::http::{
-    id_query_param, idempotency_key, json, order_status_param, page_request, parse_json, qr_svg,
-    replayed_created, request_origin, Answer, Call, ErrorResponse,
+    id_query_param, idempotency_key, json, no_content, order_status_param, page_request,
+    parse_json, qr_svg, replayed_created, request_origin, Answer, Call, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
+use shared::services::deliveries::AddressView;
 use shared::services::orders::{OrderView, RedeemRequest, Redemption};
 use shared::services::points::{LedgerEntry, PointsBalance};
 use shared::services::recharge::{PaymentView, RechargeCheckout, RechargeRequest};
@@ -31,12 +33,16 @@ shared::api! {
             list_orders: MEMBER,
             get_order: MEMBER,
             pickup_qr: MEMBER,
+            confirm_receipt: MEMBER,
             cancel_order: MEMBER,
+            list_addresses: MEMBER,
+            save_address: MEMBER,
+            delete_address: MEMBER,
         ],
         components(schemas(
             CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
             RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, RedeemRequest, OrderView,
-            Page<OrderView>, ErrorResponse
+            Page<OrderView>, ShippingInput, AddressView, Page<AddressView>, ErrorResponse
         )),
         tags((name = "members", description = "What members do (role MEMBER)"))
     }
@@ -189,9 +195,9 @@ async fn get_payment(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
     params(("Idempotency-Key" = Option<String>, Header, description = "1–64 visible ASCII characters", min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$")),
     responses(
         (status = 201, description = "Placed (or the replay of the first response to this Idempotency-Key)", body = OrderView),
-        (status = 400, description = "Malformed body, invalid fields or Idempotency-Key", body = ErrorResponse),
+        (status = 400, description = "Malformed body, invalid fields or Idempotency-Key; `shipping` missing for a delivery product (or sent for a pickup one), each problem of it named (`shipping.phone`…)", body = ErrorResponse),
         MemberAccess,
-        (status = 404, description = "`product_not_found`: unknown or inactive product", body = ErrorResponse),
+        (status = 404, description = "`product_not_found`: unknown or inactive product; `address_not_found`: no such saved address of mine", body = ErrorResponse),
         (status = 409, description = "`insufficient_stock`, `insufficient_points`, or `price_changed` (the price the member saw, `points_required`, is no longer the price; the current one is in `fields.points_required`)", body = ErrorResponse),
         JsonBody,
         (status = 422, description = "`idempotency_key_reused` with a different body", body = ErrorResponse),
@@ -276,6 +282,80 @@ async fn pickup_qr(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
     let member = call.user_id()?;
     let id = call.parse("id", OrderId::parse, not_found::order)?;
     qr_svg(&ctx.orders().pickup_code(&member, &id).await?)
+}
+
+/// I received my delivery: shipped → completed. (Unconfirmed, it completes by itself
+/// `DELIVERY_AUTO_COMPLETE_DAYS` after shipping.)
+#[utoipa::path(
+    post, path = "/api/members/orders/{id}/confirm-receipt/", tag = "members",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Completed", body = OrderView),
+        MemberAccess,
+        (status = 404, description = "No such order of mine", body = ErrorResponse),
+        (status = 409, description = "`not_shipped` (still pending), or `order_not_pending` (already completed or cancelled)", body = ErrorResponse),
+        Contended,
+    )
+)]
+async fn confirm_receipt(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders().confirm_receipt(&member, &id).await?,
+    )
+}
+
+/// My saved delivery addresses (at most 10), oldest first.
+#[utoipa::path(
+    get, path = "/api/members/addresses/", tag = "members",
+    responses(
+        (status = 200, description = "Every address I keep", body = Page<AddressView>),
+        MemberAccess,
+    )
+)]
+async fn list_addresses(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    json(StatusCode::OK, &ctx.orders().addresses(&member).await?)
+}
+
+/// Save a delivery address, to redeem with `shipping_address_id`. At most 10.
+#[utoipa::path(
+    post, path = "/api/members/addresses/", tag = "members",
+    request_body = ShippingInput,
+    responses(
+        (status = 201, description = "Saved", body = AddressView),
+        (status = 400, description = "Malformed body or invalid fields (each named)", body = ErrorResponse),
+        MemberAccess,
+        (status = 409, description = "`too_many_addresses`: 10 kept already", body = ErrorResponse),
+        JsonBody,
+        Contended,
+    )
+)]
+async fn save_address(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    json(
+        StatusCode::CREATED,
+        &ctx.orders().save_address(&member, parse_json(req)?).await?,
+    )
+}
+
+/// Delete one of my saved addresses (orders keep their own copy).
+#[utoipa::path(
+    delete, path = "/api/members/addresses/{id}/", tag = "members",
+    params(("id" = String, Path, description = "Address id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        MemberAccess,
+        (status = 404, description = "`address_not_found`", body = ErrorResponse),
+        Contended,
+    )
+)]
+async fn delete_address(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let id = call.parse("id", AddressId::parse, not_found::address)?;
+    ctx.orders().delete_address(&member, &id).await?;
+    no_content()
 }
 
 /// Cancel a pending order of mine: the points come back (a REFUND row) and the stock is restored,

@@ -2,15 +2,16 @@
 //! Every route requires an access token with role MERCHANT.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::{OrderId, OrderParty, OrderStatus, ProductId};
+use shared::domain::{Fulfilment, OrderId, OrderParty, OrderStatus, ProductId};
 use shared::error::not_found;
 use shared::http::openapi::{Contended, ContendedWrite, JsonBody, MerchantAccess};
 use shared::http::{
-    if_match_version, json, no_content, order_status_param, page_request, parse_json, Answer, Call,
-    ErrorResponse,
+    csv_download, fulfilment_param, if_match_version, json, no_content, order_status_param,
+    page_request, parse_json, Answer, Call, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::{CreateProductRequest, MerchantProduct, UpdateProductRequest};
+use shared::services::deliveries::ShipRequest;
 use shared::services::orders::OrderView;
 use shared::services::pickups::RedeemCodeRequest;
 use shared::AppContext;
@@ -26,13 +27,15 @@ shared::api! {
             delete_product: MERCHANT,
             list_orders: MERCHANT,
             get_order: MERCHANT,
+            export_orders: MERCHANT,
             redeem_pickup_code: MERCHANT,
+            ship_order: MERCHANT,
             complete_order: MERCHANT,
             cancel_order: MERCHANT,
         ],
         components(schemas(
             CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, OrderView,
-            Page<OrderView>, RedeemCodeRequest, ErrorResponse
+            Page<OrderView>, RedeemCodeRequest, ShipRequest, ErrorResponse
         )),
         tags((name = "merchants", description = "A merchant's products and the orders on them (role MERCHANT)"))
     }
@@ -160,13 +163,18 @@ async fn delete_product(ctx: &AppContext, _req: &Request, call: &Call) -> Answer
     no_content()
 }
 
-/// Orders on my products, newest first, optionally of one status.
+/// Orders on my products, newest first, optionally of one status and one fulfilment (what is left
+/// to ship: `?status=pending&fulfilment=delivery`).
 #[utoipa::path(
     get, path = "/api/merchants/orders/", tag = "merchants",
-    params(PageParams, ("status" = Option<OrderStatus>, Query, description = "Only orders in this status")),
+    params(
+        PageParams,
+        ("status" = Option<OrderStatus>, Query, description = "Only orders in this status"),
+        ("fulfilment" = Option<Fulfilment>, Query, description = "Only pickups or only deliveries"),
+    ),
     responses(
         (status = 200, description = "One page", body = Page<OrderView>),
-        (status = 400, description = "Invalid limit, cursor or status", body = ErrorResponse),
+        (status = 400, description = "Invalid limit, cursor, status or fulfilment", body = ErrorResponse),
         MerchantAccess,
     )
 )]
@@ -174,11 +182,72 @@ async fn list_orders(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
     let merchant = call.user_id()?;
     let page = page_request(req)?;
     let status = order_status_param(req)?;
+    let fulfilment = fulfilment_param(req)?;
     json(
         StatusCode::OK,
         &ctx.orders()
-            .orders(OrderParty::Merchant(&merchant), status, &page)
+            .merchant_orders(&merchant, status, fulfilment, &page)
             .await?,
+    )
+}
+
+/// The packing list: orders on my products (optionally of one status) as CSV for Excel, newest
+/// first. UTF-8 with a byte order mark; times in Taipei time; at most 5,000 rows, the rest by the
+/// `Link` header's next URL (or `?cursor=` with the `X-Next-Cursor` header's value).
+#[utoipa::path(
+    get, path = "/api/merchants/orders/export.csv", tag = "merchants",
+    params(
+        ("status" = Option<OrderStatus>, Query, description = "Only orders in this status"),
+        ("cursor" = Option<String>, Query, description = "The previous export's `X-Next-Cursor`"),
+    ),
+    responses(
+        (status = 200, description = "Columns order_number, created_at, product, quantity, recipient_name, phone, postal_code, address, status", content_type = "text/csv",
+            headers(
+                ("Link" = String, description = "`<…?cursor=…>; rel=\"next\"` when rows remain"),
+                ("X-Next-Cursor" = String, description = "The cursor of the rows that remain, if any"),
+            )),
+        (status = 400, description = "Invalid status or cursor", body = ErrorResponse),
+        MerchantAccess,
+    )
+)]
+async fn export_orders(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let cursor = page_request(req)?.cursor;
+    let status = order_status_param(req)?;
+    let list = ctx.orders().packing_list(&merchant, status, cursor).await?;
+    let next = list.next_cursor.map(|cursor| {
+        let mut query: Vec<(&str, String)> = status
+            .map(|status| ("status", status.as_str().to_string()))
+            .into_iter()
+            .collect();
+        query.push(("cursor", cursor.clone()));
+        (query, cursor)
+    });
+    csv_download("packing-list.csv", list.csv, "export.csv", next)
+}
+
+/// Ship a delivery: pending → shipped, with the carrier and tracking number its member sees. It
+/// completes when the member confirms receipt, or by itself `DELIVERY_AUTO_COMPLETE_DAYS` later.
+#[utoipa::path(
+    post, path = "/api/merchants/orders/{id}/ship/", tag = "merchants",
+    params(("id" = String, Path, description = "Order id")),
+    request_body = ShipRequest,
+    responses(
+        (status = 200, description = "Shipped", body = OrderView),
+        (status = 400, description = "Malformed body or invalid fields", body = ErrorResponse),
+        MerchantAccess,
+        (status = 404, description = "No such order on my products", body = ErrorResponse),
+        (status = 409, description = "`not_a_delivery` (a pickup order), or `order_not_pending`", body = ErrorResponse),
+        JsonBody,
+        ContendedWrite,
+    )
+)]
+async fn ship_order(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
+    json(
+        StatusCode::OK,
+        &ctx.orders().ship(&merchant, &id, parse_json(req)?).await?,
     )
 }
 
@@ -238,7 +307,7 @@ async fn redeem_pickup_code(ctx: &AppContext, req: &Request, call: &Call) -> Ans
         (status = 200, description = "Completed", body = OrderView),
         MerchantAccess,
         (status = 404, description = "No such order on my products", body = ErrorResponse),
-        (status = 409, description = "`order_not_pending`, or `pickup_code_required` (a pickup order: use `redeem-code`)", body = ErrorResponse),
+        (status = 409, description = "`order_not_pending`, `pickup_code_required` (a pickup order: use `redeem-code`), or `not_shipped` (a delivery completes on receipt)", body = ErrorResponse),
         ContendedWrite,
     )
 )]

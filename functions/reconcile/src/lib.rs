@@ -1,11 +1,12 @@
 //! The scheduled reconciliation job: EventBridge Scheduler invokes it every few minutes (and the
 //! local host runs the same job on a timer). It finds payments ECPay never told us about — a lost
 //! notification, an abandoned checkout — and settles them by asking ECPay (see
-//! `RechargeService::reconcile`). The same schedule hands over what is due in fulfilment: pickups
-//! nobody collected in time are cancelled with a full refund (`run_fulfilment`). Its answer is the
-//! run's report, also logged.
+//! `RechargeService::reconcile`). The same schedule does the fulfilment work that is due
+//! (`run_fulfilment`): pickups nobody collected in time are cancelled with a full refund, shipped
+//! deliveries nobody confirmed complete, and ended deliveries' addresses are redacted. Its answer is
+//! the run's report, also logged.
 
-use shared::services::pickups::PickupExpiry;
+use shared::services::deliveries::FulfilmentReport;
 use shared::services::recharge::ReconcileReport;
 use shared::{AppContext, AppError};
 
@@ -14,7 +15,7 @@ pub async fn run(ctx: &AppContext) -> Result<ReconcileReport, AppError> {
     shared::observe::in_job(&ctx.metrics, ctx.recharge().reconcile()).await
 }
 
-/// One pass over the fulfilment work that is due, bounded per run (`PICKUP_EXPIRY_BATCH`).
-pub async fn run_fulfilment(ctx: &AppContext) -> Result<PickupExpiry, AppError> {
-    shared::observe::in_job(&ctx.metrics, ctx.orders().expire_pickups()).await
+/// One pass over the fulfilment work that is due, bounded per run (`FULFILMENT_BATCH`).
+pub async fn run_fulfilment(ctx: &AppContext) -> Result<FulfilmentReport, AppError> {
+    shared::observe::in_job(&ctx.metrics, ctx.orders().fulfilment_due()).await
 }

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
             let mut answer = serde_json::to_value(report).map_err(Error::from)?;
             if let Some(fields) = answer.as_object_mut() {
                 fields.insert(
-                    "pickups".into(),
+                    "fulfilment".into(),
                     serde_json::to_value(pickups).map_err(Error::from)?,
                 );
             }

@@ -51,9 +51,12 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
                 tracing::warn!(error = %err, "reconciliation run failed");
             }
             match fn_reconcile::run_fulfilment(&api.ctx).await {
-                Ok(report) if report.cancelled > 0 => {
-                    tracing::info!(cancelled = report.cancelled, "expired pickups cancelled")
-                }
+                Ok(report) if report != Default::default() => tracing::info!(
+                    pickups_cancelled = report.pickups.cancelled,
+                    deliveries_completed = report.deliveries.completed,
+                    addresses_redacted = report.deliveries.redacted,
+                    "fulfilment work done"
+                ),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "pickup expiry run failed"),
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::SecretSlice;
 
 mod env;
-mod fulfilment;
+pub mod fulfilment;
 mod payments;
 
 pub use env::EnvSource;

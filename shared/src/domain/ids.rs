@@ -133,6 +133,11 @@ uuid_id!(
     OrderId,
     "an order id"
 );
+uuid_id!(
+    /// A member's saved delivery address's id.
+    AddressId,
+    "an address id"
+);
 
 /// The trade number a recharge is known by at ECPay (`MerchantTradeNo`), ours to choose.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -9,18 +9,20 @@ pub mod order;
 pub mod payment;
 pub mod points;
 pub mod product;
+pub mod shipping;
 pub mod stock;
 pub mod text;
 pub mod user;
 
 pub use account::{AccountSnapshot, BalanceChange, Movement, PointAccount, Refusal};
 pub use audit::{AuditAction, AuditEntry};
-pub use ids::{MerchantTradeNo, OrderId, ProductId, UserId};
+pub use ids::{AddressId, MerchantTradeNo, OrderId, ProductId, UserId};
 pub use ledger::{PointTransaction, TransactionType};
-pub use order::{Order, OrderParty, OrderStatus};
+pub use order::{Order, OrderParty, OrderStatus, Shipment};
 pub use payment::{Payment, PaymentStatus, Settlement};
 pub use points::Points;
 pub use product::{Fulfilment, Product, ProductChanges};
+pub use shipping::ShippingAddress;
 pub use user::{Role, User};
 
 /// Timestamps are UTC, RFC 3339 on the wire.

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{Fulfilment, OrderId, Points, ProductId, Timestamp, UserId};
+use super::{Fulfilment, OrderId, Points, ProductId, ShippingAddress, Timestamp, UserId};
 
 pub const QUANTITY_MAX: i64 = 100;
 
@@ -9,7 +9,10 @@ pub const QUANTITY_MAX: i64 = 100;
 pub enum OrderStatus {
     /// Points spent, stock reserved; the merchant has not handed the gift over yet.
     Pending,
-    /// Fulfilled by the merchant. Final.
+    /// A delivery on its way: the merchant shipped it (carrier and tracking number); the member
+    /// confirms receipt, or it completes by itself after `DELIVERY_AUTO_COMPLETE_DAYS`.
+    Shipped,
+    /// Handed over: a pickup by its code, a delivery received. Final.
     Completed,
     /// Cancelled by the member or the merchant; points refunded, stock restored. Final.
     Cancelled,
@@ -19,6 +22,7 @@ impl OrderStatus {
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "pending" => Some(OrderStatus::Pending),
+            "shipped" => Some(OrderStatus::Shipped),
             "completed" => Some(OrderStatus::Completed),
             "cancelled" => Some(OrderStatus::Cancelled),
             _ => None,
@@ -28,6 +32,7 @@ impl OrderStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
+            OrderStatus::Shipped => "shipped",
             OrderStatus::Completed => "completed",
             OrderStatus::Cancelled => "cancelled",
         }
@@ -57,8 +62,21 @@ pub struct Order {
     pub pickup_code: Option<String>,
     /// A pickup not collected by then is cancelled with a full refund by the scheduled job.
     pub pickup_expires_at: Option<Timestamp>,
+    /// A delivery's address as the member gave it (a snapshot: later edits of a saved address do
+    /// not change it), redacted `ADDRESS_RETENTION_DAYS` after the order ends.
+    pub shipping: Option<ShippingAddress>,
+    /// Set when a delivery ships.
+    pub shipment: Option<Shipment>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// How a delivery was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub shipped_at: Timestamp,
 }
 
 /// Who acts on an order: its member or its merchant.

@@ -219,7 +219,19 @@ pub fn order_status_param(req: &Request) -> Result<Option<crate::domain::OrderSt
         None => Ok(None),
         Some(raw) => crate::domain::OrderStatus::parse(&raw)
             .map(Some)
-            .ok_or_else(|| invalid_query("status", "must be pending, completed or cancelled")),
+            .ok_or_else(|| {
+                invalid_query("status", "must be pending, shipped, completed or cancelled")
+            }),
+    }
+}
+
+/// `?fulfilment=`: absent, `pickup` or `delivery`.
+pub fn fulfilment_param(req: &Request) -> Result<Option<crate::domain::Fulfilment>, AppError> {
+    match query_param(req, "fulfilment") {
+        None => Ok(None),
+        Some(raw) => crate::domain::Fulfilment::parse(&raw)
+            .map(Some)
+            .ok_or_else(|| invalid_query("fulfilment", "must be pickup or delivery")),
     }
 }
 

@@ -176,6 +176,38 @@ pub fn qr_svg(text: &str) -> Result<Response<Body>, AppError> {
         .map_err(AppError::internal)
 }
 
+/// A CSV download named `filename`. When rows remain, `next` is the query of the next part (its
+/// cursor among it): sent as a relative `Link: <path?query>; rel="next"` and as `X-Next-Cursor`.
+pub fn csv_download(
+    filename: &str,
+    csv: String,
+    path: &str,
+    next: Option<(Vec<(&str, String)>, String)>,
+) -> Result<Response<Body>, AppError> {
+    let mut response = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/csv; charset=utf-8")
+        .header(
+            "content-disposition",
+            format!("attachment; filename=\"{filename}\""),
+        )
+        .header("cache-control", "no-store")
+        .header("x-content-type-options", "nosniff");
+    if let Some((query, cursor)) = next {
+        let mut encoded = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &query {
+            encoded.append_pair(name, value);
+        }
+        response = response
+            .header(
+                "link",
+                format!("<{path}?{}>; rel=\"next\"", encoded.finish()),
+            )
+            .header("x-next-cursor", cursor);
+    }
+    response.body(Body::from(csv)).map_err(AppError::internal)
+}
+
 pub fn html(status: StatusCode, body: String) -> Result<Response<Body>, AppError> {
     Response::builder()
         .status(status)

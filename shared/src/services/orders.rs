@@ -9,7 +9,9 @@ pub use super::idempotency::{
     check_idempotency_key, invalid_idempotency_key, IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_TTL_SECS,
 };
 pub use super::redemption::{RedeemRequest, Redemption};
-use crate::domain::{Fulfilment, Movement, Order, OrderId, OrderParty, OrderStatus, UserId};
+use crate::domain::{
+    Fulfilment, Movement, Order, OrderId, OrderParty, OrderStatus, ShippingAddress, UserId,
+};
 use crate::error::{not_found, AppError};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{CancelOutcome, CompleteOutcome, Store};
@@ -34,6 +36,17 @@ pub struct OrderView {
     /// Pickup orders: not collected by then, the order is cancelled and its points refunded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Deliveries: where it goes (to its member, its merchant and operators only); "redacted" in
+    /// every field once kept long enough after the order ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<ShippingAddress>,
+    /// Once shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -65,6 +78,10 @@ impl From<Order> for OrderView {
             fulfilment: o.fulfilment,
             pickup_code: None,
             pickup_expires_at: o.pickup_expires_at,
+            shipping: o.shipping,
+            carrier: o.shipment.as_ref().map(|s| s.carrier.clone()),
+            tracking_number: o.shipment.as_ref().map(|s| s.tracking_number.clone()),
+            shipped_at: o.shipment.map(|s| s.shipped_at),
             created_at: o.created_at,
             updated_at: o.updated_at,
         }
@@ -129,7 +146,11 @@ impl OrderService<'_> {
     ) -> Result<Page<OrderView>, AppError> {
         let page = match party {
             OrderParty::Member(id) => self.store.list_member_orders(id, status, page).await?,
-            OrderParty::Merchant(id) => self.store.list_merchant_orders(id, status, page).await?,
+            OrderParty::Merchant(id) => {
+                self.store
+                    .list_merchant_orders(id, status, None, page)
+                    .await?
+            }
         };
         Ok(page.map(OrderView::from))
     }
@@ -141,8 +162,14 @@ impl OrderService<'_> {
         party: OrderParty<'_>,
         order_id: &OrderId,
     ) -> Result<OrderView, AppError> {
+        // A member cancels only what has not shipped; a merchant may also cancel a shipped
+        // delivery (a lost parcel), refunding it.
+        let from: &[OrderStatus] = match party {
+            OrderParty::Member(_) => &[OrderStatus::Pending],
+            OrderParty::Merchant(_) => &[OrderStatus::Pending, OrderStatus::Shipped],
+        };
         let cancelled = self
-            .cancel_with_refund(order_id, |order| order.belongs_to(party))
+            .cancel_with_refund(order_id, from, |order| order.belongs_to(party))
             .await?;
         Ok(match party {
             OrderParty::Member(_) => OrderView::for_member(cancelled),
@@ -150,11 +177,13 @@ impl OrderService<'_> {
         })
     }
 
-    /// Cancels a pending order that `may` allows (else 404), refunding its points and restoring its
-    /// stock once however often it is asked: the order's own condition decides.
+    /// Cancels an order in one of the states `from` that `may` allows (else 404), refunding its
+    /// points and restoring its stock once however often it is asked: the order's own condition
+    /// decides.
     pub(super) async fn cancel_with_refund(
         &self,
         order_id: &OrderId,
+        from: &[OrderStatus],
         may: impl Fn(&Order) -> bool,
     ) -> Result<Order, AppError> {
         let mut budget = RetryBudget::new();
@@ -163,7 +192,13 @@ impl OrderService<'_> {
                 Some(order) if may(&order) => order,
                 _ => return Err(not_found::order()),
             };
-            if order.status != OrderStatus::Pending {
+            if order.status == OrderStatus::Shipped && !from.contains(&OrderStatus::Shipped) {
+                return Err(AppError::conflict(
+                    "already_shipped",
+                    "the gift is on its way: it can no longer be cancelled here (its merchant can, should the parcel be lost)",
+                ));
+            }
+            if !from.contains(&order.status) {
                 return Err(not_pending(order.status));
             }
             let account = self
@@ -183,7 +218,12 @@ impl OrderService<'_> {
                     now,
                 )
                 .map_err(|refusal| AppError::internal_during("refund", refusal))?;
-            match self.store.cancel_order(&order, &refund, now).await? {
+            let redact_at = self.fulfilment.address_redacted(now);
+            match self
+                .store
+                .cancel_order(&order, &refund, now, from, redact_at)
+                .await?
+            {
                 CancelOutcome::Cancelled => {
                     let mut cancelled = order;
                     cancelled.status = OrderStatus::Cancelled;
@@ -212,6 +252,10 @@ impl OrderService<'_> {
             CompleteOutcome::Completed(order) => Ok((*order).into()),
             CompleteOutcome::NotFound => Err(not_found::order()),
             CompleteOutcome::NotPending(status) => Err(not_pending(status)),
+            CompleteOutcome::NotShipped => Err(AppError::conflict(
+                "not_shipped",
+                "a delivery completes when its member confirms receipt (or by itself after shipping): ship it first",
+            )),
             CompleteOutcome::PickupCodeRequired => Err(AppError::conflict(
                 "pickup_code_required",
                 "a pickup order is completed only with the code its member shows: POST it to /api/merchants/orders/redeem-code/",
@@ -244,7 +288,7 @@ impl OrderService<'_> {
     }
 }
 
-fn not_pending(status: OrderStatus) -> AppError {
+pub(super) fn not_pending(status: OrderStatus) -> AppError {
     AppError::conflict(
         "order_not_pending",
         format!("the order is {} and can no longer change", status.as_str()),

@@ -93,23 +93,24 @@ impl OrderService<'_> {
             )),
             CompleteOutcome::NotFound
             | CompleteOutcome::PickupCodeRequired
+            | CompleteOutcome::NotShipped
             | CompleteOutcome::Contended => Err(not_found::order()),
         }
     }
 
-    /// Cancels, with a full refund, up to `pickup_expiry_batch` pickups past their expiry, and
+    /// Cancels, with a full refund, up to `batch` pickups past their expiry, and
     /// takes orders that ended before it off the queue. Each cancellation is the ordinary one (the
     /// order's condition makes a race with its merchant or member end in exactly one of them).
     pub async fn expire_pickups(&self) -> Result<PickupExpiry, AppError> {
         let now = self.clock.now();
         let due = self
             .store
-            .due_pickups(now, self.fulfilment.pickup_expiry_batch as usize)
+            .due_pickups(now, self.fulfilment.batch as usize)
             .await?;
         let mut report = PickupExpiry::default();
         for pickup in due {
             let cancelled = self
-                .cancel_with_refund(&pickup.order_id, |order| {
+                .cancel_with_refund(&pickup.order_id, &[OrderStatus::Pending], |order| {
                     order.pickup_expires_at.is_some_and(|at| at <= now)
                 })
                 .await;

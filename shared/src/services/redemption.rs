@@ -16,10 +16,11 @@ use super::idempotency::{check_idempotency_key, request_hash, same_request, IDEM
 use super::orders::{OrderService, OrderView};
 use super::retry::RetryBudget;
 use crate::domain::order::QUANTITY_MAX;
+use crate::domain::shipping::{check_shipping, ShippingInput};
 use crate::domain::stock::{pick_shard, rebalance_plan, Rebalance};
 use crate::domain::{
-    AccountSnapshot, BalanceChange, Fulfilment, Movement, Order, OrderId, OrderStatus, Points,
-    Product, ProductId, Refusal, Timestamp, UserId,
+    AccountSnapshot, AddressId, BalanceChange, Fulfilment, Movement, Order, OrderId, OrderStatus,
+    Points, Product, ProductId, Refusal, ShippingAddress, Timestamp, UserId,
 };
 use crate::error::{AppError, FieldCheck};
 use crate::store::{IdempotencyClaim, IdempotentOutcome, PlaceOutcome, ProductStock, StockMove};
@@ -39,12 +40,19 @@ pub struct RedeemRequest {
     /// `fields.points_required`, and nothing is charged.
     #[schema(value_type = Option<i64>, minimum = 1, example = 100)]
     pub points_required: Option<i64>,
+    /// Where to send a `delivery` product (required for one, refused for a `pickup` one); or send
+    /// `shipping_address_id` instead. The order keeps a copy.
+    #[schema(value_type = Option<ShippingInput>)]
+    pub shipping: Option<ShippingInput>,
+    /// One of my saved addresses (`/api/members/addresses/`), instead of `shipping`.
+    #[schema(value_type = Option<String>, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    pub shipping_address_id: Option<String>,
 }
 
 /// A placed order, or the replay of the first response to the same Idempotency-Key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {
-    Placed(OrderView),
+    Placed(Box<OrderView>),
     /// The first response's JSON body, verbatim.
     Replayed(String),
 }
@@ -56,6 +64,9 @@ pub(crate) struct Asked {
     pub quantity: i64,
     /// The unit price the member saw, if they sent it.
     pub seen_price: Option<Points>,
+    /// Where a delivery goes (a saved address is resolved into this before deciding).
+    pub shipping: Option<ShippingAddress>,
+    pub shipping_address_id: Option<AddressId>,
 }
 
 /// What is new in an order placed now: chosen by the caller, so the decision stays pure.
@@ -108,6 +119,12 @@ pub(crate) enum Decision {
     },
 }
 
+fn shipping_problem(problem: &str) -> AppError {
+    let mut fields = crate::error::FieldErrors::new();
+    fields.insert("shipping".into(), problem.into());
+    AppError::validation(fields)
+}
+
 fn product_not_found() -> AppError {
     AppError::not_found(
         "product_not_found",
@@ -130,6 +147,20 @@ pub(crate) fn decide(
     let product = shelf.product;
     if !product.is_active() {
         return Err(product_not_found());
+    }
+    // The address goes with the product's fulfilment, before anything is charged.
+    match (product.fulfilment, &asked.shipping) {
+        (Fulfilment::Delivery, None) => {
+            return Err(shipping_problem(
+                "is required: this product is delivered (or send shipping_address_id)",
+            ))
+        }
+        (Fulfilment::Pickup, Some(_)) => {
+            return Err(shipping_problem(
+                "this product is collected in store: send no address",
+            ))
+        }
+        _ => {}
     }
     let quantity = asked.quantity;
     if !shelf.complete && !shelf.stocks.iter().any(|&units| units >= quantity) {
@@ -192,6 +223,8 @@ pub(crate) fn decide(
         pickup_code: (product.fulfilment == Fulfilment::Pickup).then_some(fresh.pickup_code),
         pickup_expires_at: (product.fulfilment == Fulfilment::Pickup)
             .then_some(fresh.pickup_expires_at),
+        shipping: asked.shipping.clone(),
+        shipment: None,
         created_at: fresh.now,
         updated_at: fresh.now,
     };
@@ -248,11 +281,26 @@ fn validate(request: RedeemRequest) -> Result<Asked, AppError> {
     let seen_price = check.parse("points_required", request.points_required, |price| {
         Points::new(price).ok_or_else(|| "must be a positive whole number of points".into())
     });
+    let shipping = request
+        .shipping
+        .and_then(|input| check_shipping(&mut check, "shipping.", input));
+    let shipping_address_id =
+        check.parse("shipping_address_id", request.shipping_address_id, |raw| {
+            AddressId::parse(&raw).ok_or_else(|| "must be an address id".to_string())
+        });
+    if shipping.is_some() && shipping_address_id.is_some() {
+        check.fail(
+            "shipping_address_id",
+            "send shipping or shipping_address_id, not both",
+        );
+    }
     let (product_id, quantity) = check.finish_with((product_id, quantity))?;
     Ok(Asked {
         product_id,
         quantity,
         seen_price,
+        shipping,
+        shipping_address_id,
     })
 }
 
@@ -275,9 +323,25 @@ impl OrderService<'_> {
         request: RedeemRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Redemption, AppError> {
-        let asked = validate(request)?;
+        let mut asked = validate(request)?;
         let seen = asked.seen_price.map(|p| p.to_string()).unwrap_or_default();
-        let body_hash = request_hash(&format!("{}\n{}\n{seen}", asked.product_id, asked.quantity));
+        // The address is part of the request: a key reused with another address is refused.
+        let shipping = match (&asked.shipping, &asked.shipping_address_id) {
+            (Some(a), _) => format!(
+                "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                a.recipient_name, a.phone, a.postal_code, a.address
+            ),
+            (None, Some(id)) => format!("saved:{id}"),
+            (None, None) => String::new(),
+        };
+        let mut hashed = format!("{}\n{}\n{seen}", asked.product_id, asked.quantity);
+        if !shipping.is_empty() {
+            hashed.push_str(&format!("\n{shipping}"));
+        }
+        let body_hash = request_hash(&hashed);
+        if let Some(id) = &asked.shipping_address_id {
+            asked.shipping = Some(self.saved_address(member_id, id).await?);
+        }
         if let Some(key) = idempotency_key {
             check_idempotency_key(key)?;
         }
@@ -352,7 +416,7 @@ impl OrderService<'_> {
                             .place(&order, &read, &spend, stocks, claim.as_ref(), &mut budget)
                             .await?
                         {
-                            Placing::Placed(view) => return Ok(Redemption::Placed(*view)),
+                            Placing::Placed(view) => return Ok(Redemption::Placed(view)),
                             Placing::ReadAgain => {
                                 budget.lost().await?;
                                 break;
@@ -474,6 +538,8 @@ mod tests {
             product_id: product.id.clone(),
             quantity,
             seen_price: seen.and_then(Points::new),
+            shipping: None,
+            shipping_address_id: None,
         }
     }
 

@@ -137,6 +137,22 @@ pub fn pickups_due_partitions() -> Vec<String> {
         .collect()
 }
 
+/// An order's place in the queue of `work` due (`store::due`): one item per order and kind.
+pub fn due_pk(work: &str, order_id: &str) -> String {
+    format!("DUE#{work}#{order_id}")
+}
+pub const DUE_SK: &str = "DUE";
+/// gsi2: the queue of `work`, spread over partitions by order id, sorted by when it is due.
+pub const DUE_PARTITIONS: usize = 8;
+pub fn due_gsi(work: &str, order_id: &str) -> String {
+    format!("{work}_DUE#{}", spread(order_id, DUE_PARTITIONS))
+}
+pub fn due_partitions(work: &str) -> Vec<String> {
+    (0..DUE_PARTITIONS)
+        .map(|i| format!("{work}_DUE#{i}"))
+        .collect()
+}
+
 /// Which of `partitions` an id's index entry lives in: FNV-1a of the id, a hash fixed by its
 /// definition (unlike std's `DefaultHasher`), so every version of the code agrees where an item is.
 fn spread(id: &str, partitions: usize) -> usize {
@@ -167,6 +183,13 @@ pub fn job_lease_pk(job: &str) -> String {
 pub const JOB_LEASE_SK: &str = "LEASE";
 /// Under a user's partition: the set of the member's recharges still open (the cap's slots).
 pub const OPEN_RECHARGES_SK: &str = "OPEN_RECHARGES";
+/// Under a member's partition: one saved delivery address, and the set of their ids (the cap's
+/// slots).
+pub fn address_sk(id: &str) -> String {
+    format!("ADDRESS#{id}")
+}
+pub const ADDRESS_SK_PREFIX: &str = "ADDRESS#";
+pub const ADDRESS_SLOTS_SK: &str = "ADDRESS_SLOTS";
 
 #[cfg(test)]
 mod tests {

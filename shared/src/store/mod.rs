@@ -1,10 +1,13 @@
 //! The one DynamoDB store. Every key, attribute name, condition expression and transaction of the
 //! single table lives under this module; callers see domain types and typed outcomes.
 
+mod addresses;
 mod adjustments;
 mod admin;
 mod credits;
 pub mod cursor;
+mod deliveries;
+mod due;
 mod gateway_records;
 mod guards;
 mod idempotency;
@@ -42,9 +45,12 @@ use rand::Rng;
 use crate::config::Config;
 use crate::error::AppError;
 
+pub use addresses::{AddressSave, SavedAddress};
 pub use adjustments::{AdjustOutcome, AdjustmentReads};
 pub use admin::{AdminWrite, UserSearch};
 pub use credits::CreditAttempt;
+pub use deliveries::{DeliveryStep, Receipt};
+pub use due::DueWork;
 pub use gateway_records::{GatewayRecord, DEFAULT_EVIDENCE_RETENTION_DAYS};
 pub use idempotency::{IdempotencyClaim, IdempotentOutcome};
 pub use job_lease::Lease;

@@ -11,7 +11,9 @@ use super::orders::OrderRecord;
 use super::spread_lists::SpreadQuery;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
 use super::{from_item, n, page_of, s, timestamp, Filter, ListQuery, Store, TransactionAttempt};
-use crate::domain::{BalanceChange, Order, OrderId, OrderParty, OrderStatus, Timestamp, UserId};
+use crate::domain::{
+    BalanceChange, Fulfilment, Order, OrderId, OrderParty, OrderStatus, Timestamp, UserId,
+};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
 
@@ -38,8 +40,39 @@ pub enum CompleteOutcome {
     NotPending(OrderStatus),
     /// A pending pickup order with a code: only its code completes it.
     PickupCodeRequired,
+    /// A pending delivery: it completes when its member receives it, after it ships.
+    NotShipped,
     /// A transaction (a cancellation) held the order: DynamoDB refused the write.
     Contended,
+}
+
+/// A merchant's orders of one status and/or fulfilment (orders placed before fulfilment existed
+/// carry none: they are pickups).
+fn merchant_orders_filter(
+    status: Option<OrderStatus>,
+    fulfilment: Option<Fulfilment>,
+) -> Option<Filter> {
+    let Some(fulfilment) = fulfilment else {
+        return status_filter(status);
+    };
+    let expression = match (status, fulfilment) {
+        (None, Fulfilment::Pickup) => "attribute_not_exists(fulfilment) OR fulfilment = :f",
+        (None, Fulfilment::Delivery) => "fulfilment = :f",
+        (Some(_), Fulfilment::Pickup) => {
+            "#status = :status AND (attribute_not_exists(fulfilment) OR fulfilment = :f)"
+        }
+        (Some(_), Fulfilment::Delivery) => "#status = :status AND fulfilment = :f",
+    };
+    let mut filter = Filter {
+        expression,
+        names: vec![],
+        values: vec![(":f", s(fulfilment.as_str()))],
+    };
+    if let Some(status) = status {
+        filter.names.push(("#status", "status"));
+        filter.values.push((":status", s(status.as_str())));
+    }
+    Some(filter)
 }
 
 fn status_filter(status: Option<OrderStatus>) -> Option<Filter> {
@@ -80,10 +113,12 @@ impl Store {
         page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
     }
 
+    /// Orders on a merchant's products, newest first, optionally of one status and fulfilment.
     pub async fn list_merchant_orders(
         &self,
         merchant_id: &UserId,
         status: Option<OrderStatus>,
+        fulfilment: Option<Fulfilment>,
         page: &PageRequest,
     ) -> Result<Page<Order>, AppError> {
         let query = SpreadQuery {
@@ -91,10 +126,11 @@ impl Store {
             partition_attribute: GSI2_PK,
             sort_attribute: GSI2_SK,
             partitions: merchant_orders_partitions(merchant_id),
-            filter: status_filter(status),
+            filter: merchant_orders_filter(status, fulfilment),
             scope: format!(
-                "merchant-orders:{merchant_id}:{}",
-                status.map_or("all", OrderStatus::as_str)
+                "merchant-orders:{merchant_id}:{}:{}",
+                status.map_or("all", OrderStatus::as_str),
+                fulfilment.map_or("all", Fulfilment::as_str)
             ),
         };
         page_of::<OrderRecord, Order>(self.query_spread_page(query, page).await?)
@@ -142,7 +178,7 @@ impl Store {
                 page_of::<OrderRecord, Order>(self.query_page(query, page).await?)
             }
             (None, Some(merchant)) => {
-                self.list_merchant_orders(merchant, search.status, page)
+                self.list_merchant_orders(merchant, search.status, None, page)
                     .await
             }
             (None, None) => {
@@ -170,22 +206,34 @@ impl Store {
     /// 0. the order pending → cancelled (only if still pending); 1. the stock comes back;
     /// 2. the account takes `refund` (the REFUND the domain worked out on the account as read), only
     ///    if unchanged since that read; 3. the REFUND row.
+    ///
+    /// `from` are the states the canceller may cancel from (a member: pending; a merchant: pending
+    /// or shipped). A delivery's address is queued for redaction at `redact_at`, and its
+    /// auto-completion taken off its queue.
     pub async fn cancel_order(
         &self,
         order: &Order,
         refund: &BalanceChange,
         now: Timestamp,
+        from: &[OrderStatus],
+        redact_at: Timestamp,
     ) -> Result<CancelOutcome, AppError> {
-        let cancel = Update::builder()
+        let mut cancel = Update::builder()
             .table_name(&self.table)
             .key(PK, s(order_pk(&order.id)))
             .key(SK, s(ORDER_SK))
             .update_expression("SET #status = :cancelled, updated_at = :now")
-            .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":cancelled", s(OrderStatus::Cancelled.as_str()))
-            .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
-            .expression_attribute_values(":now", timestamp(now))
+            .expression_attribute_values(":now", timestamp(now));
+        let mut states = Vec::new();
+        for (i, status) in from.iter().enumerate() {
+            let placeholder = format!(":from{i}");
+            cancel = cancel.expression_attribute_values(&placeholder, s(status.as_str()));
+            states.push(placeholder);
+        }
+        let cancel = cancel
+            .condition_expression(format!("#status IN ({})", states.join(", ")))
             .build()
             .map_err(AppError::internal)?;
         // The units go back to a random shard among those known to exist (a product's shard count
@@ -203,12 +251,16 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(AppError::internal)?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().update(cancel).build(),
             TransactWriteItem::builder().update(restock).build(),
             self.account_change(&order.member_id, refund)?,
             self.ledger_put(refund)?,
         ];
+        if order.shipping.is_some() {
+            items.push(self.due_delete(super::due::DueWork::DeliveryCompletes, &order.id)?);
+            items.push(self.due_put(super::due::DueWork::AddressRedacted, &order.id, redact_at)?);
+        }
         // One attempt: on contention the caller reads again and the units go to another shard.
         match self.transact_once(items).await? {
             TransactionAttempt::Committed => Ok(CancelOutcome::Cancelled),
@@ -238,7 +290,12 @@ impl Store {
     ) -> Result<CompleteOutcome, AppError> {
         let (code_condition, code_value) = match code {
             Some(code) => ("pickup_code = :code", Some(code)),
-            None => ("attribute_not_exists(pickup_code)", None),
+            // Directly: only a pickup placed before codes existed (deliveries complete on receipt).
+            None => (
+                "attribute_not_exists(pickup_code) \
+                 AND (attribute_not_exists(fulfilment) OR fulfilment = :pickup)",
+                None,
+            ),
         };
         let result = self
             .client
@@ -261,7 +318,7 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let result = match code_value {
             Some(code) => result.expression_attribute_values(":code", s(code)),
-            None => result,
+            None => result.expression_attribute_values(":pickup", s(Fulfilment::Pickup.as_str())),
         }
         .send()
         .await;
@@ -283,6 +340,11 @@ impl Store {
                 match old {
                     Some(order) if order.belongs_to(OrderParty::Merchant(merchant_id)) => {
                         Ok(match order.status {
+                            OrderStatus::Pending
+                                if code.is_none() && order.fulfilment == Fulfilment::Delivery =>
+                            {
+                                CompleteOutcome::NotShipped
+                            }
                             OrderStatus::Pending if code.is_none() => {
                                 CompleteOutcome::PickupCodeRequired
                             }

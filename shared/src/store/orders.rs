@@ -2,7 +2,8 @@
 //! an order after it is placed is in `order_lifecycle.rs`.
 
 use crate::domain::{
-    BalanceChange, Fulfilment, Order, OrderId, OrderStatus, Points, ProductId, Timestamp, UserId,
+    BalanceChange, Fulfilment, Order, OrderId, OrderStatus, Points, ProductId, Shipment,
+    ShippingAddress, Timestamp, UserId,
 };
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,14 @@ pub(super) struct OrderRecord {
     pickup_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pickup_expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shipping: Option<ShippingAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    carrier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tracking_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shipped_at: Option<Timestamp>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -68,6 +77,15 @@ impl From<OrderRecord> for Order {
             fulfilment: r.fulfilment,
             pickup_code: r.pickup_code,
             pickup_expires_at: r.pickup_expires_at,
+            shipping: r.shipping,
+            shipment: match (r.carrier, r.tracking_number, r.shipped_at) {
+                (Some(carrier), Some(tracking_number), Some(shipped_at)) => Some(Shipment {
+                    carrier,
+                    tracking_number,
+                    shipped_at,
+                }),
+                _ => None,
+            },
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -96,6 +114,10 @@ impl From<&Order> for OrderRecord {
             fulfilment: o.fulfilment,
             pickup_code: o.pickup_code.clone(),
             pickup_expires_at: o.pickup_expires_at,
+            shipping: o.shipping.clone(),
+            carrier: o.shipment.as_ref().map(|s| s.carrier.clone()),
+            tracking_number: o.shipment.as_ref().map(|s| s.tracking_number.clone()),
+            shipped_at: o.shipment.as_ref().map(|s| s.shipped_at),
             created_at: o.created_at,
             updated_at: o.updated_at,
         }

@@ -59,6 +59,10 @@ pub const INDEX_PROJECTED_ATTRIBUTES: &[&str] = &[
     "quantity",
     "points_cost",
     "pickup_expires_at",
+    "shipping",
+    "carrier",
+    "tracking_number",
+    "shipped_at",
     // Pickup codes' guards (the pickups due for expiry), without the code
     "order_id",
     // Payments (a member's, the open ones reconciliation walks)

@@ -253,6 +253,7 @@ async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writ
                         "payments" => "payment_not_found",
                         "products" => "product_not_found",
                         "orders" => "order_not_found",
+                        "addresses" => "address_not_found",
                         other => panic!("no expectation for {other}"),
                     };
                     assert_eq!(answer.error_code(), expected, "{} {path}", key.method);

@@ -342,7 +342,7 @@ async fn cancelling_refunds_once_and_final_states_stay_final() {
         .get("/api/merchants/orders/?status=completed", Some(&shop))
         .await;
     assert_eq!(shop_completed.body["items"][0]["id"], completed["id"]);
-    api.get("/api/members/orders/?status=shipped", Some(&amy))
+    api.get("/api/members/orders/?status=lost", Some(&amy))
         .await
         .assert_status(400);
     api.assert_points_invariants(&[amy_id]).await;

@@ -270,14 +270,22 @@ async fn a_pickup_nobody_collects_in_time_is_cancelled_with_its_points_and_stock
     // A day before the 30 days are up, nothing is due.
     api.advance_clock(std::time::Duration::from_secs(29 * 24 * 3600));
     let early = fn_reconcile::run_fulfilment(&api.ctx).await.unwrap();
-    assert_eq!(early.cancelled + early.already_ended, 0, "{early:?}");
+    assert_eq!(
+        early.pickups.cancelled + early.pickups.already_ended,
+        0,
+        "{early:?}"
+    );
 
     api.advance_clock(std::time::Duration::from_secs(2 * 24 * 3600));
     let run = fn_reconcile::run_fulfilment(&api.ctx).await.unwrap();
-    assert_eq!((run.cancelled, run.already_ended), (1, 1), "{run:?}");
+    assert_eq!(
+        (run.pickups.cancelled, run.pickups.already_ended),
+        (1, 1),
+        "{run:?}"
+    );
     let again = fn_reconcile::run_fulfilment(&api.ctx).await.unwrap();
     assert_eq!(
-        again.cancelled + again.already_ended,
+        again.pickups.cancelled + again.pickups.already_ended,
         0,
         "the queue is empty"
     );

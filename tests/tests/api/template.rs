@@ -725,13 +725,124 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
             .assert_status(200);
         }
     }
-    // Last (tokens expire with the clock): the job's pass over uncollected pickups.
+    // Deliveries: an address saved and deleted, one shipped and confirmed, one shipped and lost
+    // (the merchant cancels it), one cancelled by its member before it ships, the packing list.
+    let (_, depot, _) = api.signed_up("depot", "MERCHANT").await;
+    let parcel = api
+        .post(
+            "/api/merchants/products/",
+            json!({"name": "Parcel", "points_required": 5, "stock": 10, "fulfilment": "delivery"}),
+            Some(&depot),
+        )
+        .await;
+    parcel.assert_status(201);
+    let (_, dora) = api.member_with_points("dora", 500).await;
+    let parcel = parcel.body["id"].as_str().unwrap().to_string();
+    let shipping = json!({"recipient_name": "Mia", "phone": "0912345678", "postal_code": "106", "address": "Taipei"});
+    let saved = api
+        .post("/api/members/addresses/", shipping.clone(), Some(&dora))
+        .await;
+    saved.assert_status(201);
+    api.get("/api/members/addresses/", Some(&dora))
+        .await
+        .assert_status(200);
+    let deliveries: Vec<String> = {
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let placed = api
+                .post(
+                    "/api/members/orders/",
+                    json!({"product_id": parcel, "quantity": 1, "shipping_address_id": saved.body["id"]}),
+                    Some(&dora),
+                )
+                .await;
+            placed.assert_status(201);
+            ids.push(placed.body["id"].as_str().unwrap().to_string());
+        }
+        ids
+    };
+    api.delete(
+        &format!(
+            "/api/members/addresses/{}/",
+            saved.body["id"].as_str().unwrap()
+        ),
+        Some(&dora),
+    )
+    .await
+    .assert_status(204);
+    for shipped in &deliveries[..2] {
+        api.post(
+            &format!("/api/merchants/orders/{shipped}/ship/"),
+            json!({"carrier": "T-Cat", "tracking_number": "123"}),
+            Some(&depot),
+        )
+        .await
+        .assert_status(200);
+    }
+    api.post(
+        &format!("/api/members/orders/{}/confirm-receipt/", deliveries[0]),
+        json!({}),
+        Some(&dora),
+    )
+    .await
+    .assert_status(200);
+    api.post(
+        &format!("/api/merchants/orders/{}/cancel/", deliveries[1]),
+        json!({}),
+        Some(&depot),
+    )
+    .await
+    .assert_status(200);
+    api.post(
+        &format!("/api/members/orders/{}/cancel/", deliveries[2]),
+        json!({}),
+        Some(&dora),
+    )
+    .await
+    .assert_status(200);
+    api.get(
+        "/api/merchants/orders/?status=pending&fulfilment=delivery",
+        Some(&depot),
+    )
+    .await
+    .assert_status(200);
+    api.get("/api/merchants/orders/export.csv", Some(&depot))
+        .await
+        .assert_status(200);
+    let awaiting = api
+        .post(
+            "/api/members/orders/",
+            json!({"product_id": parcel, "quantity": 1, "shipping": shipping}),
+            Some(&dora),
+        )
+        .await;
+    awaiting.assert_status(201);
+    api.post(
+        &format!(
+            "/api/merchants/orders/{}/ship/",
+            awaiting.body["id"].as_str().unwrap()
+        ),
+        json!({"carrier": "T-Cat", "tracking_number": "124"}),
+        Some(&depot),
+    )
+    .await
+    .assert_status(200);
+
+    // Last (tokens expire with the clock): the job's pass over uncollected pickups, unconfirmed
+    // deliveries, and (later still) the addresses kept long enough.
     api.advance_clock(std::time::Duration::from_secs(31 * 24 * 3600));
     let expired =
         local_api::host::as_function("fn-reconcile", fn_reconcile::run_fulfilment(&api.ctx))
             .await
             .unwrap();
-    assert!(expired.cancelled >= 1, "{expired:?}");
+    assert!(expired.pickups.cancelled >= 1, "{expired:?}");
+    assert_eq!(expired.deliveries.completed, 1, "{expired:?}");
+    api.advance_clock(std::time::Duration::from_secs(181 * 24 * 3600));
+    let redacted =
+        local_api::host::as_function("fn-reconcile", fn_reconcile::run_fulfilment(&api.ctx))
+            .await
+            .unwrap();
+    assert_eq!(redacted.deliveries.redacted, 4, "{redacted:?}");
 }
 
 #[tokio::test]
