@@ -32,6 +32,23 @@ impl Captured {
     }
 }
 
+/// The process's logger, as a function installs it at init (a thread's own default would miss
+/// events whose call sites other tests' threads registered first), installed once for this binary:
+/// every scenario's lines land in it, and a test finds its own by what it knows of them.
+fn process_log() -> Captured {
+    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing::subscriber::set_global_default(shared::telemetry::json_subscriber(move || {
+            writer.clone()
+        }))
+        .expect("only process_log installs a logger");
+        captured
+    })
+    .clone()
+}
+
 /// Every field name a Logs Insights query in `markdown` uses (after `fields`, and compared in a
 /// `filter`), but Logs Insights' own `@…` fields.
 fn queried_fields(markdown: &str) -> Vec<String> {
@@ -56,15 +73,7 @@ fn queried_fields(markdown: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_requests_log_line_carries_at_its_top_level_every_field_the_documented_queries_name() {
-    // The process's logger, as a function installs it at init (a thread's own default would miss
-    // events whose call sites other tests' threads registered first). Only this test installs one;
-    // other scenarios' lines land in the buffer too, and this request's is found by its id.
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing::subscriber::set_global_default(shared::telemetry::json_subscriber(move || {
-        writer.clone()
-    }))
-    .expect("the only test that installs a logger");
+    let captured = process_log();
     let api = TestApi::start().await;
     let request_id = format!("logs-{}", uuid::Uuid::new_v4());
     let request = http::Request::get("/api/members/points/")
@@ -102,5 +111,52 @@ async fn a_requests_log_line_carries_at_its_top_level_every_field_the_documented
             line.get(name).is_some(),
             "the documented query names {name}, which the line lacks: {line}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_deliverys_phone_and_address_never_reach_a_log_line() {
+    let captured = process_log();
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("parcel_shop", "MERCHANT").await;
+    let (_, mia) = api.member_with_points("log_mia", 500).await;
+    let parcel = api
+        .post(
+            "/api/merchants/products/",
+            serde_json::json!({"name": "Parcel", "points_required": 5, "stock": 10, "fulfilment": "delivery"}),
+            Some(&shop),
+        )
+        .await;
+    // Markers no other scenario uses; refused and accepted requests alike.
+    let phone = "0987654321";
+    let address = format!("LogProbe {}", uuid::Uuid::new_v4());
+    let shipping = serde_json::json!({"recipient_name": "Probe Name", "phone": phone, "postal_code": "10617", "address": address});
+    let bad = serde_json::json!({"recipient_name": "Probe Name", "phone": "12", "postal_code": "1", "address": address});
+    for body in [
+        serde_json::json!({"product_id": parcel.body["id"], "quantity": 1, "shipping": bad}),
+        serde_json::json!({"product_id": parcel.body["id"], "quantity": 1, "shipping": shipping}),
+    ] {
+        api.post("/api/members/orders/", body, Some(&mia)).await;
+    }
+    api.post("/api/members/addresses/", shipping.clone(), Some(&mia))
+        .await
+        .assert_status(201);
+    let listed = api
+        .get("/api/merchants/orders/export.csv", Some(&shop))
+        .await;
+    assert!(
+        listed.raw_text().contains(&address),
+        "the packing list has it"
+    );
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.is_empty());
+    let metrics = serde_json::to_string(&api.ctx.metrics.captured()).unwrap();
+    assert!(
+        metrics.contains("OrdersPlaced"),
+        "the metrics were captured"
+    );
+    for secret in [phone, address.as_str(), "Probe Name"] {
+        assert!(!text.contains(secret), "{secret} in the log");
+        assert!(!metrics.contains(secret), "{secret} in the metrics");
     }
 }

@@ -8,6 +8,7 @@
 mod access;
 mod admin;
 mod catalogue;
+mod deliveries;
 mod edges;
 mod indexes;
 mod keys;
