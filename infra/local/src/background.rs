@@ -1,5 +1,5 @@
-//! What the host runs on timers, standing in for AWS: DynamoDB's TTL sweep and the scheduled
-//! reconciliation (`fn-reconcile`, run by EventBridge Scheduler on AWS).
+//! What the host runs on timers, standing in for AWS: DynamoDB's TTL sweep, and the scheduled
+//! reconciliation and fulfilment work (`fn-reconcile`, run by EventBridge Scheduler on AWS).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,18 +26,29 @@ pub fn spawn_ttl_sweeper(database: dynoxide::Database) {
     });
 }
 
-/// `RECONCILE_INTERVAL_SECONDS` (default 300): how often the host runs the reconciliation job that
-/// EventBridge Scheduler runs on AWS.
-pub fn reconcile_interval() -> Result<Duration, String> {
-    match std::env::var("RECONCILE_INTERVAL_SECONDS") {
+/// A positive number of seconds from `name`, else `default`.
+fn interval_from(name: &str, default: u64) -> Result<Duration, String> {
+    match std::env::var(name) {
         Ok(raw) if !raw.trim().is_empty() => match raw.trim().parse::<u64>() {
             Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
             _ => Err(format!(
-                "RECONCILE_INTERVAL_SECONDS must be a positive number of seconds, got {raw:?}"
+                "{name} must be a positive number of seconds, got {raw:?}"
             )),
         },
-        _ => Ok(Duration::from_secs(300)),
+        _ => Ok(Duration::from_secs(default)),
     }
+}
+
+/// `RECONCILE_INTERVAL_SECONDS` (default 300): how often the host runs the reconciliation job that
+/// EventBridge Scheduler runs on AWS.
+pub fn reconcile_interval() -> Result<Duration, String> {
+    interval_from("RECONCILE_INTERVAL_SECONDS", 300)
+}
+
+/// `FULFILMENT_INTERVAL_SECONDS` (default 300): how often the host does the fulfilment work that
+/// is due (the same scheduled function does it on AWS, every 5 minutes).
+pub fn fulfilment_interval() -> Result<Duration, String> {
+    interval_from("FULFILMENT_INTERVAL_SECONDS", 300)
 }
 
 /// The scheduled reconciliation (`fn-reconcile` on AWS), on a timer, through the same code.
@@ -50,6 +61,18 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
             if let Err(err) = fn_reconcile::run(&api.ctx).await {
                 tracing::warn!(error = %err, "reconciliation run failed");
             }
+        }
+    });
+}
+
+/// The scheduled fulfilment work (expired pickups, unconfirmed deliveries, addresses to redact),
+/// on its own timer, through the same code as `fn-reconcile`'s.
+pub fn spawn_fulfilment(api: Arc<LocalApi>, every: Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
             match fn_reconcile::run_fulfilment(&api.ctx).await {
                 Ok(report) if report != Default::default() => tracing::info!(
                     pickups_cancelled = report.pickups.cancelled,
@@ -58,7 +81,7 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
                     "fulfilment work done"
                 ),
                 Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "pickup expiry run failed"),
+                Err(err) => tracing::warn!(error = %err, "fulfilment run failed"),
             }
         }
     });

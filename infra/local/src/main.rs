@@ -19,7 +19,9 @@ use shared::Config;
 mod background;
 mod create_admin;
 
-use background::{reconcile_interval, spawn_reconciler, spawn_ttl_sweeper};
+use background::{
+    fulfilment_interval, reconcile_interval, spawn_fulfilment, spawn_reconciler, spawn_ttl_sweeper,
+};
 use create_admin::create_admin;
 
 /// The local host serves every function and the emulator from one process, whose threads allocate
@@ -157,6 +159,7 @@ async fn run(started: Instant) -> Result<(), String> {
     let api = Arc::new(api);
     let reconcile_every = reconcile_interval()?;
     spawn_reconciler(api.clone(), reconcile_every);
+    spawn_fulfilment(api.clone(), fulfilment_interval()?);
 
     println!("Points redemption API listening on http://{addr}");
     println!(
