@@ -18,5 +18,6 @@ pub mod pickups;
 pub mod points;
 pub mod recharge;
 pub mod reconciliation;
+pub mod redeem_request;
 pub mod redemption;
 pub(crate) mod retry;

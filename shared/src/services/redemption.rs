@@ -6,48 +6,25 @@
 //! between shards, or **place** the order (one `TransactWriteItems`, tried on the shards the read
 //! shows able to cover it). A lost race reads again, within one [`RetryBudget`].
 //!
-//! One job, the redemption, kept in one file: its request, its decision (unit-tested below without
-//! the store) and its steps.
+//! The redemption's request is in `redeem_request.rs`; its decision is unit-tested without the store
+//! in `redemption_tests.rs`.
 
-use serde::Deserialize;
-use utoipa::ToSchema;
-
-use super::idempotency::{check_idempotency_key, request_hash, same_request, IDEMPOTENCY_TTL_SECS};
+use super::idempotency::{check_idempotency_key, same_request, IDEMPOTENCY_TTL_SECS};
 use super::orders::{OrderService, OrderView};
+pub(crate) use super::redeem_request::Asked;
+pub use super::redeem_request::RedeemRequest;
 use super::retry::RetryBudget;
-use crate::domain::order::QUANTITY_MAX;
-use crate::domain::shipping::{check_shipping, ShippingInput};
 use crate::domain::stock::{pick_shard, rebalance_plan, Rebalance};
 use crate::domain::{
-    AccountSnapshot, AddressId, BalanceChange, Fulfilment, Movement, Order, OrderId, OrderStatus,
-    Points, Product, ProductId, Refusal, ShippingAddress, Timestamp, UserId,
+    AccountSnapshot, BalanceChange, Fulfilment, Movement, Order, OrderId, OrderStatus, Product,
+    Refusal, Timestamp, UserId,
 };
-use crate::error::{AppError, FieldCheck};
+use crate::error::AppError;
 use crate::store::{IdempotencyClaim, IdempotentOutcome, PlaceOutcome, ProductStock, StockMove};
 
 /// Stock shards a redemption reads at random with everything else; the rest only when these cannot
 /// cover the order.
 const SHARDS_SAMPLED: usize = 3;
-
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-pub struct RedeemRequest {
-    #[schema(value_type = String, required = true, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
-    pub product_id: Option<String>,
-    #[schema(value_type = i64, required = true, minimum = 1, maximum = 100, example = 1)]
-    pub quantity: Option<i64>,
-    /// The unit price the member saw. Recommended (our clients always send it): if the merchant has
-    /// changed the price since, the answer is 409 `price_changed` with the current price in
-    /// `fields.points_required`, and nothing is charged.
-    #[schema(value_type = Option<i64>, minimum = 1, example = 100)]
-    pub points_required: Option<i64>,
-    /// Where to send a `delivery` product (required for one, refused for a `pickup` one); or send
-    /// `shipping_address_id` instead. The order keeps a copy.
-    #[schema(value_type = Option<ShippingInput>)]
-    pub shipping: Option<ShippingInput>,
-    /// One of my saved addresses (`/api/members/addresses/`), instead of `shipping`.
-    #[schema(value_type = Option<String>, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
-    pub shipping_address_id: Option<String>,
-}
 
 /// A placed order, or the replay of the first response to the same Idempotency-Key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,18 +32,6 @@ pub enum Redemption {
     Placed(Box<OrderView>),
     /// The first response's JSON body, verbatim.
     Replayed(String),
-}
-
-/// A redemption request, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Asked {
-    pub product_id: ProductId,
-    pub quantity: i64,
-    /// The unit price the member saw, if they sent it.
-    pub seen_price: Option<Points>,
-    /// Where a delivery goes (a saved address is resolved into this before deciding).
-    pub shipping: Option<ShippingAddress>,
-    pub shipping_address_id: Option<AddressId>,
 }
 
 /// What is new in an order placed now: chosen by the caller, so the decision stays pure.
@@ -261,49 +226,6 @@ pub(crate) fn new_order_number(now: Timestamp) -> String {
     )
 }
 
-/// The validated request, or every problem with it at once.
-fn validate(request: RedeemRequest) -> Result<Asked, AppError> {
-    let mut check = FieldCheck::new();
-    let product_id = check
-        .required("product_id", request.product_id)
-        .parse(&mut check, |raw| {
-            ProductId::parse(&raw).ok_or_else(|| "must be a product id".to_string())
-        });
-    let quantity = check
-        .required("quantity", request.quantity)
-        .parse(&mut check, |quantity| {
-            (1..=QUANTITY_MAX)
-                .contains(&quantity)
-                .then_some(quantity)
-                .ok_or_else(|| format!("must be an integer from 1 to {QUANTITY_MAX}"))
-        });
-    // The price the member saw, if sent: the order is refused should it have changed since.
-    let seen_price = check.parse("points_required", request.points_required, |price| {
-        Points::new(price).ok_or_else(|| "must be a positive whole number of points".into())
-    });
-    let shipping = request
-        .shipping
-        .and_then(|input| check_shipping(&mut check, "shipping.", input));
-    let shipping_address_id =
-        check.parse("shipping_address_id", request.shipping_address_id, |raw| {
-            AddressId::parse(&raw).ok_or_else(|| "must be an address id".to_string())
-        });
-    if shipping.is_some() && shipping_address_id.is_some() {
-        check.fail(
-            "shipping_address_id",
-            "send shipping or shipping_address_id, not both",
-        );
-    }
-    let (product_id, quantity) = check.finish_with((product_id, quantity))?;
-    Ok(Asked {
-        product_id,
-        quantity,
-        seen_price,
-        shipping,
-        shipping_address_id,
-    })
-}
-
 /// What placing came to, for the loop that reads again.
 enum Placing {
     Placed(Box<OrderView>),
@@ -323,22 +245,8 @@ impl OrderService<'_> {
         request: RedeemRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Redemption, AppError> {
-        let mut asked = validate(request)?;
-        let seen = asked.seen_price.map(|p| p.to_string()).unwrap_or_default();
-        // The address is part of the request: a key reused with another address is refused.
-        let shipping = match (&asked.shipping, &asked.shipping_address_id) {
-            (Some(a), _) => format!(
-                "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-                a.recipient_name, a.phone, a.postal_code, a.address
-            ),
-            (None, Some(id)) => format!("saved:{id}"),
-            (None, None) => String::new(),
-        };
-        let mut hashed = format!("{}\n{}\n{seen}", asked.product_id, asked.quantity);
-        if !shipping.is_empty() {
-            hashed.push_str(&format!("\n{shipping}"));
-        }
-        let body_hash = request_hash(&hashed);
+        let mut asked = Asked::validate(request)?;
+        let body_hash = asked.hash();
         if let Some(id) = &asked.shipping_address_id {
             asked.shipping = Some(self.saved_address(member_id, id).await?);
         }
@@ -506,220 +414,5 @@ fn replayed(stored: IdempotentOutcome, body_hash: &str) -> Result<Redemption, Ap
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member() -> UserId {
-        UserId::parse("0190b5e2-0000-7000-8000-000000000001").unwrap()
-    }
-
-    fn product(price: i64, stock: i64, active: bool) -> Product {
-        let now = chrono::Utc::now();
-        Product {
-            id: ProductId::generate(),
-            merchant_id: UserId::parse("0190b5e2-0000-7000-8000-000000000002").unwrap(),
-            name: "Oolong".into(),
-            description: String::new(),
-            points_required: Points::new(price).unwrap(),
-            fulfilment: Fulfilment::Pickup,
-            stock,
-            stock_shards: 1,
-            listed: true,
-            blocked: !active,
-            merchant_suspended: false,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    fn asked(product: &Product, quantity: i64, seen: Option<i64>) -> Asked {
-        Asked {
-            product_id: product.id.clone(),
-            quantity,
-            seen_price: seen.and_then(Points::new),
-            shipping: None,
-            shipping_address_id: None,
-        }
-    }
-
-    fn account(balance: i64) -> Option<AccountSnapshot> {
-        Some(AccountSnapshot {
-            balance,
-            total_earned: balance,
-            total_spent: 0,
-            version: 1,
-        })
-    }
-
-    fn fresh() -> Fresh {
-        let now = chrono::Utc::now();
-        Fresh {
-            order_id: OrderId::generate(),
-            order_number: new_order_number(now),
-            ledger_row_id: "row".into(),
-            pickup_code: crate::domain::codes::pickup_code(),
-            pickup_expires_at: now + chrono::Duration::days(30),
-            now,
-        }
-    }
-
-    fn shelf<'a>(product: &'a Product, stocks: &[i64], complete: bool) -> Shelf<'a> {
-        Shelf {
-            product,
-            stocks: stocks.to_vec(),
-            complete,
-        }
-    }
-
-    fn refused(result: Result<Decision, AppError>) -> &'static str {
-        match result {
-            Err(err) => err.code(),
-            Ok(decision) => panic!("expected a refusal, got {decision:?}"),
-        }
-    }
-
-    #[test]
-    fn order_numbers_are_readable_and_distinct() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T17:00:00Z")
-            .unwrap()
-            .to_utc();
-        let a = new_order_number(now);
-        assert!(a.starts_with("PO20261127"), "{a}: Taipei date");
-        assert_eq!(a.len(), 18);
-        assert_ne!(a, new_order_number(now));
-    }
-
-    #[test]
-    fn a_member_with_enough_points_places_the_order_at_the_price_they_saw() {
-        let p = product(100, 5, true);
-        let decided = decide(
-            &member(),
-            &asked(&p, 2, Some(100)),
-            shelf(&p, &[5], true),
-            account(250),
-            true,
-            fresh(),
-        );
-        let Ok(Decision::Place {
-            order,
-            spend,
-            stocks,
-        }) = decided
-        else {
-            panic!("expected a placement, got {decided:?}");
-        };
-        assert_eq!(order.points_cost.get(), 200);
-        assert_eq!(order.status, OrderStatus::Pending);
-        assert_eq!(spend.next.balance, 50);
-        assert_eq!(spend.entry.amount, -200);
-        assert_eq!(stocks, [5]);
-    }
-
-    #[test]
-    fn each_refusal_comes_in_the_order_a_member_is_told() {
-        let off_sale = product(100, 5, false);
-        assert_eq!(
-            refused(decide(
-                &member(),
-                &asked(&off_sale, 1, None),
-                shelf(&off_sale, &[5], true),
-                account(500),
-                true,
-                fresh()
-            )),
-            "product_not_found"
-        );
-        let p = product(100, 5, true);
-        // The price changed: refused even with no points and no stock to speak of.
-        assert_eq!(
-            refused(decide(
-                &member(),
-                &asked(&p, 9, Some(90)),
-                shelf(&p, &[5], true),
-                account(0),
-                true,
-                fresh()
-            )),
-            "price_changed"
-        );
-        assert_eq!(
-            refused(decide(
-                &member(),
-                &asked(&p, 6, None),
-                shelf(&p, &[5], true),
-                account(10_000),
-                true,
-                fresh()
-            )),
-            "insufficient_stock"
-        );
-        assert_eq!(
-            refused(decide(
-                &member(),
-                &asked(&p, 2, None),
-                shelf(&p, &[5], true),
-                account(199),
-                true,
-                fresh()
-            )),
-            "insufficient_points"
-        );
-    }
-
-    #[test]
-    fn a_sample_that_cannot_cover_the_order_asks_for_every_shard_and_never_says_sold_out() {
-        let p = product(100, 1, true);
-        // Only one of three shards read, and it is dry: the product is not sold out on that.
-        let decided = decide(
-            &member(),
-            &asked(&p, 1, None),
-            shelf(&p, &[0, 0, 0], false),
-            account(500),
-            true,
-            fresh(),
-        );
-        assert_eq!(decided.ok(), Some(Decision::ReadEveryShard));
-    }
-
-    #[test]
-    fn stock_badly_placed_is_moved_first_and_spreading_is_optional() {
-        let p = product(10, 6, true);
-        // Six units in total, no shard holding three: a move is needed, whatever the budget says.
-        let needed = decide(
-            &member(),
-            &asked(&p, 3, None),
-            shelf(&p, &[2, 2, 2, 0], true),
-            account(500),
-            false,
-            fresh(),
-        );
-        assert!(
-            matches!(needed, Ok(Decision::MoveStock { needed: true, .. })),
-            "{needed:?}"
-        );
-        // Half the shards dry: spreading is proposed only while the budget allows it.
-        let p = product(10, 8, true);
-        let spread = decide(
-            &member(),
-            &asked(&p, 1, None),
-            shelf(&p, &[8, 0, 0, 0], true),
-            account(500),
-            true,
-            fresh(),
-        );
-        assert!(
-            matches!(spread, Ok(Decision::MoveStock { needed: false, .. })),
-            "{spread:?}"
-        );
-        let placed = decide(
-            &member(),
-            &asked(&p, 1, None),
-            shelf(&p, &[8, 0, 0, 0], true),
-            account(500),
-            false,
-            fresh(),
-        );
-        assert!(matches!(placed, Ok(Decision::Place { .. })), "{placed:?}");
-    }
-}
+#[path = "redemption_tests.rs"]
+mod tests;
