@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::table::{GSI2, GSI2_PK, GSI2_SK, PK, SK};
-use super::{dynamo_failure, from_item, s, to_item, Store};
+use super::{dynamo_failure, from_item, s, to_item, Item, Store};
 use crate::domain::{OrderId, Timestamp};
 use crate::error::AppError;
 
@@ -91,8 +91,25 @@ impl Store {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<OrderId>, AppError> {
+        let due = self
+            .due_items(due_partitions(work.name()), now, limit)
+            .await?
+            .into_iter()
+            .map(from_item::<DueRecord>)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(due.into_iter().map(|d| d.order_id).collect())
+    }
+
+    /// Up to `limit` items of a queue spread over `partitions` of gsi2 whose sort key (`<when>#…`)
+    /// is before `now`, soonest first: each partition read at once, then merged.
+    pub(super) async fn due_items(
+        &self,
+        partitions: Vec<String>,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Item>, AppError> {
         let before = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let reads = due_partitions(work.name()).into_iter().map(|partition| {
+        let reads = partitions.into_iter().map(|partition| {
             self.client
                 .query()
                 .table_name(&self.table)
@@ -107,13 +124,17 @@ impl Store {
         });
         let pages = try_join_all(reads)
             .await
-            .map_err(|err| dynamo_failure("due orders", err.into_service_error()))?;
-        let mut due = pages
+            .map_err(|err| dynamo_failure("due work", err.into_service_error()))?;
+        let sort_key = |item: &Item| match item.get(GSI2_SK) {
+            Some(aws_sdk_dynamodb::types::AttributeValue::S(key)) => key.clone(),
+            _ => String::new(),
+        };
+        let mut due: Vec<Item> = pages
             .into_iter()
             .flat_map(|page| page.items.unwrap_or_default())
-            .map(from_item::<DueRecord>)
-            .collect::<Result<Vec<_>, _>>()?;
-        due.sort_by(|a, b| a.gsi2sk.cmp(&b.gsi2sk));
-        Ok(due.into_iter().take(limit).map(|d| d.order_id).collect())
+            .collect();
+        due.sort_by_key(sort_key);
+        due.truncate(limit);
+        Ok(due)
     }
 }

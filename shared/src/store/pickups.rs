@@ -7,11 +7,10 @@
 //! expiry until the job has seen it end.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
-use super::table::{GSI2, GSI2_PK, GSI2_SK, PK, SK};
+use super::table::{GSI2_PK, GSI2_SK, PK, SK};
 use super::{dynamo_failure, from_item, put_new, s, to_item, Store};
 use crate::domain::{Order, OrderId, Timestamp, UserId};
 use crate::error::AppError;
@@ -92,44 +91,22 @@ impl Store {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<DuePickup>, AppError> {
-        let before = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let reads = pickups_due_partitions().into_iter().map(|partition| {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI2)
-                .key_condition_expression("#pk = :pk AND #sk < :before")
-                .expression_attribute_names("#pk", GSI2_PK)
-                .expression_attribute_names("#sk", GSI2_SK)
-                .expression_attribute_values(":pk", s(partition))
-                .expression_attribute_values(":before", s(before.clone()))
-                .limit(limit.clamp(1, i32::MAX as usize) as i32)
-                .send()
-        });
-        let pages = try_join_all(reads)
-            .await
-            .map_err(|err| dynamo_failure("due pickups", err.into_service_error()))?;
-        let mut due: Vec<(String, DuePickup)> = Vec::new();
-        for item in pages
+        self.due_items(pickups_due_partitions(), now, limit)
+            .await?
             .into_iter()
-            .flat_map(|page| page.items.unwrap_or_default())
-        {
-            let record: PickupCodeRecord = from_item(item)?;
-            let code = record
-                .pk
-                .strip_prefix("PICKUPCODE#")
-                .ok_or_else(|| AppError::internal("a pickup guard's key"))?
-                .to_string();
-            due.push((
-                record.gsi2sk.unwrap_or_default(),
-                DuePickup {
+            .map(|item| {
+                let record: PickupCodeRecord = from_item(item)?;
+                let code = record
+                    .pk
+                    .strip_prefix("PICKUPCODE#")
+                    .ok_or_else(|| AppError::internal("a pickup guard's key"))?
+                    .to_string();
+                Ok(DuePickup {
                     code,
                     order_id: record.order_id,
-                },
-            ));
-        }
-        due.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(due.into_iter().take(limit).map(|(_, d)| d).collect())
+                })
+            })
+            .collect()
     }
 
     /// Takes a pickup out of the expiry queue (its order ended).

@@ -59,6 +59,19 @@ async fn step(
     .await
 }
 
+/// The merchant ships `order` with tracking number `tracking`.
+async fn ship(api: &TestApi, shop: &str, order: &str, tracking: &str) -> api_tests::TestResponse {
+    step(
+        api,
+        "merchants",
+        order,
+        "ship",
+        shop,
+        json!({"carrier": "T-Cat", "tracking_number": tracking}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_delivery_needs_an_address_and_each_problem_of_one_is_named_before_anything_is_charged() {
     let api = TestApi::start().await;
@@ -207,15 +220,7 @@ async fn a_delivery_ships_then_its_member_confirms_or_it_completes_by_itself() {
     .await;
     bad.assert_status(400);
     assert!(bad.body["error"]["fields"]["tracking_number"].is_string());
-    let pickup_shipped = step(
-        &api,
-        "merchants",
-        &id_of(&pickup),
-        "ship",
-        &shop,
-        json!({"carrier": "T-Cat", "tracking_number": "1"}),
-    )
-    .await;
+    let pickup_shipped = ship(&api, &shop, &id_of(&pickup), "1").await;
     pickup_shipped.assert_status(409);
     assert_eq!(pickup_shipped.error_code(), "not_a_delivery");
 
@@ -232,15 +237,7 @@ async fn a_delivery_ships_then_its_member_confirms_or_it_completes_by_itself() {
     assert_eq!(shipped.body["status"], "shipped");
     assert_eq!(shipped.body["carrier"], "黑貓宅急便");
     assert!(shipped.body["shipped_at"].is_string());
-    let again = step(
-        &api,
-        "merchants",
-        &order,
-        "ship",
-        &shop,
-        json!({"carrier": "T-Cat", "tracking_number": "2"}),
-    )
-    .await;
+    let again = ship(&api, &shop, &order, "2").await;
     again.assert_status(409);
     // Shipped: the member can no longer cancel; they confirm receipt.
     let cancel = step(&api, "members", &order, "cancel", &mia, json!({})).await;
@@ -263,16 +260,7 @@ async fn a_delivery_ships_then_its_member_confirms_or_it_completes_by_itself() {
             .await
             .body,
     );
-    step(
-        &api,
-        "merchants",
-        &quiet,
-        "ship",
-        &shop,
-        json!({"carrier": "T-Cat", "tracking_number": "3"}),
-    )
-    .await
-    .assert_status(200);
+    ship(&api, &shop, &quiet, "3").await.assert_status(200);
     api.advance_clock(std::time::Duration::from_secs(6 * 24 * 3600));
     let before = fn_reconcile::run_fulfilment(&api.ctx).await.unwrap();
     assert_eq!(before.deliveries.completed, 0);
@@ -301,16 +289,7 @@ async fn a_lost_parcel_is_cancelled_by_its_merchant_with_the_points_back() {
             .await
             .body,
     );
-    step(
-        &api,
-        "merchants",
-        &order,
-        "ship",
-        &shop,
-        json!({"carrier": "T-Cat", "tracking_number": "1"}),
-    )
-    .await
-    .assert_status(200);
+    ship(&api, &shop, &order, "1").await.assert_status(200);
     let lost = step(&api, "merchants", &order, "cancel", &shop, json!({})).await;
     lost.assert_status(200);
     assert_eq!(lost.body["status"], "cancelled");
@@ -423,16 +402,9 @@ async fn the_packing_list_opens_in_excel_with_chinese_taipei_times_and_no_formul
     let second = redeem_to(&api, &mia, &parcel, json!({"shipping": address()}))
         .await
         .body;
-    step(
-        &api,
-        "merchants",
-        &id_of(&second),
-        "ship",
-        &shop,
-        json!({"carrier": "T-Cat", "tracking_number": "1"}),
-    )
-    .await
-    .assert_status(200);
+    ship(&api, &shop, &id_of(&second), "1")
+        .await
+        .assert_status(200);
 
     let export = api
         .get(
