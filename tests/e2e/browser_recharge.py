@@ -126,14 +126,15 @@ def main() -> int:
         browser = WebDriver(chromedriver, chromium)
         try:
             browser.open(checkout["checkout_url"])
-            # The checkout page submits itself; the simulator shows the order: a fresh attempt.
+            # The checkout page submits itself; the simulator shows the order: the recharge's own number.
             first_attempt = browser.text("#trade-no")
-            assert first_attempt != origin and len(first_attempt) <= 20 and first_attempt.isalnum(), first_attempt
+            assert first_attempt == origin, (first_attempt, origin)
             assert f"NT$ {AMOUNT}" in browser.text("#amount")
-            # Back to the shop and through the link again: ECPay must not see the same number twice.
+            # Back to the shop and through the link again: ECPay must not see the same number twice,
+            # so this opening is a fresh attempt.
             browser.open(checkout["checkout_url"])
             attempt = browser.text("#trade-no")
-            assert attempt != first_attempt, attempt
+            assert attempt != first_attempt and len(attempt) <= 20 and attempt.isalnum(), attempt
             page = browser.command("GET", "/source")
             assert "重覆" not in page and "duplicated" not in page, page[:500]
             browser.screenshot(shots / "simulator-order.png")
@@ -156,10 +157,12 @@ def main() -> int:
         assert answer == "200 1|OK", answer
         status, points = host.call("GET", "/api/members/points/", None, token)
         assert status == 200 and points["balance"] == AMOUNT, points
+        # One recharge, named by either number: paid by its second checkout, the first still open.
         status, payment = host.call("GET", f"/api/members/payments/{attempt}/", None, token)
-        assert payment["status"] == "paid" and payment["attempt_of"] == origin, payment
-        status, unpaid = host.call("GET", f"/api/members/payments/{first_attempt}/", None, token)
-        assert unpaid["status"] == "pending", unpaid
+        assert payment["status"] == "paid" and payment["merchant_trade_no"] == origin, payment
+        assert [a["merchant_trade_no"] for a in payment["attempts"]] == [attempt], payment
+        status, listed = host.call("GET", "/api/members/payments/", None, token)
+        assert [p["merchant_trade_no"] for p in listed["items"]][-1] == origin, listed
 
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -56,6 +56,9 @@ pub struct Payment {
     pub attempts: u32,
     /// On the recharge's first payment: how many of its attempts were paid.
     pub paid_attempts: u32,
+    /// On the recharge's first payment: when its checkout link was first opened (that opening
+    /// checks out with this payment's own MerchantTradeNo; later ones make attempts).
+    pub opened_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
 

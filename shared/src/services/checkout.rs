@@ -1,6 +1,6 @@
-//! The signed checkout link: a browser opens it without a token (it is signed and short-lived), and
-//! each opening after the first is a fresh checkout attempt with its own MerchantTradeNo, since
-//! ECPay refuses a number twice.
+//! The signed checkout link: a browser opens it without a token (it is signed and short-lived). Its
+//! first opening checks out with the recharge's own MerchantTradeNo; each opening after the first is
+//! a fresh checkout attempt with its own, since ECPay refuses a number twice.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -11,7 +11,7 @@ use super::retry::RetryBudget;
 use crate::domain::{MerchantTradeNo, Payment, PaymentStatus};
 use crate::ecpay;
 use crate::error::{not_found, AppError};
-use crate::store::AttemptOutcome;
+use crate::store::{AttemptOutcome, FirstOpening};
 
 /// How long a checkout link works.
 pub const CHECKOUT_LINK_TTL_SECS: i64 = 15 * 60;
@@ -57,6 +57,13 @@ impl LinkSigner {
                 .verify_slice(&tag)
                 .is_ok()
     }
+}
+
+fn payment_settled() -> AppError {
+    AppError::conflict(
+        "payment_not_pending",
+        "this recharge is already paid or closed",
+    )
 }
 
 /// A checkout link that is forged, expired, or names no trade number at all.
@@ -106,19 +113,23 @@ impl RechargeService<'_> {
             .await?
             .filter(|p| p.attempt_of.is_none())
             .ok_or_else(not_found::payment)?;
-        self.open_attempt(&origin).await
+        match self
+            .store
+            .claim_first_opening(&origin.merchant_trade_no, self.clock.now())
+            .await?
+        {
+            // The recharge's own form, as signed when it was created.
+            FirstOpening::Claimed => Ok(origin),
+            FirstOpening::AlreadyOpened => self.open_attempt(&origin).await,
+            FirstOpening::NotOpen => Err(payment_settled()),
+        }
     }
 
     /// A fresh checkout attempt of a recharge: its own MerchantTradeNo (ECPay refuses one it has
     /// seen, so re-posting the first would strand the payment), the same amount, points and URLs,
     /// signed anew. All attempts share the recharge's payment id; each is credited at most once.
     async fn open_attempt(&self, origin: &Payment) -> Result<Payment, AppError> {
-        let settled = || {
-            AppError::conflict(
-                "payment_not_pending",
-                "this recharge is already paid or closed",
-            )
-        };
+        let settled = payment_settled;
         if origin.status != PaymentStatus::Pending || origin.paid_attempts > 0 {
             return Err(settled());
         }
@@ -142,6 +153,7 @@ impl RechargeService<'_> {
                 attempt_of: Some(origin.merchant_trade_no.clone()),
                 attempts: 0,
                 paid_attempts: 0,
+                opened_at: None,
                 created_at: now,
                 ..origin.clone()
             };

@@ -58,9 +58,63 @@ pub struct PaymentView {
     pub paid_at: Option<chrono::DateTime<chrono::Utc>>,
     /// ECPay's last word on this trade (`RtnCode: RtnMsg`, or a query's TradeStatus).
     pub last_gateway_message: Option<String>,
-    /// For a re-opened checkout: the MerchantTradeNo of the recharge it belongs to.
+    /// For a re-opened checkout: the MerchantTradeNo of the recharge it belongs to (a member's
+    /// views show the recharge itself, so this is `null` there).
     pub attempt_of: Option<String>,
+    /// A member's views: the checkout attempts after the first, when the link was opened again
+    /// (each has its own MerchantTradeNo, as ECPay refuses one twice). The recharge is `paid` when
+    /// any of them was paid.
+    #[serde(default)]
+    pub attempts: Vec<CheckoutAttemptView>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One checkout attempt of a recharge, after its first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckoutAttemptView {
+    pub merchant_trade_no: String,
+    pub status: PaymentStatus,
+    pub trade_no: Option<String>,
+    pub paid_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_gateway_message: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Payment> for CheckoutAttemptView {
+    fn from(p: Payment) -> Self {
+        CheckoutAttemptView {
+            merchant_trade_no: p.merchant_trade_no.into(),
+            status: p.status,
+            trade_no: p.trade_no,
+            paid_at: p.paid_at,
+            last_gateway_message: p.last_gateway_message,
+            created_at: p.created_at,
+        }
+    }
+}
+
+impl PaymentView {
+    /// A recharge with its attempts, as one entry: paid when any checkout was, with the paid
+    /// checkout's trade number and time.
+    pub fn recharge(recharge: Payment, attempts: Vec<Payment>) -> Self {
+        let paid = attempts
+            .iter()
+            .find(|a| a.status == PaymentStatus::Paid)
+            .filter(|_| recharge.status != PaymentStatus::Paid)
+            .cloned();
+        let mut view = PaymentView::from(recharge);
+        if let Some(paid) = paid {
+            view.status = PaymentStatus::Paid;
+            view.trade_no = paid.trade_no;
+            view.paid_at = paid.paid_at;
+            view.last_gateway_message = paid.last_gateway_message;
+        }
+        view.attempts = attempts
+            .into_iter()
+            .map(CheckoutAttemptView::from)
+            .collect();
+        view
+    }
 }
 
 impl From<Payment> for PaymentView {
@@ -75,6 +129,7 @@ impl From<Payment> for PaymentView {
             paid_at: p.paid_at,
             last_gateway_message: p.last_gateway_message,
             attempt_of: p.attempt_of.map(String::from),
+            attempts: Vec::new(),
             created_at: p.created_at,
         }
     }
@@ -180,6 +235,7 @@ impl RechargeService<'_> {
                 attempt_of: None,
                 attempts: 0,
                 paid_attempts: 0,
+                opened_at: None,
                 created_at: now,
             };
             match self
@@ -247,26 +303,51 @@ impl RechargeService<'_> {
         Ok(freed)
     }
 
+    /// A member's recharges, newest first: one entry each, its further checkout attempts inside
+    /// (read for the page's recharges that have any, side by side).
     pub async fn payments(
         &self,
         member_id: &UserId,
         page: &PageRequest,
     ) -> Result<Page<PaymentView>, AppError> {
-        Ok(self
-            .store
-            .list_member_payments(member_id, page)
-            .await?
-            .map(PaymentView::from))
+        let recharges = self.store.list_member_recharges(member_id, page).await?;
+        let attempts = futures::future::try_join_all(
+            recharges
+                .items
+                .iter()
+                .map(|recharge| self.store.recharge_attempts(recharge)),
+        )
+        .await?;
+        Ok(Page {
+            items: recharges
+                .items
+                .into_iter()
+                .zip(attempts)
+                .map(|(recharge, attempts)| PaymentView::recharge(recharge, attempts))
+                .collect(),
+            next_cursor: recharges.next_cursor,
+        })
     }
 
+    /// A member's recharge, named by its own MerchantTradeNo or by any of its attempts'.
     pub async fn payment(
         &self,
         member_id: &UserId,
         merchant_trade_no: &MerchantTradeNo,
     ) -> Result<PaymentView, AppError> {
-        match self.store.get_payment(merchant_trade_no).await? {
-            Some(payment) if payment.member_id == member_id => Ok(payment.into()),
-            _ => Err(not_found::payment()),
-        }
+        let payment = match self.store.get_payment(merchant_trade_no).await? {
+            Some(payment) if payment.member_id == member_id => payment,
+            _ => return Err(not_found::payment()),
+        };
+        let recharge = match &payment.attempt_of {
+            None => payment,
+            Some(origin) => self
+                .store
+                .get_payment(origin)
+                .await?
+                .ok_or_else(|| AppError::internal("an attempt without its recharge"))?,
+        };
+        let attempts = self.store.recharge_attempts(&recharge).await?;
+        Ok(PaymentView::recharge(recharge, attempts))
     }
 }

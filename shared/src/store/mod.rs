@@ -27,6 +27,7 @@ mod product_edits;
 mod product_flags;
 mod products;
 mod query_slot;
+mod recharges;
 mod rekey;
 mod shard_hints;
 mod spread_lists;
@@ -63,6 +64,7 @@ pub use points::AccountSnapshot;
 pub use product_edits::{ProductWrite, StockMove};
 pub use products::{ProductStock, ShardState};
 pub use query_slot::QuerySlot;
+pub use recharges::FirstOpening;
 pub use tokens::{RotateOutcome, Successor};
 pub use users::RegisterOutcome;
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::*;
 use super::open_recharges::open_payments_sk;
 use super::points::AccountSnapshot;
-use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
+use super::table::{GSI2, GSI2_PK, GSI2_SK, PK, SK};
 use super::{from_item, n, page_of, put_new, s, to_item, ListQuery, Store, TransactionAttempt};
 use crate::error::AppError;
 use crate::pagination::{Page, PageRequest};
@@ -62,6 +62,9 @@ pub(super) struct PaymentRecord {
     attempts: u32,
     #[serde(default)]
     paid_attempts: u32,
+    /// On the recharge's first payment: when its checkout link was first opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    opened_at: Option<Timestamp>,
     created_at: Timestamp,
 }
 
@@ -83,6 +86,7 @@ impl From<PaymentRecord> for Payment {
             attempt_of: r.attempt_of,
             attempts: r.attempts,
             paid_attempts: r.paid_attempts,
+            opened_at: r.opened_at,
             created_at: r.created_at,
         }
     }
@@ -113,6 +117,7 @@ fn record_of(payment: &Payment) -> PaymentRecord {
         attempt_of: payment.attempt_of.clone(),
         attempts: payment.attempts,
         paid_attempts: payment.paid_attempts,
+        opened_at: payment.opened_at,
         created_at: payment.created_at,
     }
 }
@@ -284,24 +289,6 @@ impl Store {
             .get_item::<PaymentRecord>(payment_pk(merchant_trade_no), PAYMENT_SK)
             .await?
             .map(Payment::from))
-    }
-
-    /// A member's payments (every checkout attempt), newest recharge first.
-    pub async fn list_member_payments(
-        &self,
-        member_id: &UserId,
-        page: &PageRequest,
-    ) -> Result<Page<Payment>, AppError> {
-        let query = ListQuery {
-            index: Some(GSI1),
-            partition_attribute: GSI1_PK,
-            partition_value: member_payments_gsi(member_id),
-            ascending: false,
-            sort_prefix: None,
-            filter: None,
-            scope: format!("payments:{member_id}"),
-        };
-        page_of::<PaymentRecord, Payment>(self.query_page(query, page).await?)
     }
 
     /// Every open (pending) payment, oldest first, paginated: what operators look at as "stuck".

@@ -79,6 +79,7 @@ pub const INDEX_PROJECTED_ATTRIBUTES: &[&str] = &[
     "attempt_of",
     "attempts",
     "paid_attempts",
+    "opened_at",
     // Users (the operators' directory), without `password_hash`
     "username",
     "email",

@@ -175,19 +175,17 @@ async fn a_reopened_checkout_is_paid_and_a_member_who_pays_twice_is_credited_for
     let checkout = api.start_recharge(&token, 500).await;
     let origin = checkout["merchant_trade_no"].as_str().unwrap().to_string();
 
-    // Back button, refresh, a second tab: each opening posts a number ECPay has not seen.
+    // The first opening posts the recharge's own number; back button, refresh, a second tab: each
+    // later opening posts a number ECPay has not seen.
     let first = open_checkout_link(&api, &checkout).await;
     first.assert_status(200);
     let first_form = form_in_page(&first);
+    assert_eq!(first_form["MerchantTradeNo"], origin);
     let second = open_checkout_link(&api, &checkout).await;
     second.assert_status(200);
     let second_form = form_in_page(&second);
-    assert_ne!(
-        first_form["MerchantTradeNo"],
-        second_form["MerchantTradeNo"]
-    );
+    assert_ne!(second_form["MerchantTradeNo"], origin);
     for form in [&first_form, &second_form] {
-        assert_ne!(form["MerchantTradeNo"], origin);
         let page = post_to_ecpay(&api, form).await;
         page.assert_status(200);
         assert!(!String::from_utf8_lossy(&page.raw).contains("重覆"));
@@ -197,19 +195,24 @@ async fn a_reopened_checkout_is_paid_and_a_member_who_pays_twice_is_credited_for
     pay_at_ecpay(&api, &first_form["MerchantTradeNo"], false).await;
     pay_at_ecpay(&api, &second_form["MerchantTradeNo"], false).await;
     let report = fn_reconcile::run(&api.ctx).await.unwrap();
-    // The origin itself was never posted: still within the window, it stays open.
     assert_eq!(
         (report.checked, report.credited, report.still_open),
-        (3, 2, 1),
+        (2, 2, 0),
         "{report:?}"
     );
     assert_eq!(balance(&api, &token).await, 1000);
+    // One recharge, its second checkout inside it; either number shows the recharge.
     let listed = api.walk("/api/members/payments/", 100, &token).await;
-    let paid: Vec<&Value> = listed.iter().filter(|p| p["status"] == "paid").collect();
-    assert_eq!(paid.len(), 2);
-    assert!(paid
-        .iter()
-        .all(|p| p["attempt_of"] == origin && p["payment_id"] == checkout["payment_id"]));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["merchant_trade_no"], origin.as_str());
+    assert_eq!(listed[0]["status"], "paid");
+    assert_eq!(listed[0]["attempts"][0]["status"], "paid");
+    assert_eq!(listed[0]["payment_id"], checkout["payment_id"]);
+    for number in [&origin, &second_form["MerchantTradeNo"]] {
+        let seen = payment(&api, &token, number).await;
+        assert_eq!(seen["merchant_trade_no"], origin.as_str());
+        assert_eq!(seen["attempts"].as_array().unwrap().len(), 1);
+    }
     // Once paid, the link opens nothing more.
     let after = open_checkout_link(&api, &checkout).await;
     after.assert_status(409);
@@ -224,7 +227,8 @@ async fn a_checkout_link_cannot_be_opened_without_end() {
     let api = api_with_window(Duration::from_secs(3600), false).await;
     let (_, token, _) = api.signed_up("clicky_cai", "MEMBER").await;
     let checkout = api.start_recharge(&token, 200).await;
-    for _ in 0..api.ctx.config.payments.max_checkout_attempts {
+    // The first opening, then as many re-openings as attempts are allowed.
+    for _ in 0..=api.ctx.config.payments.max_checkout_attempts {
         open_checkout_link(&api, &checkout).await.assert_status(200);
     }
     let refused = open_checkout_link(&api, &checkout).await;
@@ -554,4 +558,30 @@ async fn one_reconciliation_run_at_a_time_and_a_dead_runs_lease_runs_out() {
     assert!(fn_reconcile::run(&api.ctx).await.unwrap().skipped);
     api.advance_clock(Duration::from_secs(241));
     assert!(!fn_reconcile::run(&api.ctx).await.unwrap().skipped);
+}
+
+#[tokio::test]
+async fn two_first_openings_at_once_give_the_recharges_own_number_to_exactly_one() {
+    let api = api_with_window(Duration::from_secs(3600), false).await;
+    let (_, token, _) = api.signed_up("tabby_tan", "MEMBER").await;
+    for round in 0..5 {
+        let checkout = api.start_recharge(&token, 100).await;
+        let origin = checkout["merchant_trade_no"].as_str().unwrap().to_string();
+        let (a, b) = futures::join!(
+            open_checkout_link(&api, &checkout),
+            open_checkout_link(&api, &checkout)
+        );
+        let numbers: Vec<String> = [a, b]
+            .iter()
+            .map(|page| form_in_page(page)["MerchantTradeNo"].clone())
+            .collect();
+        assert_eq!(
+            numbers.iter().filter(|n| **n == origin).count(),
+            1,
+            "round {round}: {numbers:?}"
+        );
+        assert_ne!(numbers[0], numbers[1]);
+        let seen = payment(&api, &token, &origin).await;
+        assert_eq!(seen["attempts"].as_array().unwrap().len(), 1);
+    }
 }
