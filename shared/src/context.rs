@@ -87,7 +87,10 @@ impl AppContext {
     }
 
     pub fn points(&self) -> PointsService<'_> {
-        PointsService { store: &self.store }
+        PointsService {
+            store: &self.store,
+            payments: &self.config.payments,
+        }
     }
 
     pub fn recharge(&self) -> RechargeService<'_> {

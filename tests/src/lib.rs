@@ -601,6 +601,28 @@ impl TestApi {
                 "{member}"
             );
             assert!(account.balance >= 0, "{member} went negative");
+            // The two kinds of points: they make up the balance, neither below zero, and each is
+            // the sum of its column of the ledger.
+            assert_eq!(
+                account.balance,
+                account.purchased + account.promotional,
+                "{member}: the kinds do not make up the balance"
+            );
+            assert!(
+                account.purchased >= 0 && account.promotional >= 0,
+                "{member}"
+            );
+            let purchased: i64 = rows.iter().map(|r| r.purchased).sum();
+            let promotional: i64 = rows.iter().map(|r| r.promotional).sum();
+            assert_eq!(
+                account.purchased, purchased,
+                "{member}: purchased vs ledger"
+            );
+            assert_eq!(
+                account.promotional, promotional,
+                "{member}: promotional vs ledger"
+            );
+            assert!(rows.iter().all(|r| r.amount == r.purchased + r.promotional));
             // Newest first from the store; the oldest first is the order the changes happened in.
             rows.reverse();
             let mut running = 0;

@@ -17,6 +17,10 @@ const QUERY_SPACING: Duration = Duration::from_millis(1000);
 const MAX_CHECKOUT_ATTEMPTS: u32 = 5;
 const MAX_OPEN_RECHARGES: u32 = 5;
 const EVIDENCE_RETENTION_DAYS: u32 = crate::store::DEFAULT_EVIDENCE_RETENTION_DAYS as u32;
+/// What a refund of purchased points keeps, in percent of its value (0 unless set).
+const REFUND_FEE_PERCENT: u32 = 0;
+/// The most a refund may keep: the fee commonly held reasonable for prepaid vouchers.
+pub const REFUND_FEE_PERCENT_MAX: u32 = 3;
 
 /// Where members are sent to pay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +82,8 @@ pub struct PaymentsConfig {
     /// 2,557: seven years, past the five after the year's closing that Taiwan's Business Entity
     /// Accounting Act §38 requires of accounting vouchers).
     pub evidence_retention_days: u32,
+    /// What a refund of purchased points keeps, in percent (`REFUND_FEE_PERCENT`, 0; at most 3).
+    pub refund_fee_percent: u32,
 }
 
 impl PaymentsConfig {
@@ -135,6 +141,7 @@ impl PaymentsConfig {
             max_checkout_attempts: MAX_CHECKOUT_ATTEMPTS,
             max_open_recharges: MAX_OPEN_RECHARGES,
             evidence_retention_days: EVIDENCE_RETENTION_DAYS,
+            refund_fee_percent: REFUND_FEE_PERCENT,
         }
     }
 }
@@ -189,7 +196,14 @@ pub(super) fn payments_from<F: Fn(&str) -> Option<String>>(
         max_open_recharges: env.count_or("RECHARGE_MAX_OPEN_PER_MEMBER", MAX_OPEN_RECHARGES)?,
         evidence_retention_days: env
             .count_or("PAYMENT_EVIDENCE_RETENTION_DAYS", EVIDENCE_RETENTION_DAYS)?,
+        refund_fee_percent: env.count_or("REFUND_FEE_PERCENT", REFUND_FEE_PERCENT)?,
     };
+    if payments.refund_fee_percent > REFUND_FEE_PERCENT_MAX {
+        return Err(ConfigError::Invalid {
+            name: "REFUND_FEE_PERCENT",
+            problem: format!("must be at most {REFUND_FEE_PERCENT_MAX}"),
+        });
+    }
     if payments.min_amount > payments.max_amount {
         return Err(ConfigError::Invalid {
             name: "RECHARGE_MIN_TWD",

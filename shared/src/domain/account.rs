@@ -6,12 +6,19 @@ use super::{
     MerchantTradeNo, OrderId, PointTransaction, Points, Timestamp, TransactionType, UserId,
 };
 
-/// A member's points. Invariant: `balance == total_earned - total_spent`, and `balance` equals the
-/// sum of the member's ledger rows.
+/// A member's points. Invariants: `balance == total_earned - total_spent ==
+/// purchased + promotional`, neither kind below zero, and each equals the sum of its column in the
+/// member's ledger rows.
+///
+/// Two kinds, because the law treats them apart: **purchased** points are sold value (a prepaid
+/// voucher under 經濟部's 零售業等商品(服務)禮券定型化契約應記載及不得記載事項: no expiry, refundable);
+/// **promotional** points were given (operators' adjustments, campaigns) and are neither.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointAccount {
     pub user_id: UserId,
     pub balance: i64,
+    pub purchased: i64,
+    pub promotional: i64,
     pub total_earned: i64,
     pub total_spent: i64,
 }
@@ -21,10 +28,23 @@ impl PointAccount {
         PointAccount {
             user_id: user_id.clone(),
             balance: 0,
+            purchased: 0,
+            promotional: 0,
             total_earned: 0,
             total_spent: 0,
         }
     }
+}
+
+/// What refunding `purchased` points pays back, in whole NT$ rounded down: their value at
+/// `points_per_twd` points per NT$, less `fee_percent` of it.
+pub fn refundable_twd(purchased: i64, points_per_twd: i64, fee_percent: u32) -> i64 {
+    if purchased <= 0 || points_per_twd <= 0 {
+        return 0;
+    }
+    let kept = 100 - i128::from(fee_percent.min(100));
+    let twd = i128::from(purchased) * kept / (100 * i128::from(points_per_twd));
+    i64::try_from(twd).unwrap_or(i64::MAX)
 }
 
 /// The account as read for a balance change. The write of the change is conditioned on this
@@ -32,6 +52,10 @@ impl PointAccount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountSnapshot {
     pub balance: i64,
+    /// Of `balance`, the points bought (accounts from before the two kinds: all of it).
+    pub purchased: i64,
+    /// Of `balance`, the points given.
+    pub promotional: i64,
     pub total_earned: i64,
     pub total_spent: i64,
     pub version: i64,
@@ -46,11 +70,18 @@ pub enum Movement<'a> {
         points: Points,
         payment: &'a MerchantTradeNo,
     },
-    /// Points redeemed for an order.
+    /// Points redeemed for an order: promotional points first, then purchased ones (what the member
+    /// was given is used before what they paid for, which stays refundable).
     Spend { points: Points, order: &'a OrderId },
-    /// A cancelled order's points given back: it undoes a spend, so `total_spent` goes down.
-    Refund { points: Points, order: &'a OrderId },
-    /// An operator's correction, either way, always with a reason.
+    /// A cancelled order's points given back: it undoes a spend, so `total_spent` goes down. Each
+    /// kind goes back as the spend took it: `promotional` of `points` were promotional.
+    Refund {
+        points: Points,
+        order: &'a OrderId,
+        promotional: i64,
+    },
+    /// An operator's correction, either way, always with a reason: upward it gives promotional
+    /// points; downward it takes promotional points first, then purchased ones.
     Adjustment {
         delta: NonZeroI64,
         reason: &'a str,
@@ -90,29 +121,54 @@ impl AccountSnapshot {
         at: Timestamp,
     ) -> Result<BalanceChange, Refusal> {
         let add = |a: i64, b: i64| a.checked_add(b).ok_or(Refusal::OutOfRange);
-        let (transaction_type, amount, earned, spent) = match movement {
+        // Taking `count` points: promotional ones first, then purchased; (purchased, promotional)
+        // deltas, both zero or negative.
+        let take = |count: i64| {
+            let promotional = self.promotional.clamp(0, count);
+            (-(count - promotional), -promotional)
+        };
+        let (transaction_type, amount, earned, spent, (purchased, promotional)) = match movement {
             Movement::Recharge { points, .. } => {
                 let points = points.get();
-                (TransactionType::Recharge, points, points, 0)
+                (TransactionType::Recharge, points, points, 0, (points, 0))
             }
             Movement::Spend { points, .. } => {
                 let points = points.get();
-                (TransactionType::Spend, -points, 0, points)
+                (TransactionType::Spend, -points, 0, points, take(points))
             }
-            Movement::Refund { points, .. } => {
+            Movement::Refund {
+                points,
+                promotional,
+                ..
+            } => {
                 let points = points.get();
-                (TransactionType::Refund, points, 0, -points)
+                let promotional = promotional.clamp(0, points);
+                (
+                    TransactionType::Refund,
+                    points,
+                    0,
+                    -points,
+                    (points - promotional, promotional),
+                )
             }
             Movement::Adjustment { delta, .. } => match delta.get() {
-                given if given > 0 => (TransactionType::Adjustment, given, given, 0),
+                given if given > 0 => (TransactionType::Adjustment, given, given, 0, (0, given)),
                 taken => {
                     let taken_back = taken.checked_neg().ok_or(Refusal::OutOfRange)?;
-                    (TransactionType::Adjustment, taken, 0, taken_back)
+                    (
+                        TransactionType::Adjustment,
+                        taken,
+                        0,
+                        taken_back,
+                        take(taken_back),
+                    )
                 }
             },
         };
         let balance = add(self.balance, amount)?;
-        if balance < 0 {
+        let next_purchased = add(self.purchased, purchased)?;
+        let next_promotional = add(self.promotional, promotional)?;
+        if balance < 0 || next_purchased < 0 || next_promotional < 0 {
             return Err(Refusal::Overdraft {
                 balance: self.balance,
                 needed: -amount,
@@ -120,6 +176,8 @@ impl AccountSnapshot {
         }
         let next = AccountSnapshot {
             balance,
+            purchased: next_purchased,
+            promotional: next_promotional,
             total_earned: add(self.total_earned, earned)?,
             total_spent: add(self.total_spent, spent)?,
             version: add(self.version, 1)?,
@@ -141,6 +199,8 @@ impl AccountSnapshot {
                 member_id: member_id.clone(),
                 transaction_type,
                 amount,
+                purchased,
+                promotional,
                 balance_after: balance,
                 payment_id: payment_id.map(str::to_string),
                 order_id: order_id.map(str::to_string),
@@ -171,6 +231,8 @@ mod tests {
     fn account(balance: i64) -> AccountSnapshot {
         AccountSnapshot {
             balance,
+            purchased: balance,
+            promotional: 0,
             total_earned: balance + 40,
             total_spent: 40,
             version: 7,
@@ -201,6 +263,7 @@ mod tests {
             Movement::Refund {
                 points: points(300),
                 order: &order,
+                promotional: 0,
             },
             Movement::Adjustment {
                 delta: delta(-250),
@@ -225,6 +288,14 @@ mod tests {
             assert_eq!(
                 change.next.balance,
                 change.next.total_earned - change.next.total_spent
+            );
+            assert_eq!(
+                change.next.balance,
+                change.next.purchased + change.next.promotional
+            );
+            assert_eq!(
+                change.entry.amount,
+                change.entry.purchased + change.entry.promotional
             );
             read = change.next;
         }
@@ -278,5 +349,66 @@ mod tests {
                 "{movement:?}"
             );
         }
+    }
+
+    #[test]
+    fn given_points_are_spent_first_and_come_back_as_they_were_taken() {
+        let (order, operator) = (OrderId::generate(), UserId::generate());
+        // 300 bought, then 50 given by an operator.
+        let given = apply(
+            account(300),
+            Movement::Adjustment {
+                delta: delta(50),
+                reason: "welcome",
+                operator: &operator,
+            },
+        )
+        .unwrap();
+        assert_eq!((given.next.purchased, given.next.promotional), (300, 50));
+        assert_eq!((given.entry.purchased, given.entry.promotional), (0, 50));
+        // An order of 80 takes the 50 given, then 30 bought.
+        let spend = apply(
+            given.next,
+            Movement::Spend {
+                points: points(80),
+                order: &order,
+            },
+        )
+        .unwrap();
+        assert_eq!((spend.next.purchased, spend.next.promotional), (270, 0));
+        assert_eq!((spend.entry.purchased, spend.entry.promotional), (-30, -50));
+        // Cancelled, each kind goes back as it was taken.
+        let refund = apply(
+            spend.next,
+            Movement::Refund {
+                points: points(80),
+                order: &order,
+                promotional: -spend.entry.promotional,
+            },
+        )
+        .unwrap();
+        assert_eq!((refund.next.purchased, refund.next.promotional), (300, 50));
+        // A correction downward takes promotional points first.
+        let taken = apply(
+            refund.next,
+            Movement::Adjustment {
+                delta: delta(-70),
+                reason: "duplicate",
+                operator: &operator,
+            },
+        )
+        .unwrap();
+        assert_eq!((taken.next.purchased, taken.next.promotional), (280, 0));
+        assert_eq!((taken.entry.purchased, taken.entry.promotional), (-20, -50));
+    }
+
+    #[test]
+    fn a_refund_pays_whole_nt_dollars_rounded_down_after_the_fee() {
+        assert_eq!(refundable_twd(1_000, 1, 0), 1_000);
+        assert_eq!(refundable_twd(1_000, 1, 3), 970);
+        assert_eq!(refundable_twd(999, 1, 3), 969); // 969.03
+        assert_eq!(refundable_twd(1_001, 2, 0), 500); // 500.5
+        assert_eq!(refundable_twd(0, 1, 3), 0);
+        assert_eq!(refundable_twd(i64::MAX, 1, 0), i64::MAX);
     }
 }

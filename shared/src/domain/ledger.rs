@@ -20,6 +20,10 @@ pub struct PointTransaction {
     pub member_id: UserId,
     pub transaction_type: TransactionType,
     pub amount: i64,
+    /// Of `amount`, what moved of the member's purchased points, and of their promotional points
+    /// (signed; the two sum to `amount`).
+    pub purchased: i64,
+    pub promotional: i64,
     pub balance_after: i64,
     pub payment_id: Option<String>,
     pub order_id: Option<String>,

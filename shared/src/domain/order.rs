@@ -53,6 +53,9 @@ pub struct Order {
     pub quantity: i64,
     /// points_required × quantity, at the price the member was charged.
     pub points_cost: Points,
+    /// Of `points_cost`, how many were promotional points (the rest were purchased): a cancellation
+    /// gives each kind back as it was taken. 0 on orders from before the two kinds.
+    pub promotional_points: i64,
     pub status: OrderStatus,
     /// The product's fulfilment when the order was placed.
     pub fulfilment: Fulfilment,

@@ -213,6 +213,7 @@ impl OrderService<'_> {
                     Movement::Refund {
                         points: order.points_cost,
                         order: &order.id,
+                        promotional: order.promotional_points,
                     },
                     uuid::Uuid::now_v7().to_string(),
                     now,

@@ -11,7 +11,14 @@ use crate::store::Store;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PointsBalance {
+    /// `purchased + promotional`.
     pub balance: i64,
+    /// Points bought through ECPay: stored value that never expires and may be refunded.
+    pub purchased: i64,
+    /// Points given (operators' adjustments, campaigns): spent first, never refunded.
+    pub promotional: i64,
+    /// What refunding every purchased point would pay back now, in whole NT$ (after the refund fee).
+    pub refundable_twd: i64,
     pub total_earned: i64,
     pub total_spent: i64,
 }
@@ -22,6 +29,9 @@ pub struct LedgerEntry {
     pub transaction_type: TransactionType,
     /// Signed: positive for RECHARGE and REFUND, negative for SPEND, either for ADJUSTMENT.
     pub amount: i64,
+    /// Of `amount`, what moved of the purchased points and of the promotional points (signed).
+    pub purchased: i64,
+    pub promotional: i64,
     pub balance_after: i64,
     /// The payment's MerchantTradeNo, for RECHARGE rows.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,6 +51,8 @@ impl From<PointTransaction> for LedgerEntry {
             id: t.id,
             transaction_type: t.transaction_type,
             amount: t.amount,
+            purchased: t.purchased,
+            promotional: t.promotional,
             balance_after: t.balance_after,
             payment_id: t.payment_id,
             order_id: t.order_id,
@@ -52,6 +64,7 @@ impl From<PointTransaction> for LedgerEntry {
 
 pub struct PointsService<'a> {
     pub store: &'a Store,
+    pub payments: &'a crate::config::PaymentsConfig,
 }
 
 impl PointsService<'_> {
@@ -63,6 +76,13 @@ impl PointsService<'_> {
             .ok_or_else(|| AppError::internal("member without a point account"))?;
         Ok(PointsBalance {
             balance: account.balance,
+            purchased: account.purchased,
+            promotional: account.promotional,
+            refundable_twd: crate::domain::account::refundable_twd(
+                account.purchased,
+                self.payments.points_per_twd,
+                self.payments.refund_fee_percent,
+            ),
             total_earned: account.total_earned,
             total_spent: account.total_spent,
         })

@@ -174,31 +174,12 @@ pub(crate) fn decide(
             return Ok(Decision::MoveStock { plan, needed });
         }
     }
-    let order = Order {
-        id: fresh.order_id,
-        order_number: fresh.order_number,
-        member_id: member_id.clone(),
-        merchant_id: product.merchant_id.clone(),
-        product_id: product.id.clone(),
-        product_name: product.name.clone(),
-        quantity,
-        points_cost: cost,
-        status: OrderStatus::Pending,
-        fulfilment: product.fulfilment,
-        pickup_code: (product.fulfilment == Fulfilment::Pickup).then_some(fresh.pickup_code),
-        pickup_expires_at: (product.fulfilment == Fulfilment::Pickup)
-            .then_some(fresh.pickup_expires_at),
-        shipping: asked.shipping.clone(),
-        shipment: None,
-        created_at: fresh.now,
-        updated_at: fresh.now,
-    };
     let spend = account
         .apply(
             member_id,
             Movement::Spend {
                 points: cost,
-                order: &order.id,
+                order: &fresh.order_id,
             },
             fresh.ledger_row_id,
             fresh.now,
@@ -210,6 +191,27 @@ pub(crate) fn decide(
             ),
             Refusal::OutOfRange => AppError::internal("an order's cost out of range"),
         })?;
+    let order = Order {
+        id: fresh.order_id,
+        order_number: fresh.order_number,
+        member_id: member_id.clone(),
+        merchant_id: product.merchant_id.clone(),
+        product_id: product.id.clone(),
+        product_name: product.name.clone(),
+        quantity,
+        points_cost: cost,
+        // What the spend took of the promotional points, to give back as such on a cancellation.
+        promotional_points: -spend.entry.promotional,
+        status: OrderStatus::Pending,
+        fulfilment: product.fulfilment,
+        pickup_code: (product.fulfilment == Fulfilment::Pickup).then_some(fresh.pickup_code),
+        pickup_expires_at: (product.fulfilment == Fulfilment::Pickup)
+            .then_some(fresh.pickup_expires_at),
+        shipping: asked.shipping.clone(),
+        shipment: None,
+        created_at: fresh.now,
+        updated_at: fresh.now,
+    };
     Ok(Decision::Place {
         order,
         spend,

@@ -40,6 +40,8 @@ fn asked(product: &Product, quantity: i64, seen: Option<i64>) -> Asked {
 fn account(balance: i64) -> Option<AccountSnapshot> {
     Some(AccountSnapshot {
         balance,
+        purchased: balance,
+        promotional: 0,
         total_earned: balance,
         total_spent: 0,
         version: 1,

@@ -40,6 +40,8 @@ pub(super) struct OrderRecord {
     product_name: String,
     quantity: i64,
     points_cost: Points,
+    #[serde(default)]
+    promotional_points: i64,
     status: OrderStatus,
     /// Absent on orders placed before fulfilment existed: they are pickup (without a code).
     #[serde(default)]
@@ -73,6 +75,7 @@ impl From<OrderRecord> for Order {
             product_name: r.product_name,
             quantity: r.quantity,
             points_cost: r.points_cost,
+            promotional_points: r.promotional_points,
             status: r.status,
             fulfilment: r.fulfilment,
             pickup_code: r.pickup_code,
@@ -110,6 +113,7 @@ impl From<&Order> for OrderRecord {
             product_name: o.product_name.clone(),
             quantity: o.quantity,
             points_cost: o.points_cost,
+            promotional_points: o.promotional_points,
             status: o.status,
             fulfilment: o.fulfilment,
             pickup_code: o.pickup_code.clone(),

@@ -22,6 +22,11 @@ struct LedgerRecord {
     member_id: UserId,
     transaction_type: TransactionType,
     amount: i64,
+    /// Absent on rows from before the two kinds of points: all of `amount` was purchased points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    purchased: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promotional: Option<i64>,
     balance_after: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     payment_id: Option<String>,
@@ -41,6 +46,8 @@ impl From<LedgerRecord> for PointTransaction {
             member_id: r.member_id,
             transaction_type: r.transaction_type,
             amount: r.amount,
+            purchased: r.purchased.unwrap_or(r.amount - r.promotional.unwrap_or(0)),
+            promotional: r.promotional.unwrap_or(0),
             balance_after: r.balance_after,
             payment_id: r.payment_id,
             order_id: r.order_id,
@@ -77,10 +84,13 @@ impl Store {
             .key(PK, s(user_pk(member_id)))
             .key(SK, s(ACCOUNT_SK))
             .update_expression(
-                "SET balance = :balance, total_earned = :earned, total_spent = :spent, version = :next",
+                "SET balance = :balance, purchased = :purchased, promotional = :promotional, \
+                 total_earned = :earned, total_spent = :spent, version = :next",
             )
             .condition_expression("version = :read AND balance = :read_balance")
             .expression_attribute_values(":balance", n(next.balance))
+            .expression_attribute_values(":purchased", n(next.purchased))
+            .expression_attribute_values(":promotional", n(next.promotional))
             .expression_attribute_values(":earned", n(next.total_earned))
             .expression_attribute_values(":spent", n(next.total_spent))
             .expression_attribute_values(":next", n(next.version))
@@ -103,6 +113,8 @@ impl Store {
             member_id: entry.member_id.clone(),
             transaction_type: entry.transaction_type,
             amount: entry.amount,
+            purchased: Some(entry.purchased),
+            promotional: Some(entry.promotional),
             balance_after: entry.balance_after,
             payment_id: entry.payment_id.clone(),
             order_id: entry.order_id.clone(),

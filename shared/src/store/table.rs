@@ -58,6 +58,7 @@ pub const INDEX_PROJECTED_ATTRIBUTES: &[&str] = &[
     "product_name",
     "quantity",
     "points_cost",
+    "promotional_points",
     "pickup_expires_at",
     "shipping",
     "carrier",

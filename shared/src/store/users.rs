@@ -72,6 +72,12 @@ pub(crate) struct AccountRecord {
     pub entity: String,
     pub user_id: UserId,
     pub balance: i64,
+    /// Absent on accounts from before the two kinds of points: their whole balance was bought
+    /// (documented in docs/payments.md), so it reads as purchased until the next change writes both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchased: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotional: Option<i64>,
     pub total_earned: i64,
     pub total_spent: i64,
     /// Bumped by every balance change; a writer that read version v conditions on it, which makes
@@ -80,9 +86,22 @@ pub(crate) struct AccountRecord {
 }
 
 impl AccountRecord {
+    /// The account's promotional points (none on accounts from before the two kinds).
+    fn promotional_points(&self) -> i64 {
+        self.promotional.unwrap_or(0)
+    }
+
+    /// The account's purchased points (all of a balance from before the two kinds).
+    fn purchased_points(&self) -> i64 {
+        self.purchased
+            .unwrap_or(self.balance - self.promotional_points())
+    }
+
     pub(crate) fn snapshot(&self) -> super::AccountSnapshot {
         super::AccountSnapshot {
             balance: self.balance,
+            purchased: self.purchased_points(),
+            promotional: self.promotional_points(),
             total_earned: self.total_earned,
             total_spent: self.total_spent,
             version: self.version,
@@ -108,6 +127,8 @@ impl From<UserRecord> for User {
 impl From<AccountRecord> for PointAccount {
     fn from(r: AccountRecord) -> Self {
         PointAccount {
+            purchased: r.purchased_points(),
+            promotional: r.promotional_points(),
             user_id: r.user_id,
             balance: r.balance,
             total_earned: r.total_earned,
@@ -197,6 +218,8 @@ impl Store {
                     entity: "PointAccount".into(),
                     user_id: account.user_id.clone(),
                     balance: account.balance,
+                    purchased: Some(account.purchased),
+                    promotional: Some(account.promotional),
                     total_earned: account.total_earned,
                     total_spent: account.total_spent,
                     version: 0,

@@ -19,6 +19,7 @@ mod openapi;
 mod orders;
 mod payments;
 mod pickups;
+mod point_kinds;
 mod recharge;
 mod registration;
 mod restore;

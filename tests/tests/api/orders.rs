@@ -60,7 +60,7 @@ async fn a_member_redeems_points_for_a_gift_and_both_sides_see_the_order() {
 
     assert_eq!(
         points_of(&api, &amy).await,
-        json!({"balance": 640, "total_earned": 1000, "total_spent": 360})
+        json!({"balance": 640, "purchased": 640, "promotional": 0, "refundable_twd": 640, "total_earned": 1000, "total_spent": 360})
     );
     let after = product_of(&api, &shop, &id_of(&product)).await;
     assert_eq!(after["stock"], 7);
@@ -321,7 +321,7 @@ async fn cancelling_refunds_once_and_final_states_stay_final() {
 
     assert_eq!(
         points_of(&api, &amy).await,
-        json!({"balance": 900, "total_earned": 1000, "total_spent": 100})
+        json!({"balance": 900, "purchased": 900, "promotional": 0, "refundable_twd": 900, "total_earned": 1000, "total_spent": 100})
     );
     assert_eq!(product_of(&api, &shop, &id_of(&product)).await["stock"], 9);
     let refunds: Vec<Value> = api

@@ -43,7 +43,7 @@ async fn a_member_recharges_and_the_paid_notification_credits_the_account_and_le
     let (_, token, _) = api.signed_up("amy", "MEMBER").await;
     assert_eq!(
         balance(&api, &token).await,
-        json!({"balance": 0, "total_earned": 0, "total_spent": 0})
+        json!({"balance": 0, "purchased": 0, "promotional": 0, "refundable_twd": 0, "total_earned": 0, "total_spent": 0})
     );
 
     let checkout = api.start_recharge(&token, 500).await;
@@ -115,7 +115,7 @@ async fn a_member_recharges_and_the_paid_notification_credits_the_account_and_le
 
     assert_eq!(
         balance(&api, &token).await,
-        json!({"balance": 500, "total_earned": 500, "total_spent": 0})
+        json!({"balance": 500, "purchased": 500, "promotional": 0, "refundable_twd": 500, "total_earned": 500, "total_spent": 0})
     );
     let ledger = api.get("/api/members/transactions/", Some(&token)).await;
     ledger.assert_status(200);
@@ -291,7 +291,7 @@ async fn ten_identical_notifications_racing_credit_exactly_once() {
     }
     assert_eq!(
         balance(&api, &token).await,
-        json!({"balance": 1000, "total_earned": 1000, "total_spent": 0})
+        json!({"balance": 1000, "purchased": 1000, "promotional": 0, "refundable_twd": 1000, "total_earned": 1000, "total_spent": 0})
     );
     let rows = api
         .ctx
