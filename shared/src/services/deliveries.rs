@@ -230,7 +230,11 @@ impl OrderService<'_> {
                 .await?
             {
                 DeliveryStep::Done => {
-                    return Ok(OrderView::for_member(self.fresh_order(order_id).await?))
+                    // The write's condition held: the order as read, now completed.
+                    let mut completed = order;
+                    completed.status = OrderStatus::Completed;
+                    completed.updated_at = now;
+                    return Ok(OrderView::for_member(completed));
                 }
                 DeliveryStep::Contended => budget.lost().await?,
                 DeliveryStep::Refused => {

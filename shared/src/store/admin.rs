@@ -262,54 +262,39 @@ impl Store {
     /// Writes the directory keys onto users registered before the directory existed (a scan; run
     /// by the local host at start and by `local-api create-admin`). Returns how many it wrote.
     pub async fn backfill_user_directory(&self) -> Result<usize, AppError> {
+        let filter = Filter {
+            expression: "#entity = :user AND attribute_not_exists(#gsi1pk)",
+            names: vec![("#entity", "entity"), ("#gsi1pk", GSI1_PK)],
+            values: vec![(":user", s("User"))],
+        };
         let mut written = 0;
-        let mut start = None;
-        loop {
-            let page = self
+        for item in self.scan_every(Some(&filter)).await? {
+            let user = User::from(from_item::<UserRecord>(item)?);
+            let result = self
                 .client
-                .scan()
+                .update_item()
                 .table_name(&self.table)
-                .filter_expression("#entity = :user AND attribute_not_exists(#gsi1pk)")
-                .expression_attribute_names("#entity", "entity")
-                .expression_attribute_names("#gsi1pk", GSI1_PK)
-                .expression_attribute_values(":user", s("User"))
-                .set_exclusive_start_key(start)
+                .key(PK, s(user_pk(&user.id)))
+                .key(SK, s(USER_PROFILE_SK))
+                .update_expression("SET #g1pk = :g1pk, #g1sk = :g1sk, #g2pk = :g2pk, #g2sk = :g2sk")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#g1pk", GSI1_PK)
+                .expression_attribute_names("#g1sk", GSI1_SK)
+                .expression_attribute_names("#g2pk", GSI2_PK)
+                .expression_attribute_names("#g2sk", GSI2_SK)
+                .expression_attribute_values(":g1pk", s(USERS_BY_NAME_GSI))
+                .expression_attribute_values(":g1sk", s(canonical(&user.username)))
+                .expression_attribute_values(":g2pk", s(USERS_BY_EMAIL_GSI))
+                .expression_attribute_values(":g2sk", s(canonical(&user.email)))
                 .send()
-                .await
-                .map_err(|e| super::dynamo_failure("directory backfill", e.into_service_error()))?;
-            for item in page.items.unwrap_or_default() {
-                let user = User::from(from_item::<UserRecord>(item)?);
-                let result = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key(PK, s(user_pk(&user.id)))
-                    .key(SK, s(USER_PROFILE_SK))
-                    .update_expression(
-                        "SET #g1pk = :g1pk, #g1sk = :g1sk, #g2pk = :g2pk, #g2sk = :g2sk",
-                    )
-                    .condition_expression("attribute_exists(#pk)")
-                    .expression_attribute_names("#pk", PK)
-                    .expression_attribute_names("#g1pk", GSI1_PK)
-                    .expression_attribute_names("#g1sk", GSI1_SK)
-                    .expression_attribute_names("#g2pk", GSI2_PK)
-                    .expression_attribute_names("#g2sk", GSI2_SK)
-                    .expression_attribute_values(":g1pk", s(USERS_BY_NAME_GSI))
-                    .expression_attribute_values(":g1sk", s(canonical(&user.username)))
-                    .expression_attribute_values(":g2pk", s(USERS_BY_EMAIL_GSI))
-                    .expression_attribute_values(":g2sk", s(canonical(&user.email)))
-                    .send()
-                    .await;
-                match result.map_err(|e| e.into_service_error()) {
-                    Ok(_) => written += 1,
-                    Err(err) if err.is_conditional_check_failed_exception() => {}
-                    Err(err) => return Err(super::dynamo_failure("directory backfill", err)),
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(written),
+                .await;
+            match result.map_err(|e| e.into_service_error()) {
+                Ok(_) => written += 1,
+                Err(err) if err.is_conditional_check_failed_exception() => {}
+                Err(err) => return Err(super::dynamo_failure("directory backfill", err)),
             }
         }
+        Ok(written)
     }
 }

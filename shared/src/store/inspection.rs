@@ -36,7 +36,7 @@ impl Store {
     /// Copies every item of this table into `target`'s, as a point-in-time restore makes a new
     /// table with the same items: how the restore runbook is exercised locally (test support).
     pub async fn copy_every_item_to(&self, target: &Store) -> Result<usize, AppError> {
-        let items = self.every_item().await?;
+        let items = self.scan_every(None).await?;
         for item in &items {
             target
                 .client
@@ -54,7 +54,7 @@ impl Store {
     /// item without `password_hash`): one line per difference, empty when every index is exact.
     pub async fn index_copy_differences(&self) -> Result<Vec<String>, AppError> {
         let mut differences = Vec::new();
-        for item in self.every_item().await? {
+        for item in self.scan_every(None).await? {
             for index in table::table_definition().indexes {
                 let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
                     (item.get(index.partition_key), item.get(index.sort_key))
@@ -140,27 +140,5 @@ impl Store {
             .await
             .map_err(|err| dynamo_failure("overwrite", err.into_service_error()))?;
         Ok(())
-    }
-
-    /// Every item of the table, read consistently.
-    async fn every_item(&self) -> Result<Vec<Item>, AppError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|err| dynamo_failure("scan", err.into_service_error()))?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(items),
-            }
-        }
     }
 }

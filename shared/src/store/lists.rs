@@ -1,6 +1,7 @@
 //! Lists: one page of a query or a scan, bounded in what it examines, with a tamper-proof cursor.
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{cursor, dynamo_failure, from_item, s, table, Item, Store, EXAMINE_PER_PAGE_ITEM};
@@ -33,6 +34,18 @@ pub(crate) struct Filter {
 impl Filter {
     /// `request` with this filter and its placeholders.
     pub(crate) fn on_query(&self, mut request: QueryFluentBuilder) -> QueryFluentBuilder {
+        request = request.filter_expression(self.expression);
+        for (placeholder, name) in &self.names {
+            request = request.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in &self.values {
+            request = request.expression_attribute_values(*placeholder, value.clone());
+        }
+        request
+    }
+
+    /// `request` with this filter and its placeholders.
+    pub(crate) fn on_scan(&self, mut request: ScanFluentBuilder) -> ScanFluentBuilder {
         request = request.filter_expression(self.expression);
         for (placeholder, name) in &self.names {
             request = request.expression_attribute_names(*placeholder, *name);
@@ -194,12 +207,7 @@ impl Store {
                         .min(i32::MAX as usize) as i32,
                 )
                 .set_exclusive_start_key(start.take());
-            for (placeholder, name) in &filter.names {
-                request = request.expression_attribute_names(*placeholder, *name);
-            }
-            for (placeholder, value) in &filter.values {
-                request = request.expression_attribute_values(*placeholder, value.clone());
-            }
+            request = filter.on_scan(request);
             let output = request
                 .send()
                 .await
@@ -212,6 +220,36 @@ impl Store {
             }
         }
         self.finish_page(items, page.limit, &[table::PK, table::SK], start, scope)
+    }
+}
+
+impl Store {
+    /// Every item of the whole table that `filter` keeps (all of them without one), read
+    /// consistently: for the local host's one-off backfills and for test support, never for a
+    /// request.
+    pub(crate) async fn scan_every(&self, filter: Option<&Filter>) -> Result<Vec<Item>, AppError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            if let Some(filter) = filter {
+                request = filter.on_scan(request);
+            }
+            let page = request
+                .send()
+                .await
+                .map_err(|err| dynamo_failure("scan", err.into_service_error()))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
     }
 }
 

@@ -526,3 +526,26 @@ async fn a_packing_list_of_more_than_five_thousand_orders_comes_in_parts_that_jo
     assert_eq!(every.len(), total, "no order twice");
     assert_eq!(total, orders);
 }
+
+#[tokio::test]
+async fn twelve_addresses_saved_at_once_keep_exactly_ten() {
+    let api = TestApi::start().await;
+    let (_, mia) = api.member_with_points("mia", 100).await;
+    let saves = (0..12).map(|i| {
+        let (api, mia) = (api.clone(), mia.clone());
+        async move {
+            let mut body = address();
+            body["address"] = json!(format!("臺北市 {i} 號"));
+            api.post("/api/members/addresses/", body, Some(&mia)).await
+        }
+    });
+    let answers = futures::future::join_all(saves).await;
+    let saved = answers.iter().filter(|a| a.status == 201).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.status == 409 && a.error_code() == "too_many_addresses")
+        .count();
+    assert_eq!((saved, refused), (10, 2));
+    let listed = api.get("/api/members/addresses/", Some(&mia)).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 10);
+}

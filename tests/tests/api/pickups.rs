@@ -320,3 +320,34 @@ async fn a_pickup_nobody_collects_in_time_is_cancelled_with_its_points_and_stock
     assert_eq!(stock, 9);
     api.assert_points_invariants(&[member]).await;
 }
+
+#[tokio::test]
+async fn two_scheduled_runs_at_once_cancel_an_uncollected_pickup_once() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let (member, mia) = api.member_with_points("mia", 1_000).await;
+    let mug = api.create_product(&shop, "Mug", 100, 10).await;
+    for _ in 0..3 {
+        api.redeem(&mia, &id_of(&mug), 1).await.assert_status(201);
+    }
+    api.advance_clock(std::time::Duration::from_secs(31 * 24 * 3600));
+    let (a, b) = futures::join!(
+        fn_reconcile::run_fulfilment(&api.ctx),
+        fn_reconcile::run_fulfilment(&api.ctx)
+    );
+    let cancelled = a.unwrap().pickups.cancelled + b.unwrap().pickups.cancelled;
+    assert_eq!(cancelled, 3, "each order cancelled by exactly one run");
+    let again = fn_reconcile::run_fulfilment(&api.ctx).await.unwrap();
+    assert_eq!(again.pickups.cancelled + again.pickups.already_ended, 0);
+    let refunds = api
+        .ctx
+        .store
+        .all_ledger_rows(&shared::domain::UserId::parse(&member).unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.transaction_type == shared::domain::TransactionType::Refund)
+        .count();
+    assert_eq!(refunds, 3, "one refund per order, never two");
+    api.assert_points_invariants(&[member]).await;
+}
