@@ -117,6 +117,43 @@ impl Store {
         Ok(differences)
     }
 
+    /// Removes `attributes` from every item whose `pk` is `pk`, as an earlier version of the code
+    /// wrote them (before those attributes existed). Returns how many items it changed.
+    pub async fn forget_as_earlier_version(
+        &self,
+        pk: &str,
+        attributes: &[&str],
+    ) -> Result<usize, AppError> {
+        let mut changed = 0;
+        for item in self.scan_every(None).await? {
+            if item.get(table::PK) != Some(&AttributeValue::S(pk.into())) {
+                continue;
+            }
+            let Some(sk) = item.get(table::SK).cloned() else {
+                continue;
+            };
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(table::PK, AttributeValue::S(pk.into()))
+                .key(table::SK, sk);
+            let mut removes = Vec::new();
+            for (i, name) in attributes.iter().enumerate() {
+                let placeholder = format!("#a{i}");
+                update = update.expression_attribute_names(&placeholder, *name);
+                removes.push(placeholder);
+            }
+            update
+                .update_expression(format!("REMOVE {}", removes.join(", ")))
+                .send()
+                .await
+                .map_err(|err| dynamo_failure("forget", err.into_service_error()))?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
     /// Sets one string attribute of the item at `pk`/`sk`, as an earlier version of the code wrote
     /// it: how tests make data that predates a change of key shapes.
     pub async fn write_as_earlier_version(

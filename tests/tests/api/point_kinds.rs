@@ -145,3 +145,31 @@ async fn redemptions_cancellations_and_gifts_racing_keep_both_kinds_exact() {
     assert!(purchased >= 0 && promotional >= 0);
     api.assert_points_invariants(&[member]).await;
 }
+
+#[tokio::test]
+async fn a_balance_from_before_the_two_kinds_counts_as_purchased() {
+    let api = TestApi::start().await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let (member, mia) = api.member_with_points("mia", 500).await;
+    // The account and its ledger as the version before the two kinds wrote them.
+    let changed = api
+        .ctx
+        .store
+        .forget_as_earlier_version(&format!("USER#{member}"), &["purchased", "promotional"])
+        .await
+        .unwrap();
+    assert!(changed >= 2, "the account and its RECHARGE row");
+    let legacy = points(&api, &mia).await;
+    assert_eq!(kinds(&legacy), (500, 500, 0));
+    assert_eq!(legacy["refundable_twd"], 500);
+    let ledger = api.walk("/api/members/transactions/", 10, &mia).await;
+    assert_eq!(ledger[0]["purchased"], 500);
+    assert_eq!(ledger[0]["promotional"], 0);
+    // The next change writes both kinds; everything still adds up.
+    let mug = api.create_product(&shop, "Mug", 120, 5).await;
+    api.redeem(&mia, mug["id"].as_str().unwrap(), 1)
+        .await
+        .assert_status(201);
+    assert_eq!(kinds(&points(&api, &mia).await), (380, 380, 0));
+    api.assert_points_invariants(&[member]).await;
+}
