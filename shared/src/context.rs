@@ -103,6 +103,14 @@ impl AppContext {
         }
     }
 
+    pub fn refunds(&self) -> crate::services::refunds::RefundService<'_> {
+        crate::services::refunds::RefundService {
+            store: &self.store,
+            recharge: self.recharge(),
+            clock: &self.clock,
+        }
+    }
+
     pub fn admin(&self) -> crate::services::admin::AdminService<'_> {
         crate::services::admin::AdminService {
             store: &self.store,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 pub mod domain;
 pub mod ecpay;
+pub mod ecpay_credit;
 pub mod error;
 pub mod gateway;
 pub mod http;

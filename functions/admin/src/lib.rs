@@ -3,7 +3,9 @@
 //! the page itself is static HTML and script with no data in it.
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
-use shared::domain::{MerchantTradeNo, OrderStatus, PaymentStatus, ProductId, Role, UserId};
+use shared::domain::{
+    MerchantTradeNo, OrderStatus, PaymentStatus, ProductId, RefundId, Role, UserId,
+};
 use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, OperatorAccess};
 use shared::http::{
@@ -18,6 +20,7 @@ use shared::services::admin::{
 use shared::services::catalogue::MerchantProduct;
 use shared::services::orders::OrderView;
 use shared::services::points::LedgerEntry;
+use shared::services::refunds::{ManualRefundRequest, RefundDrawView, RefundView};
 use shared::store::UserSearch;
 use shared::{AppContext, AppError};
 
@@ -35,12 +38,16 @@ shared::api! {
             deactivate_product: OPERATOR,
             reinstate_product: OPERATOR,
             audit_log: OPERATOR,
+            list_refunds: OPERATOR,
+            retry_refund: OPERATOR,
+            close_refund: OPERATOR,
             console: PUBLIC,
         ],
         components(schemas(
             AdminUserView, Page<AdminUserView>, ActivationRequest, AdjustmentRequest, LedgerEntry,
             AdminPaymentView, Page<AdminPaymentView>, ReconcileAnswer, ReconcileResult, OrderView,
-            Page<OrderView>, MerchantProduct, AuditView, Page<AuditView>, ErrorResponse
+            Page<OrderView>, MerchantProduct, AuditView, Page<AuditView>, RefundView, RefundDrawView,
+            Page<RefundView>, ManualRefundRequest, ErrorResponse
         )),
         tags((name = "admin", description = "What operators do (role ADMIN)"))
     }
@@ -213,6 +220,68 @@ async fn adjust_points(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
         Adjustment::Made(entry) => json(StatusCode::CREATED, &entry),
         Adjustment::Replayed(body) => replayed_created(body),
     }
+}
+
+/// Every member's refund of purchased points, newest first.
+#[utoipa::path(
+    get, path = "/api/admin/refunds/", tag = "admin",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page", body = Page<RefundView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
+        OperatorAccess,
+    )
+)]
+async fn list_refunds(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
+    let page = page_request(req)?;
+    json(StatusCode::OK, &ctx.refunds().all_refunds(&page).await?)
+}
+
+/// Asks the scheduled job to work on an open refund at its next run (audited).
+#[utoipa::path(
+    post, path = "/api/admin/refunds/{id}/retry/", tag = "admin",
+    params(("id" = String, Path, description = "Refund id")),
+    responses(
+        (status = 200, description = "Due now", body = RefundView),
+        OperatorAccess,
+        (status = 404, description = "`refund_not_found`", body = ErrorResponse),
+        (status = 409, description = "`refund_not_open`: already refunded or failed", body = ErrorResponse),
+        Contended,
+    )
+)]
+async fn retry_refund(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", RefundId::parse, refund_not_found)?;
+    json(StatusCode::OK, &ctx.refunds().retry(&admin, &id).await?)
+}
+
+/// Closes an open refund as paid by a bank transfer made by hand, with its reference (audited).
+#[utoipa::path(
+    post, path = "/api/admin/refunds/{id}/close/", tag = "admin",
+    params(("id" = String, Path, description = "Refund id")),
+    request_body = ManualRefundRequest,
+    responses(
+        (status = 200, description = "Refunded by hand", body = RefundView),
+        (status = 400, description = "Malformed body or reference", body = ErrorResponse),
+        OperatorAccess,
+        (status = 404, description = "`refund_not_found`", body = ErrorResponse),
+        (status = 409, description = "`refund_not_open` (already refunded or failed), or `refund_in_flight` (a call to ECPay is not yet settled: retry first)", body = ErrorResponse),
+        JsonBody,
+        Contended,
+    )
+)]
+async fn close_refund(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", RefundId::parse, refund_not_found)?;
+    let request: ManualRefundRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.refunds().close_manually(&admin, &id, request).await?,
+    )
+}
+
+fn refund_not_found() -> AppError {
+    AppError::not_found("refund_not_found", "no such refund")
 }
 
 /// Payments still waiting for ECPay, longest waiting for a check first (never checked, or checked

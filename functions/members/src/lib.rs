@@ -16,6 +16,7 @@ use shared::services::deliveries::AddressView;
 use shared::services::orders::{OrderView, RedeemRequest, Redemption};
 use shared::services::points::{LedgerEntry, PointsBalance};
 use shared::services::recharge::{PaymentView, RechargeCheckout, RechargeRequest};
+use shared::services::refunds::{RefundDrawView, RefundRequest, RefundRequested, RefundView};
 use shared::AppContext;
 
 shared::api! {
@@ -26,6 +27,8 @@ shared::api! {
             view_product: MEMBER,
             points_balance: MEMBER,
             ledger: MEMBER,
+            request_refund: MEMBER,
+            list_refunds: MEMBER,
             recharge: MEMBER,
             list_payments: MEMBER,
             get_payment: MEMBER,
@@ -42,7 +45,8 @@ shared::api! {
         components(schemas(
             CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
             RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, RedeemRequest, OrderView,
-            Page<OrderView>, ShippingInput, AddressView, Page<AddressView>, ErrorResponse
+            Page<OrderView>, ShippingInput, AddressView, Page<AddressView>, RefundRequest, RefundView,
+            RefundDrawView, Page<RefundView>, ErrorResponse
         )),
         tags((name = "members", description = "What members do (role MEMBER)"))
     }
@@ -118,6 +122,56 @@ async fn ledger(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
     let member = call.user_id()?;
     let page = page_request(req)?;
     json(StatusCode::OK, &ctx.points().ledger(&member, &page).await?)
+}
+
+/// Refund unused purchased points to the card they were paid with. The points leave the balance at
+/// once (a REFUND ledger row); the NT$ owed (their value less `REFUND_FEE_PERCENT`, whole NT$ rounded
+/// down) goes back through ECPay by the scheduled job. Send an `Idempotency-Key` to make retries
+/// safe, as with orders.
+#[utoipa::path(
+    post, path = "/api/members/points/refunds/", tag = "members",
+    request_body = RefundRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–64 visible ASCII characters", min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$")),
+    responses(
+        (status = 201, description = "Requested (or the replay of the first answer to this Idempotency-Key)", body = RefundView),
+        (status = 400, description = "Malformed body, `points` invalid or worth less than NT$1 after the fee, or invalid Idempotency-Key", body = ErrorResponse),
+        MemberAccess,
+        (status = 409, description = "`insufficient_refundable_points`: more than the purchased points (in `fields.purchased`); nothing changed", body = ErrorResponse),
+        JsonBody,
+        (status = 422, description = "`idempotency_key_reused` with a different body", body = ErrorResponse),
+        Contended,
+    )
+)]
+async fn request_refund(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let key = idempotency_key(req)?;
+    match ctx
+        .refunds()
+        .request(&member, parse_json(req)?, key.as_deref())
+        .await?
+    {
+        RefundRequested::Made(refund) => json(StatusCode::CREATED, &refund),
+        RefundRequested::Replayed(body) => replayed_created(body),
+    }
+}
+
+/// My refunds, newest first, each with its state: `requested` → `processing` → `refunded` | `failed`.
+#[utoipa::path(
+    get, path = "/api/members/points/refunds/", tag = "members",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page", body = Page<RefundView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
+        MemberAccess,
+    )
+)]
+async fn list_refunds(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let page = page_request(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.refunds().refunds(&member, &page).await?,
+    )
 }
 
 /// Start buying points: a pending payment and the signed ECPay AioCheckOut form for it. Points are

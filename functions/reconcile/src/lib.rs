@@ -8,6 +8,7 @@
 
 use shared::services::deliveries::FulfilmentReport;
 use shared::services::recharge::ReconcileReport;
+use shared::services::refund_job::RefundReport;
 use shared::{AppContext, AppError};
 
 /// One reconciliation run, with its metrics emitted as one EMF line.
@@ -18,4 +19,9 @@ pub async fn run(ctx: &AppContext) -> Result<ReconcileReport, AppError> {
 /// One pass over the fulfilment work that is due, bounded per run (`FULFILMENT_BATCH`).
 pub async fn run_fulfilment(ctx: &AppContext) -> Result<FulfilmentReport, AppError> {
     shared::observe::in_job(&ctx.metrics, ctx.orders().fulfilment_due()).await
+}
+
+/// One pass over the refunds that are due: their NT$ back to the members' cards through ECPay.
+pub async fn run_refunds(ctx: &AppContext) -> Result<RefundReport, AppError> {
+    shared::observe::in_job(&ctx.metrics, ctx.refunds().process_due()).await
 }

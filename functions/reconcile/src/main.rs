@@ -15,11 +15,19 @@ async fn main() -> Result<(), Error> {
                 tracing::error!(error = %err, "pickup expiry failed");
                 Error::from(err.to_string())
             })?;
+            let refunds = fn_reconcile::run_refunds(ctx).await.map_err(|err| {
+                tracing::error!(error = %err, "refunds failed");
+                Error::from(err.to_string())
+            })?;
             let mut answer = serde_json::to_value(report).map_err(Error::from)?;
             if let Some(fields) = answer.as_object_mut() {
                 fields.insert(
                     "fulfilment".into(),
                     serde_json::to_value(pickups).map_err(Error::from)?,
+                );
+                fields.insert(
+                    "refunds".into(),
+                    serde_json::to_value(refunds).map_err(Error::from)?,
                 );
             }
             Ok::<_, Error>(answer)

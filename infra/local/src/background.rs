@@ -1,5 +1,5 @@
 //! What the host runs on timers, standing in for AWS: DynamoDB's TTL sweep, and the scheduled
-//! reconciliation and fulfilment work (`fn-reconcile`, run by EventBridge Scheduler on AWS).
+//! reconciliation, refund and fulfilment work (`fn-reconcile`, run by EventBridge Scheduler on AWS).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,15 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
             interval.tick().await;
             if let Err(err) = fn_reconcile::run(&api.ctx).await {
                 tracing::warn!(error = %err, "reconciliation run failed");
+            }
+            match fn_reconcile::run_refunds(&api.ctx).await {
+                Ok(report) if report.refunded + report.failed > 0 => tracing::info!(
+                    refunded = report.refunded,
+                    failed = report.failed,
+                    "refunds worked on"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "refund run failed"),
             }
         }
     });

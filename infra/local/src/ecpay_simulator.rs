@@ -39,7 +39,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 // The paths are the configuration's, so the links the API hands out and the pages served here
 // cannot drift apart.
 pub use shared::config::{
-    LOCAL_CHECKOUT_PATH as CHECKOUT_PATH, LOCAL_ECPAY_PREFIX as PREFIX,
+    LOCAL_CHECKOUT_PATH as CHECKOUT_PATH, LOCAL_CREDIT_QUERY_PATH as CREDIT_QUERY_PATH,
+    LOCAL_DO_ACTION_PATH as DO_ACTION_PATH, LOCAL_ECPAY_PREFIX as PREFIX,
     LOCAL_QUERY_PATH as QUERY_PATH,
 };
 
@@ -80,6 +81,9 @@ struct Order {
     notification: Option<BTreeMap<String, String>>,
     merchant_answer: Option<String>,
     deliveries: u32,
+    /// The card trade's `gwsr` once paid, and its installments (0: none).
+    gwsr: Option<u64>,
+    installments: u32,
 }
 
 #[derive(Default)]
@@ -98,6 +102,8 @@ pub struct EcpaySimulator {
     /// ECPay's own clock, which judges a query's `TimeStamp`: the host's (tests move it forward,
     /// and ECPay's time passes with theirs).
     clock: std::sync::RwLock<shared::clock::Clock>,
+    /// The card trades of paid orders: QueryTrade/V2 and DoAction (`ecpay_cards`).
+    pub cards: crate::ecpay_cards::CardBackOffice,
     me: Weak<EcpaySimulator>,
 }
 
@@ -108,6 +114,10 @@ fn poisoned() -> AppError {
 impl EcpaySimulator {
     pub fn new(credentials: Credentials, min_query_gap: Duration) -> Arc<Self> {
         Arc::new_cyclic(|me| EcpaySimulator {
+            cards: crate::ecpay_cards::CardBackOffice::new(
+                credentials.clone(),
+                shared::config::LOCAL_CREDIT_CHECK_CODE.to_string(),
+            ),
             credentials,
             orders: Mutex::new(HashMap::new()),
             queries: Mutex::new(QueryLimiter::default()),
@@ -142,6 +152,24 @@ impl EcpaySimulator {
                     .header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")
                     .body(Body::from(reply.body))
                     .map_err(AppError::internal)
+            }
+            ("POST", CREDIT_QUERY_PATH) | ("POST", DO_ACTION_PATH) => {
+                let form: Vec<(String, String)> = parse_form(req)?;
+                let reply = self.credit_api(req.uri().path(), &form);
+                Response::builder()
+                    .status(reply.status)
+                    .header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")
+                    .body(Body::from(reply.body))
+                    .map_err(AppError::internal)
+            }
+            ("POST", "/dev/ecpay/fail-next-action") => {
+                let message =
+                    Self::form_value(req, "RtnMsg")?.unwrap_or_else(|| "銀行拒絕退刷".to_string());
+                self.cards.fail_next_action(&message);
+                html(
+                    StatusCode::OK,
+                    page("ECPay simulator", "The next DoAction fails."),
+                )
             }
             ("POST", "/dev/ecpay/pay") => self.settle(req, true).await,
             ("POST", "/dev/ecpay/decline") => self.settle(req, false).await,
@@ -205,6 +233,8 @@ impl EcpaySimulator {
                     notification: None,
                     merchant_answer: None,
                     deliveries: 0,
+                    gwsr: None,
+                    installments: 0,
                 },
             );
         }
@@ -240,6 +270,9 @@ impl EcpaySimulator {
         let trade_no = Self::form_value(req, "MerchantTradeNo")?
             .ok_or_else(|| AppError::bad_request("missing_field", "MerchantTradeNo is required"))?;
         let notify = Self::form_value(req, "notify")?.as_deref() != Some("0");
+        let installments = Self::form_value(req, "installments")?
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or(0);
         let notification = {
             let mut orders = self.orders.lock().map_err(|_| poisoned())?;
             let order = orders.get_mut(&trade_no).ok_or_else(|| {
@@ -250,6 +283,13 @@ impl EcpaySimulator {
                 let now = self.now();
                 order.trade_no = ecpay_trade_no(now);
                 order.payment_date = ecpay::taipei_time(now);
+                if pay {
+                    let amount = order.form["TotalAmount"].parse::<i64>().unwrap_or(0);
+                    order.installments = installments;
+                    order.gwsr =
+                        self.cards
+                            .authorise(&trade_no, &order.trade_no, amount, installments, now);
+                }
                 order.notification = Some(self.notification_for(order, false));
             }
             order.notification.clone().unwrap_or_default()
@@ -381,27 +421,8 @@ impl EcpaySimulator {
 
     /// QueryTradeInfo V5: `(status, body)` as ECPay answers.
     pub fn query_trade_info(&self, form: &[(String, String)]) -> GatewayReply {
-        let now = Instant::now();
-        {
-            let Ok(mut limiter) = self.queries.lock() else {
-                return GatewayReply {
-                    status: 500,
-                    body: String::new(),
-                };
-            };
-            let too_soon = limiter
-                .last
-                .is_some_and(|last| now.duration_since(last) < self.min_query_gap);
-            limiter.last = Some(now);
-            if too_soon {
-                limiter.locked_until = Some(now + QUERY_LOCKOUT);
-            }
-            if limiter.locked_until.is_some_and(|until| now < until) {
-                return GatewayReply {
-                    status: 403,
-                    body: "<html><body>403 Forbidden</body></html>".into(),
-                };
-            }
+        if let Some(refusal) = self.pace_query() {
+            return refusal;
         }
         let get = |name: &str| {
             form.iter()
@@ -451,6 +472,13 @@ impl EcpaySimulator {
                     put("PaymentTypeChargeFee", "0");
                     put("TradeDate", &order.form["MerchantTradeDate"]);
                     put("TradeStatus", if paid { "1" } else { "0" });
+                    // A card trade's detail, as QueryTradeInfo gives it for credit payments: its
+                    // authorisation number (`gwsr`, QueryTrade/V2's CreditRefundId) and installments.
+                    if let (true, Some(gwsr)) = (paid, order.gwsr) {
+                        put("gwsr", &gwsr.to_string());
+                        put("stage", &order.installments.to_string());
+                        put("amount", &order.form["TotalAmount"]);
+                    }
                     put("ItemName", &order.form["ItemName"]);
                     for i in 1..=4 {
                         let key = format!("CustomField{i}");
@@ -475,6 +503,51 @@ impl EcpaySimulator {
                 .extend_pairs(answer.iter())
                 .finish(),
         }
+    }
+
+    /// ECPay's pacing of queries: one too soon after the previous gets 403, and so does every query
+    /// for 30 minutes after that.
+    fn pace_query(&self) -> Option<GatewayReply> {
+        let now = Instant::now();
+        let Ok(mut limiter) = self.queries.lock() else {
+            return Some(GatewayReply {
+                status: 500,
+                body: String::new(),
+            });
+        };
+        let too_soon = limiter
+            .last
+            .is_some_and(|last| now.duration_since(last) < self.min_query_gap);
+        limiter.last = Some(now);
+        if too_soon {
+            limiter.locked_until = Some(now + QUERY_LOCKOUT);
+        }
+        if limiter.locked_until.is_some_and(|until| now < until) {
+            return Some(GatewayReply {
+                status: 403,
+                body: "<html><body>403 Forbidden</body></html>".into(),
+            });
+        }
+        None
+    }
+
+    /// QueryTrade/V2 and DoAction, paced like every query for the first (ECPay answers queries too
+    /// fast with 403).
+    pub fn credit_api(&self, path: &str, form: &[(String, String)]) -> GatewayReply {
+        if path.ends_with(CREDIT_QUERY_PATH) {
+            if let Some(refusal) = self.pace_query() {
+                return refusal;
+            }
+            self.cards.query(form, self.now())
+        } else {
+            self.cards.do_action(form, self.now())
+        }
+    }
+
+    /// The notification ECPay made for a paid or declined order, to post as a test's own delivery.
+    pub fn notification_of(&self, merchant_trade_no: &str) -> Option<BTreeMap<String, String>> {
+        let orders = self.orders.lock().ok()?;
+        orders.get(merchant_trade_no)?.notification.clone()
     }
 
     fn result_page(
@@ -555,12 +628,15 @@ impl GatewayTransport for SimulatorTransport {
         form: &'a BTreeMap<String, String>,
     ) -> TransportFuture<'a> {
         Box::pin(async move {
-            if !url.ends_with(QUERY_PATH) {
-                return Err(format!("the simulator does not serve {url}"));
-            }
             let pairs: Vec<(String, String)> =
                 form.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            Ok(self.0.query_trade_info(&pairs))
+            if url.ends_with(QUERY_PATH) {
+                Ok(self.0.query_trade_info(&pairs))
+            } else if url.ends_with(CREDIT_QUERY_PATH) || url.ends_with(DO_ACTION_PATH) {
+                Ok(self.0.credit_api(url, &pairs))
+            } else {
+                Err(format!("the simulator does not serve {url}"))
+            }
         })
     }
 }

@@ -14,8 +14,8 @@ pub use env::EnvSource;
 pub use fulfilment::FulfilmentConfig;
 use payments::payments_from;
 pub use payments::{
-    EcpayEnvironment, PaymentsConfig, CALLBACK_PATH, LOCAL_CHECKOUT_PATH, LOCAL_ECPAY_PREFIX,
-    LOCAL_QUERY_PATH,
+    EcpayEnvironment, PaymentsConfig, CALLBACK_PATH, LOCAL_CHECKOUT_PATH, LOCAL_CREDIT_CHECK_CODE,
+    LOCAL_CREDIT_QUERY_PATH, LOCAL_DO_ACTION_PATH, LOCAL_ECPAY_PREFIX, LOCAL_QUERY_PATH,
 };
 
 pub const DEFAULT_TABLE_NAME: &str = "points-redemption";

@@ -19,6 +19,9 @@ const MAX_OPEN_RECHARGES: u32 = 5;
 const EVIDENCE_RETENTION_DAYS: u32 = crate::store::DEFAULT_EVIDENCE_RETENTION_DAYS as u32;
 /// What a refund of purchased points keeps, in percent of its value (0 unless set).
 const REFUND_FEE_PERCENT: u32 = 0;
+/// The 商家檢查碼 of ECPay's stage merchant in its SDK's QueryTrade/V2 example: what the local
+/// simulator expects unless `ECPAY_CREDIT_CHECK_CODE` is set.
+pub const LOCAL_CREDIT_CHECK_CODE: &str = "62861749";
 /// The most a refund may keep: the fee commonly held reasonable for prepaid vouchers.
 pub const REFUND_FEE_PERCENT_MAX: u32 = 3;
 
@@ -84,6 +87,9 @@ pub struct PaymentsConfig {
     pub evidence_retention_days: u32,
     /// What a refund of purchased points keeps, in percent (`REFUND_FEE_PERCENT`, 0; at most 3).
     pub refund_fee_percent: u32,
+    /// The merchant's 商家檢查碼 (`ECPAY_CREDIT_CHECK_CODE`; ECPay's vendor site, 信用卡收單 →
+    /// 信用卡授權資訊), which QueryTrade/V2 requires: without it refunds wait, `requested`.
+    pub credit_check_code: Option<String>,
 }
 
 impl PaymentsConfig {
@@ -109,6 +115,36 @@ impl PaymentsConfig {
                 .public_base_url
                 .as_ref()
                 .map(|base| format!("{base}{LOCAL_QUERY_PATH}")),
+        }
+    }
+
+    /// CreditDetail/QueryTrade/V2 of the configured environment (ECPay's stage has none: its
+    /// page says the stage cannot authorise real cards, so the URL is there but answers nothing).
+    pub fn credit_query_url(&self) -> Option<String> {
+        self.ecpay_url(
+            crate::ecpay_credit::STAGE_CREDIT_QUERY_URL,
+            crate::ecpay_credit::PRODUCTION_CREDIT_QUERY_URL,
+            LOCAL_CREDIT_QUERY_PATH,
+        )
+    }
+
+    /// CreditDetail/DoAction of the configured environment.
+    pub fn do_action_url(&self) -> Option<String> {
+        self.ecpay_url(
+            crate::ecpay_credit::STAGE_DO_ACTION_URL,
+            crate::ecpay_credit::PRODUCTION_DO_ACTION_URL,
+            LOCAL_DO_ACTION_PATH,
+        )
+    }
+
+    fn ecpay_url(&self, stage: &str, production: &str, local_path: &str) -> Option<String> {
+        match self.environment {
+            EcpayEnvironment::Stage => Some(stage.to_string()),
+            EcpayEnvironment::Production => Some(production.to_string()),
+            EcpayEnvironment::Local => self
+                .public_base_url
+                .as_ref()
+                .map(|base| format!("{base}{local_path}")),
         }
     }
 
@@ -142,6 +178,7 @@ impl PaymentsConfig {
             max_open_recharges: MAX_OPEN_RECHARGES,
             evidence_retention_days: EVIDENCE_RETENTION_DAYS,
             refund_fee_percent: REFUND_FEE_PERCENT,
+            credit_check_code: Some(LOCAL_CREDIT_CHECK_CODE.to_string()),
         }
     }
 }
@@ -149,6 +186,10 @@ impl PaymentsConfig {
 pub const CALLBACK_PATH: &str = "/api/payments/ecpay/callback/";
 /// The local simulator's QueryTradeInfo V5.
 pub const LOCAL_QUERY_PATH: &str = "/dev/ecpay/Cashier/QueryTradeInfo/V5";
+/// The local simulator's CreditDetail/QueryTrade/V2.
+pub const LOCAL_CREDIT_QUERY_PATH: &str = "/dev/ecpay/CreditDetail/QueryTrade/V2";
+/// The local simulator's CreditDetail/DoAction.
+pub const LOCAL_DO_ACTION_PATH: &str = "/dev/ecpay/CreditDetail/DoAction";
 /// Where the local host serves its ECPay simulator (only the local host does).
 pub const LOCAL_ECPAY_PREFIX: &str = "/dev/ecpay/";
 /// The local simulator's AioCheckOut V5.
@@ -197,6 +238,23 @@ pub(super) fn payments_from<F: Fn(&str) -> Option<String>>(
         evidence_retention_days: env
             .count_or("PAYMENT_EVIDENCE_RETENTION_DAYS", EVIDENCE_RETENTION_DAYS)?,
         refund_fee_percent: env.count_or("REFUND_FEE_PERCENT", REFUND_FEE_PERCENT)?,
+        credit_check_code: match env.get("ECPAY_CREDIT_CHECK_CODE") {
+            Some(code)
+                if !code.trim().is_empty() && code.trim().bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(code.trim().to_string())
+            }
+            Some(code) if !code.trim().is_empty() => {
+                return Err(ConfigError::Invalid {
+                    name: "ECPAY_CREDIT_CHECK_CODE",
+                    problem: "must be the digits ECPay issued".into(),
+                })
+            }
+            _ if environment == EcpayEnvironment::Local => {
+                Some(LOCAL_CREDIT_CHECK_CODE.to_string())
+            }
+            _ => None,
+        },
     };
     if payments.refund_fee_percent > REFUND_FEE_PERCENT_MAX {
         return Err(ConfigError::Invalid {

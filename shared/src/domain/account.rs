@@ -3,7 +3,8 @@ use serde::{Deserialize, Serialize};
 use std::num::NonZeroI64;
 
 use super::{
-    MerchantTradeNo, OrderId, PointTransaction, Points, Timestamp, TransactionType, UserId,
+    MerchantTradeNo, OrderId, PointTransaction, Points, RefundId, Timestamp, TransactionType,
+    UserId,
 };
 
 /// A member's points. Invariants: `balance == total_earned - total_spent ==
@@ -80,6 +81,17 @@ pub enum Movement<'a> {
         order: &'a OrderId,
         promotional: i64,
     },
+    /// Purchased points handed back for money (a refund to the card): only purchased points, so
+    /// `total_earned` goes down (they are un-bought).
+    CashRefund {
+        points: Points,
+        refund: &'a RefundId,
+    },
+    /// A failed refund's unpaid points back on the balance, as purchased points.
+    CashRefundReturned {
+        points: Points,
+        refund: &'a RefundId,
+    },
     /// An operator's correction, either way, always with a reason: upward it gives promotional
     /// points; downward it takes promotional points first, then purchased ones.
     Adjustment {
@@ -105,6 +117,9 @@ pub enum Refusal {
     /// The balance would go below zero.
     #[error("the balance is {balance}; this needs {needed}")]
     Overdraft { balance: i64, needed: i64 },
+    /// A refund asks for more than the purchased points.
+    #[error("{purchased} purchased points can be refunded; this needs {needed}")]
+    NotRefundable { purchased: i64, needed: i64 },
     /// Arithmetic past `i64` (an amount's sign is in its type).
     #[error("the amount is out of range")]
     OutOfRange,
@@ -151,6 +166,20 @@ impl AccountSnapshot {
                     (points - promotional, promotional),
                 )
             }
+            Movement::CashRefund { points, .. } => {
+                let points = points.get();
+                if points > self.purchased {
+                    return Err(Refusal::NotRefundable {
+                        purchased: self.purchased,
+                        needed: points,
+                    });
+                }
+                (TransactionType::Refund, -points, -points, 0, (-points, 0))
+            }
+            Movement::CashRefundReturned { points, .. } => {
+                let points = points.get();
+                (TransactionType::Refund, points, points, 0, (points, 0))
+            }
             Movement::Adjustment { delta, .. } => match delta.get() {
                 given if given > 0 => (TransactionType::Adjustment, given, given, 0, (0, given)),
                 taken => {
@@ -182,15 +211,25 @@ impl AccountSnapshot {
             total_spent: add(self.total_spent, spent)?,
             version: add(self.version, 1)?,
         };
-        let (payment_id, order_id, reason, adjusted_by) = match movement {
-            Movement::Recharge { payment, .. } => (Some(payment.as_str()), None, None, None),
+        let (mut payment_id, mut order_id, mut reason, mut adjusted_by, mut refund_id) =
+            (None, None, None, None, None);
+        match movement {
+            Movement::Recharge { payment, .. } => payment_id = Some(payment.as_str()),
             Movement::Spend { order, .. } | Movement::Refund { order, .. } => {
-                (None, Some(order.as_str()), None, None)
+                order_id = Some(order.as_str())
+            }
+            Movement::CashRefund { refund, .. } | Movement::CashRefundReturned { refund, .. } => {
+                refund_id = Some(refund.as_str())
             }
             Movement::Adjustment {
-                reason, operator, ..
-            } => (None, None, Some(reason), Some(operator.as_str())),
-        };
+                reason: why,
+                operator,
+                ..
+            } => {
+                reason = Some(why);
+                adjusted_by = Some(operator.as_str());
+            }
+        }
         Ok(BalanceChange {
             read: *self,
             next,
@@ -206,6 +245,7 @@ impl AccountSnapshot {
                 order_id: order_id.map(str::to_string),
                 reason: reason.map(str::to_string),
                 adjusted_by: adjusted_by.map(str::to_string),
+                refund_id: refund_id.map(str::to_string),
                 created_at: at,
             },
         })

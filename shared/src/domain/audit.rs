@@ -17,6 +17,10 @@ pub enum AuditAction {
     ProductDeactivated,
     /// An operator lifted their takedown (the product returns to sale if its merchant lists it).
     ProductReinstated,
+    /// An operator asked the job to work on a refund again now.
+    RefundRetried,
+    /// An operator closed a refund by recording a bank transfer made by hand.
+    RefundClosedManually,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -138,6 +138,11 @@ uuid_id!(
     AddressId,
     "an address id"
 );
+uuid_id!(
+    /// A member's refund of purchased points.
+    RefundId,
+    "a refund id"
+);
 
 /// The trade number a recharge is known by at ECPay (`MerchantTradeNo`), ours to choose.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -30,5 +30,8 @@ pub struct PointTransaction {
     /// ADJUSTMENT only: why, and which operator made it.
     pub reason: Option<String>,
     pub adjusted_by: Option<String>,
+    /// REFUND rows of a refund to the card (negative: points handed back for money; positive: a
+    /// failed refund's points returned). REFUND rows with `order_id` are cancelled orders'.
+    pub refund_id: Option<String>,
     pub created_at: Timestamp,
 }

@@ -9,6 +9,7 @@ pub mod order;
 pub mod payment;
 pub mod points;
 pub mod product;
+pub mod refund;
 pub mod shipping;
 pub mod stock;
 pub mod text;
@@ -16,7 +17,7 @@ pub mod user;
 
 pub use account::{AccountSnapshot, BalanceChange, Movement, PointAccount, Refusal};
 pub use audit::{AuditAction, AuditEntry};
-pub use ids::{AddressId, MerchantTradeNo, OrderId, ProductId, UserId};
+pub use ids::{AddressId, MerchantTradeNo, OrderId, ProductId, RefundId, UserId};
 pub use ledger::{PointTransaction, TransactionType};
 pub use order::{Order, OrderParty, OrderStatus, Shipment};
 pub use payment::{Payment, PaymentStatus, Settlement};

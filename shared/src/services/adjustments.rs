@@ -101,7 +101,7 @@ impl AdminService<'_> {
                                 "the member holds {balance} points; removing {} would go below zero",
                                 -amount
                             ),
-                            Refusal::OutOfRange => {
+                            Refusal::OutOfRange | Refusal::NotRefundable { .. } => {
                                 "the adjusted balance would be out of range".to_string()
                             }
                         },

@@ -37,6 +37,32 @@ impl RechargeService<'_> {
         &self,
         merchant_trade_no: &MerchantTradeNo,
     ) -> Result<ecpay::TradeInfo, QueryFailure> {
+        let url = self
+            .payments
+            .query_url()
+            .ok_or_else(|| QueryFailure::Unreachable("no QueryTradeInfo URL".into()))?;
+        let reply = self
+            .paced_query(&url, || {
+                ecpay::query_trade_info_form(
+                    merchant_trade_no,
+                    self.clock.now(),
+                    &self.payments.credentials,
+                )
+            })
+            .await?;
+        ecpay::verify_trade_info(&reply.body, merchant_trade_no, &self.payments.credentials)
+            .map_err(QueryFailure::Rejected)
+    }
+
+    /// POSTs the form `form` makes to one of ECPay's query APIs (QueryTradeInfo, QueryTrade/V2) in
+    /// its turn of the table-wide pacing, honouring and recording ECPay's 30-minute refusal after
+    /// a 403. `form` is built once the turn has come (a `TimeStamp` in it is then fresh). The
+    /// answer, HTTP 200, is the caller's to verify.
+    pub(crate) async fn paced_query(
+        &self,
+        url: &str,
+        form: impl FnOnce() -> std::collections::BTreeMap<String, String>,
+    ) -> Result<crate::gateway::GatewayReply, QueryFailure> {
         let now = self.clock.now();
         match self.store.gateway_cooldown().await {
             Ok(Some(until)) if until > now.timestamp() => {
@@ -45,29 +71,21 @@ impl RechargeService<'_> {
             Ok(_) => {}
             Err(err) => return Err(QueryFailure::Unreachable(err.to_string())),
         }
-        let url = self
-            .payments
-            .query_url()
-            .ok_or_else(|| QueryFailure::Unreachable("no QueryTradeInfo URL".into()))?;
         // `query_spacing` apart across every function and instance, whoever asks (reconciliation,
-        // an operator, a notification being confirmed): ECPay locks out a caller that queries
-        // too fast, and it sees all of ours as one.
+        // an operator, a notification being confirmed, a refund): ECPay locks out a caller that
+        // queries too fast, and it sees all of ours as one.
         self.wait_for_query_moment().await?;
-        let form = ecpay::query_trade_info_form(
-            merchant_trade_no,
-            self.clock.now(),
-            &self.payments.credentials,
-        );
+        let form = form();
         let reply = self
             .gateway
-            .post_form(&url, &form)
+            .post_form(url, &form)
             .await
             .map_err(QueryFailure::Unreachable)?;
         if reply.status == 403 {
             let until = now.timestamp() + QUERY_COOLDOWN_SECS;
             tracing::warn!(
                 until,
-                "ECPay answered QueryTradeInfo with 403: queries paused for 30 minutes"
+                "ECPay answered a query with 403: queries paused for 30 minutes"
             );
             if let Err(err) = self.store.set_gateway_cooldown(until).await {
                 tracing::warn!(error = %err, "could not record the query cool-down");
@@ -77,8 +95,7 @@ impl RechargeService<'_> {
         if reply.status != 200 {
             return Err(QueryFailure::Unreachable(format!("HTTP {}", reply.status)));
         }
-        ecpay::verify_trade_info(&reply.body, merchant_trade_no, &self.payments.credentials)
-            .map_err(QueryFailure::Rejected)
+        Ok(reply)
     }
 
     /// Takes this query's moment in the table-wide pacing and waits for it.

@@ -20,4 +20,6 @@ pub mod recharge;
 pub mod reconciliation;
 pub mod redeem_request;
 pub mod redemption;
+pub mod refund_job;
+pub mod refunds;
 pub(crate) mod retry;

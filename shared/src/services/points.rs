@@ -27,7 +27,7 @@ pub struct PointsBalance {
 pub struct LedgerEntry {
     pub id: String,
     pub transaction_type: TransactionType,
-    /// Signed: positive for RECHARGE and REFUND, negative for SPEND, either for ADJUSTMENT.
+    /// Signed: positive for RECHARGE, negative for SPEND, either for REFUND and ADJUSTMENT.
     pub amount: i64,
     /// Of `amount`, what moved of the purchased points and of the promotional points (signed).
     pub purchased: i64,
@@ -36,9 +36,13 @@ pub struct LedgerEntry {
     /// The payment's MerchantTradeNo, for RECHARGE rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<String>,
-    /// For SPEND and REFUND rows.
+    /// For SPEND rows, and REFUND rows of a cancelled order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// For REFUND rows of a refund to the card: negative when the points were handed in, positive
+    /// when a failed refund gave them back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
     /// For ADJUSTMENT rows: the operator's reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -56,6 +60,7 @@ impl From<PointTransaction> for LedgerEntry {
             balance_after: t.balance_after,
             payment_id: t.payment_id,
             order_id: t.order_id,
+            refund_id: t.refund_id,
             reason: t.reason,
             created_at: t.created_at,
         }

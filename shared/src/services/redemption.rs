@@ -189,7 +189,9 @@ pub(crate) fn decide(
                 "insufficient_points",
                 format!("this costs {cost} points; the balance is {balance}"),
             ),
-            Refusal::OutOfRange => AppError::internal("an order's cost out of range"),
+            Refusal::OutOfRange | Refusal::NotRefundable { .. } => {
+                AppError::internal("an order's cost out of range")
+            }
         })?;
     let order = Order {
         id: fresh.order_id,

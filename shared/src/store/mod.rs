@@ -28,6 +28,7 @@ mod product_flags;
 mod products;
 mod query_slot;
 mod recharges;
+mod refunds;
 mod rekey;
 mod shard_hints;
 mod spread_lists;
@@ -65,6 +66,7 @@ pub use product_edits::{ProductWrite, StockMove};
 pub use products::{ProductStock, ShardState};
 pub use query_slot::QuerySlot;
 pub use recharges::FirstOpening;
+pub use refunds::{RefundAlso, RefundRequestOutcome, RefundRequestReads, RefundSource, RefundStep};
 pub use tokens::{RotateOutcome, Successor};
 pub use users::RegisterOutcome;
 

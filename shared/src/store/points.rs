@@ -36,6 +36,8 @@ struct LedgerRecord {
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     adjusted_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refund_id: Option<String>,
     created_at: Timestamp,
 }
 
@@ -53,6 +55,7 @@ impl From<LedgerRecord> for PointTransaction {
             order_id: r.order_id,
             reason: r.reason,
             adjusted_by: r.adjusted_by,
+            refund_id: r.refund_id,
             created_at: r.created_at,
         }
     }
@@ -120,6 +123,7 @@ impl Store {
             order_id: entry.order_id.clone(),
             reason: entry.reason.clone(),
             adjusted_by: entry.adjusted_by.clone(),
+            refund_id: entry.refund_id.clone(),
             created_at: entry.created_at,
         };
         put_new(&self.table, to_item(&record)?)
