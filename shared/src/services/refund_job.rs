@@ -82,7 +82,9 @@ impl RefundService<'_> {
             return Ok(report);
         }
         let batch = self.recharge.payments.reconcile_batch.max(1);
-        for refund in self.store.refunds_due(now, batch).await? {
+        // Due at or before now (the queue's bound is exclusive).
+        let due_by = now + chrono::Duration::milliseconds(1);
+        for refund in self.store.refunds_due(due_by, batch).await? {
             match self.work_on(refund).await? {
                 Outcome::Refunded => report.refunded += 1,
                 Outcome::Failed => report.failed += 1,
@@ -121,8 +123,24 @@ impl RefundService<'_> {
             match step {
                 Ok(next) => refund = next,
                 Err(Halt::Moved) => return Ok(Outcome::Moved),
-                Err(Halt::Wait(message)) => return self.wait(refund, message).await,
-                Err(Halt::Refused(message)) => return self.fail(refund, message).await,
+                // A step may have moved the refund on (a draw begun) before it stopped: go on from
+                // the refund as stored.
+                Err(Halt::Wait(message)) => {
+                    let Some(current) =
+                        self.store.get_refund(&refund.member_id, &refund.id).await?
+                    else {
+                        return Ok(Outcome::Moved);
+                    };
+                    return self.wait(current, message).await;
+                }
+                Err(Halt::Refused(message)) => {
+                    let Some(current) =
+                        self.store.get_refund(&refund.member_id, &refund.id).await?
+                    else {
+                        return Ok(Outcome::Moved);
+                    };
+                    return self.fail(current, message).await;
+                }
             }
         }
         if refund.outstanding_twd() == 0 {

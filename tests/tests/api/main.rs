@@ -21,6 +21,7 @@ mod payments;
 mod pickups;
 mod point_kinds;
 mod recharge;
+mod refunds;
 mod registration;
 mod restore;
 mod slow_clients;
