@@ -85,7 +85,8 @@ impl RefundService<'_> {
         // Due at or before now (the queue's bound is exclusive).
         let due_by = now + chrono::Duration::milliseconds(1);
         for refund in self.store.refunds_due(due_by, batch).await? {
-            match self.work_on(refund).await? {
+            // Boxed: the steps' futures are large, and a scheduled run's stack is not.
+            match Box::pin(self.work_on(refund)).await? {
                 Outcome::Refunded => report.refunded += 1,
                 Outcome::Failed => report.failed += 1,
                 Outcome::Waiting => report.waiting += 1,
@@ -117,8 +118,8 @@ impl RefundService<'_> {
                 break;
             }
             let step = match refund.pending.clone() {
-                Some(pending) => self.settle_pending(&refund, pending).await,
-                None => self.begin_draw(&refund).await,
+                Some(pending) => Box::pin(self.settle_pending(&refund, pending)).await,
+                None => Box::pin(self.begin_draw(&refund)).await,
             };
             match step {
                 Ok(next) => refund = next,
@@ -211,7 +212,7 @@ impl RefundService<'_> {
                 match locked {
                     RefundStep::Done => {
                         let pending = next.pending.clone().ok_or(Halt::Moved)?;
-                        return self.settle_pending(&next, pending).await;
+                        return Box::pin(self.settle_pending(&next, pending)).await;
                     }
                     // The payment was taken by another refund, or the refund moved: read again.
                     RefundStep::Changed | RefundStep::Contended => {

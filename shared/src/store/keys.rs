@@ -191,6 +191,26 @@ pub fn address_sk(id: &str) -> String {
 pub const ADDRESS_SK_PREFIX: &str = "ADDRESS#";
 pub const ADDRESS_SLOTS_SK: &str = "ADDRESS_SLOTS";
 
+/// A member's refunds live in the member's partition, newest last (ids are UUIDv7).
+pub fn refund_sk(refund_id: &str) -> String {
+    format!("REFUND#{refund_id}")
+}
+pub const REFUND_SK_PREFIX: &str = "REFUND#";
+/// The refund request's Idempotency-Key, beside the redemption's under the same member and key.
+pub const REFUND_IDEMPOTENCY_SK: &str = "REFUND";
+/// gsi1: every refund, newest first, for operators.
+pub const REFUNDS_GSI: &str = "REFUNDS";
+/// gsi2: refunds with work due (requested or processing), by when, spread like the other queues.
+pub const REFUNDS_DUE_PARTITIONS: usize = 8;
+pub fn refunds_due_gsi(refund_id: &str) -> String {
+    format!("REFUNDS_DUE#{}", spread(refund_id, REFUNDS_DUE_PARTITIONS))
+}
+pub fn refunds_due_partitions() -> Vec<String> {
+    (0..REFUNDS_DUE_PARTITIONS)
+        .map(|i| format!("REFUNDS_DUE#{i}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,24 +235,4 @@ mod tests {
         assert!(catalogue_partitions().contains(&catalogue_gsi("01JABC")));
         assert!(merchant_orders_partitions("m").contains(&merchant_orders_gsi("m", "01JABC")));
     }
-}
-
-/// A member's refunds live in the member's partition, newest last (ids are UUIDv7).
-pub fn refund_sk(refund_id: &str) -> String {
-    format!("REFUND#{refund_id}")
-}
-pub const REFUND_SK_PREFIX: &str = "REFUND#";
-/// The refund request's Idempotency-Key, beside the redemption's under the same member and key.
-pub const REFUND_IDEMPOTENCY_SK: &str = "REFUND";
-/// gsi1: every refund, newest first, for operators.
-pub const REFUNDS_GSI: &str = "REFUNDS";
-/// gsi2: refunds with work due (requested or processing), by when, spread like the other queues.
-pub const REFUNDS_DUE_PARTITIONS: usize = 8;
-pub fn refunds_due_gsi(refund_id: &str) -> String {
-    format!("REFUNDS_DUE#{}", spread(refund_id, REFUNDS_DUE_PARTITIONS))
-}
-pub fn refunds_due_partitions() -> Vec<String> {
-    (0..REFUNDS_DUE_PARTITIONS)
-        .map(|i| format!("REFUNDS_DUE#{i}"))
-        .collect()
 }

@@ -640,6 +640,7 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
         .await
         .unwrap();
     assert_eq!(report.credited, 1, "{report:?}");
+    Box::pin(refund_journey(api, &token, &operator)).await;
     // Pickups: the QR code, a wrong code, and the job's pass over uncollected ones (one is due).
     api.get(
         &format!("/api/members/orders/{order}/pickup.svg"),
@@ -843,6 +844,54 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
             .await
             .unwrap();
     assert_eq!(redacted.deliveries.redacted, 4, "{redacted:?}");
+}
+
+/// The refunds part of the journey (its own future: the whole journey's would overflow the stack).
+async fn refund_journey(api: &std::sync::Arc<TestApi>, token: &str, operator: &str) {
+    use serde_json::json;
+    // Refunds: points handed back, the job returns one to the card; operators list, retry and
+    // close another by hand.
+    api.post(
+        "/api/members/points/refunds/",
+        json!({"points": 100}),
+        Some(token),
+    )
+    .await
+    .assert_status(201);
+    api.get("/api/members/points/refunds/", Some(token))
+        .await
+        .assert_status(200);
+    let refunded =
+        local_api::host::as_function("fn-reconcile", fn_reconcile::run_refunds(&api.ctx))
+            .await
+            .unwrap();
+    assert_eq!(refunded.refunded, 1, "{refunded:?}");
+    let by_hand = api
+        .post(
+            "/api/members/points/refunds/",
+            json!({"points": 50}),
+            Some(token),
+        )
+        .await;
+    by_hand.assert_status(201);
+    let by_hand = by_hand.body["id"].as_str().unwrap().to_string();
+    api.get("/api/admin/refunds/", Some(operator))
+        .await
+        .assert_status(200);
+    api.post(
+        &format!("/api/admin/refunds/{by_hand}/retry/"),
+        json!({}),
+        Some(operator),
+    )
+    .await
+    .assert_status(200);
+    api.post(
+        &format!("/api/admin/refunds/{by_hand}/close/"),
+        json!({"reference": "TRF-1"}),
+        Some(operator),
+    )
+    .await
+    .assert_status(200);
 }
 
 #[tokio::test]
