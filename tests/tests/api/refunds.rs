@@ -225,9 +225,8 @@ async fn bad_requests_change_nothing_and_a_repeated_key_replays() {
     ] {
         let answer = request_refund(&api, &mia, bad.clone(), None).await;
         answer.assert_status(400);
-        assert_eq!(
+        assert!(
             answer.body["error"]["fields"]["points"].is_string(),
-            true,
             "{bad}"
         );
     }
