@@ -90,6 +90,7 @@ impl AppContext {
         PointsService {
             store: &self.store,
             payments: &self.config.payments,
+            clock: &self.clock,
         }
     }
 

@@ -7,6 +7,7 @@
 //! the run's report, also logged.
 
 use shared::services::deliveries::FulfilmentReport;
+use shared::services::points::ExpiryReport;
 use shared::services::recharge::ReconcileReport;
 use shared::services::refund_job::RefundReport;
 use shared::{AppContext, AppError};
@@ -24,4 +25,9 @@ pub async fn run_fulfilment(ctx: &AppContext) -> Result<FulfilmentReport, AppErr
 /// One pass over the refunds that are due: their NT$ back to the members' cards through ECPay.
 pub async fn run_refunds(ctx: &AppContext) -> Result<RefundReport, AppError> {
     shared::observe::in_job(&ctx.metrics, ctx.refunds().process_due()).await
+}
+
+/// One pass over the gifts of promotional points whose end has come (`PROMOTIONAL_POINTS_EXPIRE_DAYS`).
+pub async fn run_expiry(ctx: &AppContext) -> Result<ExpiryReport, AppError> {
+    shared::observe::in_job(&ctx.metrics, ctx.points().expire_gifts()).await
 }

@@ -19,6 +19,10 @@ async fn main() -> Result<(), Error> {
                 tracing::error!(error = %err, "refunds failed");
                 Error::from(err.to_string())
             })?;
+            let expiry = fn_reconcile::run_expiry(ctx).await.map_err(|err| {
+                tracing::error!(error = %err, "promotional expiry failed");
+                Error::from(err.to_string())
+            })?;
             let mut answer = serde_json::to_value(report).map_err(Error::from)?;
             if let Some(fields) = answer.as_object_mut() {
                 fields.insert(
@@ -28,6 +32,10 @@ async fn main() -> Result<(), Error> {
                 fields.insert(
                     "refunds".into(),
                     serde_json::to_value(refunds).map_err(Error::from)?,
+                );
+                fields.insert(
+                    "expiry".into(),
+                    serde_json::to_value(expiry).map_err(Error::from)?,
                 );
             }
             Ok::<_, Error>(answer)

@@ -70,6 +70,15 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "refund run failed"),
             }
+            match fn_reconcile::run_expiry(&api.ctx).await {
+                Ok(report) if report.gifts > 0 => tracing::info!(
+                    gifts = report.gifts,
+                    points = report.points,
+                    "promotional points expired"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "expiry run failed"),
+            }
         }
     });
 }

@@ -90,6 +90,9 @@ pub struct PaymentsConfig {
     /// The merchant's 商家檢查碼 (`ECPAY_CREDIT_CHECK_CODE`; ECPay's vendor site, 信用卡收單 →
     /// 信用卡授權資訊), which QueryTrade/V2 requires: without it refunds wait, `requested`.
     pub credit_check_code: Option<String>,
+    /// Promotional points expire this many days after they were given
+    /// (`PROMOTIONAL_POINTS_EXPIRE_DAYS`; unset: never). Purchased points never expire.
+    pub promotional_expire_days: Option<u32>,
 }
 
 impl PaymentsConfig {
@@ -179,6 +182,7 @@ impl PaymentsConfig {
             evidence_retention_days: EVIDENCE_RETENTION_DAYS,
             refund_fee_percent: REFUND_FEE_PERCENT,
             credit_check_code: Some(LOCAL_CREDIT_CHECK_CODE.to_string()),
+            promotional_expire_days: None,
         }
     }
 }
@@ -253,6 +257,19 @@ pub(super) fn payments_from<F: Fn(&str) -> Option<String>>(
             _ if environment == EcpayEnvironment::Local => {
                 Some(LOCAL_CREDIT_CHECK_CODE.to_string())
             }
+            _ => None,
+        },
+        promotional_expire_days: match env.get("PROMOTIONAL_POINTS_EXPIRE_DAYS") {
+            Some(raw) if !raw.trim().is_empty() => Some(
+                raw.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|days| (1..=36_500).contains(days))
+                    .ok_or(ConfigError::Invalid {
+                        name: "PROMOTIONAL_POINTS_EXPIRE_DAYS",
+                        problem: format!("expected a number of days from 1 to 36500, got {raw:?}"),
+                    })?,
+            ),
             _ => None,
         },
     };

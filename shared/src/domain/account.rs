@@ -57,9 +57,22 @@ pub struct AccountSnapshot {
     pub purchased: i64,
     /// Of `balance`, the points given.
     pub promotional: i64,
+    /// Every promotional point ever given, a running total that never goes down: an expiring gift
+    /// remembers it, and what was given after the gift is what it tells apart (see
+    /// [`expiring_points`]).
+    pub promotional_granted: i64,
     pub total_earned: i64,
     pub total_spent: i64,
     pub version: i64,
+}
+
+/// What expires of a gift of `granted` promotional points when the account holds `promotional`
+/// and `granted_since` were given after the gift. Promotional points are spent first and, among
+/// them, the oldest first: whatever was given later is still held before any of this gift is, so
+/// the gift's unspent part is what the account holds beyond the later gifts, at most the gift.
+/// Purchased points never enter it.
+pub fn expiring_points(granted: i64, promotional: i64, granted_since: i64) -> i64 {
+    (promotional - granted_since.max(0)).clamp(0, granted.max(0))
 }
 
 /// Why points move, and what the movement is tied to. Every amount is positive by its type but an
@@ -92,6 +105,9 @@ pub enum Movement<'a> {
         points: Points,
         refund: &'a RefundId,
     },
+    /// Promotional points past `PROMOTIONAL_POINTS_EXPIRE_DAYS`: only promotional points, never
+    /// more than are held; `gift` says which gift (the reason on the ledger row).
+    Expiry { points: Points, gift: &'a str },
     /// An operator's correction, either way, always with a reason: upward it gives promotional
     /// points; downward it takes promotional points first, then purchased ones.
     Adjustment {
@@ -180,6 +196,10 @@ impl AccountSnapshot {
                 let points = points.get();
                 (TransactionType::Refund, points, points, 0, (points, 0))
             }
+            Movement::Expiry { points, .. } => {
+                let points = points.get().min(self.promotional.max(0));
+                (TransactionType::Expiry, -points, 0, points, (0, -points))
+            }
             Movement::Adjustment { delta, .. } => match delta.get() {
                 given if given > 0 => (TransactionType::Adjustment, given, given, 0, (0, given)),
                 taken => {
@@ -203,10 +223,15 @@ impl AccountSnapshot {
                 needed: -amount,
             });
         }
+        let given = match movement {
+            Movement::Adjustment { delta, .. } if delta.get() > 0 => delta.get(),
+            _ => 0,
+        };
         let next = AccountSnapshot {
             balance,
             purchased: next_purchased,
             promotional: next_promotional,
+            promotional_granted: add(self.promotional_granted, given)?,
             total_earned: add(self.total_earned, earned)?,
             total_spent: add(self.total_spent, spent)?,
             version: add(self.version, 1)?,
@@ -229,6 +254,7 @@ impl AccountSnapshot {
                 reason = Some(why);
                 adjusted_by = Some(operator.as_str());
             }
+            Movement::Expiry { gift, .. } => reason = Some(gift),
         }
         Ok(BalanceChange {
             read: *self,
@@ -273,6 +299,7 @@ mod tests {
             balance,
             purchased: balance,
             promotional: 0,
+            promotional_granted: 0,
             total_earned: balance + 40,
             total_spent: 40,
             version: 7,
@@ -440,6 +467,36 @@ mod tests {
         .unwrap();
         assert_eq!((taken.next.purchased, taken.next.promotional), (280, 0));
         assert_eq!((taken.entry.purchased, taken.entry.promotional), (-20, -50));
+    }
+
+    #[test]
+    fn expiry_takes_only_the_gifts_unspent_promotional_points_never_purchased_ones() {
+        // 100 given, then 50 given later; 120 promotional held (30 of the first gift spent).
+        assert_eq!(expiring_points(100, 120, 50), 70);
+        // Everything of the first gift spent: nothing of it expires.
+        assert_eq!(expiring_points(100, 40, 50), 0);
+        // Never more than the gift, whatever is held.
+        assert_eq!(expiring_points(100, 500, 0), 100);
+        let mut read = account(300);
+        read.promotional = 80;
+        read.balance = 380;
+        let gift = "row-1";
+        let expired = apply(
+            read,
+            Movement::Expiry {
+                points: points(100),
+                gift,
+            },
+        )
+        .unwrap();
+        // At most what is held, and never a purchased point.
+        assert_eq!((expired.next.purchased, expired.next.promotional), (300, 0));
+        assert_eq!(expired.entry.amount, -80);
+        assert_eq!(expired.entry.transaction_type, TransactionType::Expiry);
+        assert_eq!(
+            expired.next.balance,
+            expired.next.total_earned - expired.next.total_spent
+        );
     }
 
     #[test]

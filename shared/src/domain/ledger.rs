@@ -10,6 +10,8 @@ pub enum TransactionType {
     Refund,
     /// An operator's correction, positive or negative, always with a reason.
     Adjustment,
+    /// Promotional points past `PROMOTIONAL_POINTS_EXPIRE_DAYS` (negative; never purchased ones).
+    Expiry,
 }
 
 /// One row of a member's append-only points ledger. `amount` is signed: positive for RECHARGE and

@@ -12,7 +12,7 @@ use super::retry::RetryBudget;
 use crate::domain::audit::ADJUSTMENT_MAX;
 use crate::domain::{AuditAction, AuditEntry, Movement, Refusal, Role, UserId};
 use crate::error::{not_found, AppError, FieldCheck, FieldErrors};
-use crate::store::{AdjustOutcome, IdempotencyClaim};
+use crate::store::{AdjustOutcome, ExpiringGift, IdempotencyClaim};
 
 /// A correction of a member's balance.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -129,9 +129,20 @@ impl AdminService<'_> {
                 }),
                 None => None,
             };
+            // A gift with an end: queued to expire in the same transaction.
+            let expiry = match self.recharge.payments.promotional_expire_days {
+                Some(days) if amount.get() > 0 => Some(ExpiringGift {
+                    member_id: member_id.clone(),
+                    gift_id: change.entry.id.clone(),
+                    granted: amount.get(),
+                    granted_total: change.next.promotional_granted,
+                    expires_at: now + chrono::Duration::days(i64::from(days)),
+                }),
+                _ => None,
+            };
             match self
                 .store
-                .adjust_points(&change, &audit, claim.as_ref())
+                .adjust_points(&change, &audit, claim.as_ref(), expiry.as_ref())
                 .await?
             {
                 AdjustOutcome::Applied => return Ok(Adjustment::Made(view)),

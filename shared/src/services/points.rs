@@ -43,7 +43,7 @@ pub struct LedgerEntry {
     /// when a failed refund gave them back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
-    /// For ADJUSTMENT rows: the operator's reason.
+    /// For ADJUSTMENT rows: the operator's reason; for EXPIRY rows, which gift expired.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -70,6 +70,17 @@ impl From<PointTransaction> for LedgerEntry {
 pub struct PointsService<'a> {
     pub store: &'a Store,
     pub payments: &'a crate::config::PaymentsConfig,
+    /// What "now" is (see [`crate::clock`]).
+    pub clock: &'a crate::clock::Clock,
+}
+
+/// What one pass over expiring gifts did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExpiryReport {
+    /// Gifts that reached their end (some may have been spent already).
+    pub gifts: u32,
+    /// Promotional points taken off balances.
+    pub points: i64,
 }
 
 impl PointsService<'_> {
@@ -103,5 +114,62 @@ impl PointsService<'_> {
             .list_ledger(member_id, page)
             .await?
             .map(LedgerEntry::from))
+    }
+}
+
+impl PointsService<'_> {
+    /// Expires the gifts of promotional points whose end has come, soonest first, at most a batch
+    /// per run: of each, what is still held (promotional points are spent oldest first, so only
+    /// what the account holds beyond later gifts), as an EXPIRY ledger row in the transaction
+    /// that takes the gift off its queue. Purchased points are never touched.
+    pub async fn expire_gifts(&self) -> Result<ExpiryReport, AppError> {
+        let mut report = ExpiryReport::default();
+        let due_by = self.clock.now() + chrono::Duration::milliseconds(1);
+        let batch = self.payments.reconcile_batch.max(1);
+        for gift in self.store.gifts_expiring(due_by, batch).await? {
+            let mut budget = super::retry::RetryBudget::new();
+            loop {
+                let account = self
+                    .store
+                    .account_snapshot(&gift.member_id)
+                    .await?
+                    .ok_or_else(|| AppError::internal("member without a point account"))?;
+                let expiring = crate::domain::account::expiring_points(
+                    gift.granted,
+                    account.promotional,
+                    account.promotional_granted - gift.granted_total,
+                );
+                let reason = format!(
+                    "promotional points given by ledger row {} expired",
+                    gift.gift_id
+                );
+                let change = match crate::domain::Points::new(expiring) {
+                    Some(points) => Some(
+                        account
+                            .apply(
+                                &gift.member_id,
+                                crate::domain::Movement::Expiry {
+                                    points,
+                                    gift: &reason,
+                                },
+                                uuid::Uuid::now_v7().to_string(),
+                                self.clock.now(),
+                            )
+                            .map_err(|e| AppError::internal(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                match self.store.expire_gift(&gift, change.as_ref()).await? {
+                    crate::store::GiftExpiry::Done => {
+                        report.gifts += 1;
+                        report.points += change.map(|c| -c.entry.amount).unwrap_or(0);
+                        break;
+                    }
+                    crate::store::GiftExpiry::AccountChanged
+                    | crate::store::GiftExpiry::Contended => budget.lost().await?,
+                }
+            }
+        }
+        Ok(report)
     }
 }

@@ -42,6 +42,7 @@ fn account(balance: i64) -> Option<AccountSnapshot> {
         balance,
         purchased: balance,
         promotional: 0,
+        promotional_granted: 0,
         total_earned: balance,
         total_spent: 0,
         version: 1,

@@ -83,11 +83,13 @@ impl Store {
     /// 0. the account takes `change` (the ADJUSTMENT the domain worked out on the account as read,
     ///    which never goes below zero) — only if unchanged since that read;
     /// 1. the ADJUSTMENT ledger row; 2. the audit entry; 3. (optional) the Idempotency-Key.
+    /// 4. (optional, last) the gift's expiry, queued.
     pub async fn adjust_points(
         &self,
         change: &BalanceChange,
         audit: &AuditEntry,
         claim: Option<&IdempotencyClaim>,
+        expiry: Option<&super::ExpiringGift>,
     ) -> Result<AdjustOutcome, AppError> {
         let mut items = vec![
             self.account_change(&change.entry.member_id, change)?,
@@ -102,6 +104,10 @@ impl Store {
                 claim,
                 None,
             )?);
+        }
+        if let Some(gift) = expiry {
+            // Unconditional: its position never carries a cancellation reason to misread.
+            items.push(self.gift_expiry_put(gift)?);
         }
         use adjustment_item::*;
         match self.transact_once(items).await? {

@@ -211,6 +211,23 @@ pub fn refunds_due_partitions() -> Vec<String> {
         .collect()
 }
 
+/// A gift of promotional points due to expire: one item per gift, queued on gsi2 by when.
+pub fn gift_expiry_pk(member_id: &str, gift_id: &str) -> String {
+    format!("GIFT_EXPIRY#{member_id}#{gift_id}")
+}
+pub const GIFTS_EXPIRING_PARTITIONS: usize = 8;
+pub fn gifts_expiring_gsi(gift_id: &str) -> String {
+    format!(
+        "GIFTS_EXPIRING#{}",
+        spread(gift_id, GIFTS_EXPIRING_PARTITIONS)
+    )
+}
+pub fn gifts_expiring_partitions() -> Vec<String> {
+    (0..GIFTS_EXPIRING_PARTITIONS)
+        .map(|i| format!("GIFTS_EXPIRING#{i}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

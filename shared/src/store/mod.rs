@@ -9,6 +9,7 @@ pub mod cursor;
 mod deliveries;
 mod due;
 mod gateway_records;
+mod gift_expiry;
 mod guards;
 mod idempotency;
 #[cfg(any(test, feature = "test-support"))]
@@ -54,6 +55,7 @@ pub use credits::CreditAttempt;
 pub use deliveries::{DeliveryStep, Receipt};
 pub use due::DueWork;
 pub use gateway_records::{GatewayRecord, DEFAULT_EVIDENCE_RETENTION_DAYS};
+pub use gift_expiry::{ExpiringGift, GiftExpiry};
 pub use idempotency::{IdempotencyClaim, IdempotentOutcome};
 pub use job_lease::Lease;
 pub use login_limits::{LoginCounter, Reservation};

@@ -88,12 +88,14 @@ impl Store {
             .key(SK, s(ACCOUNT_SK))
             .update_expression(
                 "SET balance = :balance, purchased = :purchased, promotional = :promotional, \
-                 total_earned = :earned, total_spent = :spent, version = :next",
+                 promotional_granted = :granted, total_earned = :earned, total_spent = :spent, \
+                 version = :next",
             )
             .condition_expression("version = :read AND balance = :read_balance")
             .expression_attribute_values(":balance", n(next.balance))
             .expression_attribute_values(":purchased", n(next.purchased))
             .expression_attribute_values(":promotional", n(next.promotional))
+            .expression_attribute_values(":granted", n(next.promotional_granted))
             .expression_attribute_values(":earned", n(next.total_earned))
             .expression_attribute_values(":spent", n(next.total_spent))
             .expression_attribute_values(":next", n(next.version))

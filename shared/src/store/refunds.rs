@@ -554,7 +554,7 @@ fn refunded_condition(before: i64) -> (&'static str, i64) {
 }
 
 /// The table key of an item (every index copy carries it).
-fn item_key(item: &Item) -> Result<(String, String), AppError> {
+pub(super) fn item_key(item: &Item) -> Result<(String, String), AppError> {
     match (item.get(PK), item.get(SK)) {
         (
             Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)),

@@ -78,6 +78,9 @@ pub(crate) struct AccountRecord {
     pub purchased: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotional: Option<i64>,
+    /// Every promotional point ever given (absent before expiry existed: nothing was tracked).
+    #[serde(default)]
+    pub promotional_granted: i64,
     pub total_earned: i64,
     pub total_spent: i64,
     /// Bumped by every balance change; a writer that read version v conditions on it, which makes
@@ -102,6 +105,7 @@ impl AccountRecord {
             balance: self.balance,
             purchased: self.purchased_points(),
             promotional: self.promotional_points(),
+            promotional_granted: self.promotional_granted,
             total_earned: self.total_earned,
             total_spent: self.total_spent,
             version: self.version,
@@ -220,6 +224,7 @@ impl Store {
                     balance: account.balance,
                     purchased: Some(account.purchased),
                     promotional: Some(account.promotional),
+                    promotional_granted: 0,
                     total_earned: account.total_earned,
                     total_spent: account.total_spent,
                     version: 0,

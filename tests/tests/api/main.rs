@@ -10,6 +10,7 @@ mod admin;
 mod catalogue;
 mod deliveries;
 mod edges;
+mod expiry;
 mod indexes;
 mod keys;
 mod login_limits;

@@ -838,6 +838,11 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
             .unwrap();
     assert!(expired.pickups.cancelled >= 1, "{expired:?}");
     assert_eq!(expired.deliveries.completed, 1, "{expired:?}");
+    // The operator's gift above (30 days to expire, as configured) ends.
+    let gifts = local_api::host::as_function("fn-reconcile", fn_reconcile::run_expiry(&api.ctx))
+        .await
+        .unwrap();
+    assert_eq!(gifts.gifts, 1, "{gifts:?}");
     api.advance_clock(std::time::Duration::from_secs(181 * 24 * 3600));
     let redacted =
         local_api::host::as_function("fn-reconcile", fn_reconcile::run_fulfilment(&api.ctx))
@@ -899,6 +904,7 @@ async fn every_dynamodb_call_a_function_makes_is_allowed_by_its_role_and_no_gran
     let api = TestApi::start_with(|config| {
         config.payments.reconcile_after = std::time::Duration::ZERO;
         config.payments.query_spacing = std::time::Duration::from_millis(250);
+        config.payments.promotional_expire_days = Some(30);
     })
     .await;
     every_journey_once(&api).await;
