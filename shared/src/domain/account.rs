@@ -480,6 +480,7 @@ mod tests {
         let mut read = account(300);
         read.promotional = 80;
         read.balance = 380;
+        read.total_earned += 80;
         let gift = "row-1";
         let expired = apply(
             read,

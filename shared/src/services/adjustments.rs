@@ -6,13 +6,13 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::admin::{required_reason, AdminService};
-use super::idempotency::{check_idempotency_key, request_hash, same_request, IDEMPOTENCY_TTL_SECS};
+use super::idempotency::{check_idempotency_key, claim, request_hash, same_request};
 use super::points::LedgerEntry;
 use super::retry::RetryBudget;
 use crate::domain::audit::ADJUSTMENT_MAX;
 use crate::domain::{AuditAction, AuditEntry, Movement, Refusal, Role, UserId};
 use crate::error::{not_found, AppError, FieldCheck, FieldErrors};
-use crate::store::{AdjustOutcome, ExpiringGift, IdempotencyClaim};
+use crate::store::{AdjustOutcome, ExpiringGift};
 
 /// A correction of a member's balance.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -119,16 +119,9 @@ impl AdminService<'_> {
                 now,
             );
             let view = LedgerEntry::from(entry.clone());
-            let claim = match idempotency_key {
-                Some(key) => Some(IdempotencyClaim {
-                    key: key.to_string(),
-                    body_hash: body_hash.clone(),
-                    response: serde_json::to_string(&view).map_err(AppError::internal)?,
-                    expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
-                    claimed_at: now.timestamp(),
-                }),
-                None => None,
-            };
+            let claim = idempotency_key
+                .map(|key| claim(key, &body_hash, &view, now))
+                .transpose()?;
             // A gift with an end: queued to expire in the same transaction.
             let expiry = match self.recharge.payments.promotional_expire_days {
                 Some(days) if amount.get() > 0 => Some(ExpiringGift {

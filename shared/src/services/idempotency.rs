@@ -55,6 +55,23 @@ pub(crate) fn request_hash(canonical: &str) -> String {
         .collect()
 }
 
+/// The claim of `key` for a request hashed `body_hash` whose answer is `answer` (serialised as the
+/// replay), made at `now` and kept [`IDEMPOTENCY_TTL_SECS`].
+pub(crate) fn claim<T: serde::Serialize>(
+    key: &str,
+    body_hash: &str,
+    answer: &T,
+    now: crate::domain::Timestamp,
+) -> Result<crate::store::IdempotencyClaim, AppError> {
+    Ok(crate::store::IdempotencyClaim {
+        key: key.to_string(),
+        body_hash: body_hash.to_string(),
+        response: serde_json::to_string(answer).map_err(AppError::internal)?,
+        expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
+        claimed_at: now.timestamp(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! The redemption's request is in `redeem_request.rs`; its decision is unit-tested without the store
 //! in `redemption_tests.rs`.
 
-use super::idempotency::{check_idempotency_key, same_request, IDEMPOTENCY_TTL_SECS};
+use super::idempotency::{check_idempotency_key, same_request};
 use super::orders::{OrderService, OrderView};
 pub(crate) use super::redeem_request::Asked;
 pub use super::redeem_request::RedeemRequest;
@@ -400,15 +400,12 @@ impl OrderService<'_> {
 
 /// The Idempotency-Key's claim for `order`: the request's hash and the answer to replay.
 fn claim_for(key: &str, body_hash: &str, order: &Order) -> Result<IdempotencyClaim, AppError> {
-    let now = order.created_at;
-    Ok(IdempotencyClaim {
-        key: key.to_string(),
-        body_hash: body_hash.to_string(),
-        response: serde_json::to_string(&OrderView::for_member(order.clone()))
-            .map_err(AppError::internal)?,
-        expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
-        claimed_at: now.timestamp(),
-    })
+    super::idempotency::claim(
+        key,
+        body_hash,
+        &OrderView::for_member(order.clone()),
+        order.created_at,
+    )
 }
 
 /// The stored first outcome of an Idempotency-Key, if the request is the same one.

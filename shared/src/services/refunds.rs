@@ -6,14 +6,14 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::idempotency::{check_idempotency_key, request_hash, same_request, IDEMPOTENCY_TTL_SECS};
+use super::idempotency::{check_idempotency_key, claim, request_hash, same_request};
 use super::recharge::RechargeService;
 use super::retry::RetryBudget;
 use crate::domain::refund::{self, Refund, RefundDraw, RefundState};
 use crate::domain::{AuditAction, AuditEntry, Movement, Points, RefundId, Refusal, UserId};
 use crate::error::{AppError, FieldCheck, FieldErrors};
 use crate::pagination::{Page, PageRequest};
-use crate::store::{IdempotencyClaim, RefundAlso, RefundRequestOutcome, RefundStep, Store};
+use crate::store::{RefundAlso, RefundRequestOutcome, RefundStep, Store};
 
 /// The most points one refund may ask for (as an adjustment's bound).
 const REFUND_POINTS_MAX: i64 = 10_000_000;
@@ -216,16 +216,9 @@ impl RefundService<'_> {
                 version: 1,
             };
             let view = RefundView::from(refund.clone());
-            let claim = match idempotency_key {
-                Some(key) => Some(IdempotencyClaim {
-                    key: key.to_string(),
-                    body_hash: body_hash.clone(),
-                    response: serde_json::to_string(&view).map_err(AppError::internal)?,
-                    expires_at: now.timestamp() + IDEMPOTENCY_TTL_SECS,
-                    claimed_at: now.timestamp(),
-                }),
-                None => None,
-            };
+            let claim = idempotency_key
+                .map(|key| claim(key, &body_hash, &view, now))
+                .transpose()?;
             match self
                 .store
                 .request_refund(&change, &refund, claim.as_ref())
