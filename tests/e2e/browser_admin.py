@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """An operator runs the platform from the admin console in a real browser (headless Chromium over
 WebDriver): signs in, finds a member, disables them, adjusts their points with a reason, reconciles a
-payment whose ECPay notification was lost, and reads the audit log. Every effect is checked through
-the API, and a screenshot of the console is decoded (plain PNG, no imaging library) to check that
-each key part is on screen and drawn: the header bar in its colour, and non-blank pixels inside the
-users, adjustment, payments and audit panels.
+payment whose ECPay notification was lost, closes a member's refund as paid by bank transfer, and
+reads the audit log. Every effect is checked through the API, and a screenshot of the console is
+decoded (plain PNG, no imaging library) to check that each key part is on screen and drawn: the
+header bar in its colour, and non-blank pixels inside the users, adjustment, payments, refunds and
+audit panels.
 
 The operator is made by `local-api create-admin` before the host starts, as a newcomer would.
 
@@ -109,6 +110,14 @@ def main() -> int:
         assert post_form(host, "/dev/ecpay/Cashier/AioCheckOut/V5", checkout["fields"]) == 200
         trade_no = checkout["merchant_trade_no"]
         assert post_form(host, "/dev/ecpay/pay", {"MerchantTradeNo": trade_no, "notify": "0"}) == 200
+        # Another member buys points (ECPay's notification arrives) and asks for 300 of them back.
+        refunder = host.sign_up("ned_member", "MEMBER")
+        status, checkout = host.call("POST", "/api/members/points/recharge/", {"amount": 300}, refunder)
+        assert status == 201, (status, checkout)
+        assert post_form(host, "/dev/ecpay/Cashier/AioCheckOut/V5", checkout["fields"]) == 200
+        assert post_form(host, "/dev/ecpay/pay", {"MerchantTradeNo": checkout["merchant_trade_no"]}) == 200
+        status, refund = host.call("POST", "/api/members/points/refunds/", {"points": 300}, refunder)
+        assert status == 201 and refund["state"] == "requested", (status, refund)
 
         browser = WebDriver(chromedriver, chromium)
         try:
@@ -161,13 +170,22 @@ def main() -> int:
             click_in(browser, f'#payments tr[data-trade-no="{trade_no}"]', "button")
             wait_for(browser, "#message", f"{trade_no}: credited (paid)")
 
-            # The audit log shows all three, newest first.
+            # The refund waits for the scheduled job; the operator pays it by bank transfer instead.
+            browser.click("#load-refunds")
+            click_in(browser, f'#refunds tr[data-refund="{refund["id"]}"]', "button")
+            wait_for(browser, "#message", f"refund {refund['id']} is due now")
+            browser.command("POST", f"/element/{browser.find('#refund-reference')}/value", {"text": "TRF-0042"})
+            click_in(browser, f'#refunds tr[data-refund="{refund["id"]}"]', "button:nth-of-type(2)")
+            wait_for(browser, "#message", "300 TWD by hand")
+            browser.find(f'#refunds tr[data-refund="{refund["id"]}"][data-state="refunded"]')
+
+            # The audit log shows them all, newest first.
             browser.click("#load-audit")
-            for action in ["payment_reconciled", "points_adjusted", "user_disabled", "admin_created"]:
+            for action in ["refund_closed_manually", "refund_retried", "payment_reconciled", "points_adjusted", "user_disabled", "admin_created"]:
                 browser.find(f'#audit tr[data-action="{action}"]')
             shot = shots / "admin-console.png"
             browser.screenshot(shot)
-            check_screenshot(browser, shot, ["#users-section", "#adjust-section", "#payments-section", "#audit-section", "#message"])
+            check_screenshot(browser, shot, ["#users-section", "#adjust-section", "#payments-section", "#refunds-section", "#audit-section", "#message"])
 
             # The API's docs page renders under its own CSP (Swagger UI from its own files only).
             browser.open(host.base + "/api/docs/")
@@ -181,8 +199,11 @@ def main() -> int:
         assert found["items"][0]["is_active"] is False, found
         status, log = host.call("GET", "/api/admin/audit/", None, operator)
         actions = [entry["action"] for entry in log["items"]]
-        assert actions[:3] == ["payment_reconciled", "points_adjusted", "user_disabled"], actions
-        assert log["items"][1]["reason"] == "goodwill: parcel lost", log["items"][1]
+        assert actions[:5] == ["refund_closed_manually", "refund_retried", "payment_reconciled", "points_adjusted", "user_disabled"], actions
+        assert log["items"][0]["reason"] == "TRF-0042", log["items"][0]
+        assert log["items"][3]["reason"] == "goodwill: parcel lost", log["items"][3]
+        status, refunds = host.call("GET", "/api/members/points/refunds/", None, host.log_in("ned_member"))
+        assert refunds["items"][0]["state"] == "refunded" and refunds["items"][0]["manual_reference"] == "TRF-0042", refunds
         # Enabled again through the API, the member signs in anew and holds both credits, once.
         status, _ = host.call("POST", f"/api/admin/users/{member_id}/enable/", {"reason": "cleared"}, operator)
         assert status == 200
