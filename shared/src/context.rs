@@ -126,6 +126,16 @@ impl AppContext {
             store: &self.store,
             clock: &self.clock,
             fulfilment: &self.config.fulfilment,
+            settlements: self.settlements(),
+        }
+    }
+
+    pub fn settlements(&self) -> crate::services::settlements::SettlementService<'_> {
+        crate::services::settlements::SettlementService {
+            store: &self.store,
+            config: &self.config.settlement,
+            points_per_twd: self.config.payments.points_per_twd,
+            clock: &self.clock,
         }
     }
 

@@ -254,6 +254,14 @@ pub mod not_found {
     pub fn address() -> AppError {
         AppError::not_found("address_not_found", "no such address of mine")
     }
+
+    pub fn merchant() -> AppError {
+        AppError::not_found("merchant_not_found", "no such merchant")
+    }
+
+    pub fn statement() -> AppError {
+        AppError::not_found("statement_not_found", "no such statement")
+    }
 }
 
 mod fields;

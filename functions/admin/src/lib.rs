@@ -4,7 +4,7 @@
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{
-    MerchantTradeNo, OrderStatus, PaymentStatus, ProductId, RefundId, Role, UserId,
+    MerchantTradeNo, OrderId, OrderStatus, PaymentStatus, ProductId, RefundId, Role, UserId,
 };
 use shared::error::not_found;
 use shared::http::openapi::{Contended, JsonBody, OperatorAccess};
@@ -21,6 +21,11 @@ use shared::services::catalogue::MerchantProduct;
 use shared::services::orders::OrderView;
 use shared::services::points::LedgerEntry;
 use shared::services::refunds::{ManualRefundRequest, RefundDrawView, RefundView};
+use shared::services::settlements::{
+    parse_statement_id, AdminStatementView, CancelCompletedRequest, CloseReport, CloseRequest,
+    CommissionRequest, CommissionView, LineView, PaidRequest, PayoutAccountView, StatementView,
+};
+use shared::store::StatementState;
 use shared::store::UserSearch;
 use shared::{AppContext, AppError};
 
@@ -41,13 +46,23 @@ shared::api! {
             list_refunds: OPERATOR,
             retry_refund: OPERATOR,
             close_refund: OPERATOR,
+            set_commission: OPERATOR,
+            cancel_completed_order: OPERATOR,
+            close_settlements: OPERATOR,
+            list_settlements: OPERATOR,
+            get_settlement: OPERATOR,
+            export_settlement: OPERATOR,
+            settlement_paid: OPERATOR,
+            settlement_failed: OPERATOR,
             console: PUBLIC,
         ],
         components(schemas(
             AdminUserView, Page<AdminUserView>, ActivationRequest, AdjustmentRequest, LedgerEntry,
             AdminPaymentView, Page<AdminPaymentView>, ReconcileAnswer, ReconcileResult, OrderView,
             Page<OrderView>, MerchantProduct, AuditView, Page<AuditView>, RefundView, RefundDrawView,
-            Page<RefundView>, ManualRefundRequest, ErrorResponse
+            Page<RefundView>, ManualRefundRequest, CommissionRequest, CommissionView,
+            CancelCompletedRequest, CloseRequest, CloseReport, StatementView, Page<StatementView>,
+            AdminStatementView, LineView, PaidRequest, PayoutAccountView, ErrorResponse
         )),
         tags((name = "admin", description = "What operators do (role ADMIN)"))
     }
@@ -277,6 +292,189 @@ async fn close_refund(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
     json(
         StatusCode::OK,
         &ctx.refunds().close_manually(&admin, &id, request).await?,
+    )
+}
+
+/// Sets a merchant's commission (0–50 percent of each sale), audited. Lines already written keep
+/// the rate they were written with.
+#[utoipa::path(
+    put, path = "/api/admin/merchants/{id}/commission/", tag = "admin",
+    params(("id" = String, Path, description = "Merchant id")),
+    request_body = CommissionRequest,
+    responses(
+        (status = 200, description = "The merchant's commission", body = CommissionView),
+        (status = 400, description = "Malformed body, percent or reason", body = ErrorResponse),
+        OperatorAccess,
+        (status = 404, description = "`merchant_not_found`", body = ErrorResponse),
+        JsonBody,
+        Contended,
+    )
+)]
+async fn set_commission(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", UserId::parse, not_found::merchant)?;
+    let request: CommissionRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements()
+            .set_commission(&admin, &id, request)
+            .await?,
+    )
+}
+
+/// Cancels a completed order: the member gets its points back, nothing returns to stock, and a
+/// reversal line (the sale's amounts negated) is owed back by the merchant. Audited.
+#[utoipa::path(
+    post, path = "/api/admin/orders/{id}/cancel/", tag = "admin",
+    params(("id" = String, Path, description = "Order id")),
+    request_body = CancelCompletedRequest,
+    responses(
+        (status = 200, description = "Cancelled", body = OrderView),
+        (status = 400, description = "Malformed body or reason", body = ErrorResponse),
+        OperatorAccess,
+        (status = 404, description = "`order_not_found`", body = ErrorResponse),
+        (status = 409, description = "`order_not_completed`", body = ErrorResponse),
+        JsonBody,
+        Contended,
+    )
+)]
+async fn cancel_completed_order(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", OrderId::parse, not_found::order)?;
+    let request: CancelCompletedRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements()
+            .cancel_completed(&admin, &id, request)
+            .await?,
+    )
+}
+
+/// Closes a period now: for every merchant, the lines available by the end of `period_end`
+/// (Taipei) and in no statement go into the period's statement. Closing it again, even at the same
+/// time, adds to the same statement, never a second one.
+#[utoipa::path(
+    post, path = "/api/admin/settlements/close/", tag = "admin",
+    request_body = CloseRequest,
+    responses(
+        (status = 200, description = "The statements that got lines", body = CloseReport),
+        (status = 400, description = "Malformed body or date", body = ErrorResponse),
+        OperatorAccess,
+        JsonBody,
+        Contended,
+    )
+)]
+async fn close_settlements(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
+    let request: CloseRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements().close_period(request).await?,
+    )
+}
+
+/// Statements in one state (`issued` unless asked), newest period first.
+#[utoipa::path(
+    get, path = "/api/admin/settlements/", tag = "admin",
+    params(PageParams, ("state" = Option<StatementState>, Query, description = "issued (default), paid or failed")),
+    responses(
+        (status = 200, description = "One page", body = Page<StatementView>),
+        (status = 400, description = "Invalid limit, cursor or state", body = ErrorResponse),
+        OperatorAccess,
+    )
+)]
+async fn list_settlements(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
+    let page = page_request(req)?;
+    let state = match query_param(req, "state").as_deref() {
+        None | Some("issued") => StatementState::Issued,
+        Some("paid") => StatementState::Paid,
+        Some("failed") => StatementState::Failed,
+        Some(_) => return Err(invalid_query("state", "must be issued, paid or failed")),
+    };
+    json(
+        StatusCode::OK,
+        &ctx.settlements().statements_in(state, &page).await?,
+    )
+}
+
+/// One statement with its lines and the merchant's payout account in full.
+#[utoipa::path(
+    get, path = "/api/admin/settlements/{id}/", tag = "admin",
+    params(("id" = String, Path, description = "Statement id")),
+    responses(
+        (status = 200, description = "The statement", body = AdminStatementView),
+        OperatorAccess,
+        (status = 404, description = "`statement_not_found`", body = ErrorResponse),
+    )
+)]
+async fn get_settlement(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let id = call.parse("id", parse_statement_id, not_found::statement)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements().admin_statement(&id).await?,
+    )
+}
+
+/// A statement as CSV (UTF-8 with BOM): `statement_id,period,order_number,completed_at,points,
+/// gross_twd,commission_twd,net_twd,line_type`, times in Taipei.
+#[utoipa::path(
+    get, path = "/api/admin/settlements/{id}/export.csv", tag = "admin",
+    params(("id" = String, Path, description = "Statement id")),
+    responses(
+        (status = 200, description = "One row per line", content_type = "text/csv"),
+        OperatorAccess,
+        (status = 404, description = "`statement_not_found`", body = ErrorResponse),
+    )
+)]
+async fn export_settlement(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let id = call.parse("id", parse_statement_id, not_found::statement)?;
+    let csv = ctx.settlements().export_csv(&id, None).await?;
+    shared::http::csv_download(&format!("statement-{id}.csv"), csv, "export.csv", None)
+}
+
+/// Records an issued statement's bank transfer: `paid`, with the reference shown on it. Audited.
+#[utoipa::path(
+    post, path = "/api/admin/settlements/{id}/paid/", tag = "admin",
+    params(("id" = String, Path, description = "Statement id")),
+    request_body = PaidRequest,
+    responses(
+        (status = 200, description = "Paid", body = StatementView),
+        (status = 400, description = "Malformed body or reference", body = ErrorResponse),
+        OperatorAccess,
+        (status = 404, description = "`statement_not_found`", body = ErrorResponse),
+        (status = 409, description = "`statement_not_issued`", body = ErrorResponse),
+        JsonBody,
+        Contended,
+    )
+)]
+async fn settlement_paid(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", parse_statement_id, not_found::statement)?;
+    let request: PaidRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements().mark_paid(&admin, &id, request).await?,
+    )
+}
+
+/// Records an issued statement's transfer as failed: its lines go back to the merchant's open
+/// lines and into the next period's statement. Audited.
+#[utoipa::path(
+    post, path = "/api/admin/settlements/{id}/failed/", tag = "admin",
+    params(("id" = String, Path, description = "Statement id")),
+    responses(
+        (status = 200, description = "Failed; its lines are open again", body = StatementView),
+        OperatorAccess,
+        (status = 404, description = "`statement_not_found`", body = ErrorResponse),
+        (status = 409, description = "`statement_not_issued` (paid)", body = ErrorResponse),
+        Contended,
+    )
+)]
+async fn settlement_failed(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let id = call.parse("id", parse_statement_id, not_found::statement)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements().mark_failed(&admin, &id).await?,
     )
 }
 

@@ -14,6 +14,9 @@ use shared::services::catalogue::{CreateProductRequest, MerchantProduct, UpdateP
 use shared::services::deliveries::ShipRequest;
 use shared::services::orders::OrderView;
 use shared::services::pickups::RedeemCodeRequest;
+use shared::services::settlements::{
+    parse_statement_id, LineView, PayoutAccountRequest, PayoutAccountView, StatementView,
+};
 use shared::AppContext;
 
 shared::api! {
@@ -32,10 +35,16 @@ shared::api! {
             ship_order: MERCHANT,
             complete_order: MERCHANT,
             cancel_order: MERCHANT,
+            list_settlements: MERCHANT,
+            get_settlement: MERCHANT,
+            export_settlement: MERCHANT,
+            get_payout_account: MERCHANT,
+            set_payout_account: MERCHANT,
         ],
         components(schemas(
             CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, OrderView,
-            Page<OrderView>, RedeemCodeRequest, ShipRequest, ErrorResponse
+            Page<OrderView>, RedeemCodeRequest, ShipRequest, StatementView, Page<StatementView>,
+            LineView, PayoutAccountRequest, PayoutAccountView, ErrorResponse
         )),
         tags((name = "merchants", description = "A merchant's products and the orders on them (role MERCHANT)"))
     }
@@ -224,6 +233,108 @@ async fn export_orders(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
         (query, cursor)
     });
     csv_download("packing-list.csv", list.csv, "export.csv", next)
+}
+
+/// My statements, newest period first, each with its totals (`gross_twd`, `commission_twd`,
+/// `net_twd`, the sums of its lines).
+#[utoipa::path(
+    get, path = "/api/merchants/settlements/", tag = "merchants",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page", body = Page<StatementView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
+        MerchantAccess,
+    )
+)]
+async fn list_settlements(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let page = page_request(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements()
+            .merchant_statements(&merchant, &page)
+            .await?,
+    )
+}
+
+/// One of my statements with its lines (another merchant's is 404).
+#[utoipa::path(
+    get, path = "/api/merchants/settlements/{id}/", tag = "merchants",
+    params(("id" = String, Path, description = "Statement id")),
+    responses(
+        (status = 200, description = "The statement", body = StatementView),
+        MerchantAccess,
+        (status = 404, description = "`statement_not_found`", body = ErrorResponse),
+    )
+)]
+async fn get_settlement(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", parse_statement_id, not_found::statement)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements()
+            .statement_view(&id, Some(&merchant))
+            .await?,
+    )
+}
+
+/// One of my statements as CSV for my accountant (UTF-8 with BOM): `statement_id,period,
+/// order_number,completed_at,points,gross_twd,commission_twd,net_twd,line_type`, times in Taipei.
+#[utoipa::path(
+    get, path = "/api/merchants/settlements/{id}/export.csv", tag = "merchants",
+    params(("id" = String, Path, description = "Statement id")),
+    responses(
+        (status = 200, description = "One row per line", content_type = "text/csv"),
+        MerchantAccess,
+        (status = 404, description = "`statement_not_found`", body = ErrorResponse),
+    )
+)]
+async fn export_settlement(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let id = call.parse("id", parse_statement_id, not_found::statement)?;
+    let csv = ctx.settlements().export_csv(&id, Some(&merchant)).await?;
+    csv_download(&format!("statement-{id}.csv"), csv, "export.csv", None)
+}
+
+/// Where I am paid, the account number masked but its last 4 digits.
+#[utoipa::path(
+    get, path = "/api/merchants/payout-account/", tag = "merchants",
+    responses(
+        (status = 200, description = "My payout account", body = PayoutAccountView),
+        MerchantAccess,
+        (status = 404, description = "`payout_account_not_found`: none kept yet", body = ErrorResponse),
+    )
+)]
+async fn get_payout_account(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements().payout_account(&merchant).await?,
+    )
+}
+
+/// Keep my payout account: bank code (3 digits), account number (10–16 digits), holder name. Each
+/// change is audited; the answer is masked.
+#[utoipa::path(
+    put, path = "/api/merchants/payout-account/", tag = "merchants",
+    request_body = PayoutAccountRequest,
+    responses(
+        (status = 200, description = "Kept", body = PayoutAccountView),
+        (status = 400, description = "Malformed body or invalid fields (each named)", body = ErrorResponse),
+        MerchantAccess,
+        JsonBody,
+        Contended,
+    )
+)]
+async fn set_payout_account(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let merchant = call.user_id()?;
+    let request: PayoutAccountRequest = parse_json(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.settlements()
+            .set_payout_account(&merchant, request)
+            .await?,
+    )
 }
 
 /// Ship a delivery: pending → shipped, with the carrier and tracking number its member sees. It

@@ -10,6 +10,7 @@ use shared::services::deliveries::FulfilmentReport;
 use shared::services::points::ExpiryReport;
 use shared::services::recharge::ReconcileReport;
 use shared::services::refund_job::RefundReport;
+use shared::services::settlements::CloseReport;
 use shared::{AppContext, AppError};
 
 /// One reconciliation run, with its metrics emitted as one EMF line.
@@ -30,4 +31,10 @@ pub async fn run_refunds(ctx: &AppContext) -> Result<RefundReport, AppError> {
 /// One pass over the gifts of promotional points whose end has come (`PROMOTIONAL_POINTS_EXPIRE_DAYS`).
 pub async fn run_expiry(ctx: &AppContext) -> Result<ExpiryReport, AppError> {
     shared::observe::in_job(&ctx.metrics, ctx.points().expire_gifts()).await
+}
+
+/// The month-end close: the first run after a month ends (Taipei) makes every merchant's statement
+/// of its available lines.
+pub async fn run_settlements(ctx: &AppContext) -> Result<CloseReport, AppError> {
+    shared::observe::in_job(&ctx.metrics, ctx.settlements().close_last_month()).await
 }

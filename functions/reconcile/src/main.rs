@@ -23,6 +23,10 @@ async fn main() -> Result<(), Error> {
                 tracing::error!(error = %err, "promotional expiry failed");
                 Error::from(err.to_string())
             })?;
+            let statements = fn_reconcile::run_settlements(ctx).await.map_err(|err| {
+                tracing::error!(error = %err, "month-end settlement failed");
+                Error::from(err.to_string())
+            })?;
             let mut answer = serde_json::to_value(report).map_err(Error::from)?;
             if let Some(fields) = answer.as_object_mut() {
                 fields.insert(
@@ -36,6 +40,10 @@ async fn main() -> Result<(), Error> {
                 fields.insert(
                     "expiry".into(),
                     serde_json::to_value(expiry).map_err(Error::from)?,
+                );
+                fields.insert(
+                    "settlements".into(),
+                    serde_json::to_value(statements).map_err(Error::from)?,
                 );
             }
             Ok::<_, Error>(answer)

@@ -79,6 +79,14 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "expiry run failed"),
             }
+            match fn_reconcile::run_settlements(&api.ctx).await {
+                Ok(report) if !report.statements.is_empty() => tracing::info!(
+                    statements = report.statements.len(),
+                    "month-end statements made"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "month-end settlement failed"),
+            }
         }
     });
 }

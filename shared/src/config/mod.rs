@@ -9,6 +9,7 @@ use secrecy::SecretSlice;
 mod env;
 pub mod fulfilment;
 mod payments;
+pub mod settlement;
 
 pub use env::EnvSource;
 pub use fulfilment::FulfilmentConfig;
@@ -17,6 +18,7 @@ pub use payments::{
     EcpayEnvironment, PaymentsConfig, CALLBACK_PATH, LOCAL_CHECKOUT_PATH, LOCAL_CREDIT_CHECK_CODE,
     LOCAL_CREDIT_QUERY_PATH, LOCAL_DO_ACTION_PATH, LOCAL_ECPAY_PREFIX, LOCAL_QUERY_PATH,
 };
+pub use settlement::SettlementConfig;
 
 pub const DEFAULT_TABLE_NAME: &str = "points-redemption";
 pub const DEFAULT_REGION: &str = "ap-northeast-1";
@@ -64,6 +66,8 @@ pub struct Config {
     pub password_cost: crate::auth::password::PasswordCost,
     pub payments: PaymentsConfig,
     pub fulfilment: FulfilmentConfig,
+    /// Commission and the hold before a sale is owed.
+    pub settlement: SettlementConfig,
 }
 
 /// The number of cores this process may use (at least one).
@@ -197,6 +201,7 @@ impl Config {
             password_cost: crate::auth::password::PasswordCost::PRODUCTION,
             payments: payments_from(env, &defaults)?,
             fulfilment: fulfilment::fulfilment_from(env)?,
+            settlement: settlement::settlement_from(env)?,
         })
     }
 
@@ -221,6 +226,7 @@ impl Config {
             password_cost: crate::auth::password::PasswordCost::PRODUCTION,
             payments: PaymentsConfig::local("http://127.0.0.1:3000"),
             fulfilment: FulfilmentConfig::defaults(),
+            settlement: SettlementConfig::defaults(),
         }
     }
 }

@@ -21,6 +21,16 @@ pub enum AuditAction {
     RefundRetried,
     /// An operator closed a refund by recording a bank transfer made by hand.
     RefundClosedManually,
+    /// An operator set a merchant's commission.
+    CommissionSet,
+    /// An operator cancelled a completed order (the member refunded, a reversal line written).
+    CompletedOrderCancelled,
+    /// An operator recorded a statement's bank transfer.
+    StatementPaid,
+    /// An operator recorded a statement's transfer as failed (its lines go to the next period).
+    StatementFailed,
+    /// A merchant changed their payout account.
+    PayoutAccountChanged,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

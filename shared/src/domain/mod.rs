@@ -10,6 +10,7 @@ pub mod payment;
 pub mod points;
 pub mod product;
 pub mod refund;
+pub mod settlement;
 pub mod shipping;
 pub mod stock;
 pub mod text;

@@ -224,9 +224,11 @@ impl OrderService<'_> {
             }
             let now = self.clock.now();
             let redact_at = self.fulfilment.address_redacted(now);
+            let commission = self.settlements.commission_of(&order.merchant_id).await?;
+            let line = self.settlements.sale_line(&order, now, commission);
             match self
                 .store
-                .complete_delivery(&order, Receipt::Confirmed(member), now, redact_at)
+                .complete_delivery(&order, Receipt::Confirmed(member), now, redact_at, &line)
                 .await?
             {
                 DeliveryStep::Done => {
@@ -281,9 +283,11 @@ impl OrderService<'_> {
             match order {
                 Some(order) if order.status == OrderStatus::Shipped => {
                     let redact_at = self.fulfilment.address_redacted(now);
+                    let commission = self.settlements.commission_of(&order.merchant_id).await?;
+                    let line = self.settlements.sale_line(&order, now, commission);
                     match self
                         .store
-                        .complete_delivery(&order, Receipt::AutoCompleted, now, redact_at)
+                        .complete_delivery(&order, Receipt::AutoCompleted, now, redact_at, &line)
                         .await?
                     {
                         DeliveryStep::Done => work.completed += 1,

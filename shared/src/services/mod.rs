@@ -23,3 +23,4 @@ pub mod redemption;
 pub mod refund_job;
 pub mod refunds;
 pub(crate) mod retry;
+pub mod settlements;

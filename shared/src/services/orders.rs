@@ -93,6 +93,8 @@ pub struct OrderService<'a> {
     /// What "now" is (see [`crate::clock`]).
     pub clock: &'a crate::clock::Clock,
     pub fulfilment: &'a crate::config::FulfilmentConfig,
+    /// The line a completed order writes.
+    pub settlements: super::settlements::SettlementService<'a>,
 }
 
 impl OrderService<'_> {
@@ -273,10 +275,15 @@ impl OrderService<'_> {
         code: Option<&str>,
     ) -> Result<CompleteOutcome, AppError> {
         let mut budget = RetryBudget::new();
+        // The rate the line is written with (lines keep it when the rate changes later).
+        let commission = self.settlements.commission_of(merchant_id).await?;
         loop {
+            let now = self.clock.now();
+            let line =
+                |order: &crate::domain::Order| self.settlements.sale_line(order, now, commission);
             match self
                 .store
-                .complete_order(order_id, merchant_id, code, self.clock.now())
+                .complete_order(order_id, merchant_id, code, now, &line)
                 .await?
             {
                 CompleteOutcome::Contended => {

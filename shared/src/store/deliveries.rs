@@ -86,12 +86,15 @@ impl Store {
 
     /// shipped → completed, by its member or by the job once `completes_by` (the order's
     /// auto-completion time) has passed; queues the address's redaction at `redact_at`.
+    ///
+    /// The order's settlement line rides in the same transaction, only if it has none yet.
     pub async fn complete_delivery(
         &self,
         order: &Order,
         receipt: Receipt<'_>,
         now: Timestamp,
         redact_at: Timestamp,
+        line: &crate::domain::settlement::SettlementLine,
     ) -> Result<DeliveryStep, AppError> {
         let mut complete = Update::builder()
             .table_name(&self.table)
@@ -119,6 +122,7 @@ impl Store {
                 .build(),
             self.due_delete(DueWork::DeliveryCompletes, &order.id)?,
             self.due_put(DueWork::AddressRedacted, &order.id, redact_at)?,
+            self.line_put(line)?,
         ];
         step(self.transact_once(items).await?)
     }

@@ -228,6 +228,36 @@ pub fn gifts_expiring_partitions() -> Vec<String> {
         .collect()
 }
 
+/// A settlement line: one item per order and type (`SALE`, `REVERSAL`).
+pub fn settlement_line_pk(order_id: &str) -> String {
+    format!("SETTLEMENT#{order_id}")
+}
+/// gsi2: a merchant's lines in no statement yet, by when they become available.
+pub fn open_lines_gsi(merchant_id: &str) -> String {
+    format!("OPEN_LINES#{merchant_id}")
+}
+/// gsi1: a statement's lines.
+pub fn statement_lines_gsi(statement_id: &str) -> String {
+    format!("STATEMENT_LINES#{statement_id}")
+}
+pub fn statement_pk(statement_id: &str) -> String {
+    format!("STATEMENT#{statement_id}")
+}
+pub const STATEMENT_SK: &str = "STATEMENT";
+/// gsi1: a merchant's statements, newest period first.
+pub fn merchant_statements_gsi(merchant_id: &str) -> String {
+    format!("MERCHANT_STATEMENTS#{merchant_id}")
+}
+/// gsi2: every statement in one state (operators).
+pub fn statements_by_state_gsi(state: &str) -> String {
+    format!("STATEMENTS#{state}")
+}
+/// A merchant's own commission (an operator's override) and payout account, in the user's partition.
+pub const COMMISSION_SK: &str = "COMMISSION";
+pub const PAYOUT_ACCOUNT_SK: &str = "PAYOUT_ACCOUNT";
+/// The periods the month-end run has closed (sort key: the period's last day).
+pub const CLOSED_PERIODS_PK: &str = "SETTLEMENT_PERIODS";
+
 #[cfg(test)]
 mod tests {
     use super::*;

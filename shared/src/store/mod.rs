@@ -31,6 +31,7 @@ mod query_slot;
 mod recharges;
 mod refunds;
 mod rekey;
+mod settlements;
 mod shard_hints;
 mod spread_lists;
 pub mod table;
@@ -69,6 +70,9 @@ pub use products::{ProductStock, ShardState};
 pub use query_slot::QuerySlot;
 pub use recharges::FirstOpening;
 pub use refunds::{RefundAlso, RefundRequestOutcome, RefundRequestReads, RefundSource, RefundStep};
+pub use settlements::{
+    statement_id, AddLines, CompletedCancel, PayoutAccount, Statement, StatementState,
+};
 pub use tokens::{RotateOutcome, Successor};
 pub use users::RegisterOutcome;
 

@@ -1,16 +1,14 @@
 //! An order after it is placed: read by its parties (lists of a member's, a merchant's, or every
 //! order for operators), cancelled with its refund and restock in one transaction, or completed.
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use super::keys::*;
 use super::orders::OrderRecord;
 use super::spread_lists::SpreadQuery;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
-use super::{from_item, n, page_of, s, timestamp, Filter, ListQuery, Store, TransactionAttempt};
+use super::{n, page_of, s, timestamp, Filter, ListQuery, Store, TransactionAttempt};
+use crate::domain::settlement::SettlementLine;
 use crate::domain::{
     BalanceChange, Fulfilment, Order, OrderId, OrderParty, OrderStatus, Timestamp, UserId,
 };
@@ -280,14 +278,23 @@ impl Store {
 
     /// pending → completed, by the order's merchant only: with the order's pickup code when it has
     /// one (`code`), and without one only when it has none (deliveries; pickups placed before
-    /// codes). Both are in the write's condition, so no read decides it.
+    /// codes). Both are in the write's condition, so no read decides it. The order's settlement
+    /// line (`line`, worked out on the order as read) is written in the same transaction, only if
+    /// the order has none yet.
     pub async fn complete_order(
         &self,
         order_id: &OrderId,
         merchant_id: &UserId,
         code: Option<&str>,
         now: Timestamp,
+        line: &(dyn Fn(&Order) -> SettlementLine + Sync),
     ) -> Result<CompleteOutcome, AppError> {
+        let Some(order) = self.get_order(order_id).await? else {
+            return Ok(CompleteOutcome::NotFound);
+        };
+        if !order.belongs_to(OrderParty::Merchant(merchant_id)) {
+            return Ok(CompleteOutcome::NotFound);
+        }
         let (code_condition, code_value) = match code {
             Some(code) => ("pickup_code = :code", Some(code)),
             // Directly: only a pickup placed before codes existed (deliveries complete on receipt).
@@ -297,9 +304,7 @@ impl Store {
                 None,
             ),
         };
-        let result = self
-            .client
-            .update_item()
+        let complete = Update::builder()
             .table_name(&self.table)
             .key(PK, s(order_pk(order_id)))
             .key(SK, s(ORDER_SK))
@@ -313,54 +318,49 @@ impl Store {
             .expression_attribute_values(":completed", s(OrderStatus::Completed.as_str()))
             .expression_attribute_values(":pending", s(OrderStatus::Pending.as_str()))
             .expression_attribute_values(":merchant", s(merchant_id))
-            .expression_attribute_values(":now", timestamp(now))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let result = match code_value {
-            Some(code) => result.expression_attribute_values(":code", s(code)),
-            None => result.expression_attribute_values(":pickup", s(Fulfilment::Pickup.as_str())),
+            .expression_attribute_values(":now", timestamp(now));
+        let complete = match code_value {
+            Some(code) => complete.expression_attribute_values(":code", s(code)),
+            None => complete.expression_attribute_values(":pickup", s(Fulfilment::Pickup.as_str())),
         }
-        .send()
-        .await;
-        match result.map_err(|e| e.into_service_error()) {
-            Ok(output) => {
-                let item = output
-                    .attributes
-                    .ok_or_else(|| AppError::internal("update returned no attributes"))?;
-                Ok(CompleteOutcome::Completed(Box::new(
-                    from_item::<OrderRecord>(item)?.into(),
-                )))
-            }
-            Err(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                let old: Option<Order> = failed
-                    .item
-                    .map(from_item::<OrderRecord>)
-                    .transpose()?
-                    .map(Order::from);
-                match old {
-                    Some(order) if order.belongs_to(OrderParty::Merchant(merchant_id)) => {
-                        Ok(match order.status {
-                            OrderStatus::Pending
-                                if code.is_none() && order.fulfilment == Fulfilment::Delivery =>
-                            {
-                                CompleteOutcome::NotShipped
-                            }
-                            OrderStatus::Pending if code.is_none() => {
-                                CompleteOutcome::PickupCodeRequired
-                            }
-                            // A pending order whose code is not `code`: the caller names it by
-                            // the code's guard, so this is another order's code.
-                            OrderStatus::Pending => CompleteOutcome::NotFound,
-                            status => CompleteOutcome::NotPending(status),
-                        })
-                    }
-                    _ => Ok(CompleteOutcome::NotFound),
-                }
+        .build()
+        .map_err(AppError::internal)?;
+        let items = vec![
+            TransactWriteItem::builder().update(complete).build(),
+            self.line_put(&line(&order))?,
+        ];
+        match self.transact_once(items).await? {
+            TransactionAttempt::Committed => {
+                let mut completed = order;
+                completed.status = OrderStatus::Completed;
+                completed.updated_at = now;
+                Ok(CompleteOutcome::Completed(Box::new(completed)))
             }
             // "A PutItem, UpdateItem, or DeleteItem request for an item conflicts with an ongoing
             // TransactWriteItems request that includes the same item" (DynamoDB developer guide).
-            Err(UpdateItemError::TransactionConflictException(_)) => Ok(CompleteOutcome::Contended),
-            Err(other) => Err(super::dynamo_failure("complete order", other)),
+            TransactionAttempt::Contended(_) => Ok(CompleteOutcome::Contended),
+            TransactionAttempt::Refused(c) if c.condition_failed(0) => {
+                // Why: the order as it is now.
+                let Some(order) = self.get_order(order_id).await? else {
+                    return Ok(CompleteOutcome::NotFound);
+                };
+                Ok(match order.status {
+                    OrderStatus::Pending
+                        if code.is_none() && order.fulfilment == Fulfilment::Delivery =>
+                    {
+                        CompleteOutcome::NotShipped
+                    }
+                    OrderStatus::Pending if code.is_none() => CompleteOutcome::PickupCodeRequired,
+                    // A pending order whose code is not `code`: the caller names it by the code's
+                    // guard, so this is another order's code.
+                    OrderStatus::Pending => CompleteOutcome::NotFound,
+                    status => CompleteOutcome::NotPending(status),
+                })
+            }
+            TransactionAttempt::Refused(c) => Err(AppError::internal(format!(
+                "completion cancelled unexpectedly (a settlement line exists?): {:?}",
+                c.reasons
+            ))),
         }
     }
 }

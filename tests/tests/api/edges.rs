@@ -225,7 +225,7 @@ async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writ
             let resource = before_param.rsplit('/').next().unwrap();
             let method = Method::from_bytes(key.method.as_bytes()).unwrap();
             let body = (method != Method::GET)
-                .then(|| json!({"reason": "checking", "amount": 5, "name": "x", "version": 1, "reference": "TRF-1"}));
+                .then(|| json!({"reason": "checking", "amount": 5, "name": "x", "version": 1, "reference": "TRF-1", "percent": 5}));
             for raw in &names_nothing {
                 if key.template.contains("{merchant_trade_no}") && raw.starts_with("0191") {
                     continue; // 32 letters and digits: too long for a MerchantTradeNo anyway
@@ -255,6 +255,8 @@ async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writ
                         "orders" => "order_not_found",
                         "addresses" => "address_not_found",
                         "refunds" => "refund_not_found",
+                        "merchants" => "merchant_not_found",
+                        "settlements" => "statement_not_found",
                         other => panic!("no expectation for {other}"),
                     };
                     assert_eq!(answer.error_code(), expected, "{} {path}", key.method);

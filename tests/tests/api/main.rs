@@ -25,6 +25,7 @@ mod recharge;
 mod refunds;
 mod registration;
 mod restore;
+mod settlements;
 mod slow_clients;
 mod takedowns;
 mod template;

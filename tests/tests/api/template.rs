@@ -641,6 +641,15 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
         .unwrap();
     assert_eq!(report.credited, 1, "{report:?}");
     Box::pin(refund_journey(api, &token, &operator)).await;
+    Box::pin(settlement_journey(
+        api,
+        &token,
+        &shop,
+        &merchant_id,
+        &id,
+        &operator,
+    ))
+    .await;
     // Pickups: the QR code, a wrong code, and the job's pass over uncollected ones (one is due).
     api.get(
         &format!("/api/members/orders/{order}/pickup.svg"),
@@ -843,6 +852,10 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
         .await
         .unwrap();
     assert_eq!(gifts.gifts, 1, "{gifts:?}");
+    // A month has ended since the journey began: the month-end run makes its statements.
+    local_api::host::as_function("fn-reconcile", fn_reconcile::run_settlements(&api.ctx))
+        .await
+        .unwrap();
     api.advance_clock(std::time::Duration::from_secs(181 * 24 * 3600));
     let redacted =
         local_api::host::as_function("fn-reconcile", fn_reconcile::run_fulfilment(&api.ctx))
@@ -897,6 +910,97 @@ async fn refund_journey(api: &std::sync::Arc<TestApi>, token: &str, operator: &s
     )
     .await
     .assert_status(200);
+}
+
+/// The settlement part of the journey: a commission, a payout account, a completed order's line,
+/// a period closed, its statement read, exported and paid, and a completed order cancelled.
+async fn settlement_journey(
+    api: &std::sync::Arc<TestApi>,
+    member: &str,
+    shop: &str,
+    merchant_id: &str,
+    product: &str,
+    operator: &str,
+) {
+    use serde_json::json;
+    api.put(
+        &format!("/api/admin/merchants/{merchant_id}/commission/"),
+        json!({"percent": 9, "reason": "partner"}),
+        Some(operator),
+    )
+    .await
+    .assert_status(200);
+    api.put(
+        "/api/merchants/payout-account/",
+        json!({"bank_code": "812", "account_number": "0001234567", "holder_name": "Shop"}),
+        Some(shop),
+    )
+    .await
+    .assert_status(200);
+    api.get("/api/merchants/payout-account/", Some(shop))
+        .await
+        .assert_status(200);
+    let placed = api.redeem(member, product, 1).await;
+    placed.assert_status(201);
+    api.hand_over(shop, &placed.body).await.assert_status(200);
+    let sold = api.redeem(member, product, 1).await;
+    sold.assert_status(201);
+    api.hand_over(shop, &sold.body).await.assert_status(200);
+    api.post(
+        &format!(
+            "/api/admin/orders/{}/cancel/",
+            sold.body["id"].as_str().unwrap()
+        ),
+        json!({"reason": "not handed over"}),
+        Some(operator),
+    )
+    .await
+    .assert_status(200);
+    // Hold the lines a little: a period closed "today" takes what is available by now.
+    let far = shared::domain::codes::in_taipei(api.ctx.clock.now() + chrono::Duration::days(30))
+        .date_naive()
+        .to_string();
+    let closed = api
+        .post(
+            "/api/admin/settlements/close/",
+            json!({"period_end": far}),
+            Some(operator),
+        )
+        .await;
+    closed.assert_status(200);
+    for path in ["/api/merchants/settlements/".to_string()] {
+        api.get(&path, Some(shop)).await.assert_status(200);
+    }
+    api.get("/api/admin/settlements/", Some(operator))
+        .await
+        .assert_status(200);
+    if let Some(id) = closed.body["statements"][0]["id"].as_str() {
+        api.get(&format!("/api/merchants/settlements/{id}/"), Some(shop))
+            .await
+            .assert_status(200);
+        api.get(
+            &format!("/api/merchants/settlements/{id}/export.csv"),
+            Some(shop),
+        )
+        .await
+        .assert_status(200);
+        api.get(&format!("/api/admin/settlements/{id}/"), Some(operator))
+            .await
+            .assert_status(200);
+        api.get(
+            &format!("/api/admin/settlements/{id}/export.csv"),
+            Some(operator),
+        )
+        .await
+        .assert_status(200);
+        api.post(
+            &format!("/api/admin/settlements/{id}/failed/"),
+            json!({}),
+            Some(operator),
+        )
+        .await
+        .assert_status(200);
+    }
 }
 
 #[tokio::test]
