@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """An operator runs the platform from the admin console in a real browser (headless Chromium over
 WebDriver): signs in, finds a member, disables them, adjusts their points with a reason, reconciles a
-payment whose ECPay notification was lost, closes a member's refund as paid by bank transfer, and
-reads the audit log. Every effect is checked through the API, and a screenshot of the console is
+payment whose ECPay notification was lost, closes a member's refund as paid by bank transfer, closes
+a period and pays a merchant's statement, and reads the audit log. Every effect is checked through the API, and a screenshot of the console is
 decoded (plain PNG, no imaging library) to check that each key part is on screen and drawn: the
-header bar in its colour, and non-blank pixels inside the users, adjustment, payments, refunds and
-audit panels.
+header bar in its colour, and non-blank pixels inside the users, adjustment, payments, refunds,
+statements and audit panels.
 
 The operator is made by `local-api create-admin` before the host starts, as a newcomer would.
 
@@ -100,7 +100,8 @@ def main() -> int:
     if tools is None:
         return 1
     chromedriver, chromium, shots = tools
-    with LocalHost(admins=["ops_olive"]) as host:
+    # Sales are owed at once here (no hold), so a statement can be made and paid in the console.
+    with LocalHost(admins=["ops_olive"], extra_env={"SETTLEMENT_HOLD_DAYS": "0"}) as host:
         member = host.sign_up("mia_member", "MEMBER")
         status, me = host.call("GET", "/api/auth/me/", None, member)
         member_id = me["id"]
@@ -118,6 +119,17 @@ def main() -> int:
         assert post_form(host, "/dev/ecpay/pay", {"MerchantTradeNo": checkout["merchant_trade_no"]}) == 200
         status, refund = host.call("POST", "/api/members/points/refunds/", {"points": 300}, refunder)
         assert status == 201 and refund["state"] == "requested", (status, refund)
+        # A merchant hands over a gift bought with given points: a settlement line, owed at once.
+        shop = host.sign_up("tea_shop", "MERCHANT")
+        status, product = host.call("POST", "/api/merchants/products/", {"name": "Tea", "points_required": 200, "stock": 5}, shop)
+        assert status == 201, (status, product)
+        operator_api = host.log_in("ops_olive")
+        status, _ = host.call("POST", f"/api/admin/members/{host.call('GET', '/api/auth/me/', None, refunder)[1]['id']}/points/adjustments/", {"amount": 200, "reason": "welcome gift"}, operator_api)
+        assert status == 201
+        status, order = host.call("POST", "/api/members/orders/", {"product_id": product["id"], "quantity": 1}, refunder)
+        assert status == 201, (status, order)
+        status, done = host.call("POST", "/api/merchants/orders/redeem-code/", {"code": order["pickup_code"]}, shop)
+        assert status == 200, (status, done)
 
         browser = WebDriver(chromedriver, chromium)
         try:
@@ -179,13 +191,20 @@ def main() -> int:
             wait_for(browser, "#message", "300 TWD by hand")
             browser.find(f'#refunds tr[data-refund="{refund["id"]}"][data-state="refunded"]')
 
+            # Close today's period: the merchant's statement (200 points, 10% kept) is paid by transfer.
+            browser.click("#close-period")
+            wait_for(browser, "#message", "period closed: 1 statement(s)")
+            browser.command("POST", f"/element/{browser.find('#transfer-reference')}/value", {"text": "PAYOUT-7"})
+            click_in(browser, "#statements tr", "button")
+            wait_for(browser, "#message", "180 TWD, PAYOUT-7")
+
             # The audit log shows them all, newest first.
             browser.click("#load-audit")
-            for action in ["refund_closed_manually", "refund_retried", "payment_reconciled", "points_adjusted", "user_disabled", "admin_created"]:
+            for action in ["statement_paid", "refund_closed_manually", "refund_retried", "payment_reconciled", "points_adjusted", "user_disabled", "admin_created"]:
                 browser.find(f'#audit tr[data-action="{action}"]')
             shot = shots / "admin-console.png"
             browser.screenshot(shot)
-            check_screenshot(browser, shot, ["#users-section", "#adjust-section", "#payments-section", "#refunds-section", "#audit-section", "#message"])
+            check_screenshot(browser, shot, ["#users-section", "#adjust-section", "#payments-section", "#refunds-section", "#settlements-section", "#audit-section", "#message"])
 
             # The API's docs page renders under its own CSP (Swagger UI from its own files only).
             browser.open(host.base + "/api/docs/")
@@ -199,9 +218,13 @@ def main() -> int:
         assert found["items"][0]["is_active"] is False, found
         status, log = host.call("GET", "/api/admin/audit/", None, operator)
         actions = [entry["action"] for entry in log["items"]]
-        assert actions[:5] == ["refund_closed_manually", "refund_retried", "payment_reconciled", "points_adjusted", "user_disabled"], actions
-        assert log["items"][0]["reason"] == "TRF-0042", log["items"][0]
-        assert log["items"][3]["reason"] == "goodwill: parcel lost", log["items"][3]
+        # The console's actions, newest first (the API's own set-up adjustment sits among them).
+        console = [a for a in actions if a in ("statement_paid", "refund_closed_manually", "refund_retried", "payment_reconciled", "user_disabled")]
+        assert console[:5] == ["statement_paid", "refund_closed_manually", "refund_retried", "payment_reconciled", "user_disabled"], actions
+        by_action = {entry["action"]: entry for entry in reversed(log["items"])}
+        assert by_action["refund_closed_manually"]["reason"] == "TRF-0042", by_action
+        assert by_action["statement_paid"]["reason"] == "PAYOUT-7", by_action
+        assert any(e["action"] == "points_adjusted" and e["reason"] == "goodwill: parcel lost" for e in log["items"]), log
         status, refunds = host.call("GET", "/api/members/points/refunds/", None, host.log_in("ned_member"))
         assert refunds["items"][0]["state"] == "refunded" and refunds["items"][0]["manual_reference"] == "TRF-0042", refunds
         # Enabled again through the API, the member signs in anew and holds both credits, once.

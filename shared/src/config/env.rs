@@ -58,6 +58,21 @@ impl<F: Fn(&str) -> Option<String>> EnvSource<F> {
         self.seconds(name, default, false)
     }
 
+    /// Like [`EnvSource::count_or`], but `0` is a value (no fee, no commission, no hold).
+    pub(super) fn count_or_zero(
+        &self,
+        name: &'static str,
+        default: u32,
+    ) -> Result<u32, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse::<u32>().map_err(|_| ConfigError::Invalid {
+                name,
+                problem: format!("expected a whole number from 0, got {raw:?}"),
+            }),
+        }
+    }
+
     pub(super) fn count_or(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
         match self.get(name) {
             None => Ok(default),

@@ -429,6 +429,41 @@ mod tests {
     }
 
     #[test]
+    fn no_fee_no_commission_and_no_hold_are_values_and_a_commission_past_half_is_refused() {
+        let secret = "x".repeat(32);
+        let zero = |name| {
+            Config::from_source(
+                &source(&[
+                    ("JWT_SECRET", &secret),
+                    ("PUBLIC_BASE_URL", "https://api.example.com"),
+                    (name, "0"),
+                ]),
+                Defaults::lambda(),
+            )
+            .unwrap()
+        };
+        assert_eq!(zero("REFUND_FEE_PERCENT").payments.refund_fee_percent, 0);
+        assert_eq!(zero("COMMISSION_PERCENT").settlement.commission_percent, 0);
+        assert_eq!(zero("SETTLEMENT_HOLD_DAYS").settlement.hold_days, 0);
+        let err = Config::from_source(
+            &source(&[
+                ("JWT_SECRET", &secret),
+                ("PUBLIC_BASE_URL", "https://api.example.com"),
+                ("COMMISSION_PERCENT", "51"),
+            ]),
+            Defaults::lambda(),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "COMMISSION_PERCENT",
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn token_lifetimes_must_be_positive_numbers() {
         let secret = "x".repeat(32);
         let err = Config::from_source(

@@ -241,7 +241,7 @@ pub(super) fn payments_from<F: Fn(&str) -> Option<String>>(
         max_open_recharges: env.count_or("RECHARGE_MAX_OPEN_PER_MEMBER", MAX_OPEN_RECHARGES)?,
         evidence_retention_days: env
             .count_or("PAYMENT_EVIDENCE_RETENTION_DAYS", EVIDENCE_RETENTION_DAYS)?,
-        refund_fee_percent: env.count_or("REFUND_FEE_PERCENT", REFUND_FEE_PERCENT)?,
+        refund_fee_percent: env.count_or_zero("REFUND_FEE_PERCENT", REFUND_FEE_PERCENT)?,
         credit_check_code: match env.get("ECPAY_CREDIT_CHECK_CODE") {
             Some(code)
                 if !code.trim().is_empty() && code.trim().bytes().all(|b| b.is_ascii_digit()) =>

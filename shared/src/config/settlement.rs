@@ -32,8 +32,8 @@ pub(super) fn settlement_from<F: Fn(&str) -> Option<String>>(
     env: &EnvSource<F>,
 ) -> Result<SettlementConfig, ConfigError> {
     let config = SettlementConfig {
-        commission_percent: env.count_or("COMMISSION_PERCENT", COMMISSION_PERCENT)?,
-        hold_days: env.count_or("SETTLEMENT_HOLD_DAYS", SETTLEMENT_HOLD_DAYS)?,
+        commission_percent: env.count_or_zero("COMMISSION_PERCENT", COMMISSION_PERCENT)?,
+        hold_days: env.count_or_zero("SETTLEMENT_HOLD_DAYS", SETTLEMENT_HOLD_DAYS)?,
     };
     if config.commission_percent > crate::domain::settlement::COMMISSION_PERCENT_MAX {
         return Err(ConfigError::Invalid {
