@@ -318,7 +318,12 @@ impl SettlementService<'_> {
             }
             match self.store.add_lines(&current.id, &lines).await? {
                 AddLines::Added => {}
-                AddLines::Raced | AddLines::Contended => budget.lost().await?,
+                // Another close took a line, or an operator settled the statement: read both again.
+                AddLines::Raced => {
+                    statement = None;
+                    budget.lost().await?
+                }
+                AddLines::Contended => budget.lost().await?,
             }
         }
     }

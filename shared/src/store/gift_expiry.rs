@@ -8,7 +8,6 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
-use super::refunds::item_key;
 use super::table::{PK, SK};
 use super::{from_item, to_item, Store, TransactionAttempt};
 use crate::domain::{BalanceChange, Timestamp, UserId};
@@ -82,15 +81,11 @@ impl Store {
         let due = self
             .due_items(gifts_expiring_partitions(), now, limit)
             .await?;
-        let keys: Vec<(String, String)> = due.iter().map(item_key).collect::<Result<_, _>>()?;
-        let mut found = self.batch_get(&keys).await?;
-        let mut gifts = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(item) = found.remove(&key) {
-                gifts.push(from_item::<GiftRecord>(item)?.gift);
-            }
-        }
-        Ok(gifts)
+        self.items_behind(&due)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<GiftRecord>(item).map(|record| record.gift))
+            .collect()
     }
 
     /// Expires `gift`: the balance change the domain worked out (none when nothing of it is left)

@@ -212,6 +212,18 @@ impl Store {
         Ok(found)
     }
 
+    /// The table's items behind `index_items` (index copies carry only the projected attributes), in
+    /// the same order, read strongly consistent in as few calls as allowed; one gone meanwhile is
+    /// left out.
+    pub(crate) async fn items_behind(&self, index_items: &[Item]) -> Result<Vec<Item>, AppError> {
+        let keys: Vec<(String, String)> = index_items
+            .iter()
+            .map(refunds::item_key)
+            .collect::<Result<_, _>>()?;
+        let mut found = self.batch_get(&keys).await?;
+        Ok(keys.iter().filter_map(|key| found.remove(key)).collect())
+    }
+
     /// Builds the SDK client from configuration. With an endpoint override (the local emulator) the
     /// credentials are static dummies; on AWS the default provider chain (the Lambda role) applies.
     pub async fn connect(config: &Config) -> Self {

@@ -294,15 +294,10 @@ impl Store {
             scope: "refunds".into(),
         };
         let keys_page = self.query_page(query, page).await?;
-        let keys: Vec<(String, String)> = keys_page
-            .items
-            .iter()
-            .map(item_key)
-            .collect::<Result<_, _>>()?;
-        let mut found = self.batch_get(&keys).await?;
-        let items = keys
-            .iter()
-            .filter_map(|key| found.remove(key))
+        let items = self
+            .items_behind(&keys_page.items)
+            .await?
+            .into_iter()
             .map(|item| from_item::<RefundRecord>(item).map(Refund::from))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page {
@@ -339,15 +334,11 @@ impl Store {
     /// Up to `limit` refunds with work due before `now`, soonest first.
     pub async fn refunds_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Refund>, AppError> {
         let due = self.due_items(refunds_due_partitions(), now, limit).await?;
-        let keys: Vec<(String, String)> = due.iter().map(item_key).collect::<Result<_, _>>()?;
-        let mut found = self.batch_get(&keys).await?;
-        let mut refunds = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(item) = found.remove(&key) {
-                refunds.push(Refund::from(from_item::<RefundRecord>(item)?));
-            }
-        }
-        Ok(refunds)
+        self.items_behind(&due)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<RefundRecord>(item).map(Refund::from))
+            .collect()
     }
 
     /// Writes `next` over `read` (only if the refund is still at `read.version`), due again at

@@ -11,7 +11,6 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
-use super::refunds::item_key;
 use super::table::{GSI1, GSI1_PK, GSI2_PK, PK, SK};
 use super::{from_item, n, put_new, s, to_item, Item, ListQuery, Store, TransactionAttempt};
 use crate::domain::settlement::{LineAmounts, LineType, SettlementLine, Totals};
@@ -239,15 +238,11 @@ impl Store {
     }
 
     async fn lines_of(&self, items: &[Item]) -> Result<Vec<SettlementLine>, AppError> {
-        let keys: Vec<(String, String)> = items.iter().map(item_key).collect::<Result<_, _>>()?;
-        let mut found = self.batch_get(&keys).await?;
-        let mut lines = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(item) = found.remove(&key) {
-                lines.push(SettlementLine::from(from_item::<LineRecord>(item)?));
-            }
-        }
-        Ok(lines)
+        self.items_behind(items)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<LineRecord>(item).map(SettlementLine::from))
+            .collect()
     }
 
     /// Every line of a statement, in the order they became available.
@@ -629,15 +624,10 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<Statement>, AppError> {
         let keys_page = self.query_page(query, page).await?;
-        let keys: Vec<(String, String)> = keys_page
-            .items
-            .iter()
-            .map(item_key)
-            .collect::<Result<_, _>>()?;
-        let mut found = self.batch_get(&keys).await?;
-        let items = keys
-            .iter()
-            .filter_map(|key| found.remove(key))
+        let items = self
+            .items_behind(&keys_page.items)
+            .await?
+            .into_iter()
             .map(|item| from_item::<StatementRecord>(item).map(|r| r.statement))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page {

@@ -152,7 +152,8 @@ async fn a_month_of_mixed_orders_settles_exactly_and_each_party_sees_only_its_ow
     // Completed at 8%: 1,005 → commission 80.4 → 80, net 925.
     let last = redeem(&odd).await;
     api.hand_over(&shop, &last).await.assert_status(200);
-    api.assert_points_invariants(&[member.clone()]).await;
+    api.assert_points_invariants(std::slice::from_ref(&member))
+        .await;
     assert_eq!(
         assert_settlement_invariants(&api, &shop_id).await,
         904 + 925
