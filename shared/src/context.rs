@@ -104,6 +104,13 @@ impl AppContext {
         }
     }
 
+    pub fn invoices(&self) -> crate::services::invoices::InvoiceService<'_> {
+        crate::services::invoices::InvoiceService {
+            store: &self.store,
+            clock: &self.clock,
+        }
+    }
+
     pub fn refunds(&self) -> crate::services::refunds::RefundService<'_> {
         crate::services::refunds::RefundService {
             store: &self.store,

@@ -10,6 +10,7 @@ pub mod context;
 pub mod domain;
 pub mod ecpay;
 pub mod ecpay_credit;
+pub mod ecpay_invoice;
 pub mod error;
 pub mod gateway;
 pub mod http;

@@ -13,6 +13,7 @@ use shared::http::{
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
 use shared::services::deliveries::AddressView;
+use shared::services::invoices::InvoicePreferenceBody;
 use shared::services::orders::{OrderView, RedeemRequest, Redemption};
 use shared::services::points::{LedgerEntry, PointsBalance};
 use shared::services::recharge::{PaymentView, RechargeCheckout, RechargeRequest};
@@ -28,6 +29,8 @@ shared::api! {
             points_balance: MEMBER,
             ledger: MEMBER,
             request_refund: MEMBER,
+            invoice_preference: MEMBER,
+            set_invoice_preference: MEMBER,
             list_refunds: MEMBER,
             recharge: MEMBER,
             list_payments: MEMBER,
@@ -46,7 +49,7 @@ shared::api! {
             CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
             RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, RedeemRequest, OrderView,
             Page<OrderView>, ShippingInput, AddressView, Page<AddressView>, RefundRequest, RefundView,
-            RefundDrawView, Page<RefundView>, ErrorResponse
+            RefundDrawView, Page<RefundView>, InvoicePreferenceBody, ErrorResponse
         )),
         tags((name = "members", description = "What members do (role MEMBER)"))
     }
@@ -171,6 +174,42 @@ async fn list_refunds(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
     json(
         StatusCode::OK,
         &ctx.refunds().refunds(&member, &page).await?,
+    )
+}
+
+/// Where my e-invoices go: `member` (ECPay's member carrier by my email, the default),
+/// `mobile_barcode` or `citizen_certificate` (`carrier_num`), `donation` (`love_code`), or `company`
+/// (`tax_id`, `company_name`; the invoice is then printed).
+#[utoipa::path(
+    get, path = "/api/members/invoice-preference/", tag = "members",
+    responses(
+        (status = 200, description = "My preference", body = InvoicePreferenceBody),
+        MemberAccess,
+    )
+)]
+async fn invoice_preference(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    json(StatusCode::OK, &ctx.invoices().preference(&member).await?)
+}
+
+/// Choose where my e-invoices go. Each bad format is a 400 naming its field.
+#[utoipa::path(
+    put, path = "/api/members/invoice-preference/", tag = "members",
+    request_body = InvoicePreferenceBody,
+    responses(
+        (status = 200, description = "Kept", body = InvoicePreferenceBody),
+        (status = 400, description = "Malformed body; `kind` unknown, or a field of it missing or malformed (named)", body = ErrorResponse),
+        MemberAccess,
+        JsonBody,
+    )
+)]
+async fn set_invoice_preference(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    json(
+        StatusCode::OK,
+        &ctx.invoices()
+            .set_preference(&member, parse_json(req)?)
+            .await?,
     )
 }
 

@@ -4,6 +4,7 @@ pub mod account;
 pub mod audit;
 pub mod codes;
 pub mod ids;
+pub mod invoice;
 pub mod ledger;
 pub mod order;
 pub mod payment;

@@ -255,6 +255,8 @@ pub fn statements_by_state_gsi(state: &str) -> String {
 /// A merchant's own commission (an operator's override) and payout account, in the user's partition.
 pub const COMMISSION_SK: &str = "COMMISSION";
 pub const PAYOUT_ACCOUNT_SK: &str = "PAYOUT_ACCOUNT";
+/// A member's invoice preference (where their e-invoices go).
+pub const INVOICE_PREFERENCE_SK: &str = "INVOICE_PREFERENCE";
 /// The periods the month-end run has closed (sort key: the period's last day).
 pub const CLOSED_PERIODS_PK: &str = "SETTLEMENT_PERIODS";
 

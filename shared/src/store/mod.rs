@@ -14,6 +14,7 @@ mod guards;
 mod idempotency;
 #[cfg(any(test, feature = "test-support"))]
 mod inspection;
+mod invoice_preferences;
 mod job_lease;
 mod keys;
 mod lists;

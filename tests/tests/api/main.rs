@@ -12,6 +12,7 @@ mod deliveries;
 mod edges;
 mod expiry;
 mod indexes;
+mod invoices;
 mod keys;
 mod login_limits;
 mod logs;

@@ -879,6 +879,17 @@ async fn refund_journey(api: &std::sync::Arc<TestApi>, token: &str, operator: &s
     api.get("/api/members/points/refunds/", Some(token))
         .await
         .assert_status(200);
+    // Where the member's e-invoices go.
+    api.put(
+        "/api/members/invoice-preference/",
+        json!({"kind": "donation", "love_code": "168"}),
+        Some(token),
+    )
+    .await
+    .assert_status(200);
+    api.get("/api/members/invoice-preference/", Some(token))
+        .await
+        .assert_status(200);
     let refunded =
         local_api::host::as_function("fn-reconcile", fn_reconcile::run_refunds(&api.ctx))
             .await
@@ -1003,8 +1014,25 @@ async fn settlement_journey(
     }
 }
 
-#[tokio::test]
-async fn every_dynamodb_call_a_function_makes_is_allowed_by_its_role_and_no_grant_goes_unused() {
+/// Every journey in one test is one deep future: in a debug build its frames outgrow a test
+/// thread's 2 MiB, so it runs on a thread of its own with room.
+#[test]
+fn every_dynamodb_call_a_function_makes_is_allowed_by_its_role_and_no_grant_goes_unused() {
+    std::thread::Builder::new()
+        .stack_size(64 * 1024 * 1024)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(every_call_allowed_and_every_grant_used())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn every_call_allowed_and_every_grant_used() {
     let api = TestApi::start_with(|config| {
         config.payments.reconcile_after = std::time::Duration::ZERO;
         config.payments.query_spacing = std::time::Duration::from_millis(250);
