@@ -136,6 +136,157 @@ pub fn envelope(
     }))
 }
 
+/// The API's paths, the same on ECPay's hosts and under the local simulator's `/dev/ecpay`.
+pub const ISSUE_PATH: &str = "/B2CInvoice/Issue";
+pub const GET_ISSUE_PATH: &str = "/B2CInvoice/GetIssue";
+pub const INVALID_PATH: &str = "/B2CInvoice/Invalid";
+pub const ALLOWANCE_PATH: &str = "/B2CInvoice/Allowance";
+pub const STAGE_INVOICE_HOST: &str = "https://einvoice-stage.ecpay.com.tw";
+pub const PRODUCTION_INVOICE_HOST: &str = "https://einvoice.ecpay.com.tw";
+
+/// ECPay's RtnCode for a RelateNumber it has already issued an invoice for.
+pub const RELATE_NUMBER_USED: i64 = 10_000_009;
+
+/// One invoice to issue: a single line for its whole amount (tax included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceDraft {
+    /// Ours, derived from what is invoiced (at most 30 letters and digits): a retry reuses it.
+    pub relate_number: String,
+    pub amount: i64,
+    pub item_name: String,
+    pub preference: crate::domain::invoice::InvoicePreference,
+    /// The member's email: ECPay's member carrier, and where ECPay sends the notice.
+    pub email: String,
+}
+
+/// A RelateNumber from `prefix` and an id: letters and digits only, at most 30.
+pub fn relate_number(prefix: &str, id: &str) -> String {
+    prefix
+        .chars()
+        .chain(id.chars())
+        .filter(char::is_ascii_alphanumeric)
+        .take(30)
+        .collect()
+}
+
+/// The Issue `Data` for `draft` (<https://developers.ecpay.com.tw/?p=7896>): the carrier, donation
+/// and print flags as the page's rules pair them, and `SalesAmount` the sum of `ItemAmount`.
+pub fn issue_data(draft: &InvoiceDraft, merchant_id: &str) -> serde_json::Value {
+    use crate::domain::invoice::InvoicePreference::*;
+    let (carrier_type, carrier_num, donation, love_code, print, identifier, name) =
+        match &draft.preference {
+            // ECPay's member carrier: CarrierType 1, kept by the buyer's email.
+            Member => (
+                "1",
+                String::new(),
+                "0",
+                String::new(),
+                "0",
+                String::new(),
+                String::new(),
+            ),
+            CitizenCertificate { carrier_num } => (
+                "2",
+                carrier_num.clone(),
+                "0",
+                String::new(),
+                "0",
+                String::new(),
+                String::new(),
+            ),
+            MobileBarcode { carrier_num } => (
+                "3",
+                carrier_num.clone(),
+                "0",
+                String::new(),
+                "0",
+                String::new(),
+                String::new(),
+            ),
+            // A donation is never printed and names no company.
+            Donation { love_code } => (
+                "",
+                String::new(),
+                "1",
+                love_code.clone(),
+                "0",
+                String::new(),
+                String::new(),
+            ),
+            // A company's invoice with no carrier is printed.
+            Company {
+                tax_id,
+                company_name,
+            } => (
+                "",
+                String::new(),
+                "0",
+                String::new(),
+                "1",
+                tax_id.clone(),
+                company_name.clone(),
+            ),
+        };
+    serde_json::json!({
+        "MerchantID": merchant_id,
+        "RelateNumber": draft.relate_number,
+        "CustomerIdentifier": identifier,
+        "CustomerName": name,
+        "CustomerEmail": draft.email,
+        "Print": print,
+        "Donation": donation,
+        "LoveCode": love_code,
+        "CarrierType": carrier_type,
+        "CarrierNum": carrier_num,
+        "TaxType": "1",
+        "SalesAmount": draft.amount,
+        "InvType": "07",
+        "vat": "1",
+        "Items": [{
+            "ItemSeq": 1,
+            "ItemName": draft.item_name,
+            "ItemCount": 1,
+            "ItemWord": "式",
+            "ItemPrice": draft.amount,
+            "ItemTaxType": "1",
+            "ItemAmount": draft.amount,
+        }],
+    })
+}
+
+/// An invoice ECPay issued: its number and date, from Issue's or GetIssue's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedInvoice {
+    pub invoice_no: String,
+    pub invoice_date: String,
+}
+
+/// `RtnCode` of an opened answer (a number or a string).
+pub fn rtn_code(data: &serde_json::Value) -> Option<i64> {
+    data.get("RtnCode").and_then(|c| {
+        c.as_i64()
+            .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
+    })
+}
+
+/// The invoice in an Issue answer (`InvoiceNo`, `InvoiceDate`) or a GetIssue answer
+/// (`IIS_Number`, `IIS_Create_Date`), when `RtnCode` is 1.
+pub fn issued_invoice(data: &serde_json::Value) -> Option<IssuedInvoice> {
+    if rtn_code(data) != Some(1) {
+        return None;
+    }
+    let text = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|name| data.get(*name).and_then(|v| v.as_str()))
+            .map(str::to_string)
+    };
+    Some(IssuedInvoice {
+        invoice_no: text(&["InvoiceNo", "IIS_Number"])?,
+        invoice_date: text(&["InvoiceDate", "IIS_Create_Date"])?,
+    })
+}
+
 /// Why an answer of the invoice API is not believed, or said no.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvoiceAnswerRejected {
@@ -207,6 +358,51 @@ mod tests {
         assert_eq!(php_urlencode("茶"), "%E8%8C%B6");
         assert_eq!(php_urldecode("a+b%E8%8C%B6").as_deref(), Some("a b茶"));
         assert_eq!(php_urldecode("%E"), None);
+    }
+
+    #[test]
+    fn an_issue_pairs_carrier_donation_and_print_as_ecpay_requires_and_sums_its_items() {
+        use crate::domain::invoice::InvoicePreference;
+        let draft = |preference| InvoiceDraft {
+            relate_number: relate_number("R", "PT2612061000ABCD"),
+            amount: 500,
+            item_name: "點數".into(),
+            preference,
+            email: "mia@example.com".into(),
+        };
+        let member = issue_data(&draft(InvoicePreference::Member), "2000132");
+        assert_eq!(member["RelateNumber"], "RPT2612061000ABCD");
+        assert_eq!(
+            (member["CarrierType"].as_str(), member["Print"].as_str()),
+            (Some("1"), Some("0"))
+        );
+        assert_eq!(member["SalesAmount"], member["Items"][0]["ItemAmount"]);
+        let donation = issue_data(
+            &draft(InvoicePreference::Donation {
+                love_code: "168".into(),
+            }),
+            "2000132",
+        );
+        assert_eq!(
+            (
+                donation["Donation"].as_str(),
+                donation["Print"].as_str(),
+                donation["CustomerIdentifier"].as_str()
+            ),
+            (Some("1"), Some("0"), Some(""))
+        );
+        let company = issue_data(
+            &draft(InvoicePreference::Company {
+                tax_id: "12345678".into(),
+                company_name: "茶舖".into(),
+            }),
+            "2000132",
+        );
+        assert_eq!(
+            (company["CarrierType"].as_str(), company["Print"].as_str()),
+            (Some(""), Some("1"))
+        );
+        assert_eq!(relate_number("ORD", &"x-1".repeat(20)).len(), 30);
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub trait GatewayTransport: Send + Sync {
         url: &'a str,
         form: &'a BTreeMap<String, String>,
     ) -> TransportFuture<'a>;
+
+    /// POSTs `body` as `application/json` (ECPay's e-invoice API). A transport that does not
+    /// reach that API says so.
+    fn post_json<'a>(&'a self, url: &'a str, body: &'a str) -> TransportFuture<'a> {
+        let _ = body;
+        Box::pin(async move { Err(format!("this transport does not serve {url}")) })
+    }
 }
 
 /// A whole query must answer within this: ECPay waits about 10 s for a notification's `1|OK`, and
@@ -74,16 +81,28 @@ impl GatewayTransport for HttpsTransport {
         url: &'a str,
         form: &'a BTreeMap<String, String>,
     ) -> TransportFuture<'a> {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter())
+            .finish();
+        self.post(url, "application/x-www-form-urlencoded", body)
+    }
+
+    fn post_json<'a>(&'a self, url: &'a str, body: &'a str) -> TransportFuture<'a> {
+        self.post(url, "application/json", body.to_string())
+    }
+}
+
+impl HttpsTransport {
+    fn post<'a>(
+        &'a self,
+        url: &'a str,
+        content_type: &'static str,
+        body: String,
+    ) -> TransportFuture<'a> {
         Box::pin(async move {
             use http_body_util::BodyExt;
-            let body = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(form.iter())
-                .finish();
             let request = http::Request::post(url)
-                .header(
-                    http::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
+                .header(http::header::CONTENT_TYPE, content_type)
                 .body(http_body_util::Full::new(bytes::Bytes::from(body)))
                 .map_err(|e| format!("bad request to {url}: {e}"))?;
             let client = self.client()?;

@@ -104,6 +104,8 @@ pub struct EcpaySimulator {
     clock: std::sync::RwLock<shared::clock::Clock>,
     /// The card trades of paid orders: QueryTrade/V2 and DoAction (`ecpay_cards`).
     pub cards: crate::ecpay_cards::CardBackOffice,
+    /// ECPay's B2C e-invoice API (`ecpay_invoices`).
+    pub invoices: crate::ecpay_invoices::InvoiceOffice,
     me: Weak<EcpaySimulator>,
 }
 
@@ -118,6 +120,7 @@ impl EcpaySimulator {
                 credentials.clone(),
                 shared::config::LOCAL_CREDIT_CHECK_CODE.to_string(),
             ),
+            invoices: crate::ecpay_invoices::InvoiceOffice::default(),
             credentials,
             orders: Mutex::new(HashMap::new()),
             queries: Mutex::new(QueryLimiter::default()),
@@ -159,6 +162,15 @@ impl EcpaySimulator {
                 Response::builder()
                     .status(reply.status)
                     .header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")
+                    .body(Body::from(reply.body))
+                    .map_err(AppError::internal)
+            }
+            ("POST", path) if path.starts_with("/dev/ecpay/B2CInvoice/") => {
+                let body = String::from_utf8_lossy(req.body().as_ref()).into_owned();
+                let reply = self.invoices.handle(path, &body, self.now());
+                Response::builder()
+                    .status(reply.status)
+                    .header(http::header::CONTENT_TYPE, "application/json")
                     .body(Body::from(reply.body))
                     .map_err(AppError::internal)
             }
@@ -634,6 +646,16 @@ impl GatewayTransport for SimulatorTransport {
                 Ok(self.0.query_trade_info(&pairs))
             } else if url.ends_with(CREDIT_QUERY_PATH) || url.ends_with(DO_ACTION_PATH) {
                 Ok(self.0.credit_api(url, &pairs))
+            } else {
+                Err(format!("the simulator does not serve {url}"))
+            }
+        })
+    }
+
+    fn post_json<'a>(&'a self, url: &'a str, body: &'a str) -> TransportFuture<'a> {
+        Box::pin(async move {
+            if url.contains("/B2CInvoice/") {
+                Ok(self.0.invoices.handle(url, body, self.0.now()))
             } else {
                 Err(format!("the simulator does not serve {url}"))
             }

@@ -4,6 +4,7 @@
 pub mod apigw;
 pub mod contention;
 pub mod ecpay_cards;
+pub mod ecpay_invoices;
 pub mod ecpay_simulator;
 pub mod emulator;
 pub mod host;
