@@ -2,10 +2,10 @@
 //! Idempotency-Key scoped to the member) and its one transaction (the account, the ledger row, the
 //! audit entry, the key).
 
-use super::idempotency::{claim_put, IdempotencyClaim, IdempotencyRecord};
+use super::idempotency::{claim_put, IdempotencyClaim};
 use super::keys::*;
 use super::points::AccountSnapshot;
-use super::users::{AccountRecord, UserRecord};
+use super::users::UserRecord;
 use super::{from_item, Store, TransactionAttempt};
 use crate::domain::{AuditEntry, BalanceChange, User, UserId};
 use crate::error::AppError;
@@ -61,16 +61,8 @@ impl Store {
             .map(from_item::<UserRecord>)
             .transpose()?
             .map(User::from);
-        let account = found
-            .remove(&account_key)
-            .map(from_item::<AccountRecord>)
-            .transpose()?
-            .map(|a| a.snapshot());
-        let replay = replay_key
-            .and_then(|key| found.remove(&key))
-            .map(from_item::<IdempotencyRecord>)
-            .transpose()?
-            .and_then(|r| r.outcome(now))
+        let account = super::users::take_account(&mut found, &account_key)?;
+        let replay = super::idempotency::take_outcome(&mut found, replay_key, now)?
             .map(|r| (r.body_hash, r.response));
         Ok(AdjustmentReads {
             member,

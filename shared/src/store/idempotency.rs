@@ -49,6 +49,20 @@ impl IdempotencyRecord {
     }
 }
 
+/// The stored outcome at `key` among what one batch read `found` (taken out of it), unless absent
+/// or expired: the replay every Idempotency-Key'd write reads first.
+pub(super) fn take_outcome(
+    found: &mut std::collections::HashMap<(String, String), super::Item>,
+    key: Option<(String, String)>,
+    now: i64,
+) -> Result<Option<IdempotentOutcome>, AppError> {
+    Ok(key
+        .and_then(|key| found.remove(&key))
+        .map(super::from_item::<IdempotencyRecord>)
+        .transpose()?
+        .and_then(|record| record.outcome(now)))
+}
+
 /// The put that claims `claim` at (`pk`, `sk`), only if nobody holds it: a second request with the
 /// same key cancels the whole transaction it rides in. A record past its `expires_at` counts as
 /// free, as the reads treat it: DynamoDB's TTL deletes expired items only eventually (often days

@@ -199,21 +199,13 @@ impl Store {
         let mut found = self
             .batch_get(&self.sampled_product_keys(product_id, sample, others))
             .await?;
-        let account = found
-            .remove(&account_key)
-            .map(from_item::<super::users::AccountRecord>)
-            .transpose()?
-            .map(|a| a.snapshot());
+        let account = super::users::take_account(&mut found, &account_key)?;
         let member = found
             .remove(&member_key)
             .map(from_item::<super::users::UserRecord>)
             .transpose()?
             .map(crate::domain::User::from);
-        let replay = idempotency_key
-            .and_then(|key| found.remove(&key))
-            .map(from_item::<IdempotencyRecord>)
-            .transpose()?
-            .and_then(|record| record.outcome(now));
+        let replay = super::idempotency::take_outcome(&mut found, idempotency_key, now)?;
         let product = self.product_sample_from(product_id, &mut found)?;
         Ok(RedemptionReads {
             product,

@@ -6,11 +6,10 @@
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::idempotency::{claim_put, IdempotencyClaim, IdempotencyRecord};
+use super::idempotency::{claim_put, IdempotencyClaim};
 use super::keys::*;
 use super::points::AccountSnapshot;
 use super::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
-use super::users::AccountRecord;
 use super::{
     from_item, n, page_of, put_new, s, to_item, Filter, Item, ListQuery, Store, TransactionAttempt,
 };
@@ -196,16 +195,8 @@ impl Store {
         let mut keys = vec![account_key.clone()];
         keys.extend(replay_key.clone());
         let mut found = self.batch_get(&keys).await?;
-        let account = found
-            .remove(&account_key)
-            .map(from_item::<AccountRecord>)
-            .transpose()?
-            .map(|a| a.snapshot());
-        let replay = replay_key
-            .and_then(|key| found.remove(&key))
-            .map(from_item::<IdempotencyRecord>)
-            .transpose()?
-            .and_then(|r| r.outcome(now))
+        let account = super::users::take_account(&mut found, &account_key)?;
+        let replay = super::idempotency::take_outcome(&mut found, replay_key, now)?
             .map(|r| (r.body_hash, r.response));
         Ok(RefundRequestReads { account, replay })
     }

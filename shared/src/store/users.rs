@@ -113,6 +113,18 @@ impl AccountRecord {
     }
 }
 
+/// The account at `key` among what one batch read `found` (taken out of it), as a snapshot.
+pub(super) fn take_account(
+    found: &mut std::collections::HashMap<(String, String), super::Item>,
+    key: &(String, String),
+) -> Result<Option<super::AccountSnapshot>, AppError> {
+    Ok(found
+        .remove(key)
+        .map(super::from_item::<AccountRecord>)
+        .transpose()?
+        .map(|a| a.snapshot()))
+}
+
 impl From<UserRecord> for User {
     fn from(r: UserRecord) -> Self {
         User {
