@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem,
 use serde::{Deserialize, Serialize};
 
 use super::guards::GuardRecord;
-use super::idempotency::{claim_put, IdempotencyClaim, IdempotencyRecord, IdempotentOutcome};
+use super::idempotency::{claim_put, IdempotencyClaim, IdempotentOutcome};
 use super::keys::*;
 use super::points::AccountSnapshot;
 use super::products::ProductStock;
@@ -344,7 +344,10 @@ impl Store {
         now: i64,
     ) -> Result<Option<IdempotentOutcome>, AppError> {
         Ok(self
-            .get_item::<IdempotencyRecord>(idempotency_pk(member_id, key), IDEMPOTENCY_SK)
+            .get_item::<super::idempotency::IdempotencyRecord>(
+                idempotency_pk(member_id, key),
+                IDEMPOTENCY_SK,
+            )
             .await?
             .and_then(|r| r.outcome(now)))
     }
