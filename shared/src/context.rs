@@ -101,6 +101,7 @@ impl AppContext {
             links: &self.links,
             gateway: self.gateway.as_ref(),
             clock: &self.clock,
+            invoice_mode: self.config.invoices.mode,
         }
     }
 
@@ -108,6 +109,9 @@ impl AppContext {
         crate::services::invoices::InvoiceService {
             store: &self.store,
             clock: &self.clock,
+            config: &self.config.invoices,
+            gateway: self.gateway.as_ref(),
+            batch: self.config.payments.reconcile_batch,
         }
     }
 
@@ -143,6 +147,7 @@ impl AppContext {
             config: &self.config.settlement,
             points_per_twd: self.config.payments.points_per_twd,
             clock: &self.clock,
+            invoice_mode: self.config.invoices.mode,
         }
     }
 

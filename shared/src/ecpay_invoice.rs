@@ -254,6 +254,75 @@ pub fn issue_data(draft: &InvoiceDraft, merchant_id: &str) -> serde_json::Value 
     })
 }
 
+/// GetIssue's `Data`: the invoice issued for `relate_number`, if any
+/// (<https://developers.ecpay.com.tw/?p=7950>).
+pub fn get_issue_data(relate_number: &str, merchant_id: &str) -> serde_json::Value {
+    serde_json::json!({"MerchantID": merchant_id, "RelateNumber": relate_number})
+}
+
+/// Invalid's `Data` (<https://developers.ecpay.com.tw/?p=7938>): `InvoiceDate` is the issue's
+/// date (`yyyy-MM-dd`), `Reason` at most 20 characters.
+pub fn invalid_data(
+    invoice_no: &str,
+    invoice_date: &str,
+    reason: &str,
+    merchant_id: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "MerchantID": merchant_id,
+        "InvoiceNo": invoice_no,
+        "InvoiceDate": invoice_date.get(..10).unwrap_or(invoice_date),
+        "Reason": reason.chars().take(20).collect::<String>(),
+    })
+}
+
+/// Allowance's `Data` (<https://developers.ecpay.com.tw/?p=7917>): one line for `amount`, the
+/// notice by email; `AllowanceAmount` equals the sum of `ItemAmount`.
+pub fn allowance_data(
+    invoice_no: &str,
+    invoice_date: &str,
+    amount: i64,
+    email: &str,
+    merchant_id: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "MerchantID": merchant_id,
+        "InvoiceNo": invoice_no,
+        "InvoiceDate": invoice_date.get(..10).unwrap_or(invoice_date),
+        "AllowanceNotify": "E",
+        "CustomerName": "",
+        "NotifyMail": email,
+        "NotifyPhone": "",
+        "AllowanceAmount": amount,
+        "Items": [{
+            "ItemSeq": 1,
+            "ItemName": "點數退款",
+            "ItemCount": 1,
+            "ItemWord": "式",
+            "ItemPrice": amount,
+            "ItemTaxType": "1",
+            "ItemAmount": amount,
+        }],
+    })
+}
+
+/// What GetIssue said of an invoice, when `RtnCode` is 1.
+pub fn issue_record(data: &serde_json::Value) -> Option<crate::domain::e_invoice::IssueRecord> {
+    let invoice = issued_invoice(data)?;
+    let number = |name: &str| {
+        data.get(name).and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+    };
+    Some(crate::domain::e_invoice::IssueRecord {
+        invoice_number: invoice.invoice_no,
+        invoice_date: invoice.invoice_date,
+        void: number("IIS_Invalid_Status") == Some(1),
+        remaining: number("IIS_Remain_Allowance_Amt"),
+    })
+}
+
 /// An invoice ECPay issued: its number and date, from Issue's or GetIssue's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedInvoice {

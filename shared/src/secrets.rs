@@ -12,13 +12,16 @@ use std::collections::BTreeMap;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// The keys a secret may carry. Anything else in it is ignored.
-pub const SECRET_KEYS: [&str; 6] = [
+pub const SECRET_KEYS: [&str; 9] = [
     "JWT_SECRET",
     "JWT_PREVIOUS_SECRET",
     "ECPAY_MERCHANT_ID",
     "ECPAY_HASH_KEY",
     "ECPAY_HASH_IV",
     "ECPAY_CREDIT_CHECK_CODE",
+    "ECPAY_INVOICE_MERCHANT_ID",
+    "ECPAY_INVOICE_HASH_KEY",
+    "ECPAY_INVOICE_HASH_IV",
 ];
 
 /// The values read from the secret. `Debug` shows the key names only.

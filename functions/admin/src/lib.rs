@@ -18,6 +18,7 @@ use shared::services::admin::{
     ReconcileAnswer, ReconcileResult,
 };
 use shared::services::catalogue::MerchantProduct;
+use shared::services::invoices::{AdminInvoiceView, InvoiceAttemptView};
 use shared::services::orders::OrderView;
 use shared::services::points::LedgerEntry;
 use shared::services::refunds::{ManualRefundRequest, RefundDrawView, RefundView};
@@ -46,6 +47,8 @@ shared::api! {
             list_refunds: OPERATOR,
             retry_refund: OPERATOR,
             close_refund: OPERATOR,
+            failed_invoices: OPERATOR,
+            retry_invoice: OPERATOR,
             set_commission: OPERATOR,
             cancel_completed_order: OPERATOR,
             close_settlements: OPERATOR,
@@ -62,7 +65,8 @@ shared::api! {
             Page<OrderView>, MerchantProduct, AuditView, Page<AuditView>, RefundView, RefundDrawView,
             Page<RefundView>, ManualRefundRequest, CommissionRequest, CommissionView,
             CancelCompletedRequest, CloseRequest, CloseReport, StatementView, Page<StatementView>,
-            AdminStatementView, LineView, PaidRequest, PayoutAccountView, ErrorResponse
+            AdminStatementView, LineView, PaidRequest, PayoutAccountView, AdminInvoiceView,
+            InvoiceAttemptView, Page<AdminInvoiceView>, ErrorResponse
         )),
         tags((name = "admin", description = "What operators do (role ADMIN)"))
     }
@@ -292,6 +296,54 @@ async fn close_refund(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
     json(
         StatusCode::OK,
         &ctx.refunds().close_manually(&admin, &id, request).await?,
+    )
+}
+
+/// E-invoices that failed, the latest first: ECPay refused one (its message in `failure`), or never
+/// answered after the job's last attempt. Each carries its audit trail of calls.
+#[utoipa::path(
+    get, path = "/api/admin/invoices/failed/", tag = "admin",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page", body = Page<AdminInvoiceView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
+        OperatorAccess,
+    )
+)]
+async fn failed_invoices(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
+    let page = page_request(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.invoices().failed_invoices(&page).await?,
+    )
+}
+
+/// Asks the invoice job to try a failed e-invoice again at its next run (audited); one never issued
+/// goes to the member's carrier as it is now.
+#[utoipa::path(
+    post, path = "/api/admin/invoices/{relate_number}/retry/", tag = "admin",
+    params(("relate_number" = String, Path, description = "The invoice's RelateNumber")),
+    responses(
+        (status = 200, description = "Due now", body = AdminInvoiceView),
+        OperatorAccess,
+        (status = 404, description = "`invoice_not_found`", body = ErrorResponse),
+        (status = 409, description = "`invoice_not_failed`", body = ErrorResponse),
+        Contended,
+    )
+)]
+async fn retry_invoice(ctx: &AppContext, _req: &Request, call: &Call) -> Answer {
+    let admin = call.user_id()?;
+    let relate_number = call.parse(
+        "relate_number",
+        |raw| {
+            (!raw.is_empty() && raw.len() <= 30 && raw.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .then(|| raw.to_string())
+        },
+        || AppError::not_found("invoice_not_found", "no such invoice"),
+    )?;
+    json(
+        StatusCode::OK,
+        &ctx.invoices().retry(&admin, &relate_number).await?,
     )
 }
 

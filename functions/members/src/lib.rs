@@ -13,7 +13,7 @@ use shared::http::{
 use shared::pagination::{Page, PageParams};
 use shared::services::catalogue::CatalogueProduct;
 use shared::services::deliveries::AddressView;
-use shared::services::invoices::InvoicePreferenceBody;
+use shared::services::invoices::{AllowanceView, InvoicePreferenceBody, InvoiceView};
 use shared::services::orders::{OrderView, RedeemRequest, Redemption};
 use shared::services::points::{LedgerEntry, PointsBalance};
 use shared::services::recharge::{PaymentView, RechargeCheckout, RechargeRequest};
@@ -31,6 +31,7 @@ shared::api! {
             request_refund: MEMBER,
             invoice_preference: MEMBER,
             set_invoice_preference: MEMBER,
+            list_invoices: MEMBER,
             list_refunds: MEMBER,
             recharge: MEMBER,
             list_payments: MEMBER,
@@ -49,7 +50,8 @@ shared::api! {
             CatalogueProduct, Page<CatalogueProduct>, PointsBalance, LedgerEntry, Page<LedgerEntry>,
             RechargeRequest, RechargeCheckout, PaymentView, Page<PaymentView>, RedeemRequest, OrderView,
             Page<OrderView>, ShippingInput, AddressView, Page<AddressView>, RefundRequest, RefundView,
-            RefundDrawView, Page<RefundView>, InvoicePreferenceBody, ErrorResponse
+            RefundDrawView, Page<RefundView>, InvoicePreferenceBody, InvoiceView, AllowanceView,
+            Page<InvoiceView>, ErrorResponse
         )),
         tags((name = "members", description = "What members do (role MEMBER)"))
     }
@@ -210,6 +212,28 @@ async fn set_invoice_preference(ctx: &AppContext, req: &Request, call: &Call) ->
         &ctx.invoices()
             .set_preference(&member, parse_json(req)?)
             .await?,
+    )
+}
+
+/// My e-invoices, newest first: each with its `invoice_number` and `date` once ECPay issued it, its
+/// `amount` (NT$), `carrier` and `state` (`pending`, `issued`, `void`, `failed`). When invoices are
+/// issued is the operator's choice (`INVOICE_MODE`): for each paid recharge, or for each completed
+/// order (the NT$ value of the purchased points it spent).
+#[utoipa::path(
+    get, path = "/api/members/invoices/", tag = "members",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page", body = Page<InvoiceView>),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorResponse),
+        MemberAccess,
+    )
+)]
+async fn list_invoices(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
+    let member = call.user_id()?;
+    let page = page_request(req)?;
+    json(
+        StatusCode::OK,
+        &ctx.invoices().member_invoices(&member, &page).await?,
     )
 }
 

@@ -3,10 +3,12 @@
 //! notification, an abandoned checkout — and settles them by asking ECPay (see
 //! `RechargeService::reconcile`). The same schedule does the fulfilment work that is due
 //! (`run_fulfilment`): pickups nobody collected in time are cancelled with a full refund, shipped
-//! deliveries nobody confirmed complete, and ended deliveries' addresses are redacted. Its answer is
-//! the run's report, also logged.
+//! deliveries nobody confirmed complete, and ended deliveries' addresses are redacted; then refunds,
+//! e-invoices, promotional expiry and the month-end close. Its answer is the run's report, also
+//! logged.
 
 use shared::services::deliveries::FulfilmentReport;
+use shared::services::invoice_job::InvoiceReport;
 use shared::services::points::ExpiryReport;
 use shared::services::recharge::ReconcileReport;
 use shared::services::refund_job::RefundReport;
@@ -26,6 +28,12 @@ pub async fn run_fulfilment(ctx: &AppContext) -> Result<FulfilmentReport, AppErr
 /// One pass over the refunds that are due: their NT$ back to the members' cards through ECPay.
 pub async fn run_refunds(ctx: &AppContext) -> Result<RefundReport, AppError> {
     shared::observe::in_job(&ctx.metrics, ctx.refunds().process_due()).await
+}
+
+/// One pass over the e-invoices with a call due (`INVOICE_MODE`): issued, voided and allowed through
+/// ECPay's B2C invoice API, after the fact and never in a sale's path.
+pub async fn run_invoices(ctx: &AppContext) -> Result<InvoiceReport, AppError> {
+    shared::observe::in_job(&ctx.metrics, ctx.invoices().process_due()).await
 }
 
 /// One pass over the gifts of promotional points whose end has come (`PROMOTIONAL_POINTS_EXPIRE_DAYS`).

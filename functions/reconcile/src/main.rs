@@ -19,6 +19,10 @@ async fn main() -> Result<(), Error> {
                 tracing::error!(error = %err, "refunds failed");
                 Error::from(err.to_string())
             })?;
+            let invoices = fn_reconcile::run_invoices(ctx).await.map_err(|err| {
+                tracing::error!(error = %err, "e-invoices failed");
+                Error::from(err.to_string())
+            })?;
             let expiry = fn_reconcile::run_expiry(ctx).await.map_err(|err| {
                 tracing::error!(error = %err, "promotional expiry failed");
                 Error::from(err.to_string())
@@ -36,6 +40,10 @@ async fn main() -> Result<(), Error> {
                 fields.insert(
                     "refunds".into(),
                     serde_json::to_value(refunds).map_err(Error::from)?,
+                );
+                fields.insert(
+                    "invoices".into(),
+                    serde_json::to_value(invoices).map_err(Error::from)?,
                 );
                 fields.insert(
                     "expiry".into(),

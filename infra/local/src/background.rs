@@ -1,5 +1,5 @@
 //! What the host runs on timers, standing in for AWS: DynamoDB's TTL sweep, and the scheduled
-//! reconciliation, refund and fulfilment work (`fn-reconcile`, run by EventBridge Scheduler on AWS).
+//! reconciliation, refund, e-invoice and fulfilment work (`fn-reconcile`, run by EventBridge Scheduler on AWS).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +69,18 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
                 ),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "refund run failed"),
+            }
+            match fn_reconcile::run_invoices(&api.ctx).await {
+                Ok(report) if report != Default::default() => tracing::info!(
+                    issued = report.issued,
+                    voided = report.voided,
+                    allowed = report.allowed,
+                    failed = report.failed,
+                    waiting = report.waiting,
+                    "e-invoices worked on"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "invoice run failed"),
             }
             match fn_reconcile::run_expiry(&api.ctx).await {
                 Ok(report) if report.gifts > 0 => tracing::info!(

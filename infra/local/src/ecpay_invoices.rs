@@ -10,12 +10,18 @@
 //!   without a carrier is printed, with carrier 1 or 2 it is not; carrier 1 needs the buyer's email,
 //!   2 a citizen certificate number, 3 a mobile barcode; the number issued is 2 capital letters and
 //!   8 digits;
-//! - GetIssue by `RelateNumber`; Invalid (once); Allowance never above what remains of the invoice.
+//! - GetIssue by `RelateNumber`; Invalid (once, and never after an allowance); Allowance
+//!   (<https://developers.ecpay.com.tw/?p=7917>) never above what remains of the invoice, its
+//!   `AllowanceAmount` the sum of its items', `AllowanceNotify` one of `E`, `S`, `A`, `N`.
+//!
+//! Tests can take it down for a number of calls (HTTP 503, nothing done) or lose the answers of a
+//! number of calls it carried out (HTTP 504): what a caller sees of a timeout after ECPay acted.
 //!
 //! ECPay documents RtnCode 1 as success and 10000009 for a used RelateNumber; the simulator's other
 //! refusal codes are its own, and nothing reads them but as "not 1".
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use rand::Rng;
@@ -38,6 +44,12 @@ struct Issued {
 pub struct InvoiceOffice {
     credentials: InvoiceCredentials,
     by_relate_number: Mutex<HashMap<String, Issued>>,
+    /// Calls answered HTTP 503 without being looked at (ECPay down), counted down.
+    outage: AtomicU32,
+    /// Calls carried out whose answers are lost on the way back (HTTP 504), counted down.
+    lost_answers: AtomicU32,
+    /// The next Issue is refused with this message (as ECPay refuses data it will not invoice).
+    refuse_next_issue: Mutex<Option<String>>,
 }
 
 impl Default for InvoiceOffice {
@@ -45,8 +57,27 @@ impl Default for InvoiceOffice {
         InvoiceOffice {
             credentials: InvoiceCredentials::stage(),
             by_relate_number: Mutex::new(HashMap::new()),
+            outage: AtomicU32::new(0),
+            lost_answers: AtomicU32::new(0),
+            refuse_next_issue: Mutex::new(None),
         }
     }
+}
+
+/// What the office holds for one RelateNumber (tests read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldInvoice {
+    pub invoice_no: String,
+    pub amount: i64,
+    pub remaining: i64,
+    pub void: bool,
+    pub allowances: u32,
+}
+
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 fn text(data: &serde_json::Value, name: &str) -> String {
@@ -66,8 +97,65 @@ fn number(data: &serde_json::Value, name: &str) -> Option<i64> {
 }
 
 impl InvoiceOffice {
-    /// Answers one call to `path` (ending in the API's path) with `body`, at `now`.
+    /// The next `calls` calls find ECPay down (HTTP 503, nothing done).
+    pub fn go_down_for(&self, calls: u32) {
+        self.outage.store(calls, Ordering::SeqCst);
+    }
+
+    /// The next `calls` calls are carried out but their answers never arrive (HTTP 504).
+    pub fn lose_answers(&self, calls: u32) {
+        self.lost_answers.store(calls, Ordering::SeqCst);
+    }
+
+    /// The next Issue is refused with `message`.
+    pub fn refuse_next_issue(&self, message: &str) {
+        if let Ok(mut next) = self.refuse_next_issue.lock() {
+            *next = Some(message.to_string());
+        }
+    }
+
+    /// What the office holds under `relate_number`.
+    pub fn held(&self, relate_number: &str) -> Option<HeldInvoice> {
+        let issued = self.by_relate_number.lock().ok()?;
+        issued.get(relate_number).map(|i| HeldInvoice {
+            invoice_no: i.invoice_no.clone(),
+            amount: i.amount,
+            remaining: i.remaining,
+            void: i.void,
+            allowances: i.allowances,
+        })
+    }
+
+    /// How many invoices the office has issued.
+    pub fn issued_count(&self) -> usize {
+        self.by_relate_number.lock().map_or(0, |i| i.len())
+    }
+
+    /// Answers one call to `path` (ending in the API's path) with `body`, at `now`; down or losing
+    /// answers when told to.
     pub fn handle(
+        &self,
+        path: &str,
+        body: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> GatewayReply {
+        if take_one(&self.outage) {
+            return GatewayReply {
+                status: 503,
+                body: "Service Unavailable".into(),
+            };
+        }
+        let reply = self.answer_call(path, body, now);
+        if take_one(&self.lost_answers) {
+            return GatewayReply {
+                status: 504,
+                body: "Gateway Timeout".into(),
+            };
+        }
+        reply
+    }
+
+    fn answer_call(
         &self,
         path: &str,
         body: &str,
@@ -227,6 +315,14 @@ impl InvoiceOffice {
         if let Some(problem) = Self::issue_problem(data) {
             return Self::refusal(1_200_000, problem);
         }
+        if let Some(message) = self
+            .refuse_next_issue
+            .lock()
+            .ok()
+            .and_then(|mut m| m.take())
+        {
+            return Self::refusal(1_200_099, &message);
+        }
         let Ok(mut issued) = self.by_relate_number.lock() else {
             return Self::refusal(9_999_999, "busy");
         };
@@ -316,6 +412,21 @@ impl InvoiceOffice {
         now: chrono::DateTime<chrono::Utc>,
     ) -> serde_json::Value {
         let amount = number(data, "AllowanceAmount").unwrap_or(0);
+        let items = data
+            .get("Items")
+            .and_then(|i| i.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let sum: i64 = items
+            .iter()
+            .map(|i| number(i, "ItemAmount").unwrap_or(0))
+            .sum();
+        if items.is_empty() || sum != amount {
+            return Self::refusal(1_200_006, "AllowanceAmount 與商品合計不符");
+        }
+        if !["E", "S", "A", "N"].contains(&text(data, "AllowanceNotify").as_str()) {
+            return Self::refusal(1_200_007, "AllowanceNotify 錯誤");
+        }
         let Ok(mut issued) = self.by_relate_number.lock() else {
             return Self::refusal(9_999_999, "busy");
         };

@@ -8,11 +8,13 @@ use secrecy::SecretSlice;
 
 mod env;
 pub mod fulfilment;
+pub mod invoices;
 mod payments;
 pub mod settlement;
 
 pub use env::EnvSource;
 pub use fulfilment::FulfilmentConfig;
+pub use invoices::InvoiceConfig;
 use payments::payments_from;
 pub use payments::{
     EcpayEnvironment, PaymentsConfig, CALLBACK_PATH, LOCAL_CHECKOUT_PATH, LOCAL_CREDIT_CHECK_CODE,
@@ -68,6 +70,8 @@ pub struct Config {
     pub fulfilment: FulfilmentConfig,
     /// Commission and the hold before a sale is owed.
     pub settlement: SettlementConfig,
+    /// E-invoices: when, and ECPay's invoice credentials.
+    pub invoices: InvoiceConfig,
 }
 
 /// The number of cores this process may use (at least one).
@@ -120,6 +124,7 @@ impl std::fmt::Debug for Config {
             .field("login_username_backoff", &self.login_username_backoff)
             .field("login_failure_window", &self.login_failure_window)
             .field("payments", &self.payments)
+            .field("invoices", &self.invoices)
             .finish()
     }
 }
@@ -159,6 +164,9 @@ impl Config {
         }
         let jwt_previous_secret =
             signing_secret(env, "JWT_PREVIOUS_SECRET")?.map(SecretSlice::from);
+        let payments = payments_from(env, &defaults)?;
+        let invoices =
+            invoices::invoices_from(env, payments.environment, payments.public_base_url.clone())?;
         Ok(Config {
             table_name: env.string_or("TABLE_NAME", DEFAULT_TABLE_NAME),
             dynamodb_endpoint: None,
@@ -199,9 +207,10 @@ impl Config {
             password_hash_queue: env
                 .count_or("PASSWORD_HASH_QUEUE", DEFAULT_PASSWORD_HASH_QUEUE)?,
             password_cost: crate::auth::password::PasswordCost::PRODUCTION,
-            payments: payments_from(env, &defaults)?,
+            payments,
             fulfilment: fulfilment::fulfilment_from(env)?,
             settlement: settlement::settlement_from(env)?,
+            invoices,
         })
     }
 
@@ -227,6 +236,10 @@ impl Config {
             payments: PaymentsConfig::local("http://127.0.0.1:3000"),
             fulfilment: FulfilmentConfig::defaults(),
             settlement: SettlementConfig::defaults(),
+            invoices: InvoiceConfig::local(
+                "http://127.0.0.1:3000",
+                crate::domain::e_invoice::InvoiceMode::Off,
+            ),
         }
     }
 }

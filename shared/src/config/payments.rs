@@ -348,6 +348,6 @@ fn credentials_from<F: Fn(&str) -> Option<String>>(
 }
 
 /// What ECPay issues as a HashKey or HashIV: exactly 16 ASCII letters and digits.
-fn is_ecpay_key(value: &str) -> bool {
+pub(super) fn is_ecpay_key(value: &str) -> bool {
     value.len() == 16 && value.bytes().all(|b| b.is_ascii_alphanumeric())
 }

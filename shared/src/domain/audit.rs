@@ -31,6 +31,8 @@ pub enum AuditAction {
     StatementFailed,
     /// A merchant changed their payout account.
     PayoutAccountChanged,
+    /// An operator asked the invoice job to try a failed e-invoice again.
+    InvoiceRetried,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod codes;
+pub mod e_invoice;
 pub mod ids;
 pub mod invoice;
 pub mod ledger;

@@ -225,10 +225,10 @@ impl OrderService<'_> {
             let now = self.clock.now();
             let redact_at = self.fulfilment.address_redacted(now);
             let commission = self.settlements.commission_of(&order.merchant_id).await?;
-            let line = self.settlements.sale_line(&order, now, commission);
+            let sale = self.settlements.sale_writes(&order, now, commission);
             match self
                 .store
-                .complete_delivery(&order, Receipt::Confirmed(member), now, redact_at, &line)
+                .complete_delivery(&order, Receipt::Confirmed(member), now, redact_at, &sale)
                 .await?
             {
                 DeliveryStep::Done => {
@@ -284,10 +284,10 @@ impl OrderService<'_> {
                 Some(order) if order.status == OrderStatus::Shipped => {
                     let redact_at = self.fulfilment.address_redacted(now);
                     let commission = self.settlements.commission_of(&order.merchant_id).await?;
-                    let line = self.settlements.sale_line(&order, now, commission);
+                    let sale = self.settlements.sale_writes(&order, now, commission);
                     match self
                         .store
-                        .complete_delivery(&order, Receipt::AutoCompleted, now, redact_at, &line)
+                        .complete_delivery(&order, Receipt::AutoCompleted, now, redact_at, &sale)
                         .await?
                     {
                         DeliveryStep::Done => work.completed += 1,

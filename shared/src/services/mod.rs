@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod deliveries;
 pub mod ecpay_query;
 pub(crate) mod idempotency;
+pub mod invoice_job;
 pub mod invoices;
 pub mod login;
 pub mod moderation;

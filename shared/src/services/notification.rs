@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::recharge::RechargeService;
 use super::retry::RetryBudget;
+use crate::domain::e_invoice::{Invoice, InvoiceMode};
 use crate::domain::{MerchantTradeNo, Movement, Payment, PaymentStatus, Settlement, UserId};
 use crate::ecpay;
 use crate::error::AppError;
@@ -92,6 +93,16 @@ impl RechargeService<'_> {
                     now,
                 )
                 .map_err(|refusal| AppError::internal_during("credit", refusal))?;
+            let invoice = match self.invoice_mode {
+                InvoiceMode::AtRecharge => Invoice::for_recharge(
+                    &payment.merchant_trade_no,
+                    &payment.member_id,
+                    payment.amount,
+                    payment.points.get(),
+                    now,
+                ),
+                _ => None,
+            };
             match self
                 .store
                 .credit_recharge(
@@ -101,6 +112,7 @@ impl RechargeService<'_> {
                     trade_no,
                     payment_date,
                     message,
+                    invoice.as_ref(),
                     now,
                 )
                 .await?

@@ -279,11 +279,11 @@ impl OrderService<'_> {
         let commission = self.settlements.commission_of(merchant_id).await?;
         loop {
             let now = self.clock.now();
-            let line =
-                |order: &crate::domain::Order| self.settlements.sale_line(order, now, commission);
+            let sale =
+                |order: &crate::domain::Order| self.settlements.sale_writes(order, now, commission);
             match self
                 .store
-                .complete_order(order_id, merchant_id, code, now, &line)
+                .complete_order(order_id, merchant_id, code, now, &sale)
                 .await?
             {
                 CompleteOutcome::Contended => {

@@ -143,6 +143,8 @@ pub struct RechargeService<'a> {
     pub gateway: &'a dyn GatewayTransport,
     /// What "now" is (see [`crate::clock`]).
     pub clock: &'a crate::clock::Clock,
+    /// `at_recharge`: a paid recharge's credit queues its e-invoice.
+    pub invoice_mode: crate::domain::e_invoice::InvoiceMode,
 }
 
 /// A member holding the most unpaid recharges allowed, told which ones they are.

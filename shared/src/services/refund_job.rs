@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::ecpay_query::QueryFailure;
 use super::refunds::RefundService;
+use crate::domain::e_invoice::{Allowance, InvoiceSource, InvoiceState};
 use crate::domain::refund::{
     self, CardTrade, PendingDraw, PlanRefusal, Refund, RefundDraw, RefundState,
 };
@@ -385,18 +386,34 @@ impl RefundService<'_> {
             next.state = RefundState::Refunded;
             next.message = None;
         }
+        // A recharge invoiced when it was paid gives the money back off its invoice too.
+        let invoice = InvoiceSource::Recharge(pending.merchant_trade_no.clone()).relate_number();
+        let allowance = Allowance::for_refund(
+            &refund.id,
+            &pending.merchant_trade_no,
+            pending.refunded_before,
+            pending.twd,
+        );
+        let mut also = vec![RefundAlso::UnlockPayment {
+            payment: &pending.merchant_trade_no,
+            refunded_before: pending.refunded_before,
+            refunded_after: pending.refunded_before + pending.twd,
+        }];
+        let invoiced = self
+            .store
+            .invoice(&invoice)
+            .await?
+            .is_some_and(|i| i.state != InvoiceState::Void);
+        if invoiced && pending.twd > 0 {
+            also.push(RefundAlso::InvoiceAllowance {
+                relate_number: &invoice,
+                allowance: &allowance,
+                at: now,
+            });
+        }
         match self
             .store
-            .refund_step(
-                refund.version,
-                &next,
-                (!done).then_some(now + LEASE),
-                &[RefundAlso::UnlockPayment {
-                    payment: &pending.merchant_trade_no,
-                    refunded_before: pending.refunded_before,
-                    refunded_after: pending.refunded_before + pending.twd,
-                }],
-            )
+            .refund_step(refund.version, &next, (!done).then_some(now + LEASE), &also)
             .await?
         {
             RefundStep::Done => Ok(next),

@@ -132,6 +132,8 @@ pub struct SettlementService<'a> {
     pub config: &'a SettlementConfig,
     pub points_per_twd: i64,
     pub clock: &'a crate::clock::Clock,
+    /// `at_redemption`: a completed order queues its e-invoice.
+    pub invoice_mode: crate::domain::e_invoice::InvoiceMode,
 }
 
 impl SettlementService<'_> {
@@ -142,6 +144,25 @@ impl SettlementService<'_> {
             .merchant_commission(merchant)
             .await?
             .unwrap_or(self.config.commission_percent))
+    }
+
+    /// What `order`'s completion at `at` writes: its sale line at `commission_percent`, and in
+    /// `at_redemption` its e-invoice (none when it spent no purchased points).
+    pub fn sale_writes(
+        &self,
+        order: &Order,
+        at: Timestamp,
+        commission_percent: u32,
+    ) -> crate::store::SaleWrites {
+        crate::store::SaleWrites {
+            line: self.sale_line(order, at, commission_percent),
+            invoice: match self.invoice_mode {
+                crate::domain::e_invoice::InvoiceMode::AtRedemption => {
+                    crate::domain::e_invoice::Invoice::for_order(order, self.points_per_twd, at)
+                }
+                _ => None,
+            },
+        }
     }
 
     /// The sale line `order` writes when it completes at `at`, at `commission_percent`.
@@ -740,9 +761,18 @@ impl SettlementService<'_> {
                 Some(reason.clone()),
                 now,
             );
+            // The order's e-invoice (`at_redemption`), unless already void, is voided by the job.
+            let invoice =
+                crate::domain::e_invoice::InvoiceSource::Order(order.id.clone()).relate_number();
+            let void = self
+                .store
+                .invoice(&invoice)
+                .await?
+                .filter(|i| i.state != crate::domain::e_invoice::InvoiceState::Void)
+                .map(|_| (invoice.as_str(), reason.as_str()));
             match self
                 .store
-                .cancel_completed_order(&order, &refund, reversal.as_ref(), &audit, now)
+                .cancel_completed_order(&order, &refund, reversal.as_ref(), void, &audit, now)
                 .await?
             {
                 crate::store::CompletedCancel::Cancelled => {

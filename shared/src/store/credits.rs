@@ -48,6 +48,7 @@ impl Store {
         trade_no: &str,
         payment_date: &str,
         gateway_message: &str,
+        invoice: Option<&crate::domain::e_invoice::Invoice>,
         now: Timestamp,
     ) -> Result<CreditAttempt, AppError> {
         let is_origin = payment.attempt_of.is_none();
@@ -104,6 +105,10 @@ impl Store {
                     .unwrap_or(&payment.merchant_trade_no),
             )?,
         );
+        // `at_recharge`: the recharge's e-invoice, issued later by the job (an outbox).
+        if let Some(invoice) = invoice {
+            items.push(self.invoice_put(invoice)?);
+        }
         if let Some(record) = record {
             let put = aws_sdk_dynamodb::types::Put::builder()
                 .table_name(&self.table)

@@ -87,14 +87,15 @@ impl Store {
     /// shipped → completed, by its member or by the job once `completes_by` (the order's
     /// auto-completion time) has passed; queues the address's redaction at `redact_at`.
     ///
-    /// The order's settlement line rides in the same transaction, only if it has none yet.
+    /// The order's settlement line (only if it has none yet) and e-invoice (`at_redemption`) ride in
+    /// the same transaction.
     pub async fn complete_delivery(
         &self,
         order: &Order,
         receipt: Receipt<'_>,
         now: Timestamp,
         redact_at: Timestamp,
-        line: &crate::domain::settlement::SettlementLine,
+        sale: &super::order_lifecycle::SaleWrites,
     ) -> Result<DeliveryStep, AppError> {
         let mut complete = Update::builder()
             .table_name(&self.table)
@@ -116,14 +117,17 @@ impl Store {
                 complete.condition_expression("attribute_exists(#pk) AND #status = :shipped")
             }
         };
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder()
                 .update(complete.build().map_err(AppError::internal)?)
                 .build(),
             self.due_delete(DueWork::DeliveryCompletes, &order.id)?,
             self.due_put(DueWork::AddressRedacted, &order.id, redact_at)?,
-            self.line_put(line)?,
+            self.line_put(&sale.line)?,
         ];
+        if let Some(invoice) = &sale.invoice {
+            items.push(self.invoice_put(invoice)?);
+        }
         step(self.transact_once(items).await?)
     }
 

@@ -257,6 +257,31 @@ pub const COMMISSION_SK: &str = "COMMISSION";
 pub const PAYOUT_ACCOUNT_SK: &str = "PAYOUT_ACCOUNT";
 /// A member's invoice preference (where their e-invoices go).
 pub const INVOICE_PREFERENCE_SK: &str = "INVOICE_PREFERENCE";
+/// An e-invoice, keyed by its RelateNumber (derived from what it invoices, so the sale's
+/// transaction, a cancellation and a refund all find it without a read of anything else).
+pub fn invoice_pk(relate_number: &str) -> String {
+    format!("INVOICE#{relate_number}")
+}
+pub const INVOICE_SK: &str = "INVOICE";
+/// gsi1: a member's invoices, newest first.
+pub fn member_invoices_gsi(member_id: &str) -> String {
+    format!("MEMBER_INVOICES#{member_id}")
+}
+/// gsi2: invoices with a call due, by when, spread like the other queues.
+pub const INVOICES_DUE_PARTITIONS: usize = 8;
+pub fn invoices_due_gsi(relate_number: &str) -> String {
+    format!(
+        "INVOICES_DUE#{}",
+        spread(relate_number, INVOICES_DUE_PARTITIONS)
+    )
+}
+pub fn invoices_due_partitions() -> Vec<String> {
+    (0..INVOICES_DUE_PARTITIONS)
+        .map(|i| format!("INVOICES_DUE#{i}"))
+        .collect()
+}
+/// gsi2: failed invoices, for operators, by when they failed.
+pub const FAILED_INVOICES_GSI: &str = "INVOICES_FAILED";
 /// The periods the month-end run has closed (sort key: the period's last day).
 pub const CLOSED_PERIODS_PK: &str = "SETTLEMENT_PERIODS";
 

@@ -9,6 +9,14 @@ use super::spread_lists::SpreadQuery;
 use super::table::{GSI1, GSI1_PK, GSI2, GSI2_PK, GSI2_SK, PK, SK};
 use super::{n, page_of, s, timestamp, Filter, ListQuery, Store, TransactionAttempt};
 use crate::domain::settlement::SettlementLine;
+
+/// What an order's completion writes besides the order: its settlement line, and in
+/// `at_redemption` its e-invoice (an outbox item the invoice job issues later).
+#[derive(Debug, Clone)]
+pub struct SaleWrites {
+    pub line: SettlementLine,
+    pub invoice: Option<crate::domain::e_invoice::Invoice>,
+}
 use crate::domain::{
     BalanceChange, Fulfilment, Order, OrderId, OrderParty, OrderStatus, Timestamp, UserId,
 };
@@ -279,15 +287,15 @@ impl Store {
     /// pending → completed, by the order's merchant only: with the order's pickup code when it has
     /// one (`code`), and without one only when it has none (deliveries; pickups placed before
     /// codes). Both are in the write's condition, so no read decides it. The order's settlement
-    /// line (`line`, worked out on the order as read) is written in the same transaction, only if
-    /// the order has none yet.
+    /// line and, in `at_redemption`, its e-invoice (`sale`, worked out on the order as read) are
+    /// written in the same transaction, the line only if the order has none yet.
     pub async fn complete_order(
         &self,
         order_id: &OrderId,
         merchant_id: &UserId,
         code: Option<&str>,
         now: Timestamp,
-        line: &(dyn Fn(&Order) -> SettlementLine + Sync),
+        sale: &(dyn Fn(&Order) -> SaleWrites + Sync),
     ) -> Result<CompleteOutcome, AppError> {
         let Some(order) = self.get_order(order_id).await? else {
             return Ok(CompleteOutcome::NotFound);
@@ -325,10 +333,14 @@ impl Store {
         }
         .build()
         .map_err(AppError::internal)?;
-        let items = vec![
+        let sale = sale(&order);
+        let mut items = vec![
             TransactWriteItem::builder().update(complete).build(),
-            self.line_put(&line(&order))?,
+            self.line_put(&sale.line)?,
         ];
+        if let Some(invoice) = &sale.invoice {
+            items.push(self.invoice_put(invoice)?);
+        }
         match self.transact_once(items).await? {
             TransactionAttempt::Committed => {
                 let mut completed = order;

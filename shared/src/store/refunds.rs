@@ -168,6 +168,13 @@ pub enum RefundAlso<'a> {
     },
     /// A failed refund's points back on the balance.
     ReturnPoints(&'a BalanceChange),
+    /// The money back on a card comes off the recharge's e-invoice (折讓), asked of the invoice
+    /// job in the same transaction.
+    InvoiceAllowance {
+        relate_number: &'a str,
+        allowance: &'a crate::domain::e_invoice::Allowance,
+        at: Timestamp,
+    },
     Audit(&'a crate::domain::AuditEntry),
 }
 
@@ -390,6 +397,11 @@ impl Store {
                     items.push(self.ledger_put(change)?);
                 }
                 RefundAlso::Audit(entry) => items.push(self.audit_put(entry)?),
+                RefundAlso::InvoiceAllowance {
+                    relate_number,
+                    allowance,
+                    at,
+                } => items.push(self.invoice_allowance_request(relate_number, allowance, *at)?),
             }
         }
         match self.transact_once(items).await? {

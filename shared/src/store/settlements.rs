@@ -458,12 +458,15 @@ impl Store {
     /// An operator cancels a completed order, as one transaction: 0. the order completed →
     /// cancelled (only if still completed); 1. the member's account takes `refund`, only if
     /// unchanged since read; 2. its REFUND row; 3. the audit entry; 4. (when the order has a sale
-    /// line) the reversal line, only if none exists yet. Nothing goes back to stock.
+    /// line) the reversal line, only if none exists yet; 5. (when it was invoiced, `void_invoice`:
+    /// its RelateNumber and the reason) the invoice's void, asked of the invoice job. Nothing goes
+    /// back to stock.
     pub async fn cancel_completed_order(
         &self,
         order: &crate::domain::Order,
         refund: &crate::domain::BalanceChange,
         reversal: Option<&SettlementLine>,
+        void_invoice: Option<(&str, &str)>,
         audit: &AuditEntry,
         now: Timestamp,
     ) -> Result<CompletedCancel, AppError> {
@@ -493,6 +496,9 @@ impl Store {
         ];
         if let Some(line) = reversal {
             items.push(self.line_put(line)?);
+        }
+        if let Some((relate_number, reason)) = void_invoice {
+            items.push(self.invoice_void_request(relate_number, reason, now)?);
         }
         match self.transact_once(items).await? {
             TransactionAttempt::Committed => Ok(CompletedCancel::Cancelled),

@@ -233,7 +233,8 @@ async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writ
                 let path = key
                     .template
                     .replace("{id}", raw)
-                    .replace("{merchant_trade_no}", raw);
+                    .replace("{merchant_trade_no}", raw)
+                    .replace("{relate_number}", raw);
                 let answer = api
                     .call(
                         method.clone(),
@@ -257,6 +258,7 @@ async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writ
                         "refunds" => "refund_not_found",
                         "merchants" => "merchant_not_found",
                         "settlements" => "statement_not_found",
+                        "invoices" => "invoice_not_found",
                         other => panic!("no expectation for {other}"),
                     };
                     assert_eq!(answer.error_code(), expected, "{} {path}", key.method);

@@ -13,6 +13,7 @@ mod edges;
 mod expiry;
 mod indexes;
 mod invoices;
+mod invoicing;
 mod keys;
 mod login_limits;
 mod logs;

@@ -12,13 +12,18 @@ use serde_json::{json, Value};
 use shared::gateway::{GatewayTransport, TransportFuture};
 
 /// Queries paced as ECPay allows (the simulator refuses closer than 200 ms).
-fn paced(config: &mut shared::Config) {
+pub(crate) fn paced(config: &mut shared::Config) {
     config.payments.query_spacing = Duration::from_millis(250);
 }
 
 /// The member pays `amount` through the simulator's checkout (optionally in installments), and
 /// ECPay's notification reaches the callback. The payment's MerchantTradeNo.
-async fn paid_through_ecpay(api: &TestApi, token: &str, amount: i64, installments: u32) -> String {
+pub(crate) async fn paid_through_ecpay(
+    api: &TestApi,
+    token: &str,
+    amount: i64,
+    installments: u32,
+) -> String {
     let checkout = api.start_recharge(token, amount).await;
     let fields: BTreeMap<String, String> = checkout["fields"]
         .as_object()
@@ -45,7 +50,7 @@ async fn paid_through_ecpay(api: &TestApi, token: &str, amount: i64, installment
     trade_no
 }
 
-async fn request_refund(
+pub(crate) async fn request_refund(
     api: &TestApi,
     token: &str,
     points: Value,
