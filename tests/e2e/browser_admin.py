@@ -2,7 +2,8 @@
 """An operator runs the platform from the admin console in a real browser (headless Chromium over
 WebDriver): signs in, finds a member, disables them, adjusts their points with a reason, reconciles a
 payment whose ECPay notification was lost, closes a member's refund as paid by bank transfer, closes
-a period and pays a merchant's statement, and reads the audit log. Every effect is checked through the API, and a screenshot of the console is
+a period and pays a merchant's statement, reads the audit log, and (on a host issuing e-invoices)
+retries an invoice ECPay refused. Every effect is checked through the API, and a screenshot of the console is
 decoded (plain PNG, no imaging library) to check that each key part is on screen and drawn: the
 header bar in its colour, and non-blank pixels inside the users, adjustment, payments, refunds,
 statements and audit panels.
@@ -204,7 +205,7 @@ def main() -> int:
                 browser.find(f'#audit tr[data-action="{action}"]')
             shot = shots / "admin-console.png"
             browser.screenshot(shot)
-            check_screenshot(browser, shot, ["#users-section", "#adjust-section", "#payments-section", "#refunds-section", "#settlements-section", "#audit-section", "#message"])
+            check_screenshot(browser, shot, ["#users-section", "#adjust-section", "#payments-section", "#refunds-section", "#invoices-section", "#settlements-section", "#audit-section", "#message"])
 
             # The API's docs page renders under its own CSP (Swagger UI from its own files only).
             browser.open(host.base + "/api/docs/")
@@ -237,7 +238,54 @@ def main() -> int:
         kinds = sorted(row["transaction_type"] for row in ledger["items"])
         assert kinds == ["ADJUSTMENT", "RECHARGE"], kinds
     print(f"== admin console passed: balance {points['balance']}; screenshot in {shot}")
+    failed_invoice_retried(chromedriver, chromium)
     return 0
+
+
+def failed_invoice_retried(chromedriver, chromium):
+    """Invoices issued at recharge, the scheduled job every second: ECPay refuses a member's invoice,
+    the operator sees it failed in the console and retries it, and the job issues it."""
+    env = {"INVOICE_MODE": "at_recharge", "RECONCILE_INTERVAL_SECONDS": "1"}
+    with LocalHost(admins=["ops_olive"], extra_env=env) as host:
+        assert post_form(host, "/dev/ecpay/refuse-next-invoice", {"RtnMsg": "載具號碼不存在"}) == 200
+        member = host.sign_up("ivy_member", "MEMBER")
+        status, checkout = host.call("POST", "/api/members/points/recharge/", {"amount": 500}, member)
+        assert status == 201, (status, checkout)
+        assert post_form(host, "/dev/ecpay/Cashier/AioCheckOut/V5", checkout["fields"]) == 200
+        assert post_form(host, "/dev/ecpay/pay", {"MerchantTradeNo": checkout["merchant_trade_no"]}) == 200
+        relate = "R" + checkout["merchant_trade_no"]
+        operator = host.log_in("ops_olive")
+        deadline = time.time() + 30
+        while True:
+            status, failed = host.call("GET", "/api/admin/invoices/failed/", None, operator)
+            if failed["items"]:
+                break
+            assert time.time() < deadline, "the refused invoice never showed as failed"
+            time.sleep(0.3)
+        assert failed["items"][0]["relate_number"] == relate, failed
+        browser = WebDriver(chromedriver, chromium)
+        try:
+            browser.command("POST", "/window/rect", {"width": 1280, "height": 1800})
+            browser.open(host.base + "/api/admin/console/")
+            browser.command("POST", f"/element/{browser.find('#username')}/value", {"text": "ops_olive"})
+            from localhost import PASSWORD
+            browser.command("POST", f"/element/{browser.find('#password')}/value", {"text": PASSWORD})
+            browser.click("#sign-in")
+            assert "載具號碼不存在" in browser.text(f'#failed-invoices tr[data-relate="{relate}"]')
+            click_in(browser, f'#failed-invoices tr[data-relate="{relate}"]', "button")
+            wait_for(browser, "#message", f"invoice {relate} is due again")
+        finally:
+            browser.quit()
+        deadline = time.time() + 30
+        while True:
+            status, mine = host.call("GET", "/api/members/invoices/", None, host.log_in("ivy_member"))
+            if mine["items"][0]["state"] == "issued":
+                break
+            assert time.time() < deadline, mine
+            time.sleep(0.5)
+        status, log = host.call("GET", "/api/admin/audit/", None, operator)
+        assert any(e["action"] == "invoice_retried" for e in log["items"]), log
+    print(f"== failed e-invoice retried from the console: issued as {mine['items'][0]['invoice_number']}")
 
 
 def click_in(browser, row_css, button_css, timeout=20):

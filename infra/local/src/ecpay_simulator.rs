@@ -174,6 +174,15 @@ impl EcpaySimulator {
                     .body(Body::from(reply.body))
                     .map_err(AppError::internal)
             }
+            ("POST", "/dev/ecpay/refuse-next-invoice") => {
+                let message = Self::form_value(req, "RtnMsg")?
+                    .unwrap_or_else(|| "載具號碼不存在".to_string());
+                self.invoices.refuse_next_issue(&message);
+                html(
+                    StatusCode::OK,
+                    page("ECPay simulator", "The next invoice Issue is refused."),
+                )
+            }
             ("POST", "/dev/ecpay/fail-next-action") => {
                 let message =
                     Self::form_value(req, "RtnMsg")?.unwrap_or_else(|| "銀行拒絕退刷".to_string());

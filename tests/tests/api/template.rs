@@ -650,6 +650,7 @@ async fn every_journey_once(api: &std::sync::Arc<TestApi>) {
         &operator,
     ))
     .await;
+    Box::pin(invoice_journey(api, &token, &operator)).await;
     // Pickups: the QR code, a wrong code, and the job's pass over uncollected ones (one is due).
     api.get(
         &format!("/api/members/orders/{order}/pickup.svg"),
@@ -1014,6 +1015,41 @@ async fn settlement_journey(
     }
 }
 
+/// The e-invoice part of the journey (`at_redemption`): the job issues the completed orders'
+/// invoices (one refused, so failed) and voids the cancelled one's; an operator lists the failed
+/// one and retries it; the member lists theirs.
+async fn invoice_journey(api: &std::sync::Arc<TestApi>, member: &str, operator: &str) {
+    use serde_json::json;
+    api.host
+        .simulator
+        .invoices
+        .refuse_next_issue("載具號碼不存在");
+    let first = local_api::host::as_function("fn-reconcile", fn_reconcile::run_invoices(&api.ctx))
+        .await
+        .unwrap();
+    assert_eq!(first.failed, 1, "{first:?}");
+    let failed = api.get("/api/admin/invoices/failed/", Some(operator)).await;
+    failed.assert_status(200);
+    let relate = failed.body["items"][0]["relate_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.post(
+        &format!("/api/admin/invoices/{relate}/retry/"),
+        json!({}),
+        Some(operator),
+    )
+    .await
+    .assert_status(200);
+    let again = local_api::host::as_function("fn-reconcile", fn_reconcile::run_invoices(&api.ctx))
+        .await
+        .unwrap();
+    assert_eq!(again.issued, 1, "{again:?}");
+    let listed = api.get("/api/members/invoices/", Some(member)).await;
+    listed.assert_status(200);
+    assert!(!listed.body["items"].as_array().unwrap().is_empty());
+}
+
 /// Every journey in one test is one deep future: in a debug build its frames outgrow a test
 /// thread's 2 MiB, so it runs on a thread of its own with room.
 #[test]
@@ -1037,6 +1073,7 @@ async fn every_call_allowed_and_every_grant_used() {
         config.payments.reconcile_after = std::time::Duration::ZERO;
         config.payments.query_spacing = std::time::Duration::from_millis(250);
         config.payments.promotional_expire_days = Some(30);
+        config.invoices.mode = shared::domain::e_invoice::InvoiceMode::AtRedemption;
     })
     .await;
     every_journey_once(&api).await;
