@@ -74,12 +74,11 @@ impl InvoiceService<'_> {
                         let call = invoice.in_flight.clone();
                         let note = settle_in_flight(&mut invoice, found.as_ref());
                         invoice.log(now, "GetIssue", note);
-                        if invoice.in_flight.is_none() {
-                            count(report, call.as_ref(), &invoice);
-                        }
                         if !self.save(&mut invoice, Some(now)).await? {
                             return Ok(());
                         }
+                        // Counted once recorded: a record that lost its race is settled again.
+                        count(report, call.as_ref(), &invoice);
                         continue;
                     }
                     Err(message) => return self.wait(invoice, "GetIssue", &message, report).await,
@@ -87,8 +86,9 @@ impl InvoiceService<'_> {
             }
             if invoice.settle_unissued_void() {
                 invoice.log(now, "Invalid", "never issued: void without a call");
-                report.voided += 1;
-                self.save(&mut invoice, None).await?;
+                if self.save(&mut invoice, None).await? {
+                    report.voided += 1;
+                }
                 return Ok(());
             }
             let Some(call) = invoice.next_call() else {
@@ -127,7 +127,6 @@ impl InvoiceService<'_> {
                             invoice.invoice_number.clone().unwrap_or_default()
                         ),
                     );
-                    count(report, Some(&call), &invoice);
                 }
                 // Issued before (an answer lost on the way back): GetIssue finds it, next turn.
                 Answer::Refused(code, message)
@@ -146,7 +145,6 @@ impl InvoiceService<'_> {
                         call.name(),
                         format!("refused: {code} {message}"),
                     );
-                    report.failed += 1;
                 }
                 Answer::Unanswered(message) => {
                     return self.wait(invoice, call.name(), &message, report).await
@@ -154,6 +152,12 @@ impl InvoiceService<'_> {
             }
             if !self.save(&mut invoice, Some(self.clock.now())).await? {
                 return Ok(());
+            }
+            // Counted once recorded: a record that lost its race is settled (and counted) again.
+            if invoice.failure.is_some() {
+                report.failed += 1;
+            } else {
+                count(report, Some(&call), &invoice);
             }
         }
         Ok(())
@@ -170,14 +174,16 @@ impl InvoiceService<'_> {
         let now = self.clock.now();
         let failed = invoice.unanswered(message);
         invoice.log(now, call, format!("no answer: {message}"));
+        let due = (!failed).then(|| now + invoice.backoff());
+        if !self.save(&mut invoice, due).await? {
+            return Ok(());
+        }
         if failed {
             report.failed += 1;
             tracing::warn!(relate_number = %invoice.relate_number, "e-invoice failed: ECPay never answered");
         } else {
             report.waiting += 1;
         }
-        let due = (!failed).then(|| now + invoice.backoff());
-        self.save(&mut invoice, due).await?;
         Ok(())
     }
 

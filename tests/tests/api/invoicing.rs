@@ -358,3 +358,81 @@ async fn a_refused_or_never_answered_invoice_is_failed_for_operators_who_retry_i
         audit.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_runs_racing_each_other_and_a_cancellation_issue_each_invoice_once_and_void_it() {
+    let api = TestApi::start_with(invoicing(InvoiceMode::AtRedemption)).await;
+    let (_, operator) = api.signed_in_admin("olive").await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let mug = api.create_product(&shop, "Mug", 10, 100).await;
+    let members = api.members_with_points("racer", 4, 200).await;
+    let mut orders = Vec::new();
+    for (_, token) in &members {
+        for _ in 0..3 {
+            let placed = api.redeem(token, mug["id"].as_str().unwrap(), 1).await;
+            placed.assert_status(201);
+            api.hand_over(&shop, &placed.body).await.assert_status(200);
+            orders.push(placed.body["id"].as_str().unwrap().to_string());
+        }
+    }
+    // Four runs at once, while an operator cancels one of the completed orders.
+    let cancelled = orders[0].clone();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move { fn_reconcile::run_invoices(&api.ctx).await.unwrap() })
+        })
+        .collect();
+    let cancel = {
+        let api = api.clone();
+        let operator = operator.clone();
+        tokio::spawn(async move {
+            api.post(
+                &format!("/api/admin/orders/{cancelled}/cancel/"),
+                json!({"reason": "wrong item"}),
+                Some(&operator),
+            )
+            .await
+            .assert_status(200);
+        })
+    };
+    let mut issued = 0;
+    for run in runs {
+        issued += run.await.unwrap().issued;
+    }
+    cancel.await.unwrap();
+    // Whatever the interleaving, later runs settle it: every invoice issued once, the cancelled
+    // order's voided.
+    for _ in 0..3 {
+        let report = run(&api).await;
+        issued += report.issued;
+        later(&api, Duration::from_secs(301), "olive").await;
+    }
+    let office = &api.host.simulator.invoices;
+    let relate_of = |order: &String| {
+        shared::domain::e_invoice::InvoiceSource::Order(order.clone().try_into().unwrap())
+            .relate_number()
+    };
+    for order in &orders[1..] {
+        let relate = relate_of(order);
+        let stored = api.ctx.store.invoice(&relate).await.unwrap().unwrap();
+        assert_eq!(stored.shown_state(), "issued", "{stored:?}");
+        assert_eq!(
+            stored.invoice_number,
+            office.held(&relate).map(|h| h.invoice_no)
+        );
+    }
+    // The cancelled order's: void, at ECPay too if it ever reached ECPay.
+    let relate = relate_of(&orders[0]);
+    let stored = api.ctx.store.invoice(&relate).await.unwrap().unwrap();
+    assert_eq!(stored.shown_state(), "void", "{stored:?}");
+    let reached = office.held(&relate);
+    assert!(reached.as_ref().is_none_or(|h| h.void), "{reached:?}");
+    assert_eq!(office.issued_count(), 11 + usize::from(reached.is_some()));
+    assert!(
+        issued as usize <= office.issued_count(),
+        "counted twice: {issued}"
+    );
+    let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+    api.assert_points_invariants(&ids).await;
+}
