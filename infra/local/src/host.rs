@@ -39,6 +39,8 @@ pub struct LocalApi {
     in_flight: Arc<InFlight>,
     /// See [`DEFAULT_BODY_TIMEOUT`].
     body_timeout: std::time::Duration,
+    /// API Gateway's CORS, as the template configures it (see [`crate::cors`]).
+    cors: crate::cors::Cors,
 }
 
 /// The in-flight caps, one per function (and one for what no function serves).
@@ -87,7 +89,14 @@ impl LocalApi {
             simulator,
             in_flight: Arc::new(InFlight::new(DEFAULT_MAX_IN_FLIGHT)),
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            cors: crate::cors::Cors::deployed(crate::cors::Cors::origins_from(None)),
         }
+    }
+
+    /// Allows `origins` to call the API from a browser (`CORS_ALLOWED_ORIGINS`).
+    pub fn with_cors_origins(mut self, origins: Vec<String>) -> Self {
+        self.cors.allow_origins = origins;
+        self
     }
 
     /// Sets how long a request's body may take to arrive (see [`DEFAULT_BODY_TIMEOUT`]).
@@ -185,6 +194,31 @@ impl LocalApi {
             return shared::observe::serve(&ctx.metrics, &req, None, self.simulator.handle(&req))
                 .await;
         }
+        // API Gateway answers a preflight itself, for any path, without invoking a function.
+        if let Some(headers) = self.cors.preflight(req.method(), req.headers()) {
+            let mut response = Response::new(Body::Empty);
+            *response.status_mut() = http::StatusCode::NO_CONTENT;
+            *response.headers_mut() = headers;
+            return response;
+        }
+        let origin = req
+            .headers()
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .map(str::to_string);
+        let mut response = self.invoke(selected, req).await;
+        self.cors
+            .decorate(origin.as_deref(), response.headers_mut());
+        response
+    }
+
+    /// Invokes the function API Gateway selected (or answers its own 404).
+    async fn invoke(
+        &self,
+        selected: Option<apigw::Selected<'static>>,
+        req: Request,
+    ) -> Response<Body> {
+        let ctx = &self.ctx;
         let Some(selected) = selected else {
             // API Gateway's own answer when nothing (not even `$default`) matches.
             return api_gateway_not_found();

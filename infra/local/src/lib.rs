@@ -3,6 +3,7 @@
 
 pub mod apigw;
 pub mod contention;
+pub mod cors;
 pub mod ecpay_cards;
 pub mod ecpay_invoices;
 pub mod ecpay_simulator;

@@ -141,7 +141,9 @@ async fn run(started: Instant) -> Result<(), String> {
         },
         _ => local_api::host::DEFAULT_MAX_IN_FLIGHT,
     };
-    let api = api.with_max_in_flight(max_in_flight);
+    let api = api.with_max_in_flight(max_in_flight).with_cors_origins(
+        local_api::cors::Cors::origins_from(std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref()),
+    );
     // Users registered before the operators' directory existed get its keys (once; cheap after).
     match api.ctx.store.backfill_user_directory().await {
         Ok(0) => {}

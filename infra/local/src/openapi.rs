@@ -38,12 +38,41 @@ impl Modify for BearerScheme {
 /// The whole API: every function's routes in one OpenAPI 3.1 document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = RootApi::openapi();
-    doc.merge(fn_auth::AuthApi::document());
-    doc.merge(fn_admin::AdminApi::document());
-    doc.merge(fn_members::MembersApi::document());
-    doc.merge(fn_merchants::MerchantsApi::document());
-    doc.merge(fn_ecpay_callback::PaymentsApi::document());
+    doc.merge(grouped(fn_auth::AuthApi::document(), "auth"));
+    doc.merge(grouped(fn_admin::AdminApi::document(), "admin"));
+    doc.merge(grouped(fn_members::MembersApi::document(), "members"));
+    doc.merge(grouped(fn_merchants::MerchantsApi::document(), "merchants"));
+    doc.merge(grouped(
+        fn_ecpay_callback::PaymentsApi::document(),
+        "payments",
+    ));
     doc
+}
+
+/// `document` with each operationId prefixed by its group (`members_list_orders`): OpenAPI requires
+/// them unique across the document, and code generators (openapi-typescript) refuse duplicates, while
+/// each function's router names its handlers without the prefix in its own document.
+fn grouped(mut document: utoipa::openapi::OpenApi, group: &str) -> utoipa::openapi::OpenApi {
+    for item in document.paths.paths.values_mut() {
+        for operation in [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.options.as_mut(),
+            item.head.as_mut(),
+            item.patch.as_mut(),
+            item.trace.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(id) = operation.operation_id.as_mut() {
+                *id = format!("{group}_{id}");
+            }
+        }
+    }
+    document
 }
 
 /// The document as checked in at `docs/openapi.json`.

@@ -190,7 +190,8 @@ impl JwtKeys {
     }
 
     /// Verifies signature, algorithm (HS256 only: `none` and every other algorithm are refused),
-    /// expiry and token type. Every failure is the same 401 to the client.
+    /// expiry and token type. Every failure is a 401: `token_expired` for a genuine token past its
+    /// time, `invalid_token` for anything else.
     ///
     /// Expiry is checked twice: by jsonwebtoken against the system clock, and against the
     /// context's [`Clock`] with the same rule (expired once `exp` is in the past, no leeway). In
@@ -213,11 +214,16 @@ impl JwtKeys {
                 _ => return Err(invalid_token()),
             },
         };
+        // Expiry is told apart (`token_expired`): jsonwebtoken checks it only once the signature
+        // holds, so it says nothing of a forged token, and a client knows to refresh.
         let claims = decode::<Claims>(token, key, &validation)
-            .map_err(|_| invalid_token())?
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => token_expired(),
+                _ => invalid_token(),
+            })?
             .claims;
         if claims.exp < self.clock.unix_now() {
-            return Err(invalid_token());
+            return Err(token_expired());
         }
         if claims.typ != expected {
             return Err(AppError::unauthenticated(
@@ -236,7 +242,13 @@ impl JwtKeys {
 }
 
 fn invalid_token() -> AppError {
-    AppError::unauthenticated("invalid_token", "the token is invalid or expired")
+    AppError::unauthenticated("invalid_token", "the token is invalid")
+}
+
+/// A token we signed whose time is up: an access token is refreshed, a refresh token means logging
+/// in again.
+fn token_expired() -> AppError {
+    AppError::unauthenticated("token_expired", "the token has expired")
 }
 
 #[cfg(test)]
@@ -313,7 +325,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             code_of(keys().verify(&signed.token, TokenKind::Access).unwrap_err()),
-            "invalid_token"
+            "token_expired"
         );
     }
 

@@ -145,7 +145,7 @@ async fn every_route_of_every_function_refuses_who_may_not_call_it() {
                 api.call(method.clone(), &path, body.clone(), Some(&expired))
                     .await,
                 401,
-                "invalid_token",
+                "token_expired",
                 "an expired token",
             );
             refused(

@@ -8,6 +8,7 @@
 mod access;
 mod admin;
 mod catalogue;
+mod cors;
 mod deliveries;
 mod edges;
 mod expiry;

@@ -53,6 +53,25 @@ fn every_served_route_is_documented_with_its_method() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+#[test]
+fn every_operation_id_is_unique_across_the_document() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&local_api::openapi::document_json()).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+                panic!("operationId {id} names both {other} and {method} {path}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_host_serves_the_document_and_the_docs_page() {
     let api = TestApi::start().await;

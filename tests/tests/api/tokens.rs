@@ -382,7 +382,7 @@ async fn an_expired_access_token_is_refused() {
     .unwrap();
     let response = api.get("/api/auth/me/", Some(&expired)).await;
     response.assert_status(401);
-    assert_eq!(response.error_code(), "invalid_token");
+    assert_eq!(response.error_code(), "token_expired");
 }
 
 #[tokio::test]
@@ -395,7 +395,7 @@ async fn an_expired_refresh_token_cannot_be_exchanged() {
         .post("/api/auth/refresh/", json!({"refresh": refresh}), None)
         .await;
     response.assert_status(401);
-    assert_eq!(response.error_code(), "invalid_token");
+    assert_eq!(response.error_code(), "token_expired");
 }
 
 #[tokio::test]
