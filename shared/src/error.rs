@@ -265,6 +265,7 @@ pub mod not_found {
 }
 
 mod fields;
+pub mod messages;
 pub use fields::{FieldCheck, Missing, Required, RequiredFields};
 
 #[cfg(test)]

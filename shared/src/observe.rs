@@ -339,7 +339,12 @@ where
         )
         .await;
     let error_code = result.as_ref().err().map(AppError::code);
-    let response = span.in_scope(|| finish(result, &ids.request_id));
+    let language = crate::error::messages::Language::negotiate(
+        req.headers()
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let response = span.in_scope(|| finish(result, &ids.request_id, language));
     let status = response.status().as_u16();
 
     let mut metrics = facts.metrics;

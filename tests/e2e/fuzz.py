@@ -108,7 +108,12 @@ def main() -> int:
 
     requests = len(re.findall(r'"message":"request"', log_text))
     server_errors = len(re.findall(r'"status":5\d\d', log_text))
+    # Every error code the fuzzing provoked has its English and Traditional Chinese message.
+    uncatalogued = sorted(set(re.findall(r'"code":"([a-z_]+)"[^\n]*error code without messages', log_text)))
     print(f"== fuzz sent {requests} requests; {server_errors} answered with 5xx; host log: {log_path}")
+    if uncatalogued or "error code without messages" in log_text:
+        print(f"== error codes without messages: {uncatalogued}")
+        failed = True
     if failed or server_errors:
         print("== FUZZ FAILED")
         return 1

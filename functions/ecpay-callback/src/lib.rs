@@ -3,7 +3,8 @@
 
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use shared::domain::{MerchantTradeNo, Settlement};
-use shared::http::{escape_html, html, parse_form, query_param, text, Answer, Call};
+use shared::error::messages::Language;
+use shared::http::{escape_html, html, language_of, parse_form, query_param, text, Answer, Call};
 use shared::services::recharge::{
     invalid_checkout_link, NotificationOutcome, NotificationRejected,
 };
@@ -129,16 +130,26 @@ async fn checkout(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
             .checkout_page(&trade_no, expires.as_deref(), signature.as_deref())
             .await
     };
+    let language = language_of(req);
     let payment = match payment.await {
         Ok(payment) => payment,
         Err(err @ AppError::Internal { .. }) => return Err(err),
         Err(err) => {
             let status = err.status();
+            let message = match language {
+                Language::TraditionalChinese => {
+                    shared::error::messages::message(err.code(), language)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| err.to_string())
+                }
+                Language::English => err.to_string(),
+            };
             return html(
                 status,
                 page(
-                    "無法前往付款 Cannot continue to payment",
-                    &escape_html(&err.to_string()),
+                    language,
+                    language.pick("Cannot continue to payment", "無法前往付款"),
+                    &escape_html(&message),
                 ),
             );
         }
@@ -154,20 +165,34 @@ async fn checkout(ctx: &AppContext, req: &Request, call: &Call) -> Answer {
             )
         })
         .collect();
+    let going = match language {
+        Language::TraditionalChinese => format!(
+            "正在前往綠界付款：以新臺幣 {} 元購買 {} 點。",
+            payment.amount, payment.points
+        ),
+        Language::English => format!(
+            "Redirecting to ECPay to pay NT${} for {} points.",
+            payment.amount, payment.points
+        ),
+    };
     let body = format!(
-        "<p>正在前往綠界付款… Redirecting to ECPay to pay NT${amount} for {points} points.</p>\n\
+        "<p>{going}</p>\n\
          <form id=\"ecpay\" method=\"post\" action=\"{action}\" accept-charset=\"UTF-8\">\n{inputs}\
-         <noscript><button type=\"submit\">Continue to ECPay</button></noscript>\n</form>\n\
+         <noscript><button type=\"submit\">{button}</button></noscript>\n</form>\n\
          <script>document.getElementById('ecpay').submit();</script>",
-        amount = payment.amount,
-        points = payment.points,
+        button = language.pick("Continue to ECPay", "前往綠界付款"),
         action = escape_html(&payment.action_url),
     );
-    html(StatusCode::OK, page("前往付款 Checkout", &body))
+    html(
+        StatusCode::OK,
+        page(language, language.pick("Checkout", "前往付款"), &body),
+    )
 }
 
-fn page(title: &str, body: &str) -> String {
+/// A page in `language` (the member's `Accept-Language`).
+fn page(language: Language, title: &str, body: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"zh-Hant\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body></html>\n"
+        "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body></html>\n",
+        lang = language.tag()
     )
 }

@@ -31,8 +31,9 @@ use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use rand::Rng;
 use shared::ecpay::{self, Credentials};
+use shared::error::messages::Language;
 use shared::gateway::{GatewayReply, GatewayTransport, TransportFuture};
-use shared::http::{escape_html, html, parse_form};
+use shared::http::{escape_html, html, language_of, parse_form};
 use shared::AppError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -200,13 +201,19 @@ impl EcpaySimulator {
     }
 
     fn checkout(&self, req: &Request) -> Result<Response<Body>, AppError> {
+        let language = language_of(req);
+        let t = |english, chinese| language.pick(english, chinese);
         let fields = parse_form(req)?;
         let form: BTreeMap<String, String> = fields.iter().cloned().collect();
         let refuse = |message: &str| {
             html(
                 StatusCode::BAD_REQUEST,
-                page(
-                    "ECPay simulator: 交易失敗 Transaction refused",
+                page_in(
+                    language,
+                    t(
+                        "ECPay simulator: Transaction refused",
+                        "綠界模擬器：交易失敗",
+                    ),
                     &format!("<p id=\"error\">{}</p>", escape_html(message)),
                 ),
             )
@@ -260,23 +267,37 @@ impl EcpaySimulator {
             );
         }
         let body = format!(
-            "<p>This is the local ECPay simulator: no card, no money.</p>\n\
-             <table>\n<tr><th>MerchantTradeNo</th><td id=\"trade-no\">{trade_no}</td></tr>\n\
-             <tr><th>Item</th><td>{item}</td></tr>\n<tr><th>Amount</th><td id=\"amount\">NT$ {amount}</td></tr>\n</table>\n\
+            "<p>{intro}</p>\n\
+             <table>\n<tr><th>{trade_label}</th><td id=\"trade-no\">{trade_no}</td></tr>\n\
+             <tr><th>{item_label}</th><td>{item}</td></tr>\n<tr><th>{amount_label}</th><td id=\"amount\">NT$ {amount}</td></tr>\n</table>\n\
              <form method=\"post\" action=\"/dev/ecpay/pay\"><input type=\"hidden\" name=\"MerchantTradeNo\" value=\"{trade_no}\">\
-             <button id=\"pay\" type=\"submit\">付款 Pay</button></form>\n\
+             <button id=\"pay\" type=\"submit\">{pay}</button></form>\n\
              <form method=\"post\" action=\"/dev/ecpay/pay\"><input type=\"hidden\" name=\"MerchantTradeNo\" value=\"{trade_no}\">\
              <input type=\"hidden\" name=\"notify\" value=\"0\">\
-             <button id=\"pay-silently\" type=\"submit\">付款但不通知 Pay, lose the notification</button></form>\n\
+             <button id=\"pay-silently\" type=\"submit\">{pay_silently}</button></form>\n\
              <form method=\"post\" action=\"/dev/ecpay/decline\"><input type=\"hidden\" name=\"MerchantTradeNo\" value=\"{trade_no}\">\
-             <button id=\"decline\" type=\"submit\">拒絕 Decline</button></form>",
+             <button id=\"decline\" type=\"submit\">{decline}</button></form>",
+            intro = t(
+                "This is the local ECPay simulator: no card, no money.",
+                "這是本機的綠界模擬器：不需信用卡，也不會扣款。"
+            ),
+            trade_label = t("MerchantTradeNo", "特店訂單編號"),
+            item_label = t("Item", "商品名稱"),
+            amount_label = t("Amount", "金額"),
+            pay = t("Pay", "付款"),
+            pay_silently = t("Pay, lose the notification", "付款但不通知"),
+            decline = t("Decline", "拒絕"),
             trade_no = escape_html(&trade_no),
             item = escape_html(&form["ItemName"]),
             amount = escape_html(&form["TotalAmount"]),
         );
         html(
             StatusCode::OK,
-            page("ECPay simulator: 信用卡付款 Credit card", &body),
+            page_in(
+                language,
+                t("ECPay simulator: Credit card", "綠界模擬器：信用卡付款"),
+                &body,
+            ),
         )
     }
 
@@ -316,10 +337,10 @@ impl EcpaySimulator {
             order.notification.clone().unwrap_or_default()
         };
         if !notify {
-            return self.result_page(&trade_no, &notification, None);
+            return self.result_page(language_of(req), &trade_no, &notification, None);
         }
         let answer = self.deliver(&trade_no, &notification).await;
-        self.result_page(&trade_no, &notification, Some(&answer))
+        self.result_page(language_of(req), &trade_no, &notification, Some(&answer))
     }
 
     async fn notify_again(&self, req: &Request) -> Result<Response<Body>, AppError> {
@@ -335,7 +356,7 @@ impl EcpaySimulator {
                 })?
         };
         let answer = self.deliver(&trade_no, &notification).await;
-        self.result_page(&trade_no, &notification, Some(&answer))
+        self.result_page(language_of(req), &trade_no, &notification, Some(&answer))
     }
 
     /// The notification ECPay sends to ReturnURL. A re-send of a success says `paid` in RtnMsg.
@@ -573,6 +594,7 @@ impl EcpaySimulator {
 
     fn result_page(
         &self,
+        language: Language,
         trade_no: &str,
         notification: &BTreeMap<String, String>,
         answer: Option<&str>,
@@ -599,14 +621,16 @@ impl EcpaySimulator {
                 })
                 .collect();
             format!(
-                "<form id=\"order-result\" method=\"post\" action=\"{}\">{inputs}<button id=\"back\" type=\"submit\">回到商店 Back to the shop</button></form>\n\
+                "<form id=\"order-result\" method=\"post\" action=\"{}\">{inputs}<button id=\"back\" type=\"submit\">{back}</button></form>\n\
                  <script>setTimeout(function () {{ document.getElementById('order-result').submit(); }}, 1500);</script>",
-                escape_html(url)
+                escape_html(url),
+                back = language.pick("Back to the shop", "回到商店"),
             )
         } else if let Some(url) = form.get("ClientBackURL").filter(|u| !u.is_empty()) {
             format!(
-                "<p><a id=\"back\" href=\"{}\">回到商店 Back to the shop</a></p>",
-                escape_html(url)
+                "<p><a id=\"back\" href=\"{}\">{}</a></p>",
+                escape_html(url),
+                language.pick("Back to the shop", "回到商店"),
             )
         } else {
             String::new()
@@ -626,14 +650,18 @@ impl EcpaySimulator {
         let body = format!(
             "<p id=\"result\">{result}</p>\n{delivery}\n{onward}",
             result = if paid {
-                "付款成功 Paid"
+                language.pick("Paid", "付款成功")
             } else {
-                "付款失敗 Declined"
+                language.pick("Declined", "付款失敗")
             },
         );
         html(
             StatusCode::OK,
-            page("ECPay simulator: 付款結果 Result", &body),
+            page_in(
+                language,
+                language.pick("ECPay simulator: Result", "綠界模擬器：付款結果"),
+                &body,
+            ),
         )
     }
 }
@@ -846,10 +874,17 @@ async fn post_form(url: &str, body: &str) -> Result<(u16, String), String> {
     Ok((status, body))
 }
 
-fn page(title: &str, body: &str) -> String {
+/// A page in `language` (the browser's `Accept-Language`, as ECPay's own pages follow it).
+fn page_in(language: Language, title: &str, body: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"zh-Hant\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body></html>\n"
+        "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body></html>\n",
+        lang = language.tag()
     )
+}
+
+/// A developer's page (the simulator's own switches), in English.
+fn page(title: &str, body: &str) -> String {
+    page_in(Language::English, title, body)
 }
 
 #[cfg(test)]

@@ -270,3 +270,12 @@ pub fn client_address(req: &Request) -> Option<String> {
     }
     .filter(|ip| !ip.is_empty())
 }
+
+/// The language the request's `Accept-Language` prefers (see [`crate::error::messages::Language`]).
+pub fn language_of(req: &Request) -> crate::error::messages::Language {
+    crate::error::messages::Language::negotiate(
+        req.headers()
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}

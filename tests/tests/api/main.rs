@@ -16,6 +16,7 @@ mod indexes;
 mod invoices;
 mod invoicing;
 mod keys;
+mod languages;
 mod login_limits;
 mod logs;
 mod open_recharges;
