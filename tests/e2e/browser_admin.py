@@ -237,9 +237,65 @@ def main() -> int:
         status, ledger = host.call("GET", "/api/members/transactions/", None, again)
         kinds = sorted(row["transaction_type"] for row in ledger["items"])
         assert kinds == ["ADJUSTMENT", "RECHARGE"], kinds
+        console_in_chinese(chromedriver, chromium, host, shots, member_id)
     print(f"== admin console passed: balance {points['balance']}; screenshot in {shot}")
     failed_invoice_retried(chromedriver, chromium)
     return 0
+
+
+# Whether CJK text is drawn as glyphs, not as the boxes a missing font leaves: four different
+# characters drawn in the title's font must give four different images, none of them the image of a
+# character no font has (a private-use code point).
+CJK_DRAWN = """
+const font = getComputedStyle(document.getElementById("title")).fontFamily;
+function ink(text) {
+  const canvas = document.createElement("canvas");
+  canvas.width = 64; canvas.height = 64;
+  const g = canvas.getContext("2d");
+  g.font = "40px " + font;
+  g.fillText(text, 4, 48);
+  return canvas.toDataURL();
+}
+const box = ink("\\uE000");
+const drawn = ["點", "數", "營", "運"].map(ink);
+return new Set(drawn).size === 4 && drawn.every((d) => d !== box);
+"""
+
+
+def console_in_chinese(chromedriver, chromium, host, shots, member_id):
+    """The console in a browser set to Traditional Chinese: its labels, the API's messages, people by
+    username, times in Taipei time, changes as fields; the Chinese title drawn in a CJK font."""
+    from localhost import PASSWORD
+    browser = WebDriver(chromedriver, chromium, language="zh-TW")
+    try:
+        browser.command("POST", "/window/rect", {"width": 1280, "height": 1900})
+        browser.open(host.base + "/api/admin/console/")
+        assert browser.text("#title") == "點數兌換贈品系統 營運後台", browser.text("#title")
+        # A wrong password: the API's message comes back in Chinese (the browser's Accept-Language).
+        browser.command("POST", f"/element/{browser.find('#username')}/value", {"text": "ops_olive"})
+        browser.command("POST", f"/element/{browser.find('#password')}/value", {"text": "not the password"})
+        browser.click("#sign-in")
+        wait_for(browser, "#message", "invalid_credentials: 帳號或密碼錯誤")
+        browser.command("POST", f"/element/{browser.find('#password')}/clear", {})
+        browser.command("POST", f"/element/{browser.find('#password')}/value", {"text": PASSWORD})
+        browser.click("#sign-in")
+        wait_for(browser, "#whoami", "已登入：ops_olive")
+        browser.find("#audit tr")
+        wait_for(browser, "#audit", "user: mia_member")
+        audit = browser.text("#audit")
+        assert member_id not in audit, "people are shown by username"
+        assert "ops_olive" in audit and "is_active: true → false" in audit, audit
+        assert "{" not in audit, "changes are fields, not JSON"
+        heading = browser.text("#audit-section thead")
+        assert "時間（臺北）" in heading, heading
+        drawn = browser.command("POST", "/execute/sync", {"script": CJK_DRAWN, "args": []})
+        assert drawn is True, "the Chinese title is drawn as boxes: no CJK font (apt-get install fonts-wqy-microhei)"
+        shot = shots / "admin-console-zh.png"
+        browser.screenshot(shot)
+        check_screenshot(browser, shot, ["#title", "#users-section", "#audit-section"])
+    finally:
+        browser.quit()
+    print(f"== the console in Traditional Chinese: title drawn in a CJK font; screenshot in {shot}")
 
 
 def failed_invoice_retried(chromedriver, chromium):

@@ -28,7 +28,7 @@ LOST = 300
 class WebDriver:
     """The few W3C WebDriver commands this test needs, over plain HTTP."""
 
-    def __init__(self, chromedriver: str, chromium: str):
+    def __init__(self, chromedriver: str, chromium: str, language: str = "en-US"):
         self.port = free_port()
         self.process = subprocess.Popen(
             [chromedriver, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -55,8 +55,11 @@ class WebDriver:
             "--disable-sync",
             "--disable-dev-shm-usage",
             f"--user-data-dir={profile}",
+            f"--lang={language}",
         ]
-        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": chromium, "args": args}}}}
+        # The browser's language: what it sends as Accept-Language and shows as navigator.languages.
+        options = {"binary": chromium, "args": args, "prefs": {"intl.accept_languages": language}}
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
         self.session = self._request("POST", "/session", caps)["value"]["sessionId"]
 
     def _request(self, method, path, body=None):

@@ -396,6 +396,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/users/names/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The usernames of up to 100 user ids (`?ids=` comma-separated): how the console shows people by
+         *     name. Ids that name nobody are left out. */
+        get: operations["admin_usernames"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/users/{id}/disable/": {
         parameters: {
             query?: never;
@@ -2198,6 +2216,13 @@ export interface components {
             role: components["schemas"]["Role"];
             username: string;
         };
+        /** @description Who is who, by id. */
+        Usernames: {
+            /** @description Each id that names a user, with its username. */
+            names: {
+                [key: string]: string;
+            };
+        };
     };
     responses: never;
     parameters: never;
@@ -3707,6 +3732,56 @@ export interface operations {
                 };
             };
             /** @description Invalid limit, cursor, q, role or is_active */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not an operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    admin_usernames: {
+        parameters: {
+            query: {
+                /** @description User ids, comma-separated, at most 100 */
+                ids: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The usernames */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usernames"];
+                };
+            };
+            /** @description `invalid_query`: an id that is not one, or more than 100 */
             400: {
                 headers: {
                     [name: string]: unknown;

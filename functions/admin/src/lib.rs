@@ -13,6 +13,7 @@ use shared::http::{
     page_request, parse_json, query_param, replayed_created, Answer, Call, ErrorResponse,
 };
 use shared::pagination::{Page, PageParams};
+use shared::services::admin::Usernames;
 use shared::services::admin::{
     ActivationRequest, Adjustment, AdjustmentRequest, AdminPaymentView, AdminUserView, AuditView,
     ReconcileAnswer, ReconcileResult,
@@ -35,6 +36,7 @@ shared::api! {
         // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
         handlers: [
             search_users: OPERATOR,
+            usernames: OPERATOR,
             disable_user: OPERATOR,
             enable_user: OPERATOR,
             adjust_points: OPERATOR,
@@ -66,7 +68,7 @@ shared::api! {
             Page<RefundView>, ManualRefundRequest, CommissionRequest, CommissionView,
             CancelCompletedRequest, CloseRequest, CloseReport, StatementView, Page<StatementView>,
             AdminStatementView, LineView, PaidRequest, PayoutAccountView, AdminInvoiceView,
-            InvoiceAttemptView, Page<AdminInvoiceView>, ErrorResponse
+            InvoiceAttemptView, Page<AdminInvoiceView>, Usernames, ErrorResponse
         )),
         tags((name = "admin", description = "What operators do (role ADMIN)"))
     }
@@ -153,6 +155,32 @@ async fn search_users(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
         is_active: is_active_param(req)?,
     };
     json(StatusCode::OK, &ctx.admin().users(search, &page).await?)
+}
+
+/// The usernames of up to 100 user ids (`?ids=` comma-separated): how the console shows people by
+/// name. Ids that name nobody are left out.
+#[utoipa::path(
+    get, path = "/api/admin/users/names/", tag = "admin",
+    params(("ids" = String, Query, description = "User ids, comma-separated, at most 100")),
+    responses(
+        (status = 200, description = "The usernames", body = Usernames),
+        (status = 400, description = "`invalid_query`: an id that is not one, or more than 100", body = ErrorResponse),
+        OperatorAccess,
+    )
+)]
+async fn usernames(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
+    let raw = query_param(req, "ids").unwrap_or_default();
+    let ids = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            UserId::parse(id).ok_or_else(|| {
+                shared::http::invalid_query("ids", "must be user ids, comma-separated")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    json(StatusCode::OK, &ctx.admin().usernames(&ids).await?)
 }
 
 /// Disables a user: their tokens stop working at once (every route answers 401

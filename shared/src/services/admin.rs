@@ -142,6 +142,16 @@ pub(super) fn required_reason(check: &mut FieldCheck, reason: Option<String>) ->
     })
 }
 
+/// Who is who, by id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Usernames {
+    /// Each id that names a user, with its username.
+    pub names: std::collections::BTreeMap<String, String>,
+}
+
+/// User ids per username lookup at most (one `BatchGetItem`).
+const USERNAMES_MAX: usize = 100;
+
 impl AdminService<'_> {
     /// Creates an operator (the command line's `create-admin`; there is no route for it).
     pub async fn create_admin(
@@ -190,6 +200,26 @@ impl AdminService<'_> {
                 fields: FieldErrors::new(),
             }),
         }
+    }
+
+    /// The usernames of up to 100 user ids (the console shows people by name); ids that name
+    /// nobody are left out.
+    pub async fn usernames(&self, ids: &[UserId]) -> Result<Usernames, AppError> {
+        if ids.len() > USERNAMES_MAX {
+            return Err(crate::http::invalid_query(
+                "ids",
+                "must name at most 100 user ids",
+            ));
+        }
+        Ok(Usernames {
+            names: self
+                .store
+                .usernames(ids)
+                .await?
+                .into_iter()
+                .map(|(id, name)| (id.to_string(), name))
+                .collect(),
+        })
     }
 
     pub async fn users(

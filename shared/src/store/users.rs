@@ -272,6 +272,25 @@ impl Store {
             .map(User::from))
     }
 
+    /// The usernames of `ids` (those that exist), in one strongly consistent batch read.
+    pub async fn usernames(
+        &self,
+        ids: &[UserId],
+    ) -> Result<std::collections::BTreeMap<UserId, String>, AppError> {
+        let keys: Vec<(String, String)> = ids
+            .iter()
+            .map(|id| (user_pk(id), USER_PROFILE_SK.to_string()))
+            .collect();
+        let found = self.batch_get(&keys).await?;
+        found
+            .into_values()
+            .map(|item| {
+                let user = User::from(super::from_item::<UserRecord>(item)?);
+                Ok((user.id, user.username))
+            })
+            .collect()
+    }
+
     /// Finds a user by username, ignoring case, through the username guard.
     pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, AppError> {
         let guard = self

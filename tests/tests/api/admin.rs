@@ -648,3 +648,41 @@ async fn two_operators_toggling_one_user_at_once_leave_one_consistent_history() 
     let old = api.get("/api/members/points/", Some(&token)).await;
     old.assert_status(401);
 }
+
+#[tokio::test]
+async fn the_console_shows_people_by_name_and_bad_lookups_are_refused() {
+    let api = TestApi::start().await;
+    let (_, operator) = api.signed_in_admin("olive").await;
+    let (mia, mia_token, _) = api.signed_up("mia", "MEMBER").await;
+    let (shop, _, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let nobody = shared::domain::UserId::generate();
+    let found = api
+        .get(
+            &format!("/api/admin/users/names/?ids={mia},{shop},{nobody}"),
+            Some(&operator),
+        )
+        .await;
+    found.assert_status(200);
+    assert_eq!(
+        found.body["names"],
+        json!({ mia.clone(): "mia", shop.clone(): "tea_shop" })
+    );
+    let bad = api
+        .get("/api/admin/users/names/?ids=not-an-id", Some(&operator))
+        .await;
+    bad.assert_status(400);
+    assert_eq!(bad.error_code(), "invalid_query");
+    let many = vec![mia.clone(); 101].join(",");
+    api.get(
+        &format!("/api/admin/users/names/?ids={many}"),
+        Some(&operator),
+    )
+    .await
+    .assert_status(400);
+    api.get(
+        &format!("/api/admin/users/names/?ids={mia}"),
+        Some(&mia_token),
+    )
+    .await
+    .assert_status(403);
+}
