@@ -77,8 +77,11 @@ test("a member buys points through ECPay, redeems a gift and the merchant hands 
   assert.ok(listed, "the product is in the catalogue");
   // The access token expired meanwhile: the client refreshes it once, and the member never notices.
   await sleep(3_100);
+  // At the price the member saw: a changed price would be 409 price_changed, nothing charged.
   const order = await ok(
-    mia.api.POST("/api/members/orders/", { body: { product_id: product.id, quantity: 2 } }),
+    mia.api.POST("/api/members/orders/", {
+      body: { product_id: product.id, quantity: 2, points_required: listed.points_required },
+    }),
   );
   assert.equal(order.points_cost, 2 * listed.points_required);
   const redeem = recorder.sent.filter((r) => r.method === "POST" && new URL(r.url).pathname === "/api/members/orders/");
@@ -115,6 +118,12 @@ test("a member buys points through ECPay, redeems a gift and the merchant hands 
     ok(mia.api.POST("/api/members/orders/", { body: { product_id: product.id, quantity: 2 } })),
     (err: unknown) => err instanceof ApiError && err.status === 409 && err.code === "insufficient_stock",
   );
+  // A price the member did not see is refused the same way, with nothing charged.
+  await assert.rejects(
+    ok(mia.api.POST("/api/members/orders/", { body: { product_id: product.id, quantity: 1, points_required: 1 } })),
+    (err: unknown) => err instanceof ApiError && err.status === 409 && err.code === "price_changed",
+  );
+  assert.equal((await ok(mia.api.GET("/api/members/points/"))).balance, 260);
 
   // The merchant sees the order and hands it over against its pickup code.
   const theirs = await ok(shop.api.GET("/api/merchants/orders/"));
@@ -159,4 +168,19 @@ test("a refresh that fails is not retried: the 401 is the answer", async () => {
   const paths = recorder.sent.slice(before).map((r) => new URL(r.url).pathname);
   assert.deepEqual(paths, ["/api/members/points/", "/api/auth/refresh/"]);
   assert.equal(ned.tokens.get(), null, "the dead pair is forgotten");
+});
+
+test("requests racing on an expired token share one refresh", async () => {
+  const recorder = recordingFetch();
+  const amy = await signedUp("amy_member", "MEMBER", recorder.fetch);
+  await sleep(3_100);
+  const before = recorder.sent.length;
+  const answers = await Promise.all([
+    ok(amy.api.GET("/api/members/points/")),
+    ok(amy.api.GET("/api/members/orders/")),
+    ok(amy.api.GET("/api/members/transactions/")),
+  ]);
+  assert.equal(answers.length, 3);
+  const refreshes = recorder.sent.slice(before).filter((r) => new URL(r.url).pathname === "/api/auth/refresh/");
+  assert.equal(refreshes.length, 1);
 });
