@@ -260,6 +260,24 @@ pub fn get_issue_data(relate_number: &str, merchant_id: &str) -> serde_json::Val
     serde_json::json!({"MerchantID": merchant_id, "RelateNumber": relate_number})
 }
 
+/// An issued invoice as Invalid and Allowance name it: our MerchantID, its number, and its date
+/// (`yyyy-MM-dd`, the first ten characters of `InvoiceDate`).
+fn naming_invoice(merchant_id: &str, invoice_no: &str, invoice_date: &str) -> serde_json::Value {
+    serde_json::json!({
+        "MerchantID": merchant_id,
+        "InvoiceNo": invoice_no,
+        "InvoiceDate": invoice_date.get(..10).unwrap_or(invoice_date),
+    })
+}
+
+/// `base` (an object) with `more`'s fields added.
+fn with_fields(mut base: serde_json::Value, more: serde_json::Value) -> serde_json::Value {
+    if let (Some(base), serde_json::Value::Object(more)) = (base.as_object_mut(), more) {
+        base.extend(more);
+    }
+    base
+}
+
 /// Invalid's `Data` (<https://developers.ecpay.com.tw/?p=7938>): `InvoiceDate` is the issue's
 /// date (`yyyy-MM-dd`), `Reason` at most 20 characters.
 pub fn invalid_data(
@@ -268,12 +286,10 @@ pub fn invalid_data(
     reason: &str,
     merchant_id: &str,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "MerchantID": merchant_id,
-        "InvoiceNo": invoice_no,
-        "InvoiceDate": invoice_date.get(..10).unwrap_or(invoice_date),
-        "Reason": reason.chars().take(20).collect::<String>(),
-    })
+    with_fields(
+        naming_invoice(merchant_id, invoice_no, invoice_date),
+        serde_json::json!({"Reason": reason.chars().take(20).collect::<String>()}),
+    )
 }
 
 /// Allowance's `Data` (<https://developers.ecpay.com.tw/?p=7917>): one line for `amount`, the
@@ -285,25 +301,25 @@ pub fn allowance_data(
     email: &str,
     merchant_id: &str,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "MerchantID": merchant_id,
-        "InvoiceNo": invoice_no,
-        "InvoiceDate": invoice_date.get(..10).unwrap_or(invoice_date),
-        "AllowanceNotify": "E",
-        "CustomerName": "",
-        "NotifyMail": email,
-        "NotifyPhone": "",
-        "AllowanceAmount": amount,
-        "Items": [{
-            "ItemSeq": 1,
-            "ItemName": "點數退款",
-            "ItemCount": 1,
-            "ItemWord": "式",
-            "ItemPrice": amount,
-            "ItemTaxType": "1",
-            "ItemAmount": amount,
-        }],
-    })
+    with_fields(
+        naming_invoice(merchant_id, invoice_no, invoice_date),
+        serde_json::json!({
+            "AllowanceNotify": "E",
+            "CustomerName": "",
+            "NotifyMail": email,
+            "NotifyPhone": "",
+            "AllowanceAmount": amount,
+            "Items": [{
+                "ItemSeq": 1,
+                "ItemName": "點數退款",
+                "ItemCount": 1,
+                "ItemWord": "式",
+                "ItemPrice": amount,
+                "ItemTaxType": "1",
+                "ItemAmount": amount,
+            }],
+        }),
+    )
 }
 
 /// What GetIssue said of an invoice, when `RtnCode` is 1.

@@ -78,6 +78,16 @@ def decode_png(data: bytes):
     return width, height, rows
 
 
+def open_console(browser, host, password=None):
+    """Opens the console and signs in as ops_olive."""
+    from localhost import PASSWORD
+    browser.command("POST", "/window/rect", {"width": 1280, "height": 1800})
+    browser.open(host.base + "/api/admin/console/")
+    browser.command("POST", f"/element/{browser.find('#username')}/value", {"text": "ops_olive"})
+    browser.command("POST", f"/element/{browser.find('#password')}/value", {"text": password or PASSWORD})
+    browser.click("#sign-in")
+
+
 def check_screenshot(browser, path, key_elements):
     width, height, rows = decode_png(path.read_bytes())
     # The header bar is drawn in its colour across the top.
@@ -134,12 +144,7 @@ def main() -> int:
 
         browser = WebDriver(chromedriver, chromium)
         try:
-            browser.command("POST", "/window/rect", {"width": 1280, "height": 1800})
-            browser.open(host.base + "/api/admin/console/")
-            browser.command("POST", f"/element/{browser.find('#username')}/value", {"text": "ops_olive"})
-            from localhost import PASSWORD
-            browser.command("POST", f"/element/{browser.find('#password')}/value", {"text": PASSWORD})
-            browser.click("#sign-in")
+            open_console(browser, host)
             browser.find("#users tr")
             assert "signed in as ops_olive" in browser.text("#whoami")
 
@@ -321,12 +326,7 @@ def failed_invoice_retried(chromedriver, chromium):
         assert failed["items"][0]["relate_number"] == relate, failed
         browser = WebDriver(chromedriver, chromium)
         try:
-            browser.command("POST", "/window/rect", {"width": 1280, "height": 1800})
-            browser.open(host.base + "/api/admin/console/")
-            browser.command("POST", f"/element/{browser.find('#username')}/value", {"text": "ops_olive"})
-            from localhost import PASSWORD
-            browser.command("POST", f"/element/{browser.find('#password')}/value", {"text": PASSWORD})
-            browser.click("#sign-in")
+            open_console(browser, host)
             assert "載具號碼不存在" in browser.text(f'#failed-invoices tr[data-relate="{relate}"]')
             click_in(browser, f'#failed-invoices tr[data-relate="{relate}"]', "button")
             wait_for(browser, "#message", f"invoice {relate} is due again")

@@ -54,19 +54,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// each function's router names its handlers without the prefix in its own document.
 fn grouped(mut document: utoipa::openapi::OpenApi, group: &str) -> utoipa::openapi::OpenApi {
     for item in document.paths.paths.values_mut() {
-        for operation in [
-            item.get.as_mut(),
-            item.put.as_mut(),
-            item.post.as_mut(),
-            item.delete.as_mut(),
-            item.options.as_mut(),
-            item.head.as_mut(),
-            item.patch.as_mut(),
-            item.trace.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for operation in shared::http::operations_mut(item) {
             if let Some(id) = operation.operation_id.as_mut() {
                 *id = format!("{group}_{id}");
             }

@@ -13,7 +13,8 @@ pub use access::{Access, Caller};
 pub use extract::*;
 pub use response::*;
 pub use router::{
-    write_security, Answer, Call, Handler, Matched, PathParams, Pending, RouteKey, Router,
+    operations_mut, write_security, Answer, Call, Handler, Matched, PathParams, Pending, RouteKey,
+    Router,
 };
 
 use http::Method;

@@ -154,6 +154,22 @@ fn operations(item: &PathItem) -> [(&'static str, Option<&Operation>); 8] {
     ]
 }
 
+/// Every operation of `item`, to change (the document's operationIds, its security).
+pub fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.options.as_mut(),
+        item.head.as_mut(),
+        item.patch.as_mut(),
+        item.trace.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Leaks a string built once per cold start, so route keys can be `&'static` like the literals
 /// they replace. Bounded: the router is built once per process.
 fn forever(text: String) -> &'static str {
@@ -405,19 +421,7 @@ pub fn write_security(
     handlers: &[(&'static str, Access, Handler)],
 ) {
     for item in document.paths.paths.values_mut() {
-        for operation in [
-            item.get.as_mut(),
-            item.put.as_mut(),
-            item.post.as_mut(),
-            item.delete.as_mut(),
-            item.options.as_mut(),
-            item.head.as_mut(),
-            item.patch.as_mut(),
-            item.trace.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for operation in operations_mut(item) {
             let id = operation.operation_id.as_deref().unwrap_or_default();
             if let Some((_, access, _)) = handlers.iter().find(|(name, _, _)| *name == id) {
                 operation.security = access.security();

@@ -211,6 +211,16 @@ impl InvoiceService<'_> {
         }
     }
 
+    /// The member's email: ECPay's member carrier, and where its notices go.
+    async fn email_of(&self, invoice: &Invoice) -> Result<String, AppError> {
+        Ok(self
+            .store
+            .get_user(&invoice.member_id)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_default())
+    }
+
     /// Makes `call` for `invoice`.
     async fn call(&self, invoice: &Invoice, call: &InvoiceCall) -> Result<Answer, AppError> {
         let merchant = &self.config.credentials.merchant_id;
@@ -218,12 +228,7 @@ impl InvoiceService<'_> {
         let date = invoice.invoice_date.clone().unwrap_or_default();
         let (path, data) = match call {
             InvoiceCall::Issue => {
-                let email = self
-                    .store
-                    .get_user(&invoice.member_id)
-                    .await?
-                    .map(|u| u.email)
-                    .unwrap_or_default();
+                let email = self.email_of(invoice).await?;
                 let draft = InvoiceDraft {
                     relate_number: invoice.relate_number.clone(),
                     amount: invoice.amount,
@@ -248,12 +253,7 @@ impl InvoiceService<'_> {
                     .iter()
                     .find(|a| &a.id == id)
                     .map_or(0, |a| a.amount);
-                let email = self
-                    .store
-                    .get_user(&invoice.member_id)
-                    .await?
-                    .map(|u| u.email)
-                    .unwrap_or_default();
+                let email = self.email_of(invoice).await?;
                 (
                     api::ALLOWANCE_PATH,
                     api::allowance_data(&number, &date, amount, &email, merchant),

@@ -182,24 +182,13 @@ impl Store {
         reason: &str,
         now: Timestamp,
     ) -> Result<TransactWriteItem, AppError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(invoice_pk(relate_number)))
-            .key(SK, s(INVOICE_SK))
-            .update_expression(
-                "SET void_reason = :reason, version = version + :one, updated_at = :now, \
-                 gsi2pk = :due, gsi2sk = :when REMOVE failure",
-            )
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":reason", s(reason))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", timestamp(now))
-            .expression_attribute_values(":due", s(invoices_due_gsi(relate_number)))
-            .expression_attribute_values(":when", s(when_key(now, relate_number)))
-            .build()
-            .map_err(AppError::internal)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        self.invoice_request(
+            relate_number,
+            "void_reason = :reason",
+            "REMOVE failure",
+            vec![(":reason", s(reason))],
+            now,
+        )
     }
 
     /// Adds `allowance` to `relate_number`'s invoice, due at `now`: rides in the refund step that
@@ -212,27 +201,50 @@ impl Store {
     ) -> Result<TransactWriteItem, AppError> {
         let added = serde_dynamo::to_attribute_value(vec![allowance.clone()])
             .map_err(AppError::internal)?;
-        let update = Update::builder()
+        self.invoice_request(
+            relate_number,
+            "allowances = list_append(if_not_exists(allowances, :none), :added)",
+            "",
+            vec![
+                (":added", added),
+                (
+                    ":none",
+                    aws_sdk_dynamodb::types::AttributeValue::L(Vec::new()),
+                ),
+            ],
+            now,
+        )
+    }
+
+    /// Work asked of an existing invoice by another transaction: `set` (with `values`) and
+    /// `then` (a further clause), a new version, and due at `now` (so the job's write of what it
+    /// read is refused and it reads again).
+    fn invoice_request(
+        &self,
+        relate_number: &str,
+        set: &str,
+        then: &str,
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem, AppError> {
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(invoice_pk(relate_number)))
             .key(SK, s(INVOICE_SK))
-            .update_expression(
-                "SET allowances = list_append(if_not_exists(allowances, :none), :added), \
-                 version = version + :one, updated_at = :now, gsi2pk = :due, gsi2sk = :when",
-            )
+            .update_expression(format!(
+                "SET {set}, version = version + :one, updated_at = :now, gsi2pk = :due, \
+                 gsi2sk = :when {then}"
+            ))
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":added", added)
-            .expression_attribute_values(
-                ":none",
-                aws_sdk_dynamodb::types::AttributeValue::L(Vec::new()),
-            )
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", timestamp(now))
             .expression_attribute_values(":due", s(invoices_due_gsi(relate_number)))
-            .expression_attribute_values(":when", s(when_key(now, relate_number)))
-            .build()
-            .map_err(AppError::internal)?;
+            .expression_attribute_values(":when", s(when_key(now, relate_number)));
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        let update = update.build().map_err(AppError::internal)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
