@@ -3781,7 +3781,7 @@ export interface operations {
                     "application/json": components["schemas"]["Usernames"];
                 };
             };
-            /** @description `invalid_query`: an id that is not one, or more than 100 */
+            /** @description `invalid_query`: no ids, an id that is not one, or more than 100 */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -171,12 +171,16 @@ async fn search_users(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
     params(("ids" = String, Query, description = "User ids, comma-separated, at most 100")),
     responses(
         (status = 200, description = "The usernames", body = Usernames),
-        (status = 400, description = "`invalid_query`: an id that is not one, or more than 100", body = ErrorResponse),
+        (status = 400, description = "`invalid_query`: no ids, an id that is not one, or more than 100", body = ErrorResponse),
         OperatorAccess,
     )
 )]
 async fn usernames(ctx: &AppContext, req: &Request, _call: &Call) -> Answer {
-    let raw = query_param(req, "ids").unwrap_or_default();
+    let raw = query_param(req, "ids")
+        .filter(|ids| !ids.trim().is_empty())
+        .ok_or_else(|| {
+            shared::http::invalid_query("ids", "is required: user ids, comma-separated")
+        })?;
     let ids = raw
         .split(',')
         .map(str::trim)

@@ -667,11 +667,13 @@ async fn the_console_shows_people_by_name_and_bad_lookups_are_refused() {
         found.body["names"],
         json!({ mia.clone(): "mia", shop.clone(): "tea_shop" })
     );
-    let bad = api
-        .get("/api/admin/users/names/?ids=not-an-id", Some(&operator))
-        .await;
-    bad.assert_status(400);
-    assert_eq!(bad.error_code(), "invalid_query");
+    for bad in ["?ids=not-an-id", "", "?ids="] {
+        let refused = api
+            .get(&format!("/api/admin/users/names/{bad}"), Some(&operator))
+            .await;
+        refused.assert_status(400);
+        assert_eq!(refused.error_code(), "invalid_query", "{bad}");
+    }
     let many = vec![mia.clone(); 101].join(",");
     api.get(
         &format!("/api/admin/users/names/?ids={many}"),
