@@ -172,6 +172,17 @@ impl TestApi {
         .await
     }
 
+    /// Like [`TestApi::start`], with every DynamoDB call going through the fault model
+    /// (`local_api::faults`): throttling, internal errors, conflicts and timeouts after commit.
+    pub async fn start_with_faults(model: local_api::faults::FaultModel) -> Arc<TestApi> {
+        Self::assemble(
+            |_| {},
+            Some(Box::new(move |inner| model.wrap(inner))),
+            in_process,
+        )
+        .await
+    }
+
     /// Like [`TestApi::start`], but the first `budget` `TransactWriteItems` calls are answered with
     /// a `TransactionConflict` cancellation by the client's own HTTP layer (see [`faults`]).
     pub async fn start_with_conflicts(budget: Arc<faults::ConflictBudget>) -> Arc<TestApi> {

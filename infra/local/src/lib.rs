@@ -8,6 +8,7 @@ pub mod ecpay_cards;
 pub mod ecpay_invoices;
 pub mod ecpay_simulator;
 pub mod emulator;
+pub mod faults;
 pub mod host;
 pub mod in_process;
 pub mod openapi;

@@ -126,7 +126,25 @@ async fn run(started: Instant) -> Result<(), String> {
     if contention.is_some() {
         println!("DynamoDB contention model on (DYNAMODB_CONTENTION=aws)");
     }
-    let api = LocalApi::connect_with(config, contention)
+    let faults = local_api::faults::FaultModel::from_env()?;
+    if faults.is_some() {
+        println!("DynamoDB fault model on (DYNAMODB_FAULTS)");
+    }
+    // Faults nearest the engine: a call the contention model admits may still fail on the way.
+    let wrap: Option<local_api::host::HttpClientWrapper> = match (contention, faults) {
+        (None, None) => None,
+        (contention, faults) => Some(Box::new(move |inner| {
+            let inner = match faults {
+                Some(faults) => faults.wrap(inner),
+                None => inner,
+            };
+            match contention {
+                Some(contention) => contention.wrap(inner),
+                None => inner,
+            }
+        })),
+    };
+    let api = LocalApi::connect_through(config, wrap)
         .await
         .map_err(|e| format!("cannot prepare the table: {e}"))?;
 

@@ -101,11 +101,7 @@ impl Store {
                     }
                 }
             }
-            Err(other) => {
-                return Err(AppError::internal(format!(
-                    "reserve login attempt: {other:?}"
-                )))
-            }
+            Err(other) => return Err(super::dynamo_failure("reserve login attempt", other)),
         }
         // No open window: open one with this attempt, unless a concurrent attempt just did.
         let opened = self
@@ -153,9 +149,7 @@ impl Store {
             .await;
         match released.map_err(|e| e.into_service_error()) {
             Ok(_) | Err(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
-            Err(other) => Err(AppError::internal(format!(
-                "release login attempt: {other:?}"
-            ))),
+            Err(other) => Err(super::dynamo_failure("release login attempt", other)),
         }
     }
 

@@ -142,8 +142,11 @@ where
     AppError::internal_during(during, err)
 }
 
-/// DynamoDB's throttling and outage codes: the request may succeed later, unchanged. (No code at
-/// all is a transport failure: a timeout, a connection refused.)
+/// DynamoDB's throttling, contention and outage codes: the request may succeed later, unchanged.
+/// A plain write to an item a transaction holds gets `TransactionConflictException` ("Transaction
+/// conflict handling in DynamoDB"), which the SDK does not retry: it is contention, not a bug, so
+/// it is a 503 too (the chaos bench found it answered 500). (No code at all is a transport
+/// failure: a timeout, a connection refused.)
 fn is_throttling_or_outage(code: &str) -> bool {
     matches!(
         code,
@@ -152,6 +155,8 @@ fn is_throttling_or_outage(code: &str) -> bool {
             | "RequestLimitExceeded"
             | "InternalServerError"
             | "ServiceUnavailable"
+            | "TransactionConflictException"
+            | "TransactionInProgressException"
     )
 }
 

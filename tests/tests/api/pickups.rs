@@ -351,3 +351,25 @@ async fn two_scheduled_runs_at_once_cancel_an_uncollected_pickup_once() {
     assert_eq!(refunds, 3, "one refund per order, never two");
     api.assert_points_invariants(&[member]).await;
 }
+
+#[tokio::test]
+async fn a_plain_write_meeting_a_transaction_conflict_is_a_503_to_retry_never_a_500() {
+    // Found by the chaos bench: the pickup-code counter's write got DynamoDB's
+    // TransactionConflictException (which the SDK does not retry) and the hand-over answered 500.
+    let faults = local_api::faults::FaultModel::new(0.0).unwrap();
+    let api = TestApi::start_with_faults(faults.clone()).await;
+    let (_, shop, _) = api.signed_up("tea_shop", "MERCHANT").await;
+    let (_, mia) = api.member_with_points("mia", 500).await;
+    let tea = api.create_product(&shop, "Tea", 100, 5).await;
+    let placed = api.redeem(&mia, tea["id"].as_str().unwrap(), 1).await;
+    placed.assert_status(201);
+    faults.conflict_next_plain_writes(1);
+    let contended = api.hand_over(&shop, &placed.body).await;
+    contended.assert_status(503);
+    assert!(contended.header("retry-after").is_some());
+    assert_eq!(contended.error_code(), "service_unavailable");
+    // Nothing was handed over; the retry is.
+    let done = api.hand_over(&shop, &placed.body).await;
+    done.assert_status(200);
+    assert_eq!(done.body["status"], "completed");
+}
