@@ -183,6 +183,17 @@ impl TestApi {
         .await
     }
 
+    /// Like [`TestApi::start`], with every DynamoDB call delayed by the latency model
+    /// (`local_api::latency`).
+    pub async fn start_with_latency(model: local_api::latency::LatencyModel) -> Arc<TestApi> {
+        Self::assemble(
+            |_| {},
+            Some(Box::new(move |inner| model.wrap(inner))),
+            in_process,
+        )
+        .await
+    }
+
     /// Like [`TestApi::start`], but the first `budget` `TransactWriteItems` calls are answered with
     /// a `TransactionConflict` cancellation by the client's own HTTP layer (see [`faults`]).
     pub async fn start_with_conflicts(budget: Arc<faults::ConflictBudget>) -> Arc<TestApi> {

@@ -11,6 +11,7 @@ pub mod emulator;
 pub mod faults;
 pub mod host;
 pub mod in_process;
+pub mod latency;
 pub mod openapi;
 
 pub use emulator::Emulator;

@@ -130,10 +130,22 @@ async fn run(started: Instant) -> Result<(), String> {
     if faults.is_some() {
         println!("DynamoDB fault model on (DYNAMODB_FAULTS)");
     }
-    // Faults nearest the engine: a call the contention model admits may still fail on the way.
-    let wrap: Option<local_api::host::HttpClientWrapper> = match (contention, faults) {
-        (None, None) => None,
-        (contention, faults) => Some(Box::new(move |inner| {
+    let latency = local_api::latency::LatencyModel::from_env()?;
+    if let Some(model) = &latency {
+        println!(
+            "DynamoDB latency model on (DYNAMODB_LATENCY: p50 {:?}, p99 {:?})",
+            model.p50, model.p99
+        );
+    }
+    // Nearest the engine the network's delay, then faults (a call the contention model admits may
+    // still fail on the way), then contention.
+    let wrap: Option<local_api::host::HttpClientWrapper> = match (contention, faults, latency) {
+        (None, None, None) => None,
+        (contention, faults, latency) => Some(Box::new(move |inner| {
+            let inner = match latency {
+                Some(latency) => latency.wrap(inner),
+                None => inner,
+            };
             let inner = match faults {
                 Some(faults) => faults.wrap(inner),
                 None => inner,
