@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use api_tests::{paid_notification, TestApi, TestResponse};
+use api_tests::{env_or, paid_notification, TestApi, TestResponse};
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -29,13 +29,6 @@ const MERCHANTS: usize = 4;
 const PRODUCTS_PER_MERCHANT: usize = 3;
 const STOCK: i64 = 400;
 const WORKERS: usize = 24;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What the run saw.
 #[derive(Default)]

@@ -15,15 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api_tests::{paid_notification, TestApi};
+use api_tests::{env_or, paid_notification, TestApi};
 use serde_json::{json, Value};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What each client holds.
 struct Client {

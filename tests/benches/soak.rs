@@ -22,12 +22,7 @@ use shared::Config;
 
 const EVERY: usize = 10_000;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use api_tests::env_or;
 
 fn file_mb(path: &std::path::Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1_048_576.0)

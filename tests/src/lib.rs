@@ -706,3 +706,11 @@ pub fn trade_no(raw: &str) -> shared::domain::MerchantTradeNo {
     shared::domain::MerchantTradeNo::parse(raw)
         .unwrap_or_else(|| panic!("{raw:?} is not a MerchantTradeNo"))
 }
+
+/// A benchmark's setting from the environment, else `default` (unset or unparsable).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
