@@ -260,7 +260,10 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
   } catch (e) { say(e.message, false); }
 });
 
-document.getElementById("period-end").value = new Date().toISOString().slice(0, 10);
+// Today in Taipei, where periods are counted (settlement::end_of_taipei_day); a UTC date would
+// be yesterday's from 00:00 to 08:00 Taipei and close nothing sold since. Taiwan keeps no summer
+// time, so the fixed +8 h offset is exact.
+document.getElementById("period-end").value = new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
 document.getElementById("close-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
