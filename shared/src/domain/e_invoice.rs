@@ -141,6 +141,9 @@ pub struct InvoiceAttempt {
 /// The audit trail keeps this many lines (the first ones and the last ones matter; a long outage
 /// would otherwise grow the item without bound).
 pub const ATTEMPT_LOG_MAX: usize = 40;
+/// How long a run making a call holds its invoice: far longer than a call may take (the client's
+/// timeout is seconds), so a run that stopped mid-call is the only way to outlast it.
+pub const CALL_LEASE: chrono::Duration = chrono::Duration::minutes(5);
 /// After this many calls in a row that reached no answer, the invoice is `failed` for an operator.
 pub const UNREACHABLE_ATTEMPTS_MAX: u32 = 10;
 
@@ -163,6 +166,10 @@ pub struct Invoice {
     pub allowances: Vec<Allowance>,
     /// A call made (or about to be) whose answer is not recorded yet.
     pub in_flight: Option<InvoiceCall>,
+    /// When the run making `in_flight` recorded it (cleared once it recorded an answer, or none
+    /// came): within [`CALL_LEASE`] of it, no other run settles that call (see
+    /// [`Invoice::called_elsewhere`]).
+    pub calling_since: Option<Timestamp>,
     /// ECPay refused, or stayed unreachable: an operator looks (and may retry).
     pub failure: Option<String>,
     /// Calls in a row that reached no answer (the backoff's exponent).
@@ -194,6 +201,7 @@ impl Invoice {
             void_reason: None,
             allowances: Vec::new(),
             in_flight: None,
+            calling_since: None,
             failure: None,
             unreachable: 0,
             attempts: Vec::new(),
@@ -271,6 +279,28 @@ impl Invoice {
         }
     }
 
+    /// `call` is about to be made by this run, at `now`: recorded before it is made.
+    pub fn start_call(&mut self, call: InvoiceCall, now: Timestamp) {
+        self.in_flight = Some(call);
+        self.calling_since = Some(now);
+    }
+
+    /// The call in flight is being made by another run right now (a cancellation or a refund made
+    /// the invoice due again meanwhile): only that run may record its answer. Asking ECPay now
+    /// could find nothing yet, call it "never issued", and void without a call an invoice that
+    /// ECPay issues a moment later. Once the lease is over, that run stopped: GetIssue settles it.
+    pub fn called_elsewhere(&self, now: Timestamp) -> bool {
+        self.in_flight.is_some()
+            && self
+                .calling_since
+                .is_some_and(|since| now < since + CALL_LEASE)
+    }
+
+    /// The calling run heard back (or gave up waiting): the call is no longer being made.
+    pub fn call_answered(&mut self) {
+        self.calling_since = None;
+    }
+
     /// A pending invoice whose sale was cancelled while nothing was in flight: ECPay holds none
     /// (every Issue so far was refused, or found never made), so it is void without a call.
     pub fn settle_unissued_void(&mut self) -> bool {
@@ -301,6 +331,7 @@ impl Invoice {
     /// allowance number for an Allowance.
     pub fn succeeded(&mut self, call: &InvoiceCall, issued: Option<(String, String)>) {
         self.in_flight = None;
+        self.calling_since = None;
         self.unreachable = 0;
         match call {
             InvoiceCall::Issue => {
@@ -323,6 +354,7 @@ impl Invoice {
     /// ECPay refused `call` (its message): the invoice waits for an operator.
     pub fn refused(&mut self, call: &InvoiceCall, message: &str) {
         self.in_flight = None;
+        self.calling_since = None;
         self.unreachable = 0;
         self.failure = Some(format!("{} refused: {message}", call.name()));
     }
@@ -330,6 +362,7 @@ impl Invoice {
     /// No answer came: the call stays in flight (the next run asks what became of it). True when
     /// this was one too many and the invoice is now failed.
     pub fn unanswered(&mut self, message: &str) -> bool {
+        self.calling_since = None;
         self.unreachable += 1;
         if self.unreachable >= UNREACHABLE_ATTEMPTS_MAX {
             self.failure = Some(format!(
@@ -383,6 +416,7 @@ pub fn settle_in_flight(invoice: &mut Invoice, found: Option<&IssueRecord>) -> S
     let Some(call) = invoice.in_flight.clone() else {
         return "nothing in flight".into();
     };
+    invoice.call_answered();
     match (&call, found) {
         (InvoiceCall::Issue, Some(record)) => {
             invoice.succeeded(
@@ -497,6 +531,25 @@ mod tests {
         assert_eq!(invoice.allowed(), 200);
         assert_eq!(invoice.next_call(), None);
         invoice.void_reason = Some("cancelled".into());
+        assert_eq!(invoice.next_call(), Some(InvoiceCall::Invalid));
+    }
+
+    #[test]
+    fn a_call_another_run_is_making_is_left_to_it_until_its_lease_runs_out() {
+        let mut invoice = recharge();
+        invoice.start_call(InvoiceCall::Issue, at());
+        // The sale is cancelled while the Issue is on its way to ECPay.
+        invoice.void_reason = Some("cancelled".into());
+        assert!(invoice.called_elsewhere(at() + chrono::Duration::seconds(1)));
+        assert!(!invoice.settle_unissued_void(), "still in flight");
+        // The calling run stopped: after the lease, GetIssue settles it.
+        assert!(!invoice.called_elsewhere(at() + CALL_LEASE));
+        // An answer (or none) ends the lease at once.
+        invoice.unanswered("timed out");
+        assert!(!invoice.called_elsewhere(at()));
+        invoice.start_call(InvoiceCall::Issue, at());
+        invoice.succeeded(&InvoiceCall::Issue, None);
+        assert_eq!(invoice.calling_since, None);
         assert_eq!(invoice.next_call(), Some(InvoiceCall::Invalid));
     }
 

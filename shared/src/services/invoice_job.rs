@@ -7,13 +7,14 @@
 use serde::Serialize;
 
 use super::invoices::InvoiceService;
-use crate::domain::e_invoice::{settle_in_flight, Invoice, InvoiceCall, IssueRecord};
+use crate::domain::e_invoice::{self, settle_in_flight, Invoice, InvoiceCall, IssueRecord};
 use crate::ecpay_invoice::{self as api, InvoiceDraft};
 use crate::error::AppError;
 use crate::store::InvoiceStep;
 
-/// While a run works on an invoice, no other run takes it: it is due again only this much later.
-const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+/// While a run works on an invoice, no other run takes it: it is due again only this much later
+/// (and, should a cancellation make it due sooner, `Invoice::called_elsewhere` still holds).
+const LEASE: chrono::Duration = e_invoice::CALL_LEASE;
 /// Calls per invoice per run at most (an Issue, a lookup, a void or an allowance each).
 const CALLS_PER_RUN: usize = 6;
 /// A run starts no new invoice after this long (wall time): the scheduled function's timeout is
@@ -63,6 +64,11 @@ impl InvoiceService<'_> {
         mut invoice: Invoice,
         report: &mut InvoiceReport,
     ) -> Result<(), AppError> {
+        if invoice.called_elsewhere(self.clock.now()) {
+            // Another run is making its call: that run records the answer (found by a job run
+            // racing a cancellation, which voids it as never issued while ECPay issues it).
+            return Ok(());
+        }
         for _ in 0..CALLS_PER_RUN {
             let now = self.clock.now();
             // A call whose answer was never recorded: ask ECPay what became of it.
@@ -105,7 +111,7 @@ impl InvoiceService<'_> {
                         .unwrap_or_default(),
                 );
             }
-            invoice.in_flight = Some(call.clone());
+            invoice.start_call(call.clone(), now);
             if !self.save(&mut invoice, Some(now + LEASE)).await? {
                 return Ok(());
             }
@@ -132,6 +138,7 @@ impl InvoiceService<'_> {
                 Answer::Refused(code, message)
                     if code == api::RELATE_NUMBER_USED && call == InvoiceCall::Issue =>
                 {
+                    invoice.call_answered();
                     invoice.log(
                         self.clock.now(),
                         call.name(),

@@ -51,6 +51,7 @@ struct InvoiceRecord {
     allowances: Vec<Allowance>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     in_flight: Option<InvoiceCall>,
+    calling_since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failure: Option<String>,
     #[serde(default)]
@@ -108,6 +109,7 @@ impl InvoiceRecord {
             void_reason: invoice.void_reason.clone(),
             allowances: invoice.allowances.clone(),
             in_flight: invoice.in_flight.clone(),
+            calling_since: invoice.calling_since,
             failure: invoice.failure.clone(),
             unreachable: invoice.unreachable,
             attempts: invoice.attempts.clone(),
@@ -142,6 +144,7 @@ impl TryFrom<InvoiceRecord> for Invoice {
             void_reason: r.void_reason,
             allowances: r.allowances,
             in_flight: r.in_flight,
+            calling_since: r.calling_since,
             failure: r.failure,
             unreachable: r.unreachable,
             attempts: r.attempts,
