@@ -1,5 +1,7 @@
 //! What every request leaves behind, on Lambda and locally alike: one JSON log line, and — when the
-//! request moved money or met contention — one CloudWatch Embedded Metric Format (EMF) line.
+//! request called DynamoDB, moved money or met contention — one CloudWatch Embedded Metric Format
+//! (EMF) line. The DynamoDB capacity it consumed is on both (`dynamodb_read_units`,
+//! `dynamodb_write_units`; counted by the store's `capacity` interceptor).
 //!
 //! Every function's `handle` and the local host's own routes go through [`serve`]. Code deeper down
 //! (services, the store, `http::authenticate`) adds facts to the request it runs in through
@@ -44,10 +46,14 @@ pub enum Metric {
     DynamoDbUnavailable,
     /// Keys a `BatchGetItem` left unprocessed (partial throttling), asked again by the store.
     BatchReadsThrottled,
+    /// DynamoDB read capacity units the request consumed (tables and indexes; what on-demand bills).
+    DynamoDbReadUnits,
+    /// DynamoDB write capacity units the request consumed (tables and indexes).
+    DynamoDbWriteUnits,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 12] = [
         Metric::OrdersPlaced,
         Metric::PointsCredited,
         Metric::RechargeCallbacksRefused,
@@ -58,6 +64,8 @@ impl Metric {
         Metric::GatewayAnswersRefused,
         Metric::DynamoDbUnavailable,
         Metric::BatchReadsThrottled,
+        Metric::DynamoDbReadUnits,
+        Metric::DynamoDbWriteUnits,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +80,8 @@ impl Metric {
             Metric::GatewayAnswersRefused => "GatewayAnswersRefused",
             Metric::DynamoDbUnavailable => "DynamoDbUnavailable",
             Metric::BatchReadsThrottled => "BatchReadsThrottled",
+            Metric::DynamoDbReadUnits => "DynamoDbReadUnits",
+            Metric::DynamoDbWriteUnits => "DynamoDbWriteUnits",
         }
     }
 }
@@ -244,7 +254,14 @@ pub async fn in_job<T>(sink: &MetricsSink, work: impl Future<Output = T>) -> T {
         })
         .await;
     let cold_start = cold_start();
-    tracing::info!(service = service(), cold_start, version = VERSION, "job");
+    tracing::info!(
+        service = service(),
+        cold_start,
+        version = VERSION,
+        dynamodb_read_units = facts.metrics.get(&Metric::DynamoDbReadUnits).copied(),
+        dynamodb_write_units = facts.metrics.get(&Metric::DynamoDbWriteUnits).copied(),
+        "job"
+    );
     sink.emit(&facts.metrics, chrono::Utc::now().timestamp_millis(), "job");
     output
 }
@@ -376,6 +393,8 @@ where
         status,
         error_code,
         latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        dynamodb_read_units = metrics.get(&Metric::DynamoDbReadUnits).copied(),
+        dynamodb_write_units = metrics.get(&Metric::DynamoDbWriteUnits).copied(),
         user_id = facts.user_id.as_deref(),
         "request"
     );

@@ -12,9 +12,78 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
+/// The data-plane operations, each of which must ask for its consumed capacity.
+const DATA_PLANE: [&str; 10] = [
+    "GetItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "TransactGetItems",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
+
+/// What one answered call reported it consumed, as DynamoDB put it on the wire (`ConsumedCapacity`
+/// under `INDEXES`): units by where they were spent (`table`, or an index's name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consumed {
+    pub operation: String,
+    pub units: BTreeMap<String, f64>,
+}
+
+impl Consumed {
+    pub fn total(&self) -> f64 {
+        self.units.values().sum()
+    }
+
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.operation.as_str(),
+            "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems"
+        )
+    }
+
+    /// Reads `ConsumedCapacity` (one object, or a list for batches and transactions) from a
+    /// response body; `None` when the answer carries none (an error).
+    fn from_response(operation: &str, body: &[u8]) -> Option<Self> {
+        let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let entries = match answer.get("ConsumedCapacity")? {
+            serde_json::Value::Array(list) => list.clone(),
+            one => vec![one.clone()],
+        };
+        let mut units = BTreeMap::new();
+        for entry in entries {
+            let table = entry["Table"]["CapacityUnits"]
+                .as_f64()
+                .or_else(|| entry["CapacityUnits"].as_f64())
+                .unwrap_or(0.0);
+            *units.entry("table".to_string()).or_insert(0.0) += table;
+            for kind in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
+                if let Some(indexes) = entry[kind].as_object() {
+                    for (name, detail) in indexes {
+                        let spent = detail["CapacityUnits"].as_f64().unwrap_or(0.0);
+                        *units.entry(name.clone()).or_insert(0.0) += spent;
+                    }
+                }
+            }
+        }
+        Some(Consumed {
+            operation: operation.to_string(),
+            units,
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct CallLog {
     calls: Mutex<Vec<String>>,
+    /// What each answered call consumed, since the last clear.
+    consumed: Arc<Mutex<Vec<Consumed>>>,
+    /// Data-plane calls sent without `ReturnConsumedCapacity = INDEXES`, since the host started.
+    not_metered: Mutex<Vec<String>>,
     /// What each call needed from IAM, by the function that made it (see [`crate::iam`]). Never
     /// cleared: a test may look at everything a host did.
     permissions: Mutex<Vec<(&'static str, crate::iam::Permission)>>,
@@ -28,6 +97,17 @@ impl CallLog {
     /// Forgets what was recorded so far.
     pub fn clear(&self) {
         self.calls.lock().expect("call log").clear();
+        self.consumed.lock().expect("call log").clear();
+    }
+
+    /// What each call answered since the last [`CallLog::clear`] reported it consumed.
+    pub fn consumed(&self) -> Vec<Consumed> {
+        self.consumed.lock().expect("call log").clone()
+    }
+
+    /// Data-plane calls that went out without asking for their consumed capacity (should be none).
+    pub fn not_metered(&self) -> Vec<String> {
+        self.not_metered.lock().expect("call log").clone()
     }
 
     /// Calls since the last [`CallLog::clear`], counted by operation (`GetItem`, `BatchGetItem`…).
@@ -92,9 +172,31 @@ impl HttpConnector for RecordingConnector {
                 permissions.extend(needed.into_iter().map(|p| (function, p)));
             }
         }
-        if let Ok(mut calls) = self.log.calls.lock() {
-            calls.push(operation);
+        let body = request.body().bytes().unwrap_or_default();
+        if DATA_PLANE.contains(&operation.as_str())
+            && !String::from_utf8_lossy(body).contains(r#""ReturnConsumedCapacity":"INDEXES""#)
+        {
+            if let Ok(mut not_metered) = self.log.not_metered.lock() {
+                not_metered.push(operation.clone());
+            }
         }
-        self.inner.call(request)
+        if let Ok(mut calls) = self.log.calls.lock() {
+            calls.push(operation.clone());
+        }
+        let answer = self.inner.call(request);
+        let consumed = Arc::clone(&self.log.consumed);
+        HttpConnectorFuture::new(async move {
+            let response = answer.await?;
+            if let Some(spent) = response
+                .body()
+                .bytes()
+                .and_then(|body| Consumed::from_response(&operation, body))
+            {
+                if let Ok(mut consumed) = consumed.lock() {
+                    consumed.push(spent);
+                }
+            }
+            Ok(response)
+        })
     }
 }

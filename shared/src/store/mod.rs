@@ -4,6 +4,7 @@
 mod addresses;
 mod adjustments;
 mod admin;
+mod capacity;
 mod credits;
 pub mod cursor;
 mod deliveries;
@@ -119,6 +120,15 @@ const BATCH_GET_MAX_KEYS: usize = 100;
 impl Store {
     /// `secret` keys the pagination cursors' MAC.
     pub(crate) fn new(client: Client, table: impl Into<String>, secret: &[u8]) -> Self {
+        // Every call asks for, and counts, its consumed capacity (see `capacity`). Stores derived
+        // from this one (`with_http_client`) keep the interceptor with the rest of the config.
+        let client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .interceptor(capacity::CapacityMeter)
+                .build(),
+        );
         Store {
             client,
             table: table.into(),

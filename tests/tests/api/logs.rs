@@ -160,3 +160,40 @@ async fn a_deliverys_phone_and_address_never_reach_a_log_line() {
         assert!(!metrics.contains(secret), "{secret} in the metrics");
     }
 }
+
+#[tokio::test]
+async fn a_requests_log_line_carries_the_dynamodb_capacity_it_consumed() {
+    let captured = process_log();
+    let api = TestApi::start().await;
+    let (_, token, _) = api.signed_up("units_logged", "MEMBER").await;
+    let request_id = format!("units-{}", uuid::Uuid::new_v4());
+    let request = http::Request::get("/api/members/points/")
+        .header("x-request-id", &request_id)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Vec::new())
+        .unwrap();
+    api.dynamodb_calls.clear();
+    api.send(request).await.assert_status(200);
+
+    let charged: f64 = api
+        .dynamodb_calls
+        .consumed()
+        .iter()
+        .map(|c| c.total())
+        .sum();
+    let lines = captured.lines();
+    let line = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no request line for {request_id}"));
+    assert!(charged > 0.0);
+    assert_eq!(
+        line["dynamodb_read_units"].as_f64(),
+        Some(charged),
+        "{line}"
+    );
+    assert!(
+        line["dynamodb_write_units"].is_null(),
+        "a balance read writes nothing: {line}"
+    );
+}

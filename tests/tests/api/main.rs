@@ -7,6 +7,7 @@
 
 mod access;
 mod admin;
+mod capacity;
 mod catalogue;
 mod cors;
 mod deliveries;
