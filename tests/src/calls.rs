@@ -32,6 +32,9 @@ const DATA_PLANE: [&str; 10] = [
 pub struct Consumed {
     pub operation: String,
     pub units: BTreeMap<String, f64>,
+    /// Items the call wrote or read by key (a transaction's or a batch's count; 1 otherwise, 0
+    /// for a query or a scan).
+    pub items: usize,
 }
 
 impl Consumed {
@@ -48,7 +51,7 @@ impl Consumed {
 
     /// Reads `ConsumedCapacity` (one object, or a list for batches and transactions) from a
     /// response body; `None` when the answer carries none (an error).
-    fn from_response(operation: &str, body: &[u8]) -> Option<Self> {
+    fn from_response(operation: &str, items: usize, body: &[u8]) -> Option<Self> {
         let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
         let entries = match answer.get("ConsumedCapacity")? {
             serde_json::Value::Array(list) => list.clone(),
@@ -73,7 +76,33 @@ impl Consumed {
         Some(Consumed {
             operation: operation.to_string(),
             units,
+            items,
         })
+    }
+}
+
+/// How many items a request names: a transaction's actions, a batch's keys, one for a single-item
+/// call, none for a query or a scan.
+fn items_in(operation: &str, body: &[u8]) -> usize {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    match operation {
+        "TransactWriteItems" | "TransactGetItems" => {
+            request["TransactItems"].as_array().map_or(0, Vec::len)
+        }
+        "BatchGetItem" => request["RequestItems"].as_object().map_or(0, |tables| {
+            tables
+                .values()
+                .map(|t| t["Keys"].as_array().map_or(0, Vec::len))
+                .sum()
+        }),
+        "BatchWriteItem" => request["RequestItems"].as_object().map_or(0, |tables| {
+            tables
+                .values()
+                .map(|t| t.as_array().map_or(0, Vec::len))
+                .sum()
+        }),
+        "Query" | "Scan" => 0,
+        _ => 1,
     }
 }
 
@@ -183,6 +212,7 @@ impl HttpConnector for RecordingConnector {
         if let Ok(mut calls) = self.log.calls.lock() {
             calls.push(operation.clone());
         }
+        let items = items_in(&operation, body);
         let answer = self.inner.call(request);
         let consumed = Arc::clone(&self.log.consumed);
         HttpConnectorFuture::new(async move {
@@ -190,7 +220,7 @@ impl HttpConnector for RecordingConnector {
             if let Some(spent) = response
                 .body()
                 .bytes()
-                .and_then(|body| Consumed::from_response(&operation, body))
+                .and_then(|body| Consumed::from_response(&operation, items, body))
             {
                 if let Ok(mut consumed) = consumed.lock() {
                     consumed.push(spent);

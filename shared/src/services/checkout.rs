@@ -109,7 +109,7 @@ impl RechargeService<'_> {
         }
         let origin = self
             .store
-            .get_payment(merchant_trade_no)
+            .get_payment_with_checkout(merchant_trade_no)
             .await?
             .filter(|p| p.attempt_of.is_none())
             .ok_or_else(not_found::payment)?;

@@ -154,6 +154,53 @@ impl Store {
         Ok(changed)
     }
 
+    /// Moves a payment's checkout form back into the payment item and deletes its `CHECKOUT` item,
+    /// as payments were stored before the form became its own item.
+    pub async fn fold_checkout_as_earlier_version(&self, pk: &str) -> Result<(), AppError> {
+        let key = |sk: &str| {
+            std::collections::HashMap::from([
+                (table::PK.to_string(), AttributeValue::S(pk.into())),
+                (table::SK.to_string(), AttributeValue::S(sk.into())),
+            ])
+        };
+        let checkout = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(super::keys::CHECKOUT_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| dynamo_failure("fold", err.into_service_error()))?
+            .item
+            .ok_or_else(|| AppError::internal("no checkout item"))?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(super::keys::PAYMENT_SK)))
+            .update_expression("SET action_url = :url, checkout_fields = :fields");
+        for (name, attribute) in [(":url", "action_url"), (":fields", "checkout_fields")] {
+            let value = checkout
+                .get(attribute)
+                .cloned()
+                .ok_or_else(|| AppError::internal("checkout item incomplete"))?;
+            update = update.expression_attribute_values(name, value);
+        }
+        update
+            .send()
+            .await
+            .map_err(|err| dynamo_failure("fold", err.into_service_error()))?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(super::keys::CHECKOUT_SK)))
+            .send()
+            .await
+            .map_err(|err| dynamo_failure("fold", err.into_service_error()))?;
+        Ok(())
+    }
+
     /// Sets one string attribute of the item at `pk`/`sk`, as an earlier version of the code wrote
     /// it: how tests make data that predates a change of key shapes.
     pub async fn write_as_earlier_version(
@@ -177,5 +224,74 @@ impl Store {
             .await
             .map_err(|err| dynamo_failure("overwrite", err.into_service_error()))?;
         Ok(())
+    }
+}
+
+/// An item's size as DynamoDB counts it for capacity
+/// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html):
+/// each attribute's name plus its value — a string or binary its bytes, a number 1 byte per two
+/// significant digits plus 1, a boolean or null 1, a list or map 3 plus 1 per element plus the
+/// elements (a map's keys counted as names), a set its members.
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    let number = |n: &str| {
+        let digits = n
+            .trim_start_matches('-')
+            .replace('.', "")
+            .trim_start_matches('0')
+            .trim_end_matches('0')
+            .len();
+        digits.div_ceil(2) + 1
+    };
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| number(n)).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+impl Store {
+    /// Every item's kind (its key's leading words, ids left out) and size in bytes, largest
+    /// first: where a write costs more than one unit per item (test support, for the capacity
+    /// bench).
+    pub async fn item_sizes(&self) -> Result<Vec<(String, usize)>, AppError> {
+        let kind = |key: Option<&AttributeValue>| match key {
+            Some(AttributeValue::S(s)) => s.split('#').next().unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        let mut sizes: Vec<(String, usize)> = self
+            .scan_every(None)
+            .await?
+            .iter()
+            .map(|item| {
+                (
+                    format!(
+                        "{} / {}",
+                        kind(item.get(table::PK)),
+                        kind(item.get(table::SK))
+                    ),
+                    item_size(item),
+                )
+            })
+            .collect();
+        sizes.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok(sizes)
     }
 }

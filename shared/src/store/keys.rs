@@ -83,6 +83,8 @@ pub fn payment_pk(merchant_trade_no: &str) -> String {
     format!("PAYMENT#{merchant_trade_no}")
 }
 pub const PAYMENT_SK: &str = "PAYMENT";
+/// A payment's signed checkout form, beside it (see `payments.rs`).
+pub const CHECKOUT_SK: &str = "CHECKOUT";
 /// gsi1: a member's payments, newest first.
 pub fn member_payments_gsi(member_id: &str) -> String {
     format!("MEMBER_PAYMENTS#{member_id}")

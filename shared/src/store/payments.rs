@@ -2,6 +2,12 @@
 //! still open (what reconciliation walks), and each payment's own state changes: created with its
 //! member's open-recharge slot, further checkout attempts, expiry. The credit is in `credits.rs`,
 //! what ECPay said in `gateway_records.rs`. One job (a payment's item), kept in one file.
+//!
+//! The signed checkout form (its fields and where it posts) is a second item of the payment,
+//! `CHECKOUT`, written with it and read only where the form is shown: the form is most of a
+//! payment's bytes (three URLs and a MAC), and in the payment item it took the item over 1 KB, so
+//! every write of the payment cost double (four units in the crediting transaction, not two) and
+//! every index copy carried it too (measured by the capacity bench, docs/cost.md).
 
 use std::collections::BTreeMap;
 
@@ -41,7 +47,10 @@ pub(super) struct PaymentRecord {
     amount: i64,
     points: Points,
     status: PaymentStatus,
+    /// Only on payments written before the form became its own item (see the module's note).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     action_url: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     checkout_fields: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trade_no: Option<String>,
@@ -108,8 +117,9 @@ fn record_of(payment: &Payment) -> PaymentRecord {
         amount: payment.amount,
         points: payment.points,
         status: payment.status,
-        action_url: payment.action_url.clone(),
-        checkout_fields: payment.checkout_fields.clone(),
+        // In the payment's `CHECKOUT` item instead (see `checkout_record_of`).
+        action_url: String::new(),
+        checkout_fields: BTreeMap::new(),
         trade_no: payment.trade_no.clone(),
         payment_date: payment.payment_date.clone(),
         paid_at: payment.paid_at,
@@ -121,6 +131,36 @@ fn record_of(payment: &Payment) -> PaymentRecord {
         created_at: payment.created_at,
     }
 }
+/// A payment's signed checkout form: the item beside the payment that only the checkout page reads.
+#[derive(Serialize, Deserialize)]
+struct CheckoutRecord {
+    pk: String,
+    sk: String,
+    entity: String,
+    action_url: String,
+    checkout_fields: BTreeMap<String, String>,
+}
+
+fn checkout_record_of(payment: &Payment) -> CheckoutRecord {
+    CheckoutRecord {
+        pk: payment_pk(&payment.merchant_trade_no),
+        sk: CHECKOUT_SK.into(),
+        entity: "Checkout".into(),
+        action_url: payment.action_url.clone(),
+        checkout_fields: payment.checkout_fields.clone(),
+    }
+}
+
+/// The payment's checkout form, put with it (its position is last in either transaction).
+fn checkout_put(table: &str, payment: &Payment) -> Result<TransactWriteItem, AppError> {
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(to_item(&checkout_record_of(payment))?))
+        .build()
+        .map_err(AppError::internal)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 /// What opening a checkout attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -178,6 +218,7 @@ impl Store {
         let items = vec![
             put_new(&self.table, to_item(&record_of(payment))?)?,
             self.claim_recharge_slot(&payment.member_id, &payment.merchant_trade_no, max_open)?,
+            checkout_put(&self.table, payment)?,
         ];
         match self.transact_once(items).await? {
             TransactionAttempt::Committed => Ok(PaymentCreated::Created),
@@ -226,6 +267,7 @@ impl Store {
         let items = vec![
             TransactWriteItem::builder().update(count).build(),
             put_new(&self.table, to_item(&record_of(attempt))?)?,
+            checkout_put(&self.table, attempt)?,
         ];
         match self.transact_once(items).await? {
             TransactionAttempt::Committed => Ok(AttemptOutcome::Created),
@@ -289,6 +331,37 @@ impl Store {
             .get_item::<PaymentRecord>(payment_pk(merchant_trade_no), PAYMENT_SK)
             .await?
             .map(Payment::from))
+    }
+
+    /// A payment with its signed checkout form (one round trip): what the checkout page shows.
+    /// Every other reader takes [`Store::get_payment`], whose form is empty.
+    pub async fn get_payment_with_checkout(
+        &self,
+        merchant_trade_no: &MerchantTradeNo,
+    ) -> Result<Option<Payment>, AppError> {
+        let payment_key = (payment_pk(merchant_trade_no), PAYMENT_SK.to_string());
+        let checkout_key = (payment_pk(merchant_trade_no), CHECKOUT_SK.to_string());
+        let mut found = self
+            .batch_get(&[payment_key.clone(), checkout_key.clone()])
+            .await?;
+        let Some(mut payment) = found
+            .remove(&payment_key)
+            .map(from_item::<PaymentRecord>)
+            .transpose()?
+            .map(Payment::from)
+        else {
+            return Ok(None);
+        };
+        // A payment written before the split keeps its form in its own item.
+        if let Some(checkout) = found
+            .remove(&checkout_key)
+            .map(from_item::<CheckoutRecord>)
+            .transpose()?
+        {
+            payment.action_url = checkout.action_url;
+            payment.checkout_fields = checkout.checkout_fields;
+        }
+        Ok(Some(payment))
     }
 
     /// Every open (pending) payment, oldest first, paginated: what operators look at as "stuck".

@@ -70,8 +70,6 @@ pub const INDEX_PROJECTED_ATTRIBUTES: &[&str] = &[
     "merchant_trade_no",
     "amount",
     "points",
-    "action_url",
-    "checkout_fields",
     "trade_no",
     "payment_date",
     "paid_at",

@@ -455,6 +455,34 @@ fn path_and_query(url: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_recharge_stored_before_its_form_had_an_item_of_its_own_still_serves_its_form() {
+    let api = TestApi::start().await;
+    let (_, token, _) = api.signed_up("early_amy", "MEMBER").await;
+    let checkout = api.start_recharge(&token, 500).await;
+    let trade_no = checkout["merchant_trade_no"].as_str().unwrap();
+    api.ctx
+        .store
+        .fold_checkout_as_earlier_version(&format!("PAYMENT#{trade_no}"))
+        .await
+        .unwrap();
+    let link = path_and_query(checkout["checkout_url"].as_str().unwrap());
+    let page = api.get(&link, None).await;
+    page.assert_status(200);
+    let html = String::from_utf8_lossy(&page.raw).to_string();
+    assert!(html.contains("action=\"http://127.0.0.1:3000/dev/ecpay/Cashier/AioCheckOut/V5\""));
+    for (key, value) in checkout["fields"].as_object().unwrap() {
+        let same = html.contains(&shared::http::escape_html(value.as_str().unwrap()));
+        assert!(same, "{key} value differs");
+    }
+    // And the notification credits it as any other.
+    api.notify(&paid_notification(&checkout))
+        .await
+        .assert_status(200);
+    let balance = api.get("/api/members/points/", Some(&token)).await;
+    assert_eq!(balance.body["balance"], 500);
+}
+
+#[tokio::test]
 async fn the_checkout_link_serves_the_signed_form_while_it_is_valid() {
     let api = TestApi::start().await;
     let (_, token, _) = api.signed_up("amy", "MEMBER").await;
