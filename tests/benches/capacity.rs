@@ -242,7 +242,7 @@ async fn main() {
         *entry = (*entry).max(size);
     }
     let mut largest: Vec<(String, usize)> = largest.into_iter().collect();
-    largest.sort_by(|a, b| b.1.cmp(&a.1));
+    largest.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
     println!("== largest item of each kind (bytes, as DynamoDB sizes them)");
     for (kind, size) in largest.iter().take(12) {
         let flag = if *size > 1024 { "  > 1 KB" } else { "" };

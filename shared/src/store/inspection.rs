@@ -291,7 +291,7 @@ impl Store {
                 )
             })
             .collect();
-        sizes.sort_by(|a, b| b.1.cmp(&a.1));
+        sizes.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
         Ok(sizes)
     }
 }
