@@ -191,14 +191,8 @@ async fn main() {
 
     println!("== DynamoDB capacity per operation ({runs} runs each, units per run; on-demand bills read and write request units alike)");
     println!(
-        "{:<46} {:>6} {:>7} {:>7}  {:<40} {:<30} {}",
-        "operation",
-        "calls",
-        "read",
-        "write",
-        "write units spent on",
-        "read units spent on",
-        "transactions: items, table units"
+        "{:<46} {:>6} {:>7} {:>7}  {:<40} {:<30} transactions: items, table units",
+        "operation", "calls", "read", "write", "write units spent on", "read units spent on",
     );
     let mut mismatches = 0;
     for (name, tally) in &tallies {
