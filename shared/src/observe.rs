@@ -68,6 +68,11 @@ impl Metric {
         Metric::DynamoDbWriteUnits,
     ];
 
+    /// DynamoDB capacity, counted on every request (see [`emf_document`] for why that matters).
+    pub fn is_capacity(self) -> bool {
+        matches!(self, Metric::DynamoDbReadUnits | Metric::DynamoDbWriteUnits)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Metric::OrdersPlaced => "OrdersPlaced",
@@ -189,29 +194,49 @@ impl MetricsSink {
 
 /// An EMF document as the specification describes it
 /// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html):
-/// a root `_aws` member with `Timestamp` (ms since the epoch) and one `CloudWatchMetrics` directive
-/// naming the namespace, the dimension sets and each metric; every metric's value is a root member
-/// of the same name. Two dimension sets: none (the alarms refer to each metric by namespace and
+/// a root `_aws` member with `Timestamp` (ms since the epoch) and `CloudWatchMetrics` directives, each
+/// naming the namespace, its dimension sets and its metrics; every metric's value is a root member of
+/// the same name, and so is each dimension's (`service`, `route`).
+///
+/// Business metrics have two dimension sets: none (the alarms refer to each metric by namespace and
 /// name alone; the namespace is per stack) and (`service`, `route`), so a dashboard can tell which
-/// function and operation moved; `service` and `route` are root members too.
+/// function and operation moved. The capacity units are on every request, so they get none and
+/// (`service`) only: CloudWatch bills each metric-and-dimensions combination as a custom metric
+/// (docs/cost.md), and units by route are one Logs Insights query away on the log line.
 pub fn emf_document(
     namespace: &str,
     values: &BTreeMap<Metric, f64>,
     timestamp_ms: i64,
     route: &str,
 ) -> serde_json::Value {
-    let definitions: Vec<serde_json::Value> = values
-        .keys()
-        .map(|m| serde_json::json!({"Name": m.name(), "Unit": "Count"}))
-        .collect();
+    let definitions = |capacity: bool| -> Vec<serde_json::Value> {
+        values
+            .keys()
+            .filter(|m| m.is_capacity() == capacity)
+            .map(|m| serde_json::json!({"Name": m.name(), "Unit": "Count"}))
+            .collect()
+    };
+    let mut directives = Vec::new();
+    let business = definitions(false);
+    if !business.is_empty() {
+        directives.push(serde_json::json!({
+            "Namespace": namespace,
+            "Dimensions": [[], ["service", "route"]],
+            "Metrics": business,
+        }));
+    }
+    let capacity = definitions(true);
+    if !capacity.is_empty() {
+        directives.push(serde_json::json!({
+            "Namespace": namespace,
+            "Dimensions": [[], ["service"]],
+            "Metrics": capacity,
+        }));
+    }
     let mut document = serde_json::json!({
         "_aws": {
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [[], ["service", "route"]],
-                "Metrics": definitions,
-            }],
+            "CloudWatchMetrics": directives,
         },
         "service": service(),
         "route": route,
@@ -438,6 +463,37 @@ mod tests {
         // A metric value must be a root member, and so must each dimension's value; nothing else
         // is at the root.
         assert_eq!(doc.as_object().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn capacity_units_are_counted_by_function_not_by_route() {
+        let mut values = BTreeMap::new();
+        values.insert(Metric::OrdersPlaced, 1.0);
+        values.insert(Metric::DynamoDbReadUnits, 6.0);
+        values.insert(Metric::DynamoDbWriteUnits, 17.0);
+        let doc = emf_document("ns", &values, 0, "POST /api/members/orders/");
+        let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 2);
+        assert_eq!(directives[0]["Metrics"][0]["Name"], "OrdersPlaced");
+        assert_eq!(
+            directives[1]["Dimensions"],
+            serde_json::json!([[], ["service"]])
+        );
+        let names: Vec<&str> = directives[1]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["DynamoDbReadUnits", "DynamoDbWriteUnits"]);
+        assert_eq!(doc["DynamoDbWriteUnits"], 17.0);
+        // Units alone: one directive, no empty one.
+        let units = BTreeMap::from([(Metric::DynamoDbReadUnits, 2.0)]);
+        let doc = emf_document("ns", &units, 0, "GET /api/members/points/");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(),
+            1
+        );
     }
 
     #[test]
