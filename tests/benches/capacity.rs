@@ -104,6 +104,8 @@ async fn main() {
     let mut orders_page = Tally::default();
     let mut ledger_page = Tally::default();
     let mut merchant_page = Tally::default();
+    let mut refresh = Tally::default();
+    let mut catalogue = Tally::default();
 
     for i in 0..runs {
         let name = format!("units_member_{i}");
@@ -112,10 +114,28 @@ async fn main() {
         })
         .await;
         let mut token = String::new();
+        let mut refresh_token = String::new();
         measure(&api, &mut login, || async {
             let answer = api.login(&name, PASSWORD).await;
             answer.assert_status(200);
             token = answer.body["access"].as_str().unwrap().to_string();
+            refresh_token = answer.body["refresh"].as_str().unwrap().to_string();
+        })
+        .await;
+        measure(&api, &mut refresh, || async {
+            api.post(
+                "/api/auth/refresh/",
+                json!({"refresh": refresh_token}),
+                None,
+            )
+            .await
+            .assert_status(200);
+        })
+        .await;
+        measure(&api, &mut catalogue, || async {
+            api.get("/api/members/products/?limit=20", Some(&token))
+                .await
+                .assert_status(200);
         })
         .await;
         let mut checkout = Value::Null;
@@ -179,6 +199,8 @@ async fn main() {
     }
     tallies.push(("sign-up (POST /api/auth/register/)", sign_up));
     tallies.push(("login (POST /api/auth/login/)", login));
+    tallies.push(("token refresh (POST /api/auth/refresh/)", refresh));
+    tallies.push(("catalogue page (GET /api/members/products/)", catalogue));
     tallies.push(("recharge started (POST …/points/recharge/)", recharge));
     tallies.push(("ECPay's paid notification (callback)", notification));
     tallies.push(("redemption (POST /api/members/orders/)", redeem));

@@ -151,6 +151,24 @@ impl Store {
         &self,
         keys: &[(String, String)],
     ) -> Result<HashMap<(String, String), Item>, AppError> {
+        self.batch_get_read(keys, true).await
+    }
+
+    /// Like [`Store::batch_get`], eventually consistent: half the read units, and what it returns
+    /// may be a second stale. Only for figures shown, never for a decision (a list page's stock:
+    /// a redemption reads its shards strongly consistent, and its transaction is conditioned on them).
+    pub(crate) async fn batch_get_eventually(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), Item>, AppError> {
+        self.batch_get_read(keys, false).await
+    }
+
+    async fn batch_get_read(
+        &self,
+        keys: &[(String, String)],
+        consistent: bool,
+    ) -> Result<HashMap<(String, String), Item>, AppError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
         let mut found = HashMap::with_capacity(keys.len());
         let mut unique: Vec<&(String, String)> = Vec::with_capacity(keys.len());
@@ -183,7 +201,7 @@ impl Store {
                 }
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
+                    .consistent_read(consistent)
                     .build()
                     .map_err(AppError::internal)?;
                 let output = self
