@@ -105,6 +105,8 @@ async fn main() {
     let mut ledger_page = Tally::default();
     let mut merchant_page = Tally::default();
     let mut refresh = Tally::default();
+    let mut checkout_opened = Tally::default();
+    let mut scheduled = Tally::default();
     let mut catalogue = Tally::default();
 
     for i in 0..runs {
@@ -141,6 +143,12 @@ async fn main() {
         let mut checkout = Value::Null;
         measure(&api, &mut recharge, || async {
             checkout = api.start_recharge(&token, 1_000).await;
+        })
+        .await;
+        let link = checkout["checkout_url"].as_str().unwrap();
+        let path = link[link.find("/api/").unwrap()..].to_string();
+        measure(&api, &mut checkout_opened, || async {
+            api.get(&path, None).await.assert_status(200);
         })
         .await;
         measure(&api, &mut notification, || async {
@@ -197,11 +205,27 @@ async fn main() {
         })
         .await;
     }
+    // One run of the scheduled function (every job it runs), on the table the runs above left.
+    for _ in 0..runs {
+        measure(&api, &mut scheduled, || async {
+            shared::observe::in_job(&api.ctx.metrics, async {
+                fn_reconcile::run(&api.ctx).await.unwrap();
+                fn_reconcile::run_fulfilment(&api.ctx).await.unwrap();
+                fn_reconcile::run_refunds(&api.ctx).await.unwrap();
+                fn_reconcile::run_invoices(&api.ctx).await.unwrap();
+                fn_reconcile::run_expiry(&api.ctx).await.unwrap();
+                fn_reconcile::run_settlements(&api.ctx).await.unwrap();
+            })
+            .await;
+        })
+        .await;
+    }
     tallies.push(("sign-up (POST /api/auth/register/)", sign_up));
     tallies.push(("login (POST /api/auth/login/)", login));
     tallies.push(("token refresh (POST /api/auth/refresh/)", refresh));
     tallies.push(("catalogue page (GET /api/members/products/)", catalogue));
     tallies.push(("recharge started (POST …/points/recharge/)", recharge));
+    tallies.push(("checkout link opened (the signed form)", checkout_opened));
     tallies.push(("ECPay's paid notification (callback)", notification));
     tallies.push(("redemption (POST /api/members/orders/)", redeem));
     tallies.push(("pickup by code (merchant)", hand_over));
@@ -210,6 +234,7 @@ async fn main() {
     tallies.push(("orders page (GET /api/members/orders/)", orders_page));
     tallies.push(("ledger page (GET /api/members/transactions/)", ledger_page));
     tallies.push(("merchant's orders page", merchant_page));
+    tallies.push(("scheduled run (every job, idle queues)", scheduled));
 
     println!("== DynamoDB capacity per operation ({runs} runs each, units per run; on-demand bills read and write request units alike)");
     println!(
