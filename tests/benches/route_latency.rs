@@ -1,8 +1,9 @@
 //! Latency as deployed: every DynamoDB call waits a draw of the latency model (`local_api::latency`,
 //! `DYNAMODB_LATENCY`, default `p50=4ms,p99=12ms`), and each route is sent as Lambda serves it: many
 //! clients at once, each waiting for its answer before sending the next (one request per instance).
-//! Prints, per route, its DynamoDB round trips, p50 and p99, and its target: the round trips × the
-//! modelled p50 (a transaction's two phases count twice) + 3 ms.
+//! Prints, per route, its DynamoDB round trips, p50 and p99, the embedded engine's CPU per request,
+//! the p50 without it (on AWS, DynamoDB's own time is inside the modelled latency), and its target:
+//! the round trips × the modelled p50 (a transaction's two phases count twice) + 3 ms.
 //!
 //! Run:
 //!
@@ -193,6 +194,31 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
+/// CPU seconds the embedded engine's threads (named `dynamodb…`) have used so far (Linux's
+/// `/proc/self/task/*/stat`, in clock ticks of 1/100 s; 0 elsewhere).
+fn engine_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with("dynamodb") {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        for index in [11, 12] {
+            ticks += fields.get(index).and_then(|f| f.parse().ok()).unwrap_or(0);
+        }
+    }
+    ticks as f64 / 100.0
+}
+
 fn main() {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -231,12 +257,13 @@ async fn run() {
         "== route latency: DynamoDB modelled at {raw}; {clients} clients at once, {rounds} requests each per route"
     );
     println!(
-        "{:<38} {:>6} {:>9} {:>9} {:>10}  within",
-        "route", "trips", "p50 ms", "p99 ms", "target ms"
+        "{:<38} {:>6} {:>9} {:>9} {:>9} {:>12} {:>10}  within",
+        "route", "trips", "p50 ms", "p99 ms", "engine ms", "p50-engine", "target ms"
     );
     for route in Route::ALL {
         // Its round trips: one request alone.
         let (_, trips) = once(&fixture, &fixture.clients[0], route).await;
+        let engine_before = engine_cpu_seconds();
         let tasks: Vec<_> = (0..clients)
             .map(|i| {
                 let fixture = Arc::clone(&fixture);
@@ -253,17 +280,23 @@ async fn run() {
         for task in tasks {
             waits.extend(task.await.unwrap());
         }
+        // The embedded engine's own time per request: on AWS, DynamoDB's service time is inside
+        // the modelled latency, so locally it is counted twice unless taken out.
+        let engine_ms = (engine_cpu_seconds() - engine_before) * 1000.0 / waits.len() as f64;
         waits.sort();
         let (median, tail) = (percentile(&waits, 0.50), percentile(&waits, 0.99));
         let target = trips as f64 * p50 + 3.0;
+        let as_deployed = median - engine_ms;
         println!(
-            "{:<38} {:>6} {:>9.1} {:>9.1} {:>10.1}  {}",
+            "{:<38} {:>6} {:>9.1} {:>9.1} {:>9.2} {:>12.1} {:>10.1}  {}",
             route.name(),
             trips,
             median,
             tail,
+            engine_ms,
+            as_deployed,
             target,
-            if median <= target { "yes" } else { "NO" }
+            if as_deployed <= target { "yes" } else { "NO" }
         );
     }
 }

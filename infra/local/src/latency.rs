@@ -121,6 +121,18 @@ impl HttpClient for LatencyClient {
     }
 }
 
+/// Waits `wait` to within the OS's sleep precision (tens of microseconds). tokio's timer rounds
+/// every wait up to its next millisecond tick, which added ~0.5–1 ms to each modelled call that AWS
+/// does not add; a blocking-pool thread's `sleep` does not round.
+async fn wait_precisely(wait: Duration) {
+    if tokio::task::spawn_blocking(move || std::thread::sleep(wait))
+        .await
+        .is_err()
+    {
+        // The pool is shutting down: the host is stopping, the wait no longer matters.
+    }
+}
+
 impl HttpConnector for LatencyConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let phases = match crate::in_process::operation_of(&request).as_str() {
@@ -130,7 +142,7 @@ impl HttpConnector for LatencyConnector {
         let wait: Duration = (0..phases).map(|_| self.model.draw()).sum();
         let inner = self.inner.clone();
         HttpConnectorFuture::new(async move {
-            tokio::time::sleep(wait).await;
+            wait_precisely(wait).await;
             inner.call(request).await
         })
     }
