@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::operation::{
     transact_write_items::{TransactWriteItemsInput, TransactWriteItemsOutput},
     update_item::{UpdateItemInput, UpdateItemOutput},
 };
-use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut, Output,
@@ -49,43 +49,67 @@ macro_rules! ask_capacity {
     }};
 }
 
+/// What an answer reports it consumed: one `ConsumedCapacity`, or one per table (batches and
+/// transactions); `CapacityUnits` includes the indexes.
+trait ReportsUnits: Send + Sync + std::fmt::Debug + 'static {
+    fn units(&self) -> f64;
+}
+
+macro_rules! reports_one {
+    ($($ty:ty),+) => {$(
+        impl ReportsUnits for $ty {
+            fn units(&self) -> f64 {
+                self.consumed_capacity.as_ref().and_then(|c| c.capacity_units).unwrap_or(0.0)
+            }
+        }
+    )+};
+}
+
+macro_rules! reports_per_table {
+    ($($ty:ty),+) => {$(
+        impl ReportsUnits for $ty {
+            fn units(&self) -> f64 {
+                self.consumed_capacity().iter().filter_map(|c| c.capacity_units).sum()
+            }
+        }
+    )+};
+}
+
+reports_one!(
+    GetItemOutput,
+    QueryOutput,
+    ScanOutput,
+    PutItemOutput,
+    UpdateItemOutput,
+    DeleteItemOutput
+);
+reports_per_table!(
+    BatchGetItemOutput,
+    TransactGetItemsOutput,
+    BatchWriteItemOutput,
+    TransactWriteItemsOutput
+);
+
+fn units_as<T: ReportsUnits>(output: &Output) -> Option<f64> {
+    output.downcast_ref::<T>().map(ReportsUnits::units)
+}
+
 /// The units a data-plane call's answer reports, with the metric they count as.
 fn units_of(output: &Output) -> Option<(Metric, f64)> {
-    let one = |c: Option<&ConsumedCapacity>| c.and_then(|c| c.capacity_units).unwrap_or(0.0);
-    let all = |c: &[ConsumedCapacity]| c.iter().filter_map(|c| c.capacity_units).sum::<f64>();
-    let read = Metric::DynamoDbReadUnits;
-    let write = Metric::DynamoDbWriteUnits;
-    if let Some(o) = output.downcast_ref::<GetItemOutput>() {
-        return Some((read, one(o.consumed_capacity.as_ref())));
+    let read = units_as::<GetItemOutput>(output)
+        .or_else(|| units_as::<QueryOutput>(output))
+        .or_else(|| units_as::<ScanOutput>(output))
+        .or_else(|| units_as::<BatchGetItemOutput>(output))
+        .or_else(|| units_as::<TransactGetItemsOutput>(output));
+    if let Some(units) = read {
+        return Some((Metric::DynamoDbReadUnits, units));
     }
-    if let Some(o) = output.downcast_ref::<QueryOutput>() {
-        return Some((read, one(o.consumed_capacity.as_ref())));
-    }
-    if let Some(o) = output.downcast_ref::<ScanOutput>() {
-        return Some((read, one(o.consumed_capacity.as_ref())));
-    }
-    if let Some(o) = output.downcast_ref::<BatchGetItemOutput>() {
-        return Some((read, all(o.consumed_capacity())));
-    }
-    if let Some(o) = output.downcast_ref::<TransactGetItemsOutput>() {
-        return Some((read, all(o.consumed_capacity())));
-    }
-    if let Some(o) = output.downcast_ref::<PutItemOutput>() {
-        return Some((write, one(o.consumed_capacity.as_ref())));
-    }
-    if let Some(o) = output.downcast_ref::<UpdateItemOutput>() {
-        return Some((write, one(o.consumed_capacity.as_ref())));
-    }
-    if let Some(o) = output.downcast_ref::<DeleteItemOutput>() {
-        return Some((write, one(o.consumed_capacity.as_ref())));
-    }
-    if let Some(o) = output.downcast_ref::<BatchWriteItemOutput>() {
-        return Some((write, all(o.consumed_capacity())));
-    }
-    if let Some(o) = output.downcast_ref::<TransactWriteItemsOutput>() {
-        return Some((write, all(o.consumed_capacity())));
-    }
-    None
+    units_as::<PutItemOutput>(output)
+        .or_else(|| units_as::<UpdateItemOutput>(output))
+        .or_else(|| units_as::<DeleteItemOutput>(output))
+        .or_else(|| units_as::<BatchWriteItemOutput>(output))
+        .or_else(|| units_as::<TransactWriteItemsOutput>(output))
+        .map(|units| (Metric::DynamoDbWriteUnits, units))
 }
 
 impl Intercept for CapacityMeter {
