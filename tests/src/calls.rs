@@ -83,19 +83,21 @@ impl Consumed {
 
 /// How many items a request names: a transaction's actions, a batch's keys, one for a single-item
 /// call, none for a query or a scan.
-fn items_in(operation: &str, body: &[u8]) -> usize {
-    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+fn items_in(operation: &str, request: &HttpRequest) -> usize {
+    let body = || -> serde_json::Value {
+        serde_json::from_slice(request.body().bytes().unwrap_or_default()).unwrap_or_default()
+    };
     match operation {
         "TransactWriteItems" | "TransactGetItems" => {
-            request["TransactItems"].as_array().map_or(0, Vec::len)
+            local_api::in_process::transact_items_of(request).unwrap_or(0)
         }
-        "BatchGetItem" => request["RequestItems"].as_object().map_or(0, |tables| {
+        "BatchGetItem" => body()["RequestItems"].as_object().map_or(0, |tables| {
             tables
                 .values()
                 .map(|t| t["Keys"].as_array().map_or(0, Vec::len))
                 .sum()
         }),
-        "BatchWriteItem" => request["RequestItems"].as_object().map_or(0, |tables| {
+        "BatchWriteItem" => body()["RequestItems"].as_object().map_or(0, |tables| {
             tables
                 .values()
                 .map(|t| t.as_array().map_or(0, Vec::len))
@@ -194,14 +196,13 @@ impl HttpClient for Recorder {
 impl HttpConnector for RecordingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let operation = local_api::in_process::operation_of(&request);
+        let body = request.body().bytes().unwrap_or_default();
         if let Some(function) = local_api::host::current_function() {
-            let body = request.body().bytes().unwrap_or_default();
             let needed = crate::iam::required_permissions(&operation, body);
             if let Ok(mut permissions) = self.log.permissions.lock() {
                 permissions.extend(needed.into_iter().map(|p| (function, p)));
             }
         }
-        let body = request.body().bytes().unwrap_or_default();
         if DATA_PLANE.contains(&operation.as_str())
             && !String::from_utf8_lossy(body).contains(r#""ReturnConsumedCapacity":"INDEXES""#)
         {
@@ -212,7 +213,7 @@ impl HttpConnector for RecordingConnector {
         if let Ok(mut calls) = self.log.calls.lock() {
             calls.push(operation.clone());
         }
-        let items = items_in(&operation, body);
+        let items = items_in(&operation, &request);
         let answer = self.inner.call(request);
         let consumed = Arc::clone(&self.log.consumed);
         HttpConnectorFuture::new(async move {

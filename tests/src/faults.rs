@@ -169,12 +169,7 @@ impl HttpConnector for ConflictConnector {
         }
         if is_transaction && self.budget.take() {
             self.budget.injected.fetch_add(1, Ordering::SeqCst);
-            let items = request
-                .body()
-                .bytes()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-                .and_then(|v| v["TransactItems"].as_array().map(Vec::len))
-                .unwrap_or(1);
+            let items = local_api::in_process::transact_items_of(&request).unwrap_or(1);
             // DynamoDB lists one reason per item, in order; the contended one says TransactionConflict.
             let mut reasons = vec!["None"; items];
             reasons[0] = "TransactionConflict";

@@ -260,12 +260,7 @@ impl HttpConnector for FaultConnector {
             Fault::Conflict => {
                 counts.conflicts.fetch_add(1, Ordering::Relaxed);
                 let answer = if operation == "TransactWriteItems" {
-                    let items = request
-                        .body()
-                        .bytes()
-                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-                        .and_then(|v| v["TransactItems"].as_array().map(Vec::len))
-                        .unwrap_or(1);
+                    let items = crate::in_process::transact_items_of(&request).unwrap_or(1);
                     error_answer(
                         400,
                         "TransactionCanceledException",

@@ -56,6 +56,15 @@ pub fn operation_of(request: &HttpRequest) -> String {
         .to_string()
 }
 
+/// How many actions a transaction's request carries (`TransactItems`); `None` for a body that is
+/// not one. DynamoDB's cancellation reasons are positional, one per action, so the models that
+/// cancel a transaction need it, and the tests' recorder counts items with it.
+pub fn transact_items_of(request: &HttpRequest) -> Option<usize> {
+    let body = request.body().bytes()?;
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value["TransactItems"].as_array().map(Vec::len)
+}
+
 /// Emulators of this process by endpoint, so that a client configured for an emulator's URL can be
 /// given the in-process path to it (see [`crate::host::LocalApi::connect_through`]).
 fn registry() -> &'static Mutex<HashMap<String, InProcessDynamo>> {
