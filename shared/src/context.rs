@@ -30,6 +30,11 @@ pub struct AppContext {
     pub passwords: Arc<crate::auth::password::PasswordHasher>,
     /// What "now" is for expiring rules (see [`crate::clock`]); tests swap it with [`AppContext::set_clock`].
     pub clock: Clock,
+    /// Where webhook deliveries wait for their attempt (SQS on AWS when `WEBHOOK_QUEUE_URL` is set;
+    /// the local host's sender task).
+    pub webhook_queue: Arc<dyn crate::webhook_queue::DeliveryQueue>,
+    /// The HTTPS client that delivers webhook messages (built on first use).
+    pub webhook_http: Arc<crate::webhook_http::WebhookHttp>,
 }
 
 impl AppContext {
@@ -46,6 +51,7 @@ impl AppContext {
                 .as_ref()
                 .map(|secret| secret.expose_secret()),
         );
+        let allow_private = config.webhooks.allow_private;
         let metrics = MetricsSink::stdout(config.metrics_namespace.clone());
         let gateway: Arc<dyn GatewayTransport> = Arc::new(HttpsTransport::new());
         let links = LinkSigner::from_secret(config.jwt_secret.expose_secret());
@@ -63,6 +69,8 @@ impl AppContext {
             gateway,
             passwords,
             clock: Clock::system(),
+            webhook_queue: Arc::new(crate::webhook_queue::NoQueue),
+            webhook_http: Arc::new(crate::webhook_http::WebhookHttp::new(allow_private)),
         }
     }
 
@@ -129,6 +137,16 @@ impl AppContext {
             recharge: self.recharge(),
             passwords: &self.passwords,
             clock: &self.clock,
+        }
+    }
+
+    pub fn webhooks(&self) -> crate::services::webhooks::WebhookService<'_> {
+        crate::services::webhooks::WebhookService {
+            store: &self.store,
+            clock: &self.clock,
+            config: &self.config.webhooks,
+            queue: self.webhook_queue.as_ref(),
+            http: &self.webhook_http,
         }
     }
 

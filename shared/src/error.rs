@@ -262,6 +262,14 @@ pub mod not_found {
     pub fn statement() -> AppError {
         AppError::not_found("statement_not_found", "no such statement")
     }
+
+    pub fn webhook() -> AppError {
+        AppError::not_found("webhook_not_found", "no such webhook of mine")
+    }
+
+    pub fn delivery() -> AppError {
+        AppError::not_found("delivery_not_found", "no such delivery of this webhook")
+    }
 }
 
 mod fields;

@@ -31,7 +31,13 @@ pub async fn init(service: &str) -> Result<AppContext, lambda_http::Error> {
                      payment notification; never take real money with this deployment"
                 );
             }
-            Ok(AppContext::over(config, connection))
+            let queue = config.webhooks.queue_url.clone();
+            let mut ctx = AppContext::over(config, connection);
+            if let Some(url) = queue {
+                ctx.webhook_queue =
+                    std::sync::Arc::new(crate::webhook_queue::SqsQueue::new(&sdk_config, url));
+            }
+            Ok(ctx)
         }
         Err(problem) => {
             tracing::error!(error = %problem, "init failed: the function cannot start");

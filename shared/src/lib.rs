@@ -22,6 +22,8 @@ pub mod services;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
+pub mod webhook_http;
+pub mod webhook_queue;
 
 pub use config::Config;
 pub use context::AppContext;

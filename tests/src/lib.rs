@@ -268,6 +268,11 @@ impl TestApi {
             .expect("the test host's clock is adjustable");
     }
 
+    /// Runs webhooks as the local host does (the stream dispatcher and the sender task).
+    pub fn start_webhooks(&self) {
+        self.host.start_webhooks(self.emulator.database().clone());
+    }
+
     pub fn emulator(&self) -> &Emulator {
         &self.emulator
     }

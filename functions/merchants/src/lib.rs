@@ -19,6 +19,10 @@ use shared::services::settlements::{
 };
 use shared::AppContext;
 
+mod webhooks;
+use shared::services::webhooks::{DeliveryView, WebhookInput, WebhookView};
+use webhooks::*;
+
 shared::api! {
     pub struct MerchantsApi {
         // Each route once: its method and path are in its `#[utoipa::path]`, nowhere else.
@@ -40,11 +44,19 @@ shared::api! {
             export_settlement: MERCHANT,
             get_payout_account: MERCHANT,
             set_payout_account: MERCHANT,
+            create_webhook: MERCHANT,
+            list_webhooks: MERCHANT,
+            delete_webhook: MERCHANT,
+            rotate_webhook_secret: MERCHANT,
+            test_webhook: MERCHANT,
+            list_deliveries: MERCHANT,
+            replay_delivery: MERCHANT,
         ],
         components(schemas(
             CreateProductRequest, UpdateProductRequest, MerchantProduct, Page<MerchantProduct>, OrderView,
             Page<OrderView>, RedeemCodeRequest, ShipRequest, StatementView, Page<StatementView>,
-            LineView, PayoutAccountRequest, PayoutAccountView, ErrorResponse
+            LineView, PayoutAccountRequest, PayoutAccountView, WebhookInput, WebhookView,
+            Page<WebhookView>, DeliveryView, Page<DeliveryView>, ErrorResponse
         )),
         tags((name = "merchants", description = "A merchant's products and the orders on them (role MERCHANT)"))
     }

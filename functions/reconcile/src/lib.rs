@@ -46,3 +46,11 @@ pub async fn run_expiry(ctx: &AppContext) -> Result<ExpiryReport, AppError> {
 pub async fn run_settlements(ctx: &AppContext) -> Result<CloseReport, AppError> {
     shared::observe::in_job(&ctx.metrics, ctx.settlements().close_last_month()).await
 }
+
+/// Webhook deliveries whose next attempt is further away than SQS can hold a message (over 15
+/// minutes: the 30-minute to 10-hour retries), handed to the queue as it nears.
+pub async fn run_webhooks(
+    ctx: &AppContext,
+) -> Result<shared::services::webhook_delivery::DueReport, AppError> {
+    shared::observe::in_job(&ctx.metrics, ctx.webhooks().run_due()).await
+}

@@ -31,6 +31,10 @@ async fn main() -> Result<(), Error> {
                 tracing::error!(error = %err, "month-end settlement failed");
                 Error::from(err.to_string())
             })?;
+            let webhooks = fn_reconcile::run_webhooks(ctx).await.map_err(|err| {
+                tracing::error!(error = %err, "webhook retries failed");
+                Error::from(err.to_string())
+            })?;
             let mut answer = serde_json::to_value(report).map_err(Error::from)?;
             if let Some(fields) = answer.as_object_mut() {
                 fields.insert(
@@ -52,6 +56,10 @@ async fn main() -> Result<(), Error> {
                 fields.insert(
                     "settlements".into(),
                     serde_json::to_value(statements).map_err(Error::from)?,
+                );
+                fields.insert(
+                    "webhooks".into(),
+                    serde_json::to_value(webhooks).map_err(Error::from)?,
                 );
             }
             Ok::<_, Error>(answer)

@@ -91,6 +91,13 @@ pub fn spawn_reconciler(api: Arc<LocalApi>, every: Duration) {
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "expiry run failed"),
             }
+            match fn_reconcile::run_webhooks(&api.ctx).await {
+                Ok(report) if report.queued > 0 => {
+                    tracing::info!(queued = report.queued, "webhook retries queued")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "webhook retries failed"),
+            }
             match fn_reconcile::run_settlements(&api.ctx).await {
                 Ok(report) if !report.statements.is_empty() => tracing::info!(
                     statements = report.statements.len(),

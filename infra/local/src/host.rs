@@ -41,6 +41,9 @@ pub struct LocalApi {
     body_timeout: std::time::Duration,
     /// API Gateway's CORS, as the template configures it (see [`crate::cors`]).
     cors: crate::cors::Cors,
+    /// The webhook queue's far end, until [`LocalApi::start_webhooks`] hands it to the sender.
+    webhook_jobs:
+        std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::webhooks::Queued>>>,
 }
 
 /// The in-flight caps, one per function (and one for what no function serves).
@@ -79,7 +82,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 pub const SIMULATOR_MIN_QUERY_GAP: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl LocalApi {
-    pub fn new(ctx: AppContext) -> Self {
+    pub fn new(mut ctx: AppContext) -> Self {
+        let (queue, webhook_jobs) = crate::webhooks::LocalQueue::new();
+        ctx.webhook_queue = Arc::new(queue);
         let simulator = EcpaySimulator::new(
             ctx.config.payments.credentials.clone(),
             SIMULATOR_MIN_QUERY_GAP,
@@ -90,6 +95,21 @@ impl LocalApi {
             in_flight: Arc::new(InFlight::new(DEFAULT_MAX_IN_FLIGHT)),
             body_timeout: DEFAULT_BODY_TIMEOUT,
             cors: crate::cors::Cors::deployed(crate::cors::Cors::origins_from(None)),
+            webhook_jobs: std::sync::Mutex::new(Some(webhook_jobs)),
+        }
+    }
+
+    /// Runs webhooks as AWS would: the dispatcher over `database`'s stream of this host's table,
+    /// and the sender over this host's queue. Once per host (a second call does nothing).
+    pub fn start_webhooks(self: &Arc<Self>, database: dynoxide::Database) {
+        let jobs = self
+            .webhook_jobs
+            .lock()
+            .ok()
+            .and_then(|mut jobs| jobs.take());
+        if let Some(jobs) = jobs {
+            crate::webhooks::spawn_sender(Arc::clone(self), jobs);
+            crate::webhooks::spawn_dispatcher(Arc::clone(self), database);
         }
     }
 

@@ -256,6 +256,7 @@ fn run(database: &Database, operation: &str, body: &[u8]) -> (u16, String) {
         "TransactGetItems" => op!(transact_get_items),
         "CreateTable" => op!(create_table),
         "DescribeTable" => op!(describe_table),
+        "UpdateTable" => op!(update_table),
         "UpdateTimeToLive" => op!(update_time_to_live),
         "DescribeTimeToLive" => op!(describe_time_to_live),
         _ => (

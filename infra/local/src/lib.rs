@@ -13,6 +13,7 @@ pub mod host;
 pub mod in_process;
 pub mod latency;
 pub mod openapi;
+pub mod webhooks;
 
 pub use emulator::Emulator;
 pub use host::{into_lambda_request, router, with_source_ip, LocalApi};

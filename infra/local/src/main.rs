@@ -189,6 +189,7 @@ async fn run(started: Instant) -> Result<(), String> {
 
     spawn_ttl_sweeper(emulator.database().clone());
     let api = Arc::new(api);
+    api.start_webhooks(emulator.database().clone());
     let reconcile_every = reconcile_interval()?;
     spawn_reconciler(api.clone(), reconcile_every);
     spawn_fulfilment(api.clone(), fulfilment_interval()?);

@@ -11,6 +11,7 @@ pub mod fulfilment;
 pub mod invoices;
 mod payments;
 pub mod settlement;
+pub mod webhooks;
 
 pub use env::EnvSource;
 pub use fulfilment::FulfilmentConfig;
@@ -21,6 +22,7 @@ pub use payments::{
     LOCAL_CREDIT_QUERY_PATH, LOCAL_DO_ACTION_PATH, LOCAL_ECPAY_PREFIX, LOCAL_QUERY_PATH,
 };
 pub use settlement::SettlementConfig;
+pub use webhooks::WebhookConfig;
 
 pub const DEFAULT_TABLE_NAME: &str = "points-redemption";
 pub const DEFAULT_REGION: &str = "ap-northeast-1";
@@ -72,6 +74,8 @@ pub struct Config {
     pub settlement: SettlementConfig,
     /// E-invoices: when, and ECPay's invoice credentials.
     pub invoices: InvoiceConfig,
+    /// Merchants' webhooks: the delivery queue, private addresses, the local retry scale.
+    pub webhooks: WebhookConfig,
 }
 
 /// The number of cores this process may use (at least one).
@@ -211,6 +215,7 @@ impl Config {
             fulfilment: fulfilment::fulfilment_from(env)?,
             settlement: settlement::settlement_from(env)?,
             invoices,
+            webhooks: webhooks::webhooks_from(env)?,
         })
     }
 
@@ -240,6 +245,7 @@ impl Config {
                 "http://127.0.0.1:3000",
                 crate::domain::e_invoice::InvoiceMode::Off,
             ),
+            webhooks: WebhookConfig::defaults(),
         }
     }
 }

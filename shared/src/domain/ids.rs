@@ -119,6 +119,39 @@ macro_rules! uuid_id {
 }
 
 uuid_id!(
+    /// A merchant's webhook endpoint's id.
+    WebhookId,
+    "a webhook id"
+);
+uuid_id!(
+    /// One message's delivery to one endpoint.
+    DeliveryId,
+    "a delivery id"
+);
+
+impl DeliveryId {
+    /// The delivery of event `event_id` to `endpoint`: a UUIDv7 of the event's time (so deliveries
+    /// list in the order of their events) whose other bits hash the pair, so the same event handed
+    /// over twice names the same delivery and is stored once.
+    pub fn of_event(event_time: Timestamp, event_id: &str, endpoint: &WebhookId) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(event_id.as_bytes())
+            .chain_update(b"#")
+            .chain_update(endpoint.as_str().as_bytes())
+            .finalize();
+        let mut bits = [0u8; 10];
+        bits.copy_from_slice(&digest[..10]);
+        let millis = u64::try_from(event_time.timestamp_millis()).unwrap_or_default();
+        Self(
+            uuid::Builder::from_unix_timestamp_millis(millis, &bits)
+                .into_uuid()
+                .to_string(),
+        )
+    }
+}
+
+uuid_id!(
     /// A user's id: a member's, a merchant's or an operator's (the role is on the user).
     UserId,
     "a user id"

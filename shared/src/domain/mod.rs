@@ -17,10 +17,13 @@ pub mod shipping;
 pub mod stock;
 pub mod text;
 pub mod user;
+pub mod webhook;
 
 pub use account::{AccountSnapshot, BalanceChange, Movement, PointAccount, Refusal};
 pub use audit::{AuditAction, AuditEntry};
-pub use ids::{AddressId, MerchantTradeNo, OrderId, ProductId, RefundId, UserId};
+pub use ids::{
+    AddressId, DeliveryId, MerchantTradeNo, OrderId, ProductId, RefundId, UserId, WebhookId,
+};
 pub use ledger::{PointTransaction, TransactionType};
 pub use order::{Order, OrderParty, OrderStatus, Shipment};
 pub use payment::{Payment, PaymentStatus, Settlement};

@@ -232,6 +232,16 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("refund_not_found", "no such refund", "找不到此退款"),
     ("statement_not_found", "no such statement", "找不到此對帳單"),
+    (
+        "webhook_not_found",
+        "no such webhook of mine",
+        "找不到此 Webhook",
+    ),
+    (
+        "delivery_not_found",
+        "no such delivery of this webhook",
+        "找不到此 Webhook 的傳送紀錄",
+    ),
     ("invoice_not_found", "no such invoice", "找不到此發票"),
     (
         "payout_account_not_found",
@@ -311,6 +321,16 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "too_many_attempts",
         "too many wrong pickup codes; try again later",
         "取貨碼錯誤次數過多，請稍後再試",
+    ),
+    (
+        "too_many_webhooks",
+        "too many webhooks",
+        "Webhook 數量已達上限",
+    ),
+    (
+        "webhook_disabled",
+        "the webhook is disabled",
+        "此 Webhook 已停用",
     ),
     (
         "too_many_addresses",

@@ -26,3 +26,5 @@ pub mod refund_job;
 pub mod refunds;
 pub(crate) mod retry;
 pub mod settlements;
+pub mod webhook_delivery;
+pub mod webhooks;

@@ -41,6 +41,7 @@ pub mod table;
 mod tokens;
 mod transact;
 mod users;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -79,6 +80,7 @@ pub use settlements::{
 };
 pub use tokens::{RotateOutcome, Successor};
 pub use users::RegisterOutcome;
+pub use webhooks::{order_change, DueDelivery, DueQueue, EndpointSave, OrderChange};
 
 pub(crate) use lists::{page_of, Filter, ListQuery};
 pub(crate) use shard_hints::ShardHint;

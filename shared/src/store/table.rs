@@ -3,7 +3,8 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -104,6 +105,9 @@ pub struct TableDefinition {
     /// Global secondary indexes; each projects the keys and `projected`.
     pub indexes: Vec<IndexDefinition>,
     pub ttl_attribute: &'static str,
+    /// The table's stream (`NEW_AND_OLD_IMAGES`): an order's change before and after, which the
+    /// webhook dispatcher turns into events.
+    pub stream_view_type: &'static str,
 }
 
 pub fn table_definition() -> TableDefinition {
@@ -126,6 +130,7 @@ pub fn table_definition() -> TableDefinition {
             },
         ],
         ttl_attribute: TTL_ATTRIBUTE,
+        stream_view_type: "NEW_AND_OLD_IMAGES",
     }
 }
 
@@ -148,13 +153,14 @@ pub async fn ensure_table(client: &Client, table_name: &str) -> Result<(), AppEr
         },
     };
     if exists {
-        return Ok(());
+        return ensure_stream(client, table_name).await;
     }
 
     let mut create = client
         .create_table()
         .table_name(table_name)
         .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(stream_specification(&definition)?)
         .key_schema(key(definition.partition_key, KeyType::Hash)?)
         .key_schema(key(definition.sort_key, KeyType::Range)?);
     for attribute in &definition.string_attributes {
@@ -207,5 +213,38 @@ pub async fn ensure_table(client: &Client, table_name: &str) -> Result<(), AppEr
         .send()
         .await
         .map_err(|err| AppError::internal_during("enable TTL", err.into_service_error()))?;
+    Ok(())
+}
+
+fn stream_specification(definition: &TableDefinition) -> Result<StreamSpecification, AppError> {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::from(definition.stream_view_type))
+        .build()
+        .map_err(AppError::internal)
+}
+
+/// A table made before it had a stream (a local data directory from an earlier version) gets one.
+async fn ensure_stream(client: &Client, table_name: &str) -> Result<(), AppError> {
+    let described = client
+        .describe_table()
+        .table_name(table_name)
+        .send()
+        .await
+        .map_err(|err| AppError::internal_during("describe table", err.into_service_error()))?;
+    let enabled = described
+        .table()
+        .and_then(|t| t.stream_specification())
+        .is_some_and(|s| s.stream_enabled());
+    if enabled {
+        return Ok(());
+    }
+    client
+        .update_table()
+        .table_name(table_name)
+        .stream_specification(stream_specification(&table_definition())?)
+        .send()
+        .await
+        .map_err(|err| AppError::internal_during("enable the stream", err.into_service_error()))?;
     Ok(())
 }

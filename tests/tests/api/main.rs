@@ -35,3 +35,4 @@ mod slow_clients;
 mod takedowns;
 mod template;
 mod tokens;
+mod webhooks;
