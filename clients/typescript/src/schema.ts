@@ -1080,6 +1080,114 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/merchants/webhooks/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My webhooks, oldest first, secrets masked. */
+        get: operations["merchants_list_webhooks"];
+        put?: never;
+        /** Add a webhook: signed events about orders on my products are POSTed to `url` (Standard
+         *     Webhooks 1.0: `webhook-id`, `webhook-timestamp`, `webhook-signature`). The answer carries the
+         *     signing `secret`, shown this once. At most 5 per merchant. */
+        post: operations["merchants_create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/merchants/webhooks/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a webhook: nothing more is sent to it (its pending deliveries are abandoned). */
+        delete: operations["merchants_delete_webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/merchants/webhooks/{id}/deliveries/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A webhook's deliveries, newest first: event, attempts, the last status code and latency, and
+         *     when the next retry is due. */
+        get: operations["merchants_list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/merchants/webhooks/{id}/deliveries/{delivery_id}/replay/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a delivery's message again (same `webhook-id` and body, a fresh signature), as a new
+         *     delivery. */
+        post: operations["merchants_replay_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/merchants/webhooks/{id}/rotate-secret/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new signing secret, shown this once; the previous one keeps signing (a second signature in
+         *     `webhook-signature`) for 24 hours, so receivers switch without losing a message. */
+        post: operations["merchants_rotate_webhook_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/merchants/webhooks/{id}/test/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a `webhook.test` message to the webhook now. */
+        post: operations["merchants_test_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/payments/ecpay/callback/": {
         parameters: {
             query?: never;
@@ -1300,6 +1408,43 @@ export interface components {
              * @example 16
              */
             stock_shards?: number | null;
+        };
+        /**
+         * @description Where a delivery stands.
+         * @enum {string}
+         */
+        DeliveryState: "pending" | "succeeded" | "failed" | "abandoned";
+        /** @description One message's delivery to one endpoint, with its last attempt. */
+        DeliveryView: {
+            /**
+             * Format: int32
+             * @description Attempts made so far (the last one's result below).
+             */
+            attempt: number;
+            /** Format: date-time */
+            attempted_at?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** @description What went wrong when no status says it (DNS, connection, timeout, refused address). */
+            error?: string | null;
+            /** @description `order.placed`, …, or `webhook.test`. */
+            event: string;
+            /** @description The message's `webhook-id` (the same on every attempt and replay). */
+            event_id: string;
+            id: string;
+            /** Format: int64 */
+            latency_ms?: number | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due (pending deliveries).
+             */
+            next_retry_at?: string | null;
+            state: components["schemas"]["DeliveryState"];
+            /**
+             * Format: int32
+             * @description The endpoint's HTTP status on the last attempt; absent when none came.
+             */
+            status_code?: number | null;
         };
         ErrorDetail: {
             /**
@@ -1625,6 +1770,42 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of a list, newest first. */
+        Page_DeliveryView: {
+            items: {
+                /**
+                 * Format: int32
+                 * @description Attempts made so far (the last one's result below).
+                 */
+                attempt: number;
+                /** Format: date-time */
+                attempted_at?: string | null;
+                /** Format: date-time */
+                created_at: string;
+                /** @description What went wrong when no status says it (DNS, connection, timeout, refused address). */
+                error?: string | null;
+                /** @description `order.placed`, …, or `webhook.test`. */
+                event: string;
+                /** @description The message's `webhook-id` (the same on every attempt and replay). */
+                event_id: string;
+                id: string;
+                /** Format: int64 */
+                latency_ms?: number | null;
+                /**
+                 * Format: date-time
+                 * @description When the next attempt is due (pending deliveries).
+                 */
+                next_retry_at?: string | null;
+                state: components["schemas"]["DeliveryState"];
+                /**
+                 * Format: int32
+                 * @description The endpoint's HTTP status on the last attempt; absent when none came.
+                 */
+                status_code?: number | null;
+            }[];
+            /** @description Pass as `?cursor=` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list, newest first. */
         Page_InvoiceView: {
             items: {
                 allowances: components["schemas"]["AllowanceView"][];
@@ -1861,6 +2042,36 @@ export interface components {
                 /** Format: date-time */
                 updated_at: string;
             })[];
+            /** @description Pass as `?cursor=` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list, newest first. */
+        Page_WebhookView: {
+            items: {
+                /** Format: date-time */
+                created_at: string;
+                /** Format: date-time */
+                disabled_at?: string | null;
+                disabled_reason?: string | null;
+                events: string[];
+                /**
+                 * Format: date-time
+                 * @description Since when every delivery has failed; disabled after 5 days of it.
+                 */
+                failing_since?: string | null;
+                id: string;
+                /**
+                 * Format: date-time
+                 * @description After a rotation: until when the previous secret signs too.
+                 */
+                previous_secret_expires_at?: string | null;
+                /** @description The whole signing secret (`whsec_…`) only in the answer that made it (adding, rotating);
+                 *     masked (`whsec_…` and its last four characters) everywhere else. */
+                secret: string;
+                /** @description `enabled`, or `disabled` (see `disabled_reason`): a disabled endpoint receives nothing. */
+                status: string;
+                url: string;
+            }[];
             /** @description Pass as `?cursor=` for the next page; `null` on the last page. */
             next_cursor?: string | null;
         };
@@ -2222,6 +2433,39 @@ export interface components {
             names: {
                 [key: string]: string;
             };
+        };
+        /** @description `POST /api/merchants/webhooks/`. */
+        WebhookInput: {
+            /** @description Some of `order.placed`, `order.shipped`, `order.completed`, `order.cancelled`. */
+            events?: string[] | null;
+            /** @description `https://…` (plain `http://` and private addresses only where `WEBHOOK_ALLOW_PRIVATE=1`). */
+            url?: string | null;
+        };
+        /** @description An endpoint as its merchant sees it. */
+        WebhookView: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            disabled_at?: string | null;
+            disabled_reason?: string | null;
+            events: string[];
+            /**
+             * Format: date-time
+             * @description Since when every delivery has failed; disabled after 5 days of it.
+             */
+            failing_since?: string | null;
+            id: string;
+            /**
+             * Format: date-time
+             * @description After a rotation: until when the previous secret signs too.
+             */
+            previous_secret_expires_at?: string | null;
+            /** @description The whole signing secret (`whsec_…`) only in the answer that made it (adding, rotating);
+             *     masked (`whsec_…` and its last four characters) everywhere else. */
+            secret: string;
+            /** @description `enabled`, or `disabled` (see `disabled_reason`): a disabled endpoint receives nothing. */
+            status: string;
+            url: string;
         };
     };
     responses: never;
@@ -6685,6 +6929,440 @@ export interface operations {
             };
             /** @description `statement_not_found` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    merchants_list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every webhook (at most 5) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WebhookView"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a merchant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    merchants_create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookInput"];
+            };
+        };
+        responses: {
+            /** @description Added; `secret` is shown only here */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description `validation_error`: no URL, not https, or it reaches a loopback, private, link-local or metadata address (checked after DNS); unknown events */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a merchant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `too_many_webhooks`: 5 already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Contended; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    merchants_delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a merchant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `webhook_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Contended; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    merchants_list_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1–100 (default 20). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. Opaque and tamper-proof. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DeliveryView"];
+                };
+            };
+            /** @description `invalid_cursor` or a bad `limit` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a merchant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `webhook_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    merchants_replay_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook id */
+                id: string;
+                /** @description Delivery id */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued; the new delivery */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryView"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a merchant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `webhook_not_found` or `delivery_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `webhook_disabled` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Contended; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    merchants_rotate_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Rotated; `secret` is the new one, shown only here */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a merchant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `webhook_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    merchants_test_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued; its delivery */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryView"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a merchant */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `webhook_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `webhook_disabled` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Contended; retry after `Retry-After` seconds */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -72,7 +72,11 @@ pub fn spawn_sender(api: Arc<LocalApi>, mut incoming: mpsc::UnboundedReceiver<Qu
                 };
                 let event =
                     json!({"Records": [{"messageId": job.delivery_id.to_string(), "body": body}]});
-                let answer = fn_webhooks::send(&api.ctx, &event).await;
+                let answer = crate::host::as_function(
+                    "fn-webhook-sender",
+                    fn_webhooks::send(&api.ctx, &event),
+                )
+                .await;
                 let failed = answer["batchItemFailures"]
                     .as_array()
                     .is_some_and(|f| !f.is_empty());
@@ -136,7 +140,12 @@ pub fn spawn_dispatcher(api: Arc<LocalApi>, database: Database) {
                 }
                 busy = true;
                 let records = serde_json::to_value(&page.records).unwrap_or_default();
-                let answer = fn_webhooks::dispatch(&api.ctx, &json!({ "Records": records })).await;
+                let event = json!({ "Records": records });
+                let answer = crate::host::as_function(
+                    "fn-webhook-dispatcher",
+                    fn_webhooks::dispatch(&api.ctx, &event),
+                )
+                .await;
                 let failed_at = answer["batchItemFailures"][0]["itemIdentifier"]
                     .as_str()
                     .map(str::to_string);

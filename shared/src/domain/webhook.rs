@@ -511,7 +511,7 @@ mod tests {
 
     #[test]
     fn the_retry_schedule_is_the_specifications_and_ends() {
-        let minutes = |m| Duration::from_secs(m * 60);
+        let minutes = |m: u64| Duration::from_secs(m * 60);
         assert_eq!(delay_before_attempt(1), Some(Duration::ZERO));
         assert_eq!(delay_before_attempt(2), Some(Duration::from_secs(5)));
         assert_eq!(delay_before_attempt(3), Some(minutes(5)));

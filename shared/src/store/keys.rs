@@ -287,6 +287,24 @@ pub const FAILED_INVOICES_GSI: &str = "INVOICES_FAILED";
 /// The periods the month-end run has closed (sort key: the period's last day).
 pub const CLOSED_PERIODS_PK: &str = "SETTLEMENT_PERIODS";
 
+/// A merchant's webhook endpoints live in the merchant's partition, counted by a set of their ids
+/// (the slots item) kept in the transactions that add and remove them.
+pub fn webhook_sk(id: &str) -> String {
+    format!("WEBHOOK#{id}")
+}
+pub const WEBHOOK_SK_PREFIX: &str = "WEBHOOK#";
+pub const WEBHOOK_SLOTS_SK: &str = "WEBHOOK_SLOTS";
+/// An endpoint's deliveries live in its own partition, newest last (ids are UUIDv7).
+pub fn webhook_pk(id: &str) -> String {
+    format!("WEBHOOK#{id}")
+}
+pub fn delivery_sk(id: &str) -> String {
+    format!("DELIVERY#{id}")
+}
+pub const DELIVERY_SK_PREFIX: &str = "DELIVERY#";
+/// The gsi2 queue of deliveries waiting longer than a queue can hold them (`due_gsi`).
+pub const WEBHOOK_DUE_WORK: &str = "WEBHOOK";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,21 +330,3 @@ mod tests {
         assert!(merchant_orders_partitions("m").contains(&merchant_orders_gsi("m", "01JABC")));
     }
 }
-
-/// A merchant's webhook endpoints live in the merchant's partition, counted by a set of their ids
-/// (the slots item) kept in the transactions that add and remove them.
-pub fn webhook_sk(id: &str) -> String {
-    format!("WEBHOOK#{id}")
-}
-pub const WEBHOOK_SK_PREFIX: &str = "WEBHOOK#";
-pub const WEBHOOK_SLOTS_SK: &str = "WEBHOOK_SLOTS";
-/// An endpoint's deliveries live in its own partition, newest last (ids are UUIDv7).
-pub fn webhook_pk(id: &str) -> String {
-    format!("WEBHOOK#{id}")
-}
-pub fn delivery_sk(id: &str) -> String {
-    format!("DELIVERY#{id}")
-}
-pub const DELIVERY_SK_PREFIX: &str = "DELIVERY#";
-/// The gsi2 queue of deliveries waiting longer than a queue can hold them (`due_gsi`).
-pub const WEBHOOK_DUE_WORK: &str = "WEBHOOK";

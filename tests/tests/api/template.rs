@@ -44,6 +44,11 @@ fn template_yaml_declares_exactly_the_table_the_code_defines() {
     let code = table_definition();
 
     assert_eq!(props["BillingMode"], "PAY_PER_REQUEST");
+    // The stream the webhook dispatcher reads, with the images it needs.
+    assert_eq!(
+        props["StreamSpecification"]["StreamViewType"],
+        code.stream_view_type
+    );
     assert_eq!(
         key_pair(&props["KeySchema"]),
         (code.partition_key.to_string(), code.sort_key.to_string())
@@ -278,7 +283,7 @@ fn no_secret_is_in_any_function_environment_and_each_function_may_read_only_its_
         .values()
         .filter(|r| r["Type"] == "AWS::Serverless::Function")
         .collect();
-    assert_eq!(functions.len(), 7);
+    assert_eq!(functions.len(), 9);
     for function in &functions {
         environments.push(&function["Properties"]["Environment"]["Variables"]);
     }
@@ -1074,8 +1079,12 @@ async fn every_call_allowed_and_every_grant_used() {
         config.payments.query_spacing = std::time::Duration::from_millis(250);
         config.payments.promotional_expire_days = Some(30);
         config.invoices.mode = shared::domain::e_invoice::InvoiceMode::AtRedemption;
+        config.webhooks.allow_private = true;
+        config.webhooks.retry_scale = 0.001;
     })
     .await;
+    api.start_webhooks();
+    webhook_journey(&api).await;
     every_journey_once(&api).await;
     let roles = api_tests::iam::roles_from_template(&template_text());
     let mut used = api.dynamodb_calls.permissions();
@@ -1124,6 +1133,102 @@ async fn every_call_allowed_and_every_grant_used() {
         "granted but never used (remove, or add the journey that needs it):\n  {}",
         unused.into_iter().collect::<Vec<_>>().join("\n  ")
     );
+}
+
+/// A merchant's webhook receiving an order's events, failing once (a retry from the due queue), a
+/// test message, a replay, a rotation and a deletion: every call of the dispatcher, the sender, the
+/// merchants' routes and the scheduled job's part.
+async fn webhook_journey(api: &std::sync::Arc<TestApi>) {
+    use serde_json::json;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let status = std::sync::Arc::new(AtomicU16::new(503));
+    let seen = std::sync::Arc::new(AtomicU16::new(0));
+    let (answer, count) = (status.clone(), seen.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (answer, count) = (answer.clone(), count.clone());
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::from_u16(answer.load(Ordering::SeqCst)).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_, shop, _) = api.signed_up("hook_shop", "MERCHANT").await;
+    let (_, mia) = api.member_with_points("hook_mia", 100).await;
+    let hook = api
+        .post(
+            "/api/merchants/webhooks/",
+            json!({"url": url, "events": ["order.placed"]}),
+            Some(&shop),
+        )
+        .await;
+    hook.assert_status(201);
+    let id = hook.body["id"].as_str().unwrap().to_string();
+    api.get("/api/merchants/webhooks/", Some(&shop))
+        .await
+        .assert_status(200);
+    let mug = api.create_product(&shop, "Hook mug", 10, 5).await;
+    api.redeem(&mia, mug["id"].as_str().unwrap(), 1)
+        .await
+        .assert_status(201);
+    // Down through the first retries: the fourth attempt waits 30 minutes (1.8 s here), over the
+    // queue's limit at full scale only, so the due queue is exercised by the job's run below.
+    for _ in 0..200 {
+        if seen.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(seen.load(Ordering::SeqCst) >= 2);
+    status.store(200, Ordering::SeqCst);
+    local_api::host::as_function("fn-reconcile", fn_reconcile::run_webhooks(&api.ctx))
+        .await
+        .unwrap();
+    let deliveries = api
+        .get(
+            &format!("/api/merchants/webhooks/{id}/deliveries/"),
+            Some(&shop),
+        )
+        .await;
+    deliveries.assert_status(200);
+    let first = deliveries.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.post(
+        &format!("/api/merchants/webhooks/{id}/test/"),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(202);
+    api.post(
+        &format!("/api/merchants/webhooks/{id}/deliveries/{first}/replay/"),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(202);
+    api.post(
+        &format!("/api/merchants/webhooks/{id}/rotate-secret/"),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(200);
+    for _ in 0..200 {
+        if seen.load(Ordering::SeqCst) >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    api.delete(&format!("/api/merchants/webhooks/{id}/"), Some(&shop))
+        .await
+        .assert_status(204);
 }
 
 /// The physical names CloudFormation would otherwise generate per stack, by resource type: set to a
@@ -1290,7 +1395,7 @@ fn on_call_sees_every_metric_on_the_dashboard_and_every_function_has_its_alarms(
         .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
         .map(|(name, _)| name.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(functions.len(), 7);
+    assert_eq!(functions.len(), 9);
     let alarms: Vec<&Value> = resources
         .values()
         .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
@@ -1355,7 +1460,7 @@ fn a_table_name_override_moves_every_function_and_every_grant_to_the_restored_ta
         );
     }
     let roles = api_tests::iam::roles_from_template(&text);
-    assert_eq!(roles.len(), 7, "every function's grants parse");
+    assert_eq!(roles.len(), 9, "every function's grants parse");
     for (binary, role) in &roles {
         // Every function but the `$default` front door reads the table.
         assert_eq!(
