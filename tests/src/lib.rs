@@ -241,6 +241,10 @@ impl TestApi {
         let mut host = LocalApi::connect_through(config, Some(wrap))
             .await
             .expect("prepare table");
+        // The emulator's stream costs every write a scan of every record kept, and an in-memory
+        // emulator cannot be trimmed (`local_api::webhooks`): off unless the test runs webhooks.
+        local_api::webhooks::set_stream(emulator.database(), &host.ctx.config.table_name, false)
+            .expect("turn the stream off");
         host.ctx.metrics = shared::observe::MetricsSink::capture();
         // Tests move time forward instead of sleeping through windows (`advance_clock`).
         host.set_clock(shared::clock::Clock::adjustable());
@@ -268,8 +272,15 @@ impl TestApi {
             .expect("the test host's clock is adjustable");
     }
 
-    /// Runs webhooks as the local host does (the stream dispatcher and the sender task).
+    /// Runs webhooks as the local host does (the stream dispatcher and the sender task), with the
+    /// table's stream on (a test host keeps it off otherwise: see `local_api::webhooks::set_stream`).
     pub fn start_webhooks(&self) {
+        local_api::webhooks::set_stream(
+            self.emulator.database(),
+            &self.ctx.config.table_name,
+            true,
+        )
+        .expect("turn the stream on");
         self.host.start_webhooks(self.emulator.database().clone());
     }
 

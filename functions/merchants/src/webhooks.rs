@@ -17,7 +17,7 @@ use shared::AppContext;
     request_body = WebhookInput,
     responses(
         (status = 201, description = "Added; `secret` is shown only here", body = WebhookView),
-        (status = 400, description = "`validation_error`: no URL, not https, or it reaches a loopback, private, link-local or metadata address (checked after DNS); unknown events", body = ErrorResponse),
+        (status = 400, description = "`validation_failed`: no URL, not https, or it reaches a loopback, private, link-local or metadata address (checked after DNS); unknown events", body = ErrorResponse),
         MerchantAccess,
         (status = 409, description = "`too_many_webhooks`: 5 already", body = ErrorResponse),
         JsonBody,

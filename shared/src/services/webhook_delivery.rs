@@ -4,6 +4,7 @@
 //! wait. A failed delivery never touches an order: the order's change is committed before its
 //! stream record exists.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,9 +13,9 @@ use super::orders::OrderView;
 use super::webhooks::WebhookService;
 use crate::domain::webhook::{
     delay_before_attempt, failed_too_long, judge, order_event, order_event_id, signature_header,
-    AttemptResult, Delivery, DeliveryState, EventType, Verdict, BODY_MAX_BYTES,
+    AttemptResult, Delivery, DeliveryState, EventType, Verdict, WebhookEndpoint, BODY_MAX_BYTES,
 };
-use crate::domain::{DeliveryId, Timestamp};
+use crate::domain::{DeliveryId, Timestamp, UserId};
 use crate::error::AppError;
 use crate::store::{order_change, DueQueue};
 use crate::webhook_queue::{DeliveryJob, QUEUE_DELAY_MAX};
@@ -84,8 +85,11 @@ impl WebhookService<'_> {
     /// order, stopping at the first that fails.
     pub async fn dispatch(&self, records: &[serde_json::Value]) -> DispatchReport {
         let mut report = DispatchReport::default();
+        // A merchant's endpoints, read once per batch: a sale's hundreds of orders on one merchant's
+        // product cost one read, not one each.
+        let mut endpoints = HashMap::new();
         for record in records {
-            match self.dispatch_one(record).await {
+            match self.dispatch_one(record, &mut endpoints).await {
                 Ok((events, deliveries)) => {
                     report.events += events;
                     report.deliveries += deliveries;
@@ -104,7 +108,11 @@ impl WebhookService<'_> {
         report
     }
 
-    async fn dispatch_one(&self, record: &serde_json::Value) -> Result<(usize, usize), AppError> {
+    async fn dispatch_one(
+        &self,
+        record: &serde_json::Value,
+        known: &mut HashMap<UserId, Vec<WebhookEndpoint>>,
+    ) -> Result<(usize, usize), AppError> {
         let Some(change) = order_change(record)? else {
             return Ok((0, 0));
         };
@@ -112,12 +120,16 @@ impl WebhookService<'_> {
             return Ok((0, 0));
         };
         let order = change.after;
-        let endpoints: Vec<_> = self
-            .store
-            .webhooks_of(&order.merchant_id)
-            .await?
+        if !known.contains_key(&order.merchant_id) {
+            let read = self.store.webhooks_of(&order.merchant_id).await?;
+            known.insert(order.merchant_id.clone(), read);
+        }
+        let endpoints: Vec<WebhookEndpoint> = known
+            .get(&order.merchant_id)
             .into_iter()
+            .flatten()
             .filter(|endpoint| endpoint.wants(event))
+            .cloned()
             .collect();
         if endpoints.is_empty() {
             return Ok((1, 0));

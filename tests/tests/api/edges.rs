@@ -234,7 +234,8 @@ async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writ
                     .template
                     .replace("{id}", raw)
                     .replace("{merchant_trade_no}", raw)
-                    .replace("{relate_number}", raw);
+                    .replace("{relate_number}", raw)
+                    .replace("{delivery_id}", raw);
                 let answer = api
                     .call(
                         method.clone(),
@@ -259,6 +260,7 @@ async fn a_path_that_names_nothing_is_that_resources_404_on_every_route_and_writ
                         "merchants" => "merchant_not_found",
                         "settlements" => "statement_not_found",
                         "invoices" => "invoice_not_found",
+                        "webhooks" => "webhook_not_found",
                         other => panic!("no expectation for {other}"),
                     };
                     assert_eq!(answer.error_code(), expected, "{} {path}", key.method);
