@@ -15,9 +15,11 @@ if ! command -v "$CARGO_LAMBDA" >/dev/null; then
   export PATH="$PWD/$VENV/bin:$PATH"
 fi
 
-FUNCTIONS=(fn-admin fn-auth fn-front-door fn-members fn-merchants fn-ecpay-callback fn-reconcile)
+# Packages, and the binaries they make (fn-webhooks makes the dispatcher and the sender).
+PACKAGES=(fn-admin fn-auth fn-front-door fn-members fn-merchants fn-ecpay-callback fn-reconcile fn-webhooks)
+FUNCTIONS=(fn-admin fn-auth fn-front-door fn-members fn-merchants fn-ecpay-callback fn-reconcile fn-webhook-dispatcher fn-webhook-sender)
 args=()
-for f in "${FUNCTIONS[@]}"; do args+=(--package "$f"); done
+for p in "${PACKAGES[@]}"; do args+=(--package "$p"); done
 "$CARGO_LAMBDA" lambda build --release "--$ARCH" --output-format zip "${args[@]}"
 
 for f in "${FUNCTIONS[@]}"; do
