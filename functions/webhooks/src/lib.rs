@@ -13,8 +13,11 @@ use shared::AppContext;
 
 /// A DynamoDB Streams event (`{"Records": [...]}`) → `{"batchItemFailures": [...]}`.
 pub async fn dispatch(ctx: &AppContext, event: &Value) -> Value {
-    let records = event["Records"].as_array().cloned().unwrap_or_default();
-    let report = ctx.webhooks().dispatch(&records).await;
+    let records = event["Records"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let report = ctx.webhooks().dispatch(records).await;
     if report.events > 0 {
         tracing::info!(
             events = report.events,

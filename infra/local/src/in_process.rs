@@ -29,6 +29,8 @@ struct Call {
     operation: String,
     body: Vec<u8>,
     reply: oneshot::Sender<(u16, String)>,
+    /// Served before the others waiting (see [`InProcessDynamo::start`]).
+    urgent: bool,
 }
 
 /// The engine's thread, reached through a channel.
@@ -80,7 +82,31 @@ impl InProcessDynamo {
             .name("dynamodb-in-process".into())
             .spawn(move || {
                 let mut tokens = RequestTokens::default();
-                for CallBox(call) in incoming {
+                // The webhook dispatcher's calls go first. On AWS nothing queues them behind a
+                // sale's requests; here one thread serves every call in turn, and while the
+                // dispatcher waits, the stream records it has not handled pile up, which the
+                // emulator scans on every write (docs/webhooks.md, "The emulator's stream").
+                let mut urgent = std::collections::VecDeque::new();
+                let mut waiting = std::collections::VecDeque::new();
+                loop {
+                    let mut arrived = Vec::new();
+                    if urgent.is_empty() && waiting.is_empty() {
+                        match incoming.recv() {
+                            Ok(CallBox(call)) => arrived.push(call),
+                            Err(_) => break,
+                        }
+                    }
+                    arrived.extend(incoming.try_iter().map(|CallBox(call)| call));
+                    for call in arrived {
+                        if call.urgent {
+                            urgent.push_back(call);
+                        } else {
+                            waiting.push_back(call);
+                        }
+                    }
+                    let Some(call) = urgent.pop_front().or_else(|| waiting.pop_front()) else {
+                        continue;
+                    };
                     let answer = if call.operation == "TransactWriteItems" {
                         tokens.transact(&database, &call.body)
                     } else {
@@ -289,10 +315,12 @@ impl HttpConnector for InProcessDynamo {
         let operation = operation_of(&request);
         let body = request.body().bytes().unwrap_or_default().to_vec();
         let (reply, answer) = oneshot::channel();
+        let urgent = crate::host::current_function() == Some("fn-webhook-dispatcher");
         let sent = self.calls.send(CallBox(Call {
             operation,
             body,
             reply,
+            urgent,
         }));
         HttpConnectorFuture::new(async move {
             if sent.is_err() {

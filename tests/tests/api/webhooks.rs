@@ -529,3 +529,153 @@ async fn urls_inside_the_network_bad_events_and_a_sixth_webhook_are_refused() {
         .await
         .assert_status(403);
 }
+
+#[tokio::test]
+async fn a_retry_further_away_than_the_queue_can_wait_is_handed_back_by_the_scheduled_job() {
+    use shared::domain::webhook::{Delivery, DeliveryState, EventType};
+    use shared::services::webhook_delivery::AttemptReport;
+    use shared::webhook_queue::DeliveryJob;
+    // The schedule at full length: after the third attempt the next waits 30 minutes, longer
+    // than SQS holds a message back.
+    let api = TestApi::start_with(|config| config.webhooks.allow_private = true).await;
+    api.start_webhooks();
+    let receiver = Receiver::start().await;
+    receiver.status.store(503, Ordering::SeqCst);
+    let (shop_id, shop, _) = api.signed_up("due_shop", "MERCHANT").await;
+    let hook = register(&api, &shop, &receiver.url, json!(["order.placed"])).await;
+    let endpoint = shared::domain::WebhookId::parse(hook["id"].as_str().unwrap()).unwrap();
+    // A delivery whose first two attempts failed.
+    let now = api.ctx.clock.now();
+    let delivery = Delivery {
+        id: shared::domain::DeliveryId::generate(),
+        endpoint_id: endpoint.clone(),
+        merchant_id: api_tests::user_id(&shop_id),
+        event_id: "msg_due_1".into(),
+        event_type: EventType::WebhookTest,
+        body: r#"{"type":"webhook.test","timestamp":"2026-12-06T00:00:00.000Z","data":{}}"#.into(),
+        attempts: 2,
+        state: DeliveryState::Pending,
+        last_attempt: None,
+        next_attempt_at: Some(now),
+        created_at: now,
+    };
+    assert!(api.ctx.store.put_delivery(&delivery).await.unwrap());
+    let job = DeliveryJob {
+        endpoint_id: endpoint.clone(),
+        delivery_id: delivery.id.clone(),
+    };
+    let fourth =
+        local_api::host::as_function("fn-webhook-sender", api.ctx.webhooks().deliver(&job))
+            .await
+            .unwrap();
+    assert_eq!(fourth, AttemptReport::WillRetry);
+    assert_eq!(receiver.messages().len(), 1);
+    // It waits on the due queue, not on the message queue.
+    let due = api
+        .ctx
+        .store
+        .due_deliveries(now + chrono::Duration::minutes(31), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].delivery_id, delivery.id);
+    // Half an hour is beyond the scheduled job's look-ahead: nothing handed over yet.
+    assert_eq!(
+        fn_reconcile::run_webhooks(&api.ctx).await.unwrap().queued,
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.messages().len(), 1);
+    // When it is due, the job hands it to the queue and the fourth attempt is made.
+    receiver.status.store(200, Ordering::SeqCst);
+    api.advance_clock(Duration::from_secs(31 * 60));
+    assert_eq!(
+        fn_reconcile::run_webhooks(&api.ctx).await.unwrap().queued,
+        1
+    );
+    let got = receiver
+        .until("the fifth attempt", |got| got.len() == 2)
+        .await;
+    assert_eq!(got[1].id, "msg_due_1");
+    // Taken off the due queue: the next run hands over nothing, and the delivery ended.
+    assert_eq!(
+        fn_reconcile::run_webhooks(&api.ctx).await.unwrap().queued,
+        0
+    );
+    for _ in 0..100 {
+        let stored = api
+            .ctx
+            .store
+            .delivery(&endpoint, &delivery.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if stored.state == DeliveryState::Succeeded {
+            assert_eq!(stored.attempts, 4);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the fourth attempt was not recorded");
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled_and_shown_so() {
+    let api = webhook_host().await;
+    let receiver = Receiver::start().await;
+    receiver.status.store(500, Ordering::SeqCst);
+    let (_, shop, _) = api.signed_up("sick_shop", "MERCHANT").await;
+    let hook = register(&api, &shop, &receiver.url, json!(["order.placed"])).await;
+    let id = hook["id"].as_str().unwrap();
+    api.post(
+        &format!("/api/merchants/webhooks/{id}/test/"),
+        json!({}),
+        Some(&shop),
+    )
+    .await
+    .assert_status(202);
+    receiver
+        .until("a failed attempt", |got| !got.is_empty())
+        .await;
+    let mut failing = Value::Null;
+    for _ in 0..100 {
+        let listed = api.get("/api/merchants/webhooks/", Some(&shop)).await;
+        failing = listed.body["items"][0].clone();
+        if failing["failing_since"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(failing["failing_since"].is_string(), "{failing}");
+    assert_eq!(failing["status"], "enabled");
+    // Five days of nothing but failures: the next failure disables it.
+    api.advance_clock(Duration::from_secs(5 * 24 * 3600 + 60));
+    let shop = api.login("sick_shop", api_tests::PASSWORD).await.body["access"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _ = api
+        .post(
+            &format!("/api/merchants/webhooks/{id}/test/"),
+            json!({}),
+            Some(&shop),
+        )
+        .await;
+    for _ in 0..200 {
+        let listed = api.get("/api/merchants/webhooks/", Some(&shop)).await;
+        let shown = &listed.body["items"][0];
+        if shown["status"] == "disabled" {
+            assert!(
+                shown["disabled_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("5 days"),
+                "{shown}"
+            );
+            assert!(shown["disabled_at"].is_string());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the endpoint was not disabled");
+}
