@@ -6998,7 +6998,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookView"];
                 };
             };
-            /** @description `validation_error`: no URL, not https, or it reaches a loopback, private, link-local or metadata address (checked after DNS); unknown events */
+            /** @description `validation_failed`: no URL, not https, or it reaches a loopback, private, link-local or metadata address (checked after DNS); unknown events */
             400: {
                 headers: {
                     [name: string]: unknown;
