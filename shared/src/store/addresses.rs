@@ -2,12 +2,12 @@
 //! `max` of them, counted by a set of their ids kept in the same transactions that add and remove
 //! them (so two saves at once cannot both take the last slot).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
+use super::slots::Slots;
 use super::table::{PK, SK};
-use super::{dynamo_failure, from_item, n, s, to_item, Store, TransactionAttempt};
+use super::{dynamo_failure, from_item, s, to_item, Store};
 use crate::domain::{AddressId, ShippingAddress, Timestamp, UserId};
 use crate::error::AppError;
 
@@ -34,12 +34,15 @@ pub struct SavedAddress {
 }
 
 /// One attempt at saving an address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AddressSave {
-    Saved,
-    /// The member already keeps the most addresses allowed.
-    Full,
-    Contended,
+pub type AddressSave = super::slots::SlotSave;
+
+fn address_slots(member: &UserId) -> Slots {
+    Slots {
+        pk: user_pk(member),
+        sk: ADDRESS_SLOTS_SK,
+        attribute: SAVED,
+        entity: "AddressSlots",
+    }
 }
 
 impl Store {
@@ -50,18 +53,6 @@ impl Store {
         saved: &SavedAddress,
         max: u32,
     ) -> Result<AddressSave, AppError> {
-        let slot = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(member)))
-            .key(SK, s(ADDRESS_SLOTS_SK))
-            .update_expression("ADD #saved :id SET entity = :entity")
-            .condition_expression("attribute_not_exists(#saved) OR size(#saved) < :max")
-            .expression_attribute_names("#saved", SAVED)
-            .expression_attribute_values(":id", AttributeValue::Ss(vec![saved.id.to_string()]))
-            .expression_attribute_values(":entity", s("AddressSlots"))
-            .expression_attribute_values(":max", n(i64::from(max)))
-            .build()
-            .map_err(AppError::internal)?;
         let record = AddressRecord {
             pk: user_pk(member),
             sk: address_sk(&saved.id),
@@ -70,26 +61,8 @@ impl Store {
             address: saved.address.clone(),
             created_at: saved.created_at,
         };
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record)?))
-            .build()
-            .map_err(AppError::internal)?;
-        let items = vec![
-            TransactWriteItem::builder().update(slot).build(),
-            TransactWriteItem::builder().put(put).build(),
-        ];
-        Ok(match self.transact_once(items).await? {
-            TransactionAttempt::Committed => AddressSave::Saved,
-            TransactionAttempt::Contended(_) => AddressSave::Contended,
-            TransactionAttempt::Refused(c) if c.condition_failed(0) => AddressSave::Full,
-            TransactionAttempt::Refused(c) => {
-                return Err(AppError::internal(format!(
-                    "address save refused: {:?}",
-                    c.reasons
-                )))
-            }
-        })
+        self.put_in_slot(&address_slots(member), &saved.id, max, to_item(&record)?)
+            .await
     }
 
     /// Deletes one of `member`'s addresses; `Ok(false)` when they have no such address.
@@ -98,39 +71,8 @@ impl Store {
         member: &UserId,
         id: &AddressId,
     ) -> Result<Option<bool>, AppError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(member)))
-            .key(SK, s(address_sk(id)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(AppError::internal)?;
-        let slot = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(member)))
-            .key(SK, s(ADDRESS_SLOTS_SK))
-            .update_expression("DELETE #saved :id")
-            .expression_attribute_names("#saved", SAVED)
-            .expression_attribute_values(":id", AttributeValue::Ss(vec![id.to_string()]))
-            .build()
-            .map_err(AppError::internal)?;
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            TransactWriteItem::builder().update(slot).build(),
-        ];
-        // `None`: contended, try again.
-        Ok(match self.transact_once(items).await? {
-            TransactionAttempt::Committed => Some(true),
-            TransactionAttempt::Contended(_) => None,
-            TransactionAttempt::Refused(c) if c.condition_failed(0) => Some(false),
-            TransactionAttempt::Refused(c) => {
-                return Err(AppError::internal(format!(
-                    "address delete refused: {:?}",
-                    c.reasons
-                )))
-            }
-        })
+        self.delete_from_slot(&address_slots(member), id, address_sk(id))
+            .await
     }
 
     /// Every address `member` keeps (at most the cap), oldest first.

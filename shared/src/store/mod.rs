@@ -36,6 +36,7 @@ mod refunds;
 mod rekey;
 mod settlements;
 mod shard_hints;
+mod slots;
 mod spread_lists;
 pub mod table;
 mod tokens;

@@ -4,13 +4,16 @@
 //! longer than the queue can hold it carries gsi2 keys (the `WEBHOOK` due queue) that the scheduled
 //! job reads.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::lists::{page_of, ListQuery};
+use super::slots::Slots;
 use super::table::{GSI2_PK, GSI2_SK, PK, SK};
-use super::{dynamo_failure, from_item, n, s, to_item, Store, TransactionAttempt};
+use super::{dynamo_failure, from_item, n, s, to_item, Store};
 use crate::domain::webhook::{
     AttemptResult, Delivery, DeliveryState, EventType, SigningSecret, WebhookEndpoint,
 };
@@ -111,12 +114,52 @@ fn due_sort_key(at: Timestamp, id: &DeliveryId) -> String {
 }
 
 /// One attempt at adding an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndpointSave {
-    Saved,
-    /// The merchant already keeps the most endpoints allowed.
-    Full,
-    Contended,
+pub type EndpointSave = super::slots::SlotSave;
+
+fn webhook_slots(merchant: &UserId) -> Slots {
+    Slots {
+        pk: user_pk(merchant),
+        sk: WEBHOOK_SLOTS_SK,
+        attribute: SAVED,
+        entity: "WebhookSlots",
+    }
+}
+
+/// Whether a conditional write applied: `false` when its condition refused it.
+fn applied<T, E>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+    during: &'static str,
+    refused: impl Fn(&E) -> bool,
+) -> Result<bool, AppError>
+where
+    E: std::error::Error
+        + aws_smithy_runtime_api::client::result::CreateUnhandledError
+        + aws_sdk_dynamodb::error::ProvideErrorMetadata
+        + Send
+        + Sync
+        + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) => {
+            let service = err.into_service_error();
+            if refused(&service) {
+                Ok(false)
+            } else {
+                Err(dynamo_failure(during, service))
+            }
+        }
+    }
+}
+
+fn update_refused(err: &UpdateItemError) -> bool {
+    matches!(err, UpdateItemError::ConditionalCheckFailedException(_))
 }
 
 /// A delivery waiting in the due queue, by its keys.
@@ -146,18 +189,6 @@ impl Store {
         max: u32,
     ) -> Result<EndpointSave, AppError> {
         let merchant = &endpoint.merchant_id;
-        let slot = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(merchant)))
-            .key(SK, s(WEBHOOK_SLOTS_SK))
-            .update_expression("ADD #saved :id SET entity = :entity")
-            .condition_expression("attribute_not_exists(#saved) OR size(#saved) < :max")
-            .expression_attribute_names("#saved", SAVED)
-            .expression_attribute_values(":id", AttributeValue::Ss(vec![endpoint.id.to_string()]))
-            .expression_attribute_values(":entity", s("WebhookSlots"))
-            .expression_attribute_values(":max", n(i64::from(max)))
-            .build()
-            .map_err(AppError::internal)?;
         let record = EndpointRecord {
             pk: user_pk(merchant),
             sk: webhook_sk(&endpoint.id),
@@ -174,26 +205,13 @@ impl Store {
             disabled_at: None,
             created_at: endpoint.created_at,
         };
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record)?))
-            .build()
-            .map_err(AppError::internal)?;
-        let items = vec![
-            TransactWriteItem::builder().update(slot).build(),
-            TransactWriteItem::builder().put(put).build(),
-        ];
-        Ok(match self.transact_once(items).await? {
-            TransactionAttempt::Committed => EndpointSave::Saved,
-            TransactionAttempt::Contended(_) => EndpointSave::Contended,
-            TransactionAttempt::Refused(c) if c.condition_failed(0) => EndpointSave::Full,
-            TransactionAttempt::Refused(c) => {
-                return Err(AppError::internal(format!(
-                    "webhook save refused: {:?}",
-                    c.reasons
-                )))
-            }
-        })
+        self.put_in_slot(
+            &webhook_slots(merchant),
+            &endpoint.id,
+            max,
+            to_item(&record)?,
+        )
+        .await
     }
 
     /// Deletes one of `merchant`'s endpoints: `Some(false)` when there is no such endpoint, `None`
@@ -204,38 +222,8 @@ impl Store {
         merchant: &UserId,
         id: &WebhookId,
     ) -> Result<Option<bool>, AppError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(merchant)))
-            .key(SK, s(webhook_sk(id)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(AppError::internal)?;
-        let slot = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(merchant)))
-            .key(SK, s(WEBHOOK_SLOTS_SK))
-            .update_expression("DELETE #saved :id")
-            .expression_attribute_names("#saved", SAVED)
-            .expression_attribute_values(":id", AttributeValue::Ss(vec![id.to_string()]))
-            .build()
-            .map_err(AppError::internal)?;
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            TransactWriteItem::builder().update(slot).build(),
-        ];
-        Ok(match self.transact_once(items).await? {
-            TransactionAttempt::Committed => Some(true),
-            TransactionAttempt::Contended(_) => None,
-            TransactionAttempt::Refused(c) if c.condition_failed(0) => Some(false),
-            TransactionAttempt::Refused(c) => {
-                return Err(AppError::internal(format!(
-                    "webhook delete refused: {:?}",
-                    c.reasons
-                )))
-            }
-        })
+        self.delete_from_slot(&webhook_slots(merchant), id, webhook_sk(id))
+            .await
     }
 
     /// Every endpoint `merchant` keeps (at most the cap), oldest first. Strongly consistent: an
@@ -298,13 +286,7 @@ impl Store {
             .expression_attribute_values(":until", super::timestamp(previous_until))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(false),
-                other => Err(dynamo_failure("rotate webhook secret", other)),
-            },
-        }
+        applied(result, "rotate webhook secret", update_refused)
     }
 
     /// Records how an endpoint fares: a success clears its failing mark; a failure sets it (if it
@@ -337,13 +319,8 @@ impl Store {
                 .update_expression("SET failing_since = if_not_exists(failing_since, :now)")
                 .expression_attribute_values(":now", super::timestamp(now)),
         };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(()),
-                other => Err(dynamo_failure("webhook health", other)),
-            },
-        }
+        // Refused: the endpoint was deleted meanwhile, and there is nothing to record.
+        applied(request.send().await, "webhook health", update_refused).map(|_| ())
     }
 
     /// Stores a new delivery; `false` if it was stored before (the same event handed over again:
@@ -376,13 +353,9 @@ impl Store {
             .expression_attribute_names("#pk", PK)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_) => Ok(false),
-                other => Err(dynamo_failure("put delivery", other)),
-            },
-        }
+        applied(result, "put delivery", |err| {
+            matches!(err, PutItemError::ConditionalCheckFailedException(_))
+        })
     }
 
     pub async fn delivery(
@@ -461,13 +434,11 @@ impl Store {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        match request.update_expression(expression).send().await {
-            Ok(_) => Ok(true),
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(false),
-                other => Err(dynamo_failure("record delivery attempt", other)),
-            },
-        }
+        applied(
+            request.update_expression(expression).send().await,
+            "record delivery attempt",
+            update_refused,
+        )
     }
 
     /// An endpoint's deliveries, newest first.
@@ -539,13 +510,7 @@ impl Store {
             .expression_attribute_values(":seen", s(due.queued_as.clone()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(false),
-                other => Err(dynamo_failure("take due delivery", other)),
-            },
-        }
+        applied(result, "take due delivery", update_refused)
     }
 }
 
