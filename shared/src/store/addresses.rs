@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::*;
 use super::slots::Slots;
-use super::table::{PK, SK};
-use super::{dynamo_failure, from_item, s, to_item, Store};
+use super::{from_item, to_item, Store};
 use crate::domain::{AddressId, ShippingAddress, Timestamp, UserId};
 use crate::error::AppError;
 
@@ -77,22 +76,8 @@ impl Store {
 
     /// Every address `member` keeps (at most the cap), oldest first.
     pub async fn list_addresses(&self, member: &UserId) -> Result<Vec<SavedAddress>, AppError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(user_pk(member)))
-            .expression_attribute_values(":prefix", s(ADDRESS_SK_PREFIX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| dynamo_failure("addresses", err.into_service_error()))?;
-        output
-            .items
-            .unwrap_or_default()
+        self.items_in_slots(user_pk(member), ADDRESS_SK_PREFIX, "addresses")
+            .await?
             .into_iter()
             .map(|item| from_item::<AddressRecord>(item).map(SavedAddress::from))
             .collect()

@@ -30,6 +30,30 @@ pub enum SlotSave {
 }
 
 impl Store {
+    /// Every item of a bounded set: those of partition `pk` whose sort key starts with `prefix`,
+    /// read strongly consistent (an item added a moment ago is in it). One call: a set is small.
+    pub(super) async fn items_in_slots(
+        &self,
+        pk: String,
+        prefix: &str,
+        during: &'static str,
+    ) -> Result<Vec<Item>, AppError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| super::dynamo_failure(during, err.into_service_error()))?;
+        Ok(output.items.unwrap_or_default())
+    }
+
     /// Puts `item` (named `id` in the set) unless the set already holds `max`.
     pub(super) async fn put_in_slot(
         &self,

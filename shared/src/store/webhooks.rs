@@ -229,22 +229,8 @@ impl Store {
     /// Every endpoint `merchant` keeps (at most the cap), oldest first. Strongly consistent: an
     /// endpoint added a moment ago receives the next order's event.
     pub async fn webhooks_of(&self, merchant: &UserId) -> Result<Vec<WebhookEndpoint>, AppError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(user_pk(merchant)))
-            .expression_attribute_values(":prefix", s(WEBHOOK_SK_PREFIX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| dynamo_failure("webhooks", err.into_service_error()))?;
-        output
-            .items
-            .unwrap_or_default()
+        self.items_in_slots(user_pk(merchant), WEBHOOK_SK_PREFIX, "webhooks")
+            .await?
             .into_iter()
             .map(|item| from_item::<EndpointRecord>(item).map(WebhookEndpoint::from))
             .collect()
