@@ -19,6 +19,9 @@ use crate::store::{EndpointSave, Store};
 use crate::webhook_http::WebhookHttp;
 use crate::webhook_queue::{DeliveryJob, DeliveryQueue};
 
+/// How long adding an endpoint waits for its host's addresses.
+const REGISTRATION_DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub struct WebhookService<'a> {
     pub store: &'a Store,
     pub clock: &'a Clock,
@@ -185,11 +188,24 @@ impl WebhookService<'_> {
         check.finish()?;
         let url = url.ok_or_else(|| AppError::internal("a checked URL"))?;
         if let Some(url::Host::Domain(host)) = url.host() {
-            if let Err(problem) =
-                crate::webhook_http::resolve_checked(host, self.config.allow_private).await
-            {
+            // A name whose DNS does not answer in time is the caller's to fix (a 400), never a
+            // function timing out.
+            let resolved = tokio::time::timeout(
+                REGISTRATION_DNS_TIMEOUT,
+                crate::webhook_http::resolve_checked(host, self.config.allow_private),
+            )
+            .await;
+            let problem = match resolved {
+                Ok(Ok(_)) => None,
+                Ok(Err(problem)) => Some(problem.to_string()),
+                Err(_) => Some(format!(
+                    "{host} did not resolve within {} s",
+                    REGISTRATION_DNS_TIMEOUT.as_secs()
+                )),
+            };
+            if let Some(problem) = problem {
                 let mut check = FieldCheck::new();
-                check.fail("url", problem.to_string());
+                check.fail("url", problem);
                 check.finish()?;
             }
         }
