@@ -167,3 +167,44 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check the connection's resolver makes, on a name the URL rules alone would not see
+    /// through: `localhost` resolves (through the hosts file) to loopback only.
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_unless_private_addresses_are_allowed() {
+        let refused = resolve_checked("localhost", false)
+            .await
+            .expect_err("loopback refused");
+        assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(refused.to_string().contains("loopback"), "{refused}");
+        let allowed: Vec<SocketAddr> = resolve_checked("localhost", true)
+            .await
+            .expect("allowed locally")
+            .collect();
+        assert!(allowed.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    /// At delivery, an address written in the URL is refused before any connection.
+    #[tokio::test]
+    async fn a_delivery_to_a_private_or_metadata_address_never_connects() {
+        let http = WebhookHttp::new(false);
+        for url in [
+            "https://10.0.0.1/hook",
+            "https://169.254.169.254/latest/meta-data/",
+        ] {
+            let sent = http.post(url, &[], "{}".into()).await;
+            assert_eq!(sent.status, None);
+            assert!(
+                sent.error
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("refused"),
+                "{sent:?}"
+            );
+        }
+    }
+}
